@@ -1,0 +1,127 @@
+//! The lossless tree. Nodes hold spans into the [`SourceFile`](crate::SourceFile);
+//! the bytes between consecutive tokens are trivia (whitespace, line endings,
+//! comments that are not nodes of their own).
+
+use crate::{FileId, Span};
+use std::borrow::Cow;
+
+/// How a word was written in the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QuoteStyle {
+    Bare,
+    Single,
+    Double,
+}
+
+/// One token that nginx passes to a directive handler: a directive name or an
+/// argument.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Word {
+    /// The raw token, quotes included.
+    pub span: Span,
+    /// The value nginx's tokenizer hands to the directive: quotes removed and
+    /// the escapes `\"`, `\'`, `\\`, `\t`, `\r`, `\n` resolved as
+    /// `ngx_conf_read_token` resolves them.
+    pub value: Vec<u8>,
+    pub quote: QuoteStyle,
+}
+
+impl Word {
+    /// The value as text; non-UTF-8 bytes become U+FFFD (for display and
+    /// matching only; the source bytes are untouched).
+    pub fn text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.value)
+    }
+
+    pub fn is(&self, s: &str) -> bool {
+        self.value == s.as_bytes()
+    }
+}
+
+/// A `#` comment, from the `#` to the end of its line (terminator excluded).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Comment {
+    pub span: Span,
+}
+
+/// A simple (`name args;`) or block (`name args { … }`) directive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Directive {
+    pub name: Word,
+    pub args: Vec<Word>,
+    /// Comments that sit between the name and the terminator, in order.
+    pub inner_comments: Vec<Comment>,
+    /// The `;` of a simple directive.
+    pub semicolon: Option<Span>,
+    pub block: Option<Block>,
+    /// From the first byte of the name to the `;` or the closing `}` inclusive.
+    pub span: Span,
+}
+
+impl Directive {
+    pub fn name_is(&self, s: &str) -> bool {
+        self.name.is(s)
+    }
+
+    pub fn arg(&self, i: usize) -> Option<&Word> {
+        self.args.get(i)
+    }
+
+    /// Child directives of the block (empty for simple directives and for
+    /// verbatim blocks).
+    pub fn children(&self) -> impl Iterator<Item = &Directive> {
+        self.block
+            .iter()
+            .flat_map(|b| b.nodes.iter())
+            .filter_map(Node::as_directive)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// The `{`.
+    pub open: Span,
+    pub nodes: Vec<Node>,
+    /// The `}`.
+    pub close: Span,
+    /// For blocks whose body nginx hands over unparsed (`*_by_lua_block`):
+    /// the bytes between the braces. `nodes` is then empty.
+    pub verbatim: Option<Span>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Node {
+    Directive(Directive),
+    Comment(Comment),
+}
+
+impl Node {
+    pub fn as_directive(&self) -> Option<&Directive> {
+        match self {
+            Node::Directive(d) => Some(d),
+            Node::Comment(_) => None,
+        }
+    }
+
+    pub fn span(&self) -> Span {
+        match self {
+            Node::Directive(d) => d.span,
+            Node::Comment(c) => c.span,
+        }
+    }
+}
+
+/// The parsed contents of one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyntaxTree {
+    pub file: FileId,
+    pub nodes: Vec<Node>,
+    /// Length of the file in bytes; the bytes after the last node are trivia.
+    pub len: u32,
+}
+
+impl SyntaxTree {
+    pub fn directives(&self) -> impl Iterator<Item = &Directive> {
+        self.nodes.iter().filter_map(Node::as_directive)
+    }
+}
