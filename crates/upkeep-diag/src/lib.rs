@@ -1,14 +1,12 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Findings, fixes and their rendering.
+//!
+//! One [`Finding`] type serves every source of evidence: static rules over the
+//! config, the log classifier, the host census, the prober. Renderers (human,
+//! JSON, SARIF) never know where a finding came from.
+//!
+//! No I/O here: renderers produce strings, so the crate builds for
+//! `wasm32-unknown-unknown`.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod finding;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use finding::{Applicability, Edit, Finding, Fix, Label, Severity};

@@ -1,0 +1,169 @@
+use upkeep_syntax::Span;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        match s {
+            "info" => Some(Severity::Info),
+            "warning" | "warn" => Some(Severity::Warning),
+            "error" => Some(Severity::Error),
+            _ => None,
+        }
+    }
+}
+
+/// A secondary place that explains a finding ("the parent block whose headers
+/// were lost").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Label {
+    pub span: Span,
+    pub message: String,
+}
+
+/// Replace the bytes of `span` with `content`. An insertion is an empty span.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Edit {
+    pub span: Span,
+    pub content: String,
+}
+
+impl Edit {
+    pub fn insert(at: Span, content: impl Into<String>) -> Edit {
+        Edit {
+            span: Span::new(at.file, at.start, at.start),
+            content: content.into(),
+        }
+    }
+
+    pub fn replace(span: Span, content: impl Into<String>) -> Edit {
+        Edit {
+            span,
+            content: content.into(),
+        }
+    }
+
+    pub fn delete(span: Span) -> Edit {
+        Edit {
+            span,
+            content: String::new(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Applicability {
+    /// Keeps the config's meaning apart from the keep-alive behaviour fixed.
+    Safe,
+    /// Correct in the usual case, but changes behaviour someone may rely on;
+    /// applied only when asked.
+    Unsafe,
+}
+
+impl Applicability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Applicability::Safe => "safe",
+            Applicability::Unsafe => "unsafe",
+        }
+    }
+}
+
+/// A set of edits applied whole or not at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fix {
+    pub applicability: Applicability,
+    /// One line saying what the fix does ("add `keepalive 32;` to upstream app").
+    pub description: String,
+    /// Sorted by position; non-overlapping.
+    pub edits: Vec<Edit>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// Stable rule ID, e.g. "U001".
+    pub rule: &'static str,
+    /// Kebab-case rule name, e.g. "upstream-without-keepalive".
+    pub name: &'static str,
+    pub severity: Severity,
+    /// What is wrong here, in one sentence.
+    pub message: String,
+    /// Where; `None` for findings from logs or the host with no config place.
+    pub primary: Option<Span>,
+    /// The text under the primary span's underline.
+    pub label: Option<String>,
+    pub related: Vec<Label>,
+    /// Further explanation lines ("assuming nginx 1.28.0", evidence counts).
+    pub notes: Vec<String>,
+    /// How to fix it, in one sentence.
+    pub help: Option<String>,
+    pub fix: Option<Fix>,
+}
+
+impl Finding {
+    pub fn new(
+        rule: &'static str,
+        name: &'static str,
+        severity: Severity,
+        message: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            rule,
+            name,
+            severity,
+            message: message.into(),
+            primary: None,
+            label: None,
+            related: Vec::new(),
+            notes: Vec::new(),
+            help: None,
+            fix: None,
+        }
+    }
+
+    pub fn at(mut self, span: Span) -> Self {
+        self.primary = Some(span);
+        self
+    }
+
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    pub fn related(mut self, span: Span, message: impl Into<String>) -> Self {
+        self.related.push(Label {
+            span,
+            message: message.into(),
+        });
+        self
+    }
+
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn with_fix(mut self, fix: Fix) -> Self {
+        self.fix = Some(fix);
+        self
+    }
+}
