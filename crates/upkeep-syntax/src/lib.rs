@@ -15,5 +15,5 @@
 mod source;
 mod tree;
 
-pub use source::{FileId, LineCol, SourceFile, Span};
+pub use source::{FileId, LineCol, SourceFile, SourceMap, Span};
 pub use tree::{Block, Comment, Directive, Node, QuoteStyle, SyntaxTree, Word};

@@ -145,3 +145,21 @@ mod tests {
         assert_eq!(f.line_count(), 3);
     }
 }
+
+/// Anything that can hand out the source file behind a [`FileId`]: a loaded
+/// configuration, or a single file in a test. Renderers take this.
+pub trait SourceMap {
+    fn source(&self, id: FileId) -> &SourceFile;
+}
+
+impl SourceMap for SourceFile {
+    fn source(&self, _id: FileId) -> &SourceFile {
+        self
+    }
+}
+
+impl SourceMap for [SourceFile] {
+    fn source(&self, id: FileId) -> &SourceFile {
+        &self[id.0 as usize]
+    }
+}
