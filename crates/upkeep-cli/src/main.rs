@@ -1,0 +1,52 @@
+//! The `upkeep` binary: argument parsing and dispatch. Each command lives in
+//! its own module under `cmd/`; the work itself is done by the library crates.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Find, fix and prove nginx keep-alive (connection reuse) problems.
+#[derive(Parser, Debug)]
+#[command(name = "upkeep", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the parsed config as crossplane-compatible JSON.
+    Parse(cmd::parse::Args),
+}
+
+/// Exit codes shared by every command (SPEC.md): 0 clean, 1 findings, 2 usage
+/// or input error.
+pub const EXIT_FINDINGS: u8 = 1;
+pub const EXIT_INPUT_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    reset_sigpipe();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Parse(args) => cmd::parse::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(EXIT_INPUT_ERROR)
+        }
+    }
+}
+
+/// A closed pipe (`upkeep logs … | head`) ends the program quietly instead of
+/// panicking inside `println!`.
+fn reset_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread
+    // starts; no Rust invariants depend on it.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
