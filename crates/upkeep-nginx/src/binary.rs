@@ -1,0 +1,143 @@
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// An nginx executable.
+#[derive(Clone, Debug)]
+pub struct NginxBinary {
+    pub path: PathBuf,
+}
+
+/// The result of `nginx -t`.
+#[derive(Clone, Debug)]
+pub struct TestOutcome {
+    pub ok: bool,
+    /// What nginx printed (it writes everything to stderr).
+    pub output: String,
+}
+
+impl NginxBinary {
+    /// `explicit` if given (it must exist), else `nginx` on PATH, else the
+    /// usual sbin locations that are often missing from a non-root PATH.
+    pub fn find(explicit: Option<&Path>) -> Option<NginxBinary> {
+        if let Some(p) = explicit {
+            return p.is_file().then(|| NginxBinary { path: p.into() });
+        }
+        let on_path = std::env::var_os("PATH")
+            .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+            .unwrap_or_default();
+        on_path
+            .into_iter()
+            .chain(["/usr/sbin", "/usr/local/sbin", "/usr/local/nginx/sbin"].map(PathBuf::from))
+            .map(|dir| dir.join("nginx"))
+            .find(|p| p.is_file())
+            .map(|path| NginxBinary { path })
+    }
+
+    /// The version from `nginx -v` ("nginx version: nginx/1.22.1", also
+    /// "openresty/1.21.4.1" and "nginx/1.25.3 (Ubuntu)" shapes), as "X.Y.Z".
+    pub fn version(&self) -> io::Result<String> {
+        let out = Command::new(&self.path).arg("-v").output()?;
+        let text = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        parse_version_output(&text).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "could not read a version from `{} -v`: {}",
+                    self.path.display(),
+                    text.trim()
+                ),
+            )
+        })
+    }
+
+    /// `nginx -T`: the full configuration as nginx reads it, every file
+    /// preceded by a `# configuration file PATH:` line.
+    pub fn dump_config(&self) -> io::Result<Vec<u8>> {
+        let out = Command::new(&self.path).arg("-T").output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "`{} -T` failed: {}",
+                self.path.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(out.stdout)
+    }
+
+    /// Runs `nginx -t` on `conf` with `prefix` as the prefix. A `pid` file and
+    /// the error log are redirected into `scratch` so that nothing outside it
+    /// is written, whatever the config says about them. (`-g 'pid …'` would
+    /// clash with a config that sets `pid` itself, so the config's own `pid`
+    /// path is left alone: `nginx -t` only checks that it could be created.)
+    pub fn test_config(
+        &self,
+        conf: &Path,
+        prefix: &Path,
+        scratch: &Path,
+    ) -> io::Result<TestOutcome> {
+        let error_log = scratch.join("error.log");
+        let out = Command::new(&self.path)
+            .arg("-t")
+            .arg("-q")
+            .arg("-p")
+            .arg(with_trailing_slash(prefix))
+            .arg("-c")
+            .arg(conf)
+            .arg("-e")
+            .arg(&error_log)
+            .output()?;
+        Ok(TestOutcome {
+            ok: out.status.success(),
+            output: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+/// nginx joins the prefix and relative paths without adding a separator.
+pub(crate) fn with_trailing_slash(p: &Path) -> String {
+    let mut s = p.display().to_string();
+    if !s.ends_with('/') {
+        s.push('/');
+    }
+    s
+}
+
+fn parse_version_output(text: &str) -> Option<String> {
+    let rest = &text[text.find("version:")? + "version:".len()..];
+    let after_slash = &rest[rest.find('/')? + 1..];
+    let version: String = after_slash
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    // openresty has four components (1.21.4.1): the first three are nginx's.
+    let parts: Vec<&str> = version
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .take(3)
+        .collect();
+    (parts.len() == 3).then(|| parts.join("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_version_shapes() {
+        assert_eq!(
+            parse_version_output("nginx version: nginx/1.22.1\n").as_deref(),
+            Some("1.22.1")
+        );
+        assert_eq!(
+            parse_version_output("nginx version: nginx/1.25.3 (Ubuntu)").as_deref(),
+            Some("1.25.3")
+        );
+        assert_eq!(
+            parse_version_output("nginx version: openresty/1.21.4.1").as_deref(),
+            Some("1.21.4")
+        );
+        assert_eq!(parse_version_output("command not found"), None);
+    }
+}

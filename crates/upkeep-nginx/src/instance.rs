@@ -1,0 +1,218 @@
+use crate::binary::{with_trailing_slash, NginxBinary};
+use std::io;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A throw-away nginx prefix: a temporary directory (removed on drop) with
+/// `logs/` and the http temp directories nginx would otherwise create under
+/// its compiled-in paths (/var/lib/nginx on Debian).
+pub struct Prefix {
+    dir: tempfile::TempDir,
+}
+
+impl Prefix {
+    pub fn new() -> io::Result<Prefix> {
+        let dir = tempfile::Builder::new().prefix("upkeep-nginx-").tempdir()?;
+        for sub in ["logs", "temp", "html"] {
+            std::fs::create_dir_all(dir.path().join(sub))?;
+        }
+        // Worker processes run unprivileged when nginx starts as root; they
+        // must be able to reach the prefix.
+        set_mode(dir.path(), 0o755)?;
+        Ok(Prefix { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn pid_file(&self) -> PathBuf {
+        self.path().join("nginx.pid")
+    }
+
+    pub fn error_log(&self) -> PathBuf {
+        self.path().join("logs/error.log")
+    }
+
+    pub fn access_log(&self) -> PathBuf {
+        self.path().join("logs/access.log")
+    }
+
+    /// Writes `text` to `name` inside the prefix and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> io::Result<PathBuf> {
+        let path = self.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
+
+    /// Directives for the `http` block that keep every temp file inside the
+    /// prefix. (Main-context `pid` is supplied by [`NginxInstance::start`].)
+    pub fn http_temp_paths(&self) -> String {
+        let t = self.path().join("temp");
+        let t = t.display();
+        format!(
+            "client_body_temp_path {t}/client_body;\n    proxy_temp_path {t}/proxy;\n    \
+             fastcgi_temp_path {t}/fastcgi;\n    uwsgi_temp_path {t}/uwsgi;\n    scgi_temp_path {t}/scgi;\n"
+        )
+    }
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+/// A running nginx master (daemonized) started in a [`Prefix`]. Stopped on
+/// drop through its pid file; if it will not stop, its whole process group
+/// (master and workers) is killed.
+pub struct NginxInstance {
+    pid: i32,
+    pid_file: PathBuf,
+    binary: NginxBinary,
+    prefix: PathBuf,
+    conf: PathBuf,
+    stopped: bool,
+}
+
+impl NginxInstance {
+    /// Starts nginx with `conf`. The config must not set `pid` itself: the
+    /// pid file is forced into the prefix with `-g`.
+    pub fn start(binary: &NginxBinary, prefix: &Prefix, conf: &Path) -> io::Result<NginxInstance> {
+        let pid_file = prefix.pid_file();
+        let _ = std::fs::remove_file(&pid_file);
+        let out = Command::new(&binary.path)
+            .args(base_args(prefix.path(), conf, &prefix.error_log()))
+            .arg("-g")
+            .arg(format!("pid {};", pid_file.display()))
+            .output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "nginx failed to start: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let pid = wait_for_pid(&pid_file, Duration::from_secs(10))?;
+        Ok(NginxInstance {
+            pid,
+            pid_file,
+            binary: binary.clone(),
+            prefix: prefix.path().to_path_buf(),
+            conf: conf.to_path_buf(),
+            stopped: false,
+        })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Sends SIGHUP (re-read the config) after checking it with `nginx -t`,
+    /// so a broken config is reported instead of silently ignored.
+    pub fn reload(&self) -> io::Result<()> {
+        let scratch = tempfile::tempdir()?;
+        let outcome = self
+            .binary
+            .test_config(&self.conf, &self.prefix, scratch.path())?;
+        if !outcome.ok {
+            return Err(io::Error::other(format!(
+                "reload refused: {}",
+                outcome.output.trim()
+            )));
+        }
+        signal(self.pid, libc::SIGHUP)
+    }
+
+    /// Fast shutdown (SIGTERM), waiting up to 10 s, then SIGKILL to the
+    /// process group.
+    pub fn stop(&mut self) -> io::Result<()> {
+        if self.stopped {
+            return Ok(());
+        }
+        self.stopped = true;
+        let _ = signal(self.pid, libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if !alive(self.pid) {
+                let _ = std::fs::remove_file(&self.pid_file);
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: plain syscall; a negative pid addresses nginx's own
+        // process group (the daemonized master calls setsid()).
+        unsafe {
+            libc::kill(-self.pid, libc::SIGKILL);
+        }
+        Err(io::Error::other(format!(
+            "nginx (pid {}) did not stop within 10 s; killed",
+            self.pid
+        )))
+    }
+}
+
+impl Drop for NginxInstance {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn base_args(prefix: &Path, conf: &Path, error_log: &Path) -> Vec<String> {
+    vec![
+        "-p".into(),
+        with_trailing_slash(prefix),
+        "-c".into(),
+        conf.display().to_string(),
+        "-e".into(),
+        error_log.display().to_string(),
+    ]
+}
+
+fn wait_for_pid(pid_file: &Path, limit: Duration) -> io::Result<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(pid_file) {
+            if let Ok(pid) = text.trim().parse::<i32>() {
+                if pid > 0 {
+                    return Ok(pid);
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "nginx wrote no pid file at {} within {:?}",
+                    pid_file.display(),
+                    limit
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn signal(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: plain syscall with a pid read from our own pid file.
+    if unsafe { libc::kill(pid, sig) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+/// A port on 127.0.0.1 that was free a moment ago (bind to port 0, read it,
+/// release it). Racy by nature; callers retry on EADDRINUSE.
+pub fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
