@@ -6,14 +6,23 @@
 //!
 //! The tree never owns a rewritten copy of the text: every node records byte
 //! spans into the original [`SourceFile`], and the bytes *between* tokens
-//! (whitespace, comments, line endings) are kept as trivia spans. Printing a
-//! tree ([`print`]) concatenates those spans and gives back the input byte for
+//! (whitespace, line endings) are trivia. Printing a tree ([`print`]) walks
+//! the tokens and the trivia between them and gives back the input byte for
 //! byte, which is what lets `upkeep fix` edit a file without reformatting it.
 //!
 //! This crate does no I/O, so it also builds for `wasm32-unknown-unknown`.
 
+mod error;
+mod lexer;
+mod lua;
+mod parser;
+mod print;
 mod source;
 mod tree;
 
+pub use error::SyntaxError;
+pub use lua::is_lua_block_directive;
+pub use parser::{parse, MAX_DEPTH};
+pub use print::{for_each_token, print};
 pub use source::{FileId, LineCol, SourceFile, SourceMap, Span};
 pub use tree::{Block, Comment, Directive, Node, QuoteStyle, SyntaxTree, Word};

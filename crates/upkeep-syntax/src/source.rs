@@ -33,7 +33,11 @@ impl Span {
 
     /// The smallest span covering both (same file assumed).
     pub fn cover(self, other: Span) -> Span {
-        Span::new(self.file, self.start.min(other.start), self.end.max(other.end))
+        Span::new(
+            self.file,
+            self.start.min(other.start),
+            self.end.max(other.end),
+        )
     }
 }
 
@@ -130,22 +134,6 @@ impl SourceFile {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn line_col_counts_chars_on_utf8_lines_and_bytes_otherwise() {
-        let f = SourceFile::new(FileId(0), "t", b"ab\n\xc3\xa9x\n\xffy".to_vec());
-        assert_eq!(f.line_col(0), LineCol { line: 1, col: 1 });
-        assert_eq!(f.line_col(3), LineCol { line: 2, col: 1 });
-        assert_eq!(f.line_col(5), LineCol { line: 2, col: 2 });
-        assert_eq!(f.line_col(8), LineCol { line: 3, col: 2 });
-        assert_eq!(f.line_bytes(2), "\u{e9}x".as_bytes());
-        assert_eq!(f.line_count(), 3);
-    }
-}
-
 /// Anything that can hand out the source file behind a [`FileId`]: a loaded
 /// configuration, or a single file in a test. Renderers take this.
 pub trait SourceMap {
@@ -161,5 +149,21 @@ impl SourceMap for SourceFile {
 impl SourceMap for [SourceFile] {
     fn source(&self, id: FileId) -> &SourceFile {
         &self[id.0 as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_chars_on_utf8_lines_and_bytes_otherwise() {
+        let f = SourceFile::new(FileId(0), "t", b"ab\n\xc3\xa9x\n\xffy".to_vec());
+        assert_eq!(f.line_col(0), LineCol { line: 1, col: 1 });
+        assert_eq!(f.line_col(3), LineCol { line: 2, col: 1 });
+        assert_eq!(f.line_col(5), LineCol { line: 2, col: 2 });
+        assert_eq!(f.line_col(8), LineCol { line: 3, col: 2 });
+        assert_eq!(f.line_bytes(2), "\u{e9}x".as_bytes());
+        assert_eq!(f.line_count(), 3);
     }
 }

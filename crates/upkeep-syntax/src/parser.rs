@@ -1,0 +1,213 @@
+//! From tokens to the tree: nginx's `ngx_conf_parse` loop, without the
+//! directive handlers (those belong to the model, not to syntax).
+//!
+//! Blocks are kept on an explicit stack, so nesting depth costs heap, not
+//! call stack. Depth is still capped at [`MAX_DEPTH`] because everything
+//! that later walks the tree (dropping it, too) is recursive.
+
+use crate::lexer::{unescape, Lexer, Token};
+use crate::lua::{is_lua_block_directive, scan_block};
+use crate::{
+    Block, Comment, Directive, FileId, Node, SourceFile, Span, SyntaxError, SyntaxTree, Word,
+};
+
+/// Deepest block nesting accepted. nginx itself has no limit, but no real
+/// configuration comes near this (http > server > location > nested
+/// locations > if is 5 or 6).
+pub const MAX_DEPTH: usize = 256;
+
+const EXPECT_DIRECTIVE: &str = "a directive name";
+
+/// A block directive whose `{` has been read and whose `}` has not.
+struct OpenBlock {
+    name: Word,
+    args: Vec<Word>,
+    inner_comments: Vec<Comment>,
+    open: Span,
+    nodes: Vec<Node>,
+}
+
+/// Parse one file. The tree covers every byte: tokens and comments are
+/// nodes, the rest is whitespace between them.
+pub fn parse(file: &SourceFile) -> Result<SyntaxTree, SyntaxError> {
+    Parser {
+        lexer: Lexer::new(&file.text, file.id),
+        file: file.id,
+        words: Vec::new(),
+        comments: Vec::new(),
+    }
+    .run()
+}
+
+struct Parser<'a> {
+    lexer: Lexer<'a>,
+    file: FileId,
+    /// The words of the directive being read (name first).
+    words: Vec<Word>,
+    /// Comments met between its name and its terminator.
+    comments: Vec<Comment>,
+}
+
+impl Parser<'_> {
+    fn span(&self, start: u32, end: u32) -> Span {
+        Span::new(self.file, start, end)
+    }
+
+    fn run(mut self) -> Result<SyntaxTree, SyntaxError> {
+        let mut top: Vec<Node> = Vec::new();
+        let mut open: Vec<OpenBlock> = Vec::new();
+        loop {
+            let nodes = match open.last_mut() {
+                Some(b) => &mut b.nodes,
+                None => &mut top,
+            };
+            match self.lexer.next_token()? {
+                Token::Word {
+                    raw,
+                    content,
+                    quote,
+                } => {
+                    let value =
+                        unescape(&self.lexer.text()[content.0 as usize..content.1 as usize]);
+                    self.words.push(Word {
+                        span: self.span(raw.0, raw.1),
+                        value,
+                        quote,
+                    });
+                }
+                Token::Comment(start, end) => {
+                    let comment = Comment {
+                        span: self.span(start, end),
+                    };
+                    if self.words.is_empty() {
+                        nodes.push(Node::Comment(comment));
+                    } else {
+                        self.comments.push(comment);
+                    }
+                }
+                Token::Semicolon(at) => {
+                    let semicolon = self.span(at, at + 1);
+                    let (name, args, inner_comments) = self.take_directive(semicolon)?;
+                    nodes.push(Node::Directive(Directive {
+                        span: name.span.cover(semicolon),
+                        name,
+                        args,
+                        inner_comments,
+                        semicolon: Some(semicolon),
+                        block: None,
+                    }));
+                }
+                Token::BlockOpen(at) => {
+                    let brace = self.span(at, at + 1);
+                    let (name, args, inner_comments) = self.take_directive(brace)?;
+                    if is_lua_block_directive(&name.value) {
+                        let text = self.lexer.text();
+                        let close = scan_block(text, self.file, at as usize, self.lexer.buffer())?;
+                        let close_span = self.span(close as u32, close as u32 + 1);
+                        self.lexer.resume_at(close + 1);
+                        nodes.push(Node::Directive(Directive {
+                            span: name.span.cover(close_span),
+                            name,
+                            args,
+                            inner_comments,
+                            semicolon: None,
+                            block: Some(Block {
+                                open: brace,
+                                nodes: Vec::new(),
+                                close: close_span,
+                                verbatim: Some(self.span(at + 1, close as u32)),
+                            }),
+                        }));
+                        continue;
+                    }
+                    if open.len() >= MAX_DEPTH {
+                        return Err(SyntaxError::new(
+                            brace,
+                            format!("blocks nested more than {MAX_DEPTH} levels deep"),
+                            &[],
+                        ));
+                    }
+                    open.push(OpenBlock {
+                        name,
+                        args,
+                        inner_comments,
+                        open: brace,
+                        nodes: Vec::new(),
+                    });
+                }
+                Token::BlockClose(at) => {
+                    let brace = self.span(at, at + 1);
+                    if !self.words.is_empty() {
+                        return Err(SyntaxError::new(
+                            brace,
+                            "unexpected \"}\"",
+                            &["\";\"", "\"{\""],
+                        ));
+                    }
+                    let Some(b) = open.pop() else {
+                        return Err(SyntaxError::new(
+                            brace,
+                            "unexpected \"}\"",
+                            &[EXPECT_DIRECTIVE, "end of file"],
+                        ));
+                    };
+                    let directive = Directive {
+                        span: b.name.span.cover(brace),
+                        name: b.name,
+                        args: b.args,
+                        inner_comments: b.inner_comments,
+                        semicolon: None,
+                        block: Some(Block {
+                            open: b.open,
+                            nodes: b.nodes,
+                            close: brace,
+                            verbatim: None,
+                        }),
+                    };
+                    match open.last_mut() {
+                        Some(parent) => parent.nodes.push(Node::Directive(directive)),
+                        None => top.push(Node::Directive(directive)),
+                    }
+                }
+                Token::Eof => {
+                    let len = self.lexer.text().len() as u32;
+                    let eof = self.span(len, len);
+                    if !self.words.is_empty() {
+                        return Err(SyntaxError::new(
+                            eof,
+                            "unexpected end of file",
+                            &["\";\"", "\"}\""],
+                        ));
+                    }
+                    if !open.is_empty() {
+                        return Err(SyntaxError::new(eof, "unexpected end of file", &["\"}\""]));
+                    }
+                    return Ok(SyntaxTree {
+                        file: self.file,
+                        nodes: top,
+                        len,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The directive read so far, now that its terminator `at` has come.
+    fn take_directive(&mut self, at: Span) -> Result<(Word, Vec<Word>, Vec<Comment>), SyntaxError> {
+        if self.words.is_empty() {
+            let c = if at.len() == 1 && self.lexer.text()[at.start as usize] == b'{' {
+                "{"
+            } else {
+                ";"
+            };
+            return Err(SyntaxError::new(
+                at,
+                format!("unexpected \"{c}\""),
+                &[EXPECT_DIRECTIVE],
+            ));
+        }
+        let mut args = std::mem::take(&mut self.words);
+        let name = args.remove(0);
+        Ok((name, args, std::mem::take(&mut self.comments)))
+    }
+}
