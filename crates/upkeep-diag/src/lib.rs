@@ -8,5 +8,7 @@
 //! `wasm32-unknown-unknown`.
 
 mod finding;
+pub mod render;
 
 pub use finding::{Applicability, Edit, Finding, Fix, Label, Severity};
+pub use render::{display_path, Report, Summary};

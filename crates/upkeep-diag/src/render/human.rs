@@ -1,0 +1,167 @@
+//! rustc-style text: `error[U003]: …`, `--> file:line:col`, the source lines
+//! with the span underlined, secondary spans, notes, a `help:` line, and one
+//! closing summary line.
+
+use super::snippet::{self, Annotation, Diagnostic, FooterKind, Kind};
+use super::{Report, Summary};
+use crate::{Finding, Severity};
+use anstyle::{AnsiColor, Style};
+use std::fmt::Write;
+use upkeep_syntax::{SourceMap, Span};
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HumanOptions {
+    /// ANSI colours (decided by the caller: a terminal, or `--color always`).
+    pub color: bool,
+}
+
+/// The whole report: every finding, the assumptions, the summary line.
+pub fn render(report: &Report<'_>, options: HumanOptions) -> String {
+    let mut out = String::new();
+    for finding in report.sorted_findings() {
+        out.push_str(&render_finding(report, finding, options));
+        out.push_str("\n\n");
+    }
+    for assumption in report.assumptions {
+        let _ = writeln!(out, "{}: {assumption}", paint("note", bold(None), options));
+    }
+    out.push_str(&summary_line(report, options));
+    out.push('\n');
+    out
+}
+
+/// One finding as a diagnostic block (no trailing newline).
+pub fn render_finding(report: &Report<'_>, finding: &Finding, options: HumanOptions) -> String {
+    let kind = kind_of(finding.severity);
+    let mut annotations = Vec::new();
+    if let Some(span) = finding.primary {
+        annotations.push(Annotation {
+            span,
+            label: finding.label.as_deref().unwrap_or(""),
+            primary: true,
+        });
+    }
+    for related in &finding.related {
+        annotations.push(Annotation {
+            span: related.span,
+            label: &related.message,
+            primary: false,
+        });
+    }
+    let mut footers: Vec<(FooterKind, &str)> = finding
+        .notes
+        .iter()
+        .map(|n| (FooterKind::Note, n.as_str()))
+        .collect();
+    if let Some(help) = &finding.help {
+        footers.push((FooterKind::Help, help));
+    }
+    let diag = Diagnostic {
+        kind,
+        code: Some(finding.rule),
+        title: &finding.message,
+        annotations,
+        footers,
+    };
+    let name_of = |file| report.file_name(file);
+    snippet::render(&diag, report.sources, &name_of, options.color)
+}
+
+/// An input error with a place, such as a syntax error: `error: message`, the
+/// place, the source line with `label` under the span. Used for exit-2 errors.
+pub fn render_error(
+    sources: &dyn SourceMap,
+    base_dir: Option<&str>,
+    span: Span,
+    message: &str,
+    label: &str,
+    options: HumanOptions,
+) -> String {
+    let diag = Diagnostic {
+        kind: Kind::Error,
+        code: None,
+        title: message,
+        annotations: vec![Annotation {
+            span,
+            label,
+            primary: true,
+        }],
+        footers: Vec::new(),
+    };
+    let name_of = |file| super::display_path(&sources.source(file).path, base_dir);
+    snippet::render(&diag, sources, &name_of, options.color)
+}
+
+/// "3 errors, 1 warning, 0 infos in 2 files (nginx 1.28.0, assumed); 2 fixable with `upkeep fix`".
+pub fn summary_line(report: &Report<'_>, options: HumanOptions) -> String {
+    let summary = Summary::of(report.findings);
+    let mut files: Vec<_> = report
+        .findings
+        .iter()
+        .filter_map(|f| f.primary)
+        .map(|s| s.file)
+        .collect();
+    files.sort();
+    files.dedup();
+    let fixable = report.findings.iter().filter(|f| f.fix.is_some()).count();
+
+    let counts = format!(
+        "{}, {}, {}",
+        plural(summary.errors, "error", "errors"),
+        plural(summary.warnings, "warning", "warnings"),
+        plural(summary.infos, "info", "infos"),
+    );
+    let style = if summary.errors > 0 {
+        bold(Some(AnsiColor::Red))
+    } else if summary.warnings > 0 {
+        bold(Some(AnsiColor::Yellow))
+    } else {
+        bold(Some(AnsiColor::Green))
+    };
+    let mut line = paint(&counts, style, options);
+    if !files.is_empty() {
+        let _ = write!(line, " in {}", plural(files.len(), "file", "files"));
+    }
+    if let Some(version) = report.nginx_version {
+        match report.version_source {
+            Some(source) => {
+                let _ = write!(line, " (nginx {version}, {source})");
+            }
+            None => {
+                let _ = write!(line, " (nginx {version})");
+            }
+        }
+    }
+    if fixable > 0 {
+        let _ = write!(line, "; {fixable} fixable with `upkeep fix`");
+    }
+    line
+}
+
+fn kind_of(severity: Severity) -> Kind {
+    match severity {
+        Severity::Error => Kind::Error,
+        Severity::Warning => Kind::Warning,
+        Severity::Info => Kind::Info,
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+fn bold(color: Option<AnsiColor>) -> Style {
+    Style::new().bold().fg_color(color.map(Into::into))
+}
+
+fn paint(text: &str, style: Style, options: HumanOptions) -> String {
+    if options.color {
+        format!("{}{text}{}", style.render(), style.render_reset())
+    } else {
+        text.to_string()
+    }
+}
