@@ -1,0 +1,140 @@
+//! The block tree nginx builds its configuration levels from.
+
+use upkeep_syntax::{Directive, Node};
+
+pub type BlockId = usize;
+
+/// What a block is, in the sense of nginx's configuration levels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BlockKind {
+    /// The main context (the file itself).
+    Main,
+    Events,
+    Http,
+    Server,
+    Location,
+    /// `location @name`.
+    NamedLocation,
+    /// `if (…) { }` in a server or location: nginx gives it a location
+    /// configuration of its own that inherits from the enclosing level.
+    If,
+    /// `limit_except METHOD { }`: also a location configuration.
+    LimitExcept,
+    Upstream,
+    Map,
+}
+
+impl BlockKind {
+    /// Whether the block is a level of the http configuration hierarchy,
+    /// i.e. inherits and passes on `ngx_http_*_loc_conf` values.
+    pub fn is_http_level(self) -> bool {
+        matches!(
+            self,
+            BlockKind::Http
+                | BlockKind::Server
+                | BlockKind::Location
+                | BlockKind::NamedLocation
+                | BlockKind::If
+                | BlockKind::LimitExcept
+        )
+    }
+
+    /// Whether it is a location configuration (a route can live here).
+    pub fn is_location_like(self) -> bool {
+        matches!(
+            self,
+            BlockKind::Location | BlockKind::NamedLocation | BlockKind::If | BlockKind::LimitExcept
+        )
+    }
+
+    /// Whether directives with contexts "http, server, location" may be
+    /// written directly in this block (`if` and `limit_except` accept only
+    /// some of them, so fixes go to the enclosing location instead).
+    pub fn accepts_http_server_location(self) -> bool {
+        matches!(
+            self,
+            BlockKind::Http | BlockKind::Server | BlockKind::Location | BlockKind::NamedLocation
+        )
+    }
+}
+
+/// One block after include expansion.
+#[derive(Debug)]
+pub struct ConfBlock<'a> {
+    pub kind: BlockKind,
+    /// The block's own directive (`server`, `location /api/`); `None` for main.
+    pub directive: Option<&'a Directive>,
+    pub parent: Option<BlockId>,
+    /// The block's direct children with includes expanded, in order:
+    /// directives (simple and block) and comments.
+    pub nodes: Vec<&'a Node>,
+    /// Child blocks the model understands (servers, locations, ifs…).
+    pub children: Vec<BlockId>,
+}
+
+impl<'a> ConfBlock<'a> {
+    /// Direct child directives (includes expanded), blocks included.
+    pub fn directives(&self) -> impl Iterator<Item = &'a Directive> + '_ {
+        self.nodes.iter().filter_map(|n| n.as_directive())
+    }
+
+    /// Direct child directives named `name`.
+    pub fn directives_named<'s>(
+        &'s self,
+        name: &'s str,
+    ) -> impl Iterator<Item = &'a Directive> + 's {
+        self.directives().filter(move |d| d.name_is(name))
+    }
+
+    /// The last direct child named `name` (nginx rejects most duplicates; where
+    /// it does not, the last one wins).
+    pub fn last(&self, name: &str) -> Option<&'a Directive> {
+        self.directives_named(name).last()
+    }
+
+    /// A short human description: `location /api/`, `server example.com`,
+    /// `if ($http_upgrade)`, `http`, `upstream app`.
+    pub fn describe(&self) -> String {
+        let Some(d) = self.directive else {
+            return match self.kind {
+                BlockKind::Main => "main context".to_string(),
+                kind => format!("top level ({kind:?} context)").to_lowercase(),
+            };
+        };
+        let name = d.name.text();
+        match self.kind {
+            BlockKind::Server => {
+                let server_name = self
+                    .last("server_name")
+                    .and_then(|sn| sn.args.first().map(|a| a.text().into_owned()));
+                match server_name {
+                    Some(n) if !n.is_empty() => format!("server {n}"),
+                    _ => match self.last("listen").and_then(|l| l.args.first()) {
+                        Some(l) => format!("server (listen {})", l.text()),
+                        None => "server".to_string(),
+                    },
+                }
+            }
+            BlockKind::Http | BlockKind::Events => name.into_owned(),
+            _ => {
+                let args: Vec<String> = d.args.iter().map(raw_word).collect();
+                if args.is_empty() {
+                    name.into_owned()
+                } else {
+                    format!("{name} {}", args.join(" "))
+                }
+            }
+        }
+    }
+}
+
+/// A word as written, for messages: the value, quoted again if it was quoted
+/// or is empty.
+pub(crate) fn raw_word(w: &upkeep_syntax::Word) -> String {
+    let text = w.text();
+    match w.quote {
+        upkeep_syntax::QuoteStyle::Double => format!("\"{text}\""),
+        upkeep_syntax::QuoteStyle::Single => format!("'{text}'"),
+        upkeep_syntax::QuoteStyle::Bare => text.into_owned(),
+    }
+}

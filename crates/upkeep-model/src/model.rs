@@ -1,0 +1,272 @@
+//! Building the model from a configuration.
+
+use std::collections::HashMap;
+
+use upkeep_facts::NginxVersion;
+use upkeep_syntax::{Directive, Node};
+
+use crate::blocks::{BlockId, BlockKind, ConfBlock};
+use crate::maps::MapBlock;
+use crate::routes::{Route, RouteId};
+use crate::source::ConfigSource;
+use crate::upstreams::{Upstream, UpstreamId};
+
+/// Main-context settings the resource rules (R001–R003) read.
+#[derive(Debug, Default)]
+pub struct MainSettings<'a> {
+    pub worker_processes: Option<&'a Directive>,
+    pub worker_rlimit_nofile: Option<&'a Directive>,
+    pub worker_shutdown_timeout: Option<&'a Directive>,
+    /// In `events { }`.
+    pub worker_connections: Option<&'a Directive>,
+    /// The `events` block itself (where a fix would add `worker_connections`).
+    pub events: Option<BlockId>,
+}
+
+/// The effective configuration for one target nginx version.
+pub struct Model<'a> {
+    pub version: NginxVersion,
+    pub source: &'a dyn ConfigSource,
+    /// Every block; index 0 is the main context.
+    pub blocks: Vec<ConfBlock<'a>>,
+    pub http: Option<BlockId>,
+    pub routes: Vec<Route<'a>>,
+    pub upstreams: Vec<Upstream<'a>>,
+    pub maps: Vec<MapBlock<'a>>,
+    pub main: MainSettings<'a>,
+    /// `set $var value;` directives by variable name (without `$`).
+    pub sets: HashMap<String, Vec<&'a Directive>>,
+    upstream_by_name: HashMap<String, UpstreamId>,
+}
+
+impl<'a> Model<'a> {
+    /// Builds the model of `source` as nginx `version` would see it.
+    pub fn build(source: &'a dyn ConfigSource, version: NginxVersion) -> Model<'a> {
+        let mut model = Model {
+            version,
+            source,
+            blocks: vec![ConfBlock {
+                kind: source.root_kind(),
+                directive: None,
+                parent: None,
+                nodes: Vec::new(),
+                children: Vec::new(),
+            }],
+            http: None,
+            routes: Vec::new(),
+            upstreams: Vec::new(),
+            maps: Vec::new(),
+            main: MainSettings::default(),
+            sets: HashMap::new(),
+            upstream_by_name: HashMap::new(),
+        };
+        if model.blocks[0].kind == BlockKind::Http {
+            model.http = Some(0);
+        }
+        model.walk(source.root_nodes(), 0);
+        model.collect_main();
+        model.collect_upstreams();
+        model.collect_maps_and_sets();
+        model.collect_routes();
+        model
+    }
+
+    fn walk(&mut self, nodes: &'a [Node], block: BlockId) {
+        let expanded = self.source.expand_nodes(nodes);
+        let kind = self.blocks[block].kind;
+        for node in expanded {
+            self.blocks[block].nodes.push(node);
+            let Node::Directive(d) = node else { continue };
+            let Some(body) = &d.block else { continue };
+            let Some(child_kind) = classify(kind, d) else {
+                continue;
+            };
+            let id = self.blocks.len();
+            self.blocks.push(ConfBlock {
+                kind: child_kind,
+                directive: Some(d),
+                parent: Some(block),
+                nodes: Vec::new(),
+                children: Vec::new(),
+            });
+            self.blocks[block].children.push(id);
+            if child_kind == BlockKind::Http && self.http.is_none() {
+                self.http = Some(id);
+            }
+            if body.verbatim.is_none() {
+                self.walk(&body.nodes, id);
+            }
+        }
+    }
+
+    fn collect_main(&mut self) {
+        let main = &self.blocks[0];
+        self.main.worker_processes = main.last("worker_processes");
+        self.main.worker_rlimit_nofile = main.last("worker_rlimit_nofile");
+        self.main.worker_shutdown_timeout = main.last("worker_shutdown_timeout");
+        let events = main
+            .children
+            .iter()
+            .copied()
+            .find(|&c| self.blocks[c].kind == BlockKind::Events);
+        self.main.events = events;
+        self.main.worker_connections =
+            events.and_then(|e| self.blocks[e].last("worker_connections"));
+    }
+
+    fn collect_upstreams(&mut self) {
+        for id in 0..self.blocks.len() {
+            if self.blocks[id].kind != BlockKind::Upstream {
+                continue;
+            }
+            let upstream = Upstream::from_block(id, &self.blocks[id]);
+            let uid = self.upstreams.len();
+            // nginx rejects duplicate upstream names ("duplicate upstream");
+            // the first one is kept.
+            self.upstream_by_name
+                .entry(upstream.name.to_ascii_lowercase())
+                .or_insert(uid);
+            self.upstreams.push(upstream);
+        }
+    }
+
+    fn collect_maps_and_sets(&mut self) {
+        for id in 0..self.blocks.len() {
+            let block = &self.blocks[id];
+            if block.kind == BlockKind::Map {
+                if let Some(map) = MapBlock::from_block(block) {
+                    self.maps.push(map);
+                }
+                continue;
+            }
+            if block.kind.is_http_level() {
+                for d in block.directives_named("set") {
+                    if let Some(var) = d.args.first() {
+                        let name = var.text();
+                        let name = name.trim_start_matches('$').to_string();
+                        self.sets.entry(name).or_default().push(d);
+                    }
+                }
+            }
+        }
+    }
+
+    fn collect_routes(&mut self) {
+        for id in 0..self.blocks.len() {
+            if !self.blocks[id].kind.is_location_like() {
+                continue;
+            }
+            let passes: Vec<&'a Directive> = self.blocks[id]
+                .directives()
+                .filter(|d| crate::routes::Protocol::of_directive(d).is_some())
+                .collect();
+            for pass in passes {
+                if let Some(route) = Route::new(self, id, pass) {
+                    self.routes.push(route);
+                }
+            }
+        }
+    }
+
+    /// The upstream block named `name` (case-insensitive, as nginx matches).
+    pub fn upstream_named(&self, name: &str) -> Option<UpstreamId> {
+        self.upstream_by_name
+            .get(&name.to_ascii_lowercase())
+            .copied()
+    }
+
+    pub fn block(&self, id: BlockId) -> &ConfBlock<'a> {
+        &self.blocks[id]
+    }
+
+    pub fn route(&self, id: RouteId) -> &Route<'a> {
+        &self.routes[id]
+    }
+
+    pub fn upstream(&self, id: UpstreamId) -> &Upstream<'a> {
+        &self.upstreams[id]
+    }
+
+    /// The block and its ancestors, innermost first, up to the main context.
+    pub fn ancestors(&self, block: BlockId) -> impl Iterator<Item = BlockId> + '_ {
+        std::iter::successors(Some(block), move |&b| self.blocks[b].parent)
+    }
+
+    /// The chain of http levels from `http` down to `block` (outermost first).
+    pub fn chain(&self, block: BlockId) -> Vec<BlockId> {
+        let mut chain: Vec<BlockId> = self
+            .ancestors(block)
+            .filter(|&b| self.blocks[b].kind.is_http_level())
+            .collect();
+        chain.reverse();
+        chain
+    }
+
+    /// The innermost common ancestor of `blocks` (an http level or main).
+    pub fn common_ancestor(&self, blocks: &[BlockId]) -> Option<BlockId> {
+        let first = *blocks.first()?;
+        let mut candidates: Vec<BlockId> = self.ancestors(first).collect();
+        for &b in &blocks[1..] {
+            let anc: Vec<BlockId> = self.ancestors(b).collect();
+            candidates.retain(|c| anc.contains(c));
+        }
+        candidates.first().copied()
+    }
+
+    /// The routes that reach upstream `id` (literal or through a variable).
+    pub fn routes_to(&self, id: UpstreamId) -> impl Iterator<Item = RouteId> + '_ {
+        (0..self.routes.len()).filter(move |&r| self.routes[r].upstreams().contains(&id))
+    }
+
+    /// The map block that defines `$var` (name without `$`).
+    pub fn map_defining(&self, var: &str) -> Option<&MapBlock<'a>> {
+        self.maps.iter().find(|m| m.target == var)
+    }
+
+    /// All server blocks.
+    pub fn servers(&self) -> impl Iterator<Item = BlockId> + '_ {
+        (0..self.blocks.len()).filter(move |&b| self.blocks[b].kind == BlockKind::Server)
+    }
+}
+
+/// Which block kind a block directive opens inside a `parent` block, or `None`
+/// for blocks the model does not look into (`types`, `geo`, `stream`, `mail`,
+/// Lua blocks…). `stream{}` is skipped on purpose: its upstreams and
+/// `proxy_pass` are TCP, not HTTP.
+fn classify(parent: BlockKind, d: &Directive) -> Option<BlockKind> {
+    let name = d.name.value.as_slice();
+    match parent {
+        BlockKind::Main => match name {
+            b"http" => Some(BlockKind::Http),
+            b"events" => Some(BlockKind::Events),
+            _ => None,
+        },
+        BlockKind::Http => match name {
+            b"server" => Some(BlockKind::Server),
+            b"upstream" => Some(BlockKind::Upstream),
+            b"map" => Some(BlockKind::Map),
+            _ => None,
+        },
+        BlockKind::Server
+        | BlockKind::Location
+        | BlockKind::NamedLocation
+        | BlockKind::If
+        | BlockKind::LimitExcept => match name {
+            b"location" => {
+                let named = d
+                    .args
+                    .first()
+                    .is_some_and(|a| a.value.first() == Some(&b'@'));
+                Some(if named {
+                    BlockKind::NamedLocation
+                } else {
+                    BlockKind::Location
+                })
+            }
+            b"if" => Some(BlockKind::If),
+            b"limit_except" if parent != BlockKind::Server => Some(BlockKind::LimitExcept),
+            _ => None,
+        },
+        BlockKind::Events | BlockKind::Upstream | BlockKind::Map => None,
+    }
+}

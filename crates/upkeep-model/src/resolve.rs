@@ -1,0 +1,163 @@
+//! The one inheritance resolver: "the effective value of X at this block, and
+//! where it was set, or the default of the target version".
+//!
+//! nginx merges each http level (http > server > location > nested location
+//! or `if`) into the next one with two different rules (facts/behaviors.md §e,
+//! directives.tsv column "inheritance"):
+//!
+//! * scalar directives (`ngx_conf_merge_*_value`): the nearest enclosing
+//!   level that sets the directive wins;
+//! * array directives (`proxy_set_header`, `fastcgi_param`, `grpc_set_header`…,
+//!   `ngx_conf_merge_ptr_value(headers_source, …)`): a level with ANY line of
+//!   the directive keeps only its own lines and inherits NONE of its parent's.
+
+use upkeep_facts::Inheritance;
+use upkeep_syntax::Directive;
+
+use crate::blocks::BlockId;
+use crate::model::Model;
+
+/// A directive and the block where it is written.
+#[derive(Clone, Copy, Debug)]
+pub struct Setting<'a> {
+    pub directive: &'a Directive,
+    pub block: BlockId,
+}
+
+impl<'a> Setting<'a> {
+    /// The first argument's value as text.
+    pub fn arg(&self, i: usize) -> Option<String> {
+        self.directive.args.get(i).map(|w| w.text().into_owned())
+    }
+
+    /// All arguments joined with spaces.
+    pub fn args_text(&self) -> String {
+        self.directive
+            .args
+            .iter()
+            .map(|w| w.text().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// The effective value of a scalar directive.
+#[derive(Clone, Copy, Debug)]
+pub enum Value<'a> {
+    /// Set explicitly at this level or inherited from an enclosing one.
+    Set(Setting<'a>),
+    /// Not set anywhere on the chain: the target version's default.
+    Default(&'static str),
+    /// Not set, and no default (or the directive does not exist in the
+    /// target version).
+    Absent,
+}
+
+impl<'a> Value<'a> {
+    /// The value as text (arguments joined by spaces), `None` when absent.
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Value::Set(s) => Some(s.args_text()),
+            Value::Default(d) => Some((*d).to_string()),
+            Value::Absent => None,
+        }
+    }
+
+    pub fn setting(&self) -> Option<Setting<'a>> {
+        match self {
+            Value::Set(s) => Some(*s),
+            _ => None,
+        }
+    }
+
+    pub fn is_default(&self) -> bool {
+        !matches!(self, Value::Set(_))
+    }
+}
+
+/// The effective lines of an array directive at a block.
+#[derive(Clone, Debug)]
+pub struct ArrayValue<'a> {
+    /// The level whose lines are in effect (`None`: no level on the chain sets
+    /// any, so only nginx's built-in defaults apply).
+    pub level: Option<BlockId>,
+    pub entries: Vec<&'a Directive>,
+}
+
+impl<'a> ArrayValue<'a> {
+    /// The entry whose first argument equals `key` (case-insensitive, as header
+    /// names are); the last one when repeated.
+    pub fn entry(&self, key: &str) -> Option<&'a Directive> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|d| {
+                d.args
+                    .first()
+                    .is_some_and(|a| a.text().eq_ignore_ascii_case(key))
+            })
+            .copied()
+    }
+}
+
+impl<'a> Model<'a> {
+    /// Where `name` is set for `block`: the nearest http level on the chain
+    /// that has it (scalar inheritance).
+    pub fn setting(&self, block: BlockId, name: &str) -> Option<Setting<'a>> {
+        self.ancestors(block)
+            .filter(|&b| self.blocks[b].kind.is_http_level())
+            .find_map(|b| {
+                self.blocks[b].last(name).map(|directive| Setting {
+                    directive,
+                    block: b,
+                })
+            })
+    }
+
+    /// The effective value of the http-level scalar directive `name` at
+    /// `block`, or the default of the target version (facts/directives.tsv).
+    pub fn value(&self, block: BlockId, name: &str) -> Value<'a> {
+        if let Some(s) = self.setting(block, name) {
+            return Value::Set(s);
+        }
+        match upkeep_facts::directive(name, false).and_then(|f| f.default_in(self.version)) {
+            Some(d) => Value::Default(d),
+            None => Value::Absent,
+        }
+    }
+
+    /// The effective lines of the array directive `name` at `block`: those of
+    /// the nearest level that has ANY line of it.
+    pub fn array(&self, block: BlockId, name: &str) -> ArrayValue<'a> {
+        debug_assert!(upkeep_facts::directive(name, false)
+            .map_or(true, |f| f.inheritance == Inheritance::Array));
+        for b in self.ancestors(block) {
+            if !self.blocks[b].kind.is_http_level() {
+                continue;
+            }
+            let entries: Vec<&'a Directive> = self.blocks[b].directives_named(name).collect();
+            if !entries.is_empty() {
+                return ArrayValue {
+                    level: Some(b),
+                    entries,
+                };
+            }
+        }
+        ArrayValue {
+            level: None,
+            entries: Vec::new(),
+        }
+    }
+
+    /// The array lines `block`'s level would inherit if it had none of its
+    /// own: the effective lines of its parent level.
+    pub fn inherited_array(&self, block: BlockId, name: &str) -> ArrayValue<'a> {
+        match self.blocks[block].parent {
+            Some(parent) if self.blocks[parent].kind.is_http_level() => self.array(parent, name),
+            _ => ArrayValue {
+                level: None,
+                entries: Vec::new(),
+            },
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Routes: the places where nginx passes a request to a backend, and what
+//! their target is.
+
+use upkeep_syntax::Directive;
+
+use crate::blocks::BlockId;
+use crate::model::Model;
+use crate::upstreams::UpstreamId;
+
+pub type RouteId = usize;
+
+/// The protocol a route speaks to its backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// `proxy_pass` (HTTP/1.x, or HTTP/2 with `proxy_http_version 2`).
+    Http,
+    FastCgi,
+    Grpc,
+    Uwsgi,
+    Scgi,
+}
+
+impl Protocol {
+    pub fn of_directive(d: &Directive) -> Option<Protocol> {
+        match d.name.value.as_slice() {
+            b"proxy_pass" => Some(Protocol::Http),
+            b"fastcgi_pass" => Some(Protocol::FastCgi),
+            b"grpc_pass" => Some(Protocol::Grpc),
+            b"uwsgi_pass" => Some(Protocol::Uwsgi),
+            b"scgi_pass" => Some(Protocol::Scgi),
+            _ => None,
+        }
+    }
+
+    /// The directive prefix of the module (`proxy`, `fastcgi`, …), for
+    /// `<prefix>_next_upstream` and friends.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Protocol::Http => "proxy",
+            Protocol::FastCgi => "fastcgi",
+            Protocol::Grpc => "grpc",
+            Protocol::Uwsgi => "uwsgi",
+            Protocol::Scgi => "scgi",
+        }
+    }
+
+    /// Whether nginx can cache this protocol's connections at all
+    /// (behaviors.md §c "Other protocols": uwsgi and SCGI never set
+    /// `u->keepalive`).
+    pub fn can_keep_alive(self) -> bool {
+        !matches!(self, Protocol::Uwsgi | Protocol::Scgi)
+    }
+}
+
+/// Where a route sends requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PassTarget {
+    /// An `upstream{}` block named literally.
+    Upstream(UpstreamId),
+    /// A literal address that is not an upstream block (`127.0.0.1:8080`,
+    /// `unix:/run/app.sock`, `backend.example.com`): nginx makes an implicit
+    /// upstream, which never has an idle pool (behaviors.md §c).
+    Direct { host: String, port: Option<u16> },
+    /// The host part contains variables, resolved at run time. nginx uses an
+    /// `upstream{}` block when the evaluated host names one.
+    Dynamic {
+        /// The host part as written (`$backend`, `${svc}.internal`).
+        host: String,
+        /// Upstream blocks the variable can evaluate to (from `set` and `map`).
+        upstreams: Vec<UpstreamId>,
+        /// Values it can evaluate to that are not upstream blocks.
+        other_values: Vec<String>,
+        /// Whether every value of the variable is known (all from `set`/`map`
+        /// with literal values); `false` for request variables such as `$host`
+        /// or values computed elsewhere.
+        fully_known: bool,
+    },
+}
+
+/// A location configuration that passes requests to a backend.
+#[derive(Clone, Debug)]
+pub struct Route<'a> {
+    /// The location, named location, `if` or `limit_except` block.
+    pub block: BlockId,
+    pub pass: &'a Directive,
+    pub protocol: Protocol,
+    /// `http`, `https`, `grpc`, `grpcs`, `uwsgi`, `suwsgi`, or `None` when the
+    /// directive has no scheme (fastcgi/scgi addresses, bare gRPC addresses).
+    pub scheme: Option<String>,
+    pub target: PassTarget,
+}
+
+impl<'a> Route<'a> {
+    pub(crate) fn new(model: &Model<'a>, block: BlockId, pass: &'a Directive) -> Option<Route<'a>> {
+        let protocol = Protocol::of_directive(pass)?;
+        let url = pass.args.first()?.text().into_owned();
+        let (scheme, rest) = match url.find("://") {
+            Some(i) => (Some(url[..i].to_ascii_lowercase()), &url[i + 3..]),
+            None => (None, url.as_str()),
+        };
+        let host_port = if rest.starts_with("unix:") {
+            // unix:/path[:uri]; the whole socket path is the address.
+            rest.split(':').take(2).collect::<Vec<_>>().join(":")
+        } else {
+            rest.split('/').next().unwrap_or("").to_string()
+        };
+        let target = if host_port.contains('$') {
+            dynamic_target(model, &host_port)
+        } else {
+            let (host, port) = split_host_port(&host_port);
+            match model.upstream_named(&host) {
+                Some(id) if !host.starts_with("unix:") => PassTarget::Upstream(id),
+                _ => PassTarget::Direct { host, port },
+            }
+        };
+        Some(Route {
+            block,
+            pass,
+            protocol,
+            scheme,
+            target,
+        })
+    }
+
+    /// The upstream blocks this route can reach.
+    pub fn upstreams(&self) -> Vec<UpstreamId> {
+        match &self.target {
+            PassTarget::Upstream(id) => vec![*id],
+            PassTarget::Dynamic { upstreams, .. } => upstreams.clone(),
+            PassTarget::Direct { .. } => Vec::new(),
+        }
+    }
+
+    /// The pass directive's argument as written.
+    pub fn target_text(&self) -> String {
+        self.pass
+            .args
+            .first()
+            .map(|a| a.text().into_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// Splits `host:port` (IPv6 in brackets allowed); a missing or unparsable
+/// port is `None`.
+pub fn split_host_port(s: &str) -> (String, Option<u16>) {
+    if s.starts_with("unix:") {
+        return (s.to_string(), None);
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        if let Some(end) = rest.find(']') {
+            let host = format!("[{}]", &rest[..end]);
+            let port = rest[end + 1..]
+                .strip_prefix(':')
+                .and_then(|p| p.parse().ok());
+            return (host, port);
+        }
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h.to_string(), p.parse().ok()),
+        _ => (s.to_string(), None),
+    }
+}
+
+/// Resolves a host part with variables through `set` and `map`.
+fn dynamic_target(model: &Model<'_>, host_port: &str) -> PassTarget {
+    let (host, _port) = split_host_port(host_port);
+    let var = single_variable(&host);
+    let mut upstreams = Vec::new();
+    let mut other_values = Vec::new();
+    let mut fully_known = false;
+    if let Some(var) = var {
+        let values = model.variable_values(&var);
+        fully_known = values.complete;
+        for v in values.values {
+            let (vh, _) = split_host_port(v.split('/').next().unwrap_or(""));
+            match model.upstream_named(&vh) {
+                Some(id) => {
+                    if !upstreams.contains(&id) {
+                        upstreams.push(id)
+                    }
+                }
+                None => other_values.push(v),
+            }
+        }
+    }
+    PassTarget::Dynamic {
+        host,
+        upstreams,
+        other_values,
+        fully_known,
+    }
+}
+
+/// `$name` or `${name}` alone → `name`.
+pub(crate) fn single_variable(s: &str) -> Option<String> {
+    let rest = s.strip_prefix('$')?;
+    let name = rest
+        .strip_prefix('{')
+        .and_then(|r| r.strip_suffix('}'))
+        .unwrap_or(rest);
+    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Some(name.to_string())
+    } else {
+        None
+    }
+}

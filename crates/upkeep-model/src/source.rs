@@ -1,0 +1,56 @@
+//! How the model reads a configuration: the loaded files with their trees and
+//! `include` expansion. The loader (`upkeep_config::ConfigSet`) implements
+//! this; so does [`SingleFile`] for one in-memory file.
+
+use upkeep_syntax::{FileId, Node, SourceFile, SyntaxTree};
+
+pub trait ConfigSource {
+    /// The top-level nodes of the main file.
+    fn root_nodes(&self) -> &[Node];
+    /// `nodes` with every `include` directive replaced, recursively, by the
+    /// nodes of the files it names, in nginx's order. Comments are kept.
+    fn expand_nodes<'a>(&'a self, nodes: &'a [Node]) -> Vec<&'a Node>;
+    /// The file behind an id.
+    fn source_file(&self, id: FileId) -> &SourceFile;
+    /// Every loaded file with its tree (for suppression comments).
+    fn trees(&self) -> Vec<(&SourceFile, &SyntaxTree)>;
+    /// The context the main file is read in: `Main` for a whole nginx.conf,
+    /// `Http` for a conf.d snippet of servers and upstreams, `Server` or
+    /// `Location` for smaller snippets.
+    fn root_kind(&self) -> crate::BlockKind {
+        crate::BlockKind::Main
+    }
+}
+
+/// One file without includes (tests, the browser page).
+pub struct SingleFile {
+    pub file: SourceFile,
+    pub tree: SyntaxTree,
+}
+
+impl SingleFile {
+    /// Parses `text` as file 0 named `path`.
+    pub fn parse(path: &str, text: &str) -> Result<SingleFile, upkeep_syntax::SyntaxError> {
+        let file = SourceFile::new(FileId(0), path, text.as_bytes().to_vec());
+        let tree = upkeep_syntax::parse(&file)?;
+        Ok(SingleFile { file, tree })
+    }
+}
+
+impl ConfigSource for SingleFile {
+    fn root_nodes(&self) -> &[Node] {
+        &self.tree.nodes
+    }
+
+    fn expand_nodes<'a>(&'a self, nodes: &'a [Node]) -> Vec<&'a Node> {
+        nodes.iter().collect()
+    }
+
+    fn source_file(&self, _id: FileId) -> &SourceFile {
+        &self.file
+    }
+
+    fn trees(&self) -> Vec<(&SourceFile, &SyntaxTree)> {
+        vec![(&self.file, &self.tree)]
+    }
+}

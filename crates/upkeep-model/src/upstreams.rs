@@ -1,0 +1,245 @@
+//! `upstream{}` blocks: servers, balancer, and the effective idle pool.
+
+use upkeep_facts::{landmarks, parse_duration, NginxVersion};
+use upkeep_syntax::{Comment, Directive, Node};
+
+use crate::blocks::{BlockId, ConfBlock};
+use crate::routes::split_host_port;
+
+pub type UpstreamId = usize;
+
+/// Directives that choose a load-balancing method by replacing
+/// `peer.init_upstream` (behaviors.md §d; directives.tsv row "ip_hash /
+/// least_conn / hash / random / least_time / sticky"). `fair` and
+/// `consistent_hash` are common third-party balancers built the same way.
+pub const BALANCER_DIRECTIVES: &[&str] = &[
+    "ip_hash",
+    "least_conn",
+    "hash",
+    "random",
+    "least_time",
+    "sticky",
+    "fair",
+    "consistent_hash",
+];
+
+/// One `server` line.
+#[derive(Clone, Debug)]
+pub struct UpstreamServer<'a> {
+    pub directive: &'a Directive,
+    /// The address as written (`10.0.0.1:8080`, `unix:/run/app.sock`, `app`).
+    pub address: String,
+    pub host: String,
+    /// `None` when no port was given (nginx then uses 80).
+    pub port: Option<u16>,
+    /// Parameters such as `max_fails=3` (value) or `backup` (no value).
+    pub params: Vec<(String, Option<String>)>,
+}
+
+impl UpstreamServer<'_> {
+    pub fn param(&self, name: &str) -> Option<Option<&str>> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_deref())
+    }
+}
+
+/// The idle connection pool of an upstream as nginx will run it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pool<'a> {
+    /// `keepalive N` with N > 0.
+    Explicit { size: u64, directive: &'a Directive },
+    /// No `keepalive` line on nginx >= 1.29.7: `32 local` (directives.tsv row
+    /// keepalive; commit 4fbe4b627).
+    Implicit { size: u64 },
+    /// `keepalive 0` (accepted since 1.29.7; "invalid value" before).
+    Disabled { directive: &'a Directive },
+    /// No `keepalive` line before 1.29.7: no cache at all.
+    None,
+}
+
+impl Pool<'_> {
+    /// The pool size the configuration asks for (0 when none).
+    pub fn size(&self) -> u64 {
+        match self {
+            Pool::Explicit { size, .. } | Pool::Implicit { size } => *size,
+            Pool::Disabled { .. } | Pool::None => 0,
+        }
+    }
+}
+
+/// One `upstream name { … }`.
+#[derive(Clone, Debug)]
+pub struct Upstream<'a> {
+    pub name: String,
+    pub block: BlockId,
+    pub directive: &'a Directive,
+    pub servers: Vec<UpstreamServer<'a>>,
+    /// Balancer directives in order.
+    pub balancers: Vec<&'a Directive>,
+    /// The last `keepalive` line (nginx 1.3.11 fixed a crash on repeats; the
+    /// last one wins).
+    pub keepalive: Option<&'a Directive>,
+    pub keepalive_timeout: Option<&'a Directive>,
+    pub keepalive_requests: Option<&'a Directive>,
+    pub keepalive_time: Option<&'a Directive>,
+    /// Comments inside the block (where `# upkeep: backend …` lives).
+    pub comments: Vec<&'a Comment>,
+    /// All direct directives, in order (includes expanded).
+    pub directives: Vec<&'a Directive>,
+}
+
+impl<'a> Upstream<'a> {
+    pub(crate) fn from_block(block: BlockId, conf: &ConfBlock<'a>) -> Upstream<'a> {
+        let directive = conf.directive.expect("upstream blocks have a directive");
+        let name = directive
+            .args
+            .first()
+            .map(|w| w.text().into_owned())
+            .unwrap_or_default();
+        let mut up = Upstream {
+            name,
+            block,
+            directive,
+            servers: Vec::new(),
+            balancers: Vec::new(),
+            keepalive: None,
+            keepalive_timeout: None,
+            keepalive_requests: None,
+            keepalive_time: None,
+            comments: Vec::new(),
+            directives: Vec::new(),
+        };
+        for node in &conf.nodes {
+            let d = match node {
+                Node::Comment(c) => {
+                    up.comments.push(c);
+                    continue;
+                }
+                Node::Directive(d) => d,
+            };
+            up.directives.push(d);
+            let name = d.name.text();
+            match name.as_ref() {
+                "server" => {
+                    if let Some(addr) = d.args.first() {
+                        let address = addr.text().into_owned();
+                        let (host, port) = split_host_port(&address);
+                        let params = d.args[1..]
+                            .iter()
+                            .map(|w| {
+                                let t = w.text();
+                                match t.split_once('=') {
+                                    Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                                    None => (t.into_owned(), None),
+                                }
+                            })
+                            .collect();
+                        up.servers.push(UpstreamServer {
+                            directive: d,
+                            address,
+                            host,
+                            port,
+                            params,
+                        });
+                    }
+                }
+                "keepalive" => up.keepalive = Some(d),
+                "keepalive_timeout" => up.keepalive_timeout = Some(d),
+                "keepalive_requests" => up.keepalive_requests = Some(d),
+                "keepalive_time" => up.keepalive_time = Some(d),
+                n if BALANCER_DIRECTIVES.contains(&n) => up.balancers.push(d),
+                _ => {}
+            }
+        }
+        up
+    }
+
+    /// The idle pool nginx `version` runs for this upstream.
+    pub fn pool(&self, version: NginxVersion) -> Pool<'a> {
+        match self.keepalive {
+            Some(d) => {
+                let n = d.args.first().and_then(|w| w.text().parse::<u64>().ok());
+                match n {
+                    Some(0) => Pool::Disabled { directive: d },
+                    Some(size) => Pool::Explicit { size, directive: d },
+                    // Unparsable count: nginx -t rejects it; treat as no pool.
+                    None => Pool::Disabled { directive: d },
+                }
+            }
+            None if version >= landmarks::KEEPALIVE_BY_DEFAULT => Pool::Implicit { size: 32 },
+            None => Pool::None,
+        }
+    }
+
+    /// Whether the configuration asks for an idle pool ("keepalive upstream"
+    /// in RULES.md): explicit `keepalive N > 0`, or implicit on >= 1.29.7.
+    pub fn is_keepalive(&self, version: NginxVersion) -> bool {
+        self.pool(version).size() > 0
+    }
+
+    /// On nginx before 1.29.7, a balancer directive written AFTER `keepalive`
+    /// replaces the keepalive module's `init_upstream` and the pool is silently
+    /// lost (behaviors.md §d). Returns the first such balancer.
+    pub fn balancer_after_keepalive(&self, version: NginxVersion) -> Option<&'a Directive> {
+        if version >= landmarks::KEEPALIVE_BY_DEFAULT {
+            return None;
+        }
+        // Any keepalive line before the balancer counts, not only the last.
+        let first_ka = self
+            .directives
+            .iter()
+            .position(|d| d.name_is("keepalive"))?;
+        self.directives[first_ka..]
+            .iter()
+            .find(|d| BALANCER_DIRECTIVES.contains(&d.name.text().as_ref()))
+            .copied()
+    }
+
+    /// Whether the pool actually works (asked for and not lost to a balancer
+    /// written after it).
+    pub fn pool_works(&self, version: NginxVersion) -> bool {
+        self.is_keepalive(version) && self.balancer_after_keepalive(version).is_none()
+    }
+
+    /// The upstream `keepalive_timeout` in ms: explicit, or the 60 s default;
+    /// `None` on nginx before 1.15.3, which has no nginx-side idle timeout for
+    /// cached upstream connections (directives.tsv row keepalive_timeout,
+    /// upstream module).
+    pub fn keepalive_timeout_ms(&self, version: NginxVersion) -> Option<u64> {
+        if version < landmarks::UPSTREAM_KEEPALIVE_TIMEOUT {
+            return None;
+        }
+        self.keepalive_timeout
+            .and_then(|d| d.args.first())
+            .and_then(|w| parse_duration(&w.text()).ok())
+            .or(Some(60_000))
+    }
+
+    /// The upstream `keepalive_requests`: explicit, or the default of the
+    /// version (100 from 1.15.3, 1000 from 1.19.10); `None` before 1.15.3 (no
+    /// limit).
+    pub fn keepalive_requests(&self, version: NginxVersion) -> Option<u64> {
+        if version < landmarks::UPSTREAM_KEEPALIVE_TIMEOUT {
+            return None;
+        }
+        self.keepalive_requests
+            .and_then(|d| d.args.first())
+            .and_then(|w| w.text().parse().ok())
+            .or(Some(if version >= landmarks::KEEPALIVE_REQUESTS_1000 {
+                1000
+            } else {
+                100
+            }))
+    }
+
+    /// The directive a balancer-style insertion should follow: the last
+    /// balancer, else the last `server`, else `None`.
+    pub fn insertion_anchor(&self) -> Option<&'a Directive> {
+        self.balancers
+            .last()
+            .copied()
+            .or_else(|| self.servers.last().map(|s| s.directive))
+    }
+}

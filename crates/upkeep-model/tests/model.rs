@@ -1,0 +1,226 @@
+use upkeep_model::{
+    BlockKind, Model, NginxVersion, PassTarget, Pool, Protocol, RequestKind, SingleFile, Value,
+};
+
+const V1_28: NginxVersion = NginxVersion::new(1, 28, 0);
+const V1_30: NginxVersion = NginxVersion::new(1, 30, 0);
+
+fn load(text: &str) -> SingleFile {
+    SingleFile::parse("nginx.conf", text).expect("test config parses")
+}
+
+const CONF: &str = r#"
+events { worker_connections 1024; }
+worker_processes auto;
+http {
+    proxy_set_header Connection "";
+    proxy_set_header Host $host;
+    proxy_read_timeout 30s;
+    map $http_upgrade $connection_upgrade {
+        default upgrade;
+        ''      close;
+    }
+    map $host $pool { default app; api.example.com api; }
+    upstream app {
+        least_conn;
+        server 127.0.0.1:8080 max_fails=3;
+        keepalive 16;
+        keepalive_timeout 4s;
+    }
+    upstream api { server 127.0.0.1:8081; }
+    server {
+        listen 80;
+        server_name example.com;
+        location / {
+            proxy_pass http://app;
+            location /deep/ {
+                proxy_set_header X-Deep 1;
+                proxy_read_timeout 5s;
+                proxy_pass http://app/deep/;
+            }
+        }
+        location /ws/ {
+            if ($arg_x) {
+                proxy_pass http://127.0.0.1:9000;
+            }
+            proxy_set_header Connection $connection_upgrade;
+            proxy_pass http://$pool;
+        }
+        location @fallback { fastcgi_pass unix:/run/php.sock; }
+    }
+}
+"#;
+
+#[test]
+fn routes_and_chains() {
+    let src = load(CONF);
+    let m = Model::build(&src, V1_28);
+    let kinds: Vec<(BlockKind, String)> = m
+        .routes
+        .iter()
+        .map(|r| (m.block(r.block).kind, r.target_text()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (BlockKind::Location, "http://app".to_string()),
+            (BlockKind::Location, "http://app/deep/".to_string()),
+            (BlockKind::Location, "http://$pool".to_string()),
+            (BlockKind::If, "http://127.0.0.1:9000".to_string()),
+            (BlockKind::NamedLocation, "unix:/run/php.sock".to_string()),
+        ]
+    );
+    let deep = &m.routes[1];
+    let chain: Vec<BlockKind> = m
+        .chain(deep.block)
+        .iter()
+        .map(|&b| m.block(b).kind)
+        .collect();
+    assert_eq!(
+        chain,
+        vec![
+            BlockKind::Http,
+            BlockKind::Server,
+            BlockKind::Location,
+            BlockKind::Location
+        ]
+    );
+    assert_eq!(m.routes[4].protocol, Protocol::FastCgi);
+    assert!(matches!(
+        m.routes[3].target,
+        PassTarget::Direct {
+            port: Some(9000),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn scalar_inheritance_and_version_defaults() {
+    let src = load(CONF);
+    let m = Model::build(&src, V1_28);
+    let root = m.routes[0].block;
+    let deep = m.routes[1].block;
+    assert_eq!(
+        m.value(root, "proxy_read_timeout").text().as_deref(),
+        Some("30s")
+    );
+    assert_eq!(
+        m.value(deep, "proxy_read_timeout").text().as_deref(),
+        Some("5s")
+    );
+    assert!(matches!(
+        m.value(root, "proxy_http_version"),
+        Value::Default("1.0")
+    ));
+    let m30 = Model::build(&src, V1_30);
+    assert!(matches!(
+        m30.value(root, "proxy_http_version"),
+        Value::Default("1.1")
+    ));
+    assert!(matches!(
+        m.value(root, "keepalive_requests"),
+        Value::Default("1000")
+    ));
+    let old = Model::build(&src, NginxVersion::new(1, 18, 0));
+    assert!(matches!(
+        old.value(root, "keepalive_requests"),
+        Value::Default("100")
+    ));
+}
+
+#[test]
+fn array_inheritance_is_all_or_nothing() {
+    let src = load(CONF);
+    let m = Model::build(&src, V1_28);
+    let root = m.routes[0].block;
+    let deep = m.routes[1].block;
+    let at_root = m.array(root, "proxy_set_header");
+    assert_eq!(at_root.entries.len(), 2);
+    assert_eq!(m.block(at_root.level.unwrap()).kind, BlockKind::Http);
+    let at_deep = m.array(deep, "proxy_set_header");
+    assert_eq!(at_deep.entries.len(), 1);
+    assert!(at_deep.entry("connection").is_none());
+    assert!(at_deep.entry("x-deep").is_some());
+    let inherited = m.inherited_array(at_deep.level.unwrap(), "proxy_set_header");
+    assert!(inherited.entry("Connection").is_some());
+    // The `if` inherits the location's own list.
+    let if_route = m.routes[3].block;
+    let at_if = m.array(if_route, "proxy_set_header");
+    assert_eq!(at_if.level, Some(m.block(if_route).parent.unwrap()));
+}
+
+#[test]
+fn upstream_pool_and_timeouts() {
+    let src = load(CONF);
+    let m28 = Model::build(&src, V1_28);
+    let m30 = Model::build(&src, V1_30);
+    let app = m28.upstream_named("APP").unwrap();
+    let api = m28.upstream_named("api").unwrap();
+    assert!(matches!(
+        m28.upstream(app).pool(V1_28),
+        Pool::Explicit { size: 16, .. }
+    ));
+    assert_eq!(m28.upstream(app).keepalive_timeout_ms(V1_28), Some(4000));
+    assert_eq!(
+        m28.upstream(app).servers[0].param("max_fails"),
+        Some(Some("3"))
+    );
+    assert_eq!(m28.upstream(api).pool(V1_28), Pool::None);
+    assert_eq!(m30.upstream(api).pool(V1_30), Pool::Implicit { size: 32 });
+    assert_eq!(m28.upstream(api).keepalive_timeout_ms(V1_28), Some(60_000));
+    assert_eq!(
+        m28.upstream(api)
+            .keepalive_timeout_ms(NginxVersion::new(1, 14, 0)),
+        None
+    );
+    // least_conn precedes keepalive: fine.
+    assert!(m28.upstream(app).balancer_after_keepalive(V1_28).is_none());
+    // The variable route reaches both upstreams through the map.
+    let routes_to_api: Vec<usize> = m28.routes_to(api).collect();
+    assert_eq!(routes_to_api, vec![2]);
+    assert_eq!(m28.routes_to(app).count(), 3);
+}
+
+#[test]
+fn maps_evaluate_for_ordinary_and_upgrade_requests() {
+    let src = load(CONF);
+    let m = Model::build(&src, V1_28);
+    assert_eq!(
+        m.evaluate("$connection_upgrade", RequestKind::Ordinary)
+            .as_deref(),
+        Some("close")
+    );
+    assert_eq!(
+        m.evaluate("$connection_upgrade", RequestKind::Upgrade)
+            .as_deref(),
+        Some("upgrade")
+    );
+    assert_eq!(
+        m.evaluate("keep-alive", RequestKind::Ordinary).as_deref(),
+        Some("keep-alive")
+    );
+    assert_eq!(m.evaluate("$http_x", RequestKind::Ordinary), None);
+}
+
+#[test]
+fn main_settings() {
+    let src = load(CONF);
+    let m = Model::build(&src, V1_28);
+    assert_eq!(m.main.worker_connections.unwrap().args[0].text(), "1024");
+    assert_eq!(m.main.worker_processes.unwrap().args[0].text(), "auto");
+    assert!(m.main.worker_rlimit_nofile.is_none());
+}
+
+#[test]
+fn misordered_balancer_loses_the_pool_before_1_29_7() {
+    let src = load("http { upstream u { keepalive 8; ip_hash; server 127.0.0.1:1; } }");
+    let m = Model::build(&src, V1_28);
+    let u = m.upstream(0);
+    assert_eq!(
+        u.balancer_after_keepalive(V1_28).unwrap().name.text(),
+        "ip_hash"
+    );
+    assert!(!u.pool_works(V1_28));
+    assert!(u.balancer_after_keepalive(V1_30).is_none());
+}
