@@ -1,0 +1,20 @@
+//! Loading an nginx configuration: the main file, every file its `include`
+//! directives reach (relative to nginx's prefix, globs in sorted order), or
+//! the output of `nginx -T` split back into its files.
+//!
+//! All input goes through the [`Loader`] trait, so this crate does no I/O of
+//! its own (apart from [`FsLoader`]) and builds for `wasm32-unknown-unknown`.
+
+mod context;
+mod dump;
+mod error;
+pub mod glob;
+mod loader;
+mod set;
+
+pub use context::Context;
+pub use error::{LoadError, LoadErrorKind, LoadWarning};
+#[cfg(not(target_arch = "wasm32"))]
+pub use loader::FsLoader;
+pub use loader::{Loader, MemoryLoader};
+pub use set::{ConfigSet, LoadOptions};

@@ -1,0 +1,343 @@
+//! A loaded configuration: the main file and every file its `include`s
+//! reach, parsed, with the include map.
+
+use crate::dump::split_dump;
+use crate::error::{LoadError, LoadErrorKind, LoadWarning};
+use crate::glob::has_wildcard;
+use crate::{Context, Loader, MemoryLoader};
+use std::collections::HashMap;
+use upkeep_syntax::{parse, Directive, FileId, Node, SourceFile, SourceMap, Span, SyntaxTree};
+
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// A missing include file is an error instead of a warning.
+    pub strict: bool,
+    /// The context the main file is read in; `None` guesses it from the
+    /// file's top-level directives ([`Context::guess`]).
+    pub context: Option<Context>,
+    /// nginx's configuration prefix, which relative `include` paths resolve
+    /// against. `None`: the main file's directory, as nginx does for `-c`.
+    pub prefix: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ConfigSet {
+    /// Indexed by `FileId`; the main file first, then in the order nginx
+    /// reads them (depth first, each file once).
+    pub files: Vec<SourceFile>,
+    /// `trees[i]` is the tree of `files[i]`.
+    pub trees: Vec<SyntaxTree>,
+    pub main: FileId,
+    /// The prefix relative includes were resolved against, ending in `/`
+    /// (empty: the current directory).
+    pub prefix: String,
+    pub context: Context,
+    pub warnings: Vec<LoadWarning>,
+    /// For every `include` directive that was resolved (keyed by the
+    /// directive's span), the files it expanded to, in nginx's order. An
+    /// include whose file could not be read maps to no files.
+    pub includes: HashMap<Span, Vec<FileId>>,
+}
+
+/// One file on the depth-first walk through includes.
+struct Visit {
+    file: FileId,
+    /// The `include` directives of the file, in document order: the
+    /// directive's span and its argument.
+    includes: Vec<(Span, String)>,
+    next_include: usize,
+    /// Paths of the include being expanded that are still to be visited.
+    pending: std::vec::IntoIter<String>,
+    current: Option<Span>,
+}
+
+impl ConfigSet {
+    /// Load `main_path` and everything it includes, resolving includes like
+    /// nginx: relative to the prefix, globs expanded in sorted order.
+    pub fn load(
+        main_path: &str,
+        loader: &dyn Loader,
+        opts: &LoadOptions,
+    ) -> Result<ConfigSet, LoadError> {
+        let prefix = match &opts.prefix {
+            Some(p) if !p.is_empty() && !p.ends_with('/') => format!("{p}/"),
+            Some(p) => p.clone(),
+            None => match main_path.rfind('/') {
+                Some(i) => main_path[..=i].to_string(),
+                None => String::new(),
+            },
+        };
+        let bytes = loader.read(main_path).map_err(|e| LoadError {
+            kind: LoadErrorKind::MainUnreadable,
+            path: main_path.to_string(),
+            pos: None,
+            message: format!("cannot read the configuration: {e}"),
+            source: None,
+        })?;
+        let mut set = ConfigSet {
+            files: Vec::new(),
+            trees: Vec::new(),
+            main: FileId(0),
+            prefix,
+            context: Context::Main,
+            warnings: Vec::new(),
+            includes: HashMap::new(),
+        };
+        let mut by_path: HashMap<String, FileId> = HashMap::new();
+        let main = set.add_file(main_path.to_string(), bytes)?;
+        by_path.insert(normalize(main_path), main);
+        set.context = opts
+            .context
+            .unwrap_or_else(|| Context::guess(&set.trees[main.0 as usize]));
+
+        let mut on_stack = vec![true];
+        let mut stack = vec![set.visit(main)];
+        while let Some(top) = stack.last_mut() {
+            if let Some(path) = top.pending.next() {
+                let include = top.current.expect("pending paths belong to an include");
+                let from = top.file;
+                let key = normalize(&path);
+                let id = match by_path.get(&key) {
+                    Some(&id) => {
+                        if on_stack[id.0 as usize] {
+                            return Err(set.cycle_error(from, include, id, &stack));
+                        }
+                        id
+                    }
+                    None => match loader.read(&path) {
+                        Ok(bytes) => {
+                            let id = set.add_file(path, bytes)?;
+                            by_path.insert(key, id);
+                            on_stack.push(true);
+                            set.includes.entry(include).or_default().push(id);
+                            let visit = set.visit(id);
+                            stack.push(visit);
+                            continue;
+                        }
+                        Err(e) => {
+                            let message = format!("cannot read included file \"{path}\": {e}");
+                            set.missing_include(from, include, message, opts.strict)?;
+                            continue;
+                        }
+                    },
+                };
+                set.includes.entry(include).or_default().push(id);
+                continue;
+            }
+            if top.next_include < top.includes.len() {
+                let (span, arg) = top.includes[top.next_include].clone();
+                top.next_include += 1;
+                top.current = Some(span);
+                set.includes.entry(span).or_default();
+                let full = if arg.starts_with('/') {
+                    arg
+                } else {
+                    format!("{}{arg}", set.prefix)
+                };
+                let paths = if has_wildcard(&full) {
+                    match loader.glob(&full) {
+                        Ok(paths) => paths,
+                        Err(e) => {
+                            let from = top.file;
+                            let message = format!("glob \"{full}\" failed: {e}");
+                            set.missing_include(from, span, message, opts.strict)?;
+                            Vec::new()
+                        }
+                    }
+                } else {
+                    vec![full]
+                };
+                let top = stack.last_mut().expect("still on the stack");
+                top.pending = paths.into_iter();
+                continue;
+            }
+            on_stack[top.file.0 as usize] = false;
+            stack.pop();
+        }
+        Ok(set)
+    }
+
+    /// Load the output of `nginx -T`: each file follows a
+    /// `# configuration file PATH:` line. The first file is the main one;
+    /// includes resolve among the dumped files.
+    pub fn from_nginx_t(dump: &[u8], opts: &LoadOptions) -> Result<ConfigSet, LoadError> {
+        let files = split_dump(dump);
+        let Some((main, _)) = files.first() else {
+            return Err(LoadError {
+                kind: LoadErrorKind::NotADump,
+                path: "-".into(),
+                pos: None,
+                message:
+                    "no \"# configuration file PATH:\" lines; expected the output of `nginx -T`"
+                        .into(),
+                source: None,
+            });
+        };
+        let main = main.clone();
+        let mut loader = MemoryLoader::new();
+        for (path, bytes) in files {
+            loader.insert(path, bytes);
+        }
+        ConfigSet::load(&main, &loader, opts)
+    }
+
+    pub fn file(&self, id: FileId) -> &SourceFile {
+        &self.files[id.0 as usize]
+    }
+
+    pub fn tree(&self, id: FileId) -> &SyntaxTree {
+        &self.trees[id.0 as usize]
+    }
+
+    /// The files an `include` directive expanded to (empty for anything
+    /// else, and for an include whose files could not be read).
+    pub fn included(&self, include_directive: &Directive) -> &[FileId] {
+        self.includes
+            .get(&include_directive.span)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The directives among `nodes`, with each resolved `include` replaced
+    /// (recursively) by the top-level directives of the files it names, in
+    /// nginx's order. This is what nginx's directive handlers see in a block.
+    pub fn expand<'a>(&'a self, nodes: &'a [Node]) -> Vec<&'a Directive> {
+        let mut out = Vec::new();
+        self.expand_nodes_into(nodes, &mut |n| {
+            if let Node::Directive(d) = n {
+                out.push(d)
+            }
+        });
+        out
+    }
+
+    /// Like [`ConfigSet::expand`], but keeps comments.
+    pub fn expand_nodes<'a>(&'a self, nodes: &'a [Node]) -> Vec<&'a Node> {
+        let mut out = Vec::new();
+        self.expand_nodes_into(nodes, &mut |n| out.push(n));
+        out
+    }
+
+    fn expand_nodes_into<'a>(&'a self, nodes: &'a [Node], f: &mut impl FnMut(&'a Node)) {
+        for node in nodes {
+            if let Node::Directive(d) = node {
+                if let Some(ids) = self.includes.get(&d.span).filter(|_| d.name_is("include")) {
+                    for id in ids {
+                        self.expand_nodes_into(&self.tree(*id).nodes, f);
+                    }
+                    continue;
+                }
+            }
+            f(node);
+        }
+    }
+
+    /// The main file's directives with includes expanded.
+    pub fn root(&self) -> Vec<&Directive> {
+        self.expand(&self.tree(self.main).nodes)
+    }
+
+    fn add_file(&mut self, path: String, bytes: Vec<u8>) -> Result<FileId, LoadError> {
+        let id = FileId(self.files.len() as u32);
+        let file = SourceFile::new(id, path, bytes);
+        let tree = parse(&file).map_err(|e| LoadError::syntax(&file, e))?;
+        self.files.push(file);
+        self.trees.push(tree);
+        Ok(id)
+    }
+
+    fn visit(&self, id: FileId) -> Visit {
+        let mut includes = Vec::new();
+        collect_includes(&self.tree(id).nodes, &mut includes);
+        Visit {
+            file: id,
+            includes,
+            next_include: 0,
+            pending: Vec::new().into_iter(),
+            current: None,
+        }
+    }
+
+    fn missing_include(
+        &mut self,
+        from: FileId,
+        include: Span,
+        message: String,
+        strict: bool,
+    ) -> Result<(), LoadError> {
+        let file = self.file(from);
+        if strict {
+            return Err(LoadError::at(
+                LoadErrorKind::IncludeUnreadable,
+                file,
+                include,
+                message,
+            ));
+        }
+        self.warnings.push(LoadWarning {
+            path: file.path.clone(),
+            pos: file.line_col(include.start),
+            span: include,
+            message,
+        });
+        Ok(())
+    }
+
+    fn cycle_error(
+        &self,
+        from: FileId,
+        include: Span,
+        target: FileId,
+        stack: &[Visit],
+    ) -> LoadError {
+        // The chain from the file that is included again down to here.
+        let start = stack.iter().position(|v| v.file == target).unwrap_or(0);
+        let mut chain: Vec<&str> = stack[start..]
+            .iter()
+            .map(|v| self.file(v.file).path.as_str())
+            .collect();
+        chain.push(self.file(target).path.as_str());
+        LoadError::at(
+            LoadErrorKind::IncludeCycle,
+            self.file(from),
+            include,
+            format!("include cycle: {}", chain.join(" includes ")),
+        )
+    }
+}
+
+impl SourceMap for ConfigSet {
+    fn source(&self, id: FileId) -> &SourceFile {
+        self.file(id)
+    }
+}
+
+/// `include PATH;` directives anywhere in the tree (not inside Lua bodies),
+/// in document order. Includes with another number of arguments are left to
+/// the model to report; nginx refuses them.
+fn collect_includes(nodes: &[Node], out: &mut Vec<(Span, String)>) {
+    for d in nodes.iter().filter_map(Node::as_directive) {
+        if d.name_is("include") && d.args.len() == 1 && d.block.is_none() {
+            out.push((d.span, d.args[0].text().into_owned()));
+        }
+        if let Some(b) = &d.block {
+            collect_includes(&b.nodes, out);
+        }
+    }
+}
+
+/// The identity of a path for "already loaded" and cycle checks: `.` and
+/// empty components removed (`..` is left alone, as symlinks make it
+/// ambiguous).
+fn normalize(path: &str) -> String {
+    let absolute = path.starts_with('/');
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    let joined = parts.join("/");
+    if absolute {
+        format!("/{joined}")
+    } else {
+        joined
+    }
+}
