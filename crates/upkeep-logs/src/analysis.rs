@@ -1,0 +1,304 @@
+//! Aggregation: counts per signature, per upstream address and per minute,
+//! and the per-input accounting. Memory grows with the number of distinct
+//! (minute, signature, upstream) triples that actually occur, never with the
+//! number of lines.
+
+use crate::classify::Classified;
+use crate::error_line::ErrorLine;
+use crate::fxhash::FxMap;
+use crate::join::AccessReport;
+use crate::scan::{EventSink, LineStats};
+use crate::signature::Signature;
+use crate::time::LogTime;
+
+/// Distinct upstream addresses kept apart; beyond this they are pooled
+/// under [`OVERFLOW_UPSTREAM`] so hostile input cannot grow memory.
+const MAX_UPSTREAMS: usize = 10_000;
+pub const OVERFLOW_UPSTREAM: &str = "(other addresses)";
+/// Distinct `while` phases kept per signature (nginx has about ten).
+const MAX_PHASES: usize = 16;
+const MAX_OTHER_SAMPLES: usize = 5;
+
+/// What happened to one input.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InputReport {
+    pub name: String,
+    pub gzip: bool,
+    pub stats: LineStats,
+    /// Why reading stopped early or never started; the lines before it are
+    /// counted.
+    pub error: Option<String>,
+}
+
+/// Upstream addresses as small integers.
+#[derive(Clone, Debug, Default)]
+pub struct Interner {
+    ids: FxMap<Box<[u8]>, u32>,
+    names: Vec<Box<[u8]>>,
+}
+
+impl Interner {
+    pub fn intern(&mut self, name: &[u8]) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let name: &[u8] = if self.names.len() >= MAX_UPSTREAMS {
+            OVERFLOW_UPSTREAM.as_bytes()
+        } else {
+            name
+        };
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.into());
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    pub fn name(&self, id: u32) -> String {
+        String::from_utf8_lossy(&self.names[id as usize]).into_owned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// One upstream's failures: address, total, and per signature.
+pub type UpstreamTotal = (String, u64, Vec<(Signature, u64)>);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MinuteKey {
+    pub minute: i64,
+    pub signature: Signature,
+    /// `None` for signatures without an upstream (worker_connections, …).
+    pub upstream: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Analysis {
+    pub inputs: Vec<InputReport>,
+    pub counts: [u64; Signature::COUNT],
+    pub upstreams: Interner,
+    pub by_upstream: FxMap<(Signature, u32), u64>,
+    pub per_minute: FxMap<MinuteKey, u64>,
+    pub phases: [Vec<(Box<[u8]>, u64)>; Signature::COUNT],
+    pub first_time: Option<LogTime>,
+    pub last_time: Option<LogTime>,
+    pub other_upstream: u64,
+    pub other_samples: Vec<String>,
+    /// Filled when an access log was joined.
+    pub access: Option<AccessReport>,
+}
+
+impl Analysis {
+    pub fn total_stats(&self) -> LineStats {
+        let mut total = LineStats::default();
+        for i in &self.inputs {
+            total.merge(&i.stats, 0);
+        }
+        total
+    }
+
+    pub fn count(&self, sig: Signature) -> u64 {
+        self.counts[sig.index()]
+    }
+
+    pub fn total_events(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    pub fn record(&mut self, event: &Classified<'_>) {
+        let sig = event.signature;
+        let l = &event.line;
+        self.counts[sig.index()] += 1;
+        let upstream = l.upstream_addr().map(|a| self.upstreams.intern(a));
+        if let Some(up) = upstream {
+            *self.by_upstream.entry((sig, up)).or_insert(0) += 1;
+        }
+        if let Some(t) = l.time {
+            self.first_time = Some(self.first_time.map_or(t, |f| f.min(t)));
+            self.last_time = Some(self.last_time.map_or(t, |f| f.max(t)));
+            let key = MinuteKey {
+                minute: t.minute(),
+                signature: sig,
+                upstream,
+            };
+            *self.per_minute.entry(key).or_insert(0) += 1;
+        }
+        if let Some(phase) = l.phase {
+            add_phase(&mut self.phases[sig.index()], phase, 1);
+        }
+    }
+
+    pub fn record_other(&mut self, line: &ErrorLine<'_>) {
+        self.other_upstream += 1;
+        if self.other_samples.len() < MAX_OTHER_SAMPLES {
+            let mut text = String::from_utf8_lossy(line.message).into_owned();
+            if let Some(e) = line.errno {
+                text.push_str(&format!(" ({e}: …)"));
+            }
+            if let Some(p) = line.phase {
+                text.push_str(" while ");
+                text.push_str(&String::from_utf8_lossy(p));
+            }
+            if text.len() > 160 {
+                let mut cut = 160;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                text.truncate(cut);
+                text.push('…');
+            }
+            if !self.other_samples.contains(&text) {
+                self.other_samples.push(text);
+            }
+        }
+    }
+
+    /// Adds another partial analysis (a thread's chunk) into this one.
+    /// `other.inputs` are merged into the input of the same name.
+    pub fn merge(&mut self, other: Analysis, line_offset: u64) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts) {
+            *a += b;
+        }
+        let remap: Vec<u32> = (0..other.upstreams.len() as u32)
+            .map(|id| self.upstreams.intern(&other.upstreams.names[id as usize]))
+            .collect();
+        for ((sig, up), n) in other.by_upstream {
+            *self
+                .by_upstream
+                .entry((sig, remap[up as usize]))
+                .or_insert(0) += n;
+        }
+        for (mut key, n) in other.per_minute {
+            key.upstream = key.upstream.map(|u| remap[u as usize]);
+            *self.per_minute.entry(key).or_insert(0) += n;
+        }
+        for (mine, theirs) in self.phases.iter_mut().zip(other.phases) {
+            for (phase, n) in theirs {
+                add_phase(mine, &phase, n);
+            }
+        }
+        self.first_time = match (self.first_time, other.first_time) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last_time = match (self.last_time, other.last_time) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.other_upstream += other.other_upstream;
+        for s in other.other_samples {
+            if self.other_samples.len() < MAX_OTHER_SAMPLES && !self.other_samples.contains(&s) {
+                self.other_samples.push(s);
+            }
+        }
+        for input in other.inputs {
+            match self.inputs.iter_mut().find(|i| i.name == input.name) {
+                Some(mine) => {
+                    mine.stats.merge(&input.stats, line_offset);
+                    mine.error = mine.error.take().or(input.error);
+                }
+                None => self.inputs.push(input),
+            }
+        }
+    }
+
+    /// Upstreams by total failures, largest first.
+    pub fn top_upstreams(&self, n: usize) -> Vec<UpstreamTotal> {
+        let mut totals: FxMap<u32, (u64, [u64; Signature::COUNT])> = FxMap::default();
+        for (&(sig, up), &count) in &self.by_upstream {
+            let e = totals.entry(up).or_insert((0, [0; Signature::COUNT]));
+            e.0 += count;
+            e.1[sig.index()] += count;
+        }
+        let mut rows: Vec<_> = totals
+            .into_iter()
+            .map(|(up, (total, per))| {
+                let sigs = Signature::ALL
+                    .into_iter()
+                    .filter(|s| per[s.index()] > 0)
+                    .map(|s| (s, per[s.index()]))
+                    .collect::<Vec<_>>();
+                (self.upstreams.name(up), total, sigs)
+            })
+            .collect();
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        rows.truncate(n);
+        rows
+    }
+
+    /// Per-upstream counts of one signature, largest first.
+    pub fn upstreams_of(&self, sig: Signature) -> Vec<(String, u64)> {
+        let mut rows: Vec<_> = self
+            .by_upstream
+            .iter()
+            .filter(|((s, _), _)| *s == sig)
+            .map(|((_, up), n)| (self.upstreams.name(*up), *n))
+            .collect();
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        rows
+    }
+
+    /// Counts per minute over all signatures, in time order.
+    pub fn minutes(&self) -> Vec<(i64, [u64; Signature::COUNT])> {
+        let mut by: FxMap<i64, [u64; Signature::COUNT]> = FxMap::default();
+        for (k, n) in &self.per_minute {
+            by.entry(k.minute).or_insert([0; Signature::COUNT])[k.signature.index()] += n;
+        }
+        let mut rows: Vec<_> = by.into_iter().collect();
+        rows.sort_by_key(|r| r.0);
+        rows
+    }
+
+    /// The per-minute rows, sorted by minute, signature, upstream name.
+    pub fn per_minute_rows(&self) -> Vec<(i64, Signature, Option<String>, u64)> {
+        let mut rows: Vec<_> = self
+            .per_minute
+            .iter()
+            .map(|(k, n)| {
+                (
+                    k.minute,
+                    k.signature,
+                    k.upstream.map(|u| self.upstreams.name(u)),
+                    *n,
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    pub fn phases_of(&self, sig: Signature) -> Vec<(String, u64)> {
+        let mut rows: Vec<_> = self.phases[sig.index()]
+            .iter()
+            .map(|(p, n)| (String::from_utf8_lossy(p).into_owned(), *n))
+            .collect();
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        rows
+    }
+}
+
+fn add_phase(phases: &mut Vec<(Box<[u8]>, u64)>, phase: &[u8], n: u64) {
+    if let Some(e) = phases.iter_mut().find(|(p, _)| &p[..] == phase) {
+        e.1 += n;
+    } else if phases.len() < MAX_PHASES {
+        phases.push((phase.into(), n));
+    }
+}
+
+impl EventSink for Analysis {
+    fn on_signature(&mut self, event: &Classified<'_>) {
+        self.record(event);
+    }
+
+    fn on_other_upstream(&mut self, line: &ErrorLine<'_>) {
+        self.record_other(line);
+    }
+}

@@ -1,0 +1,336 @@
+//! Which signature an error-log line carries.
+//!
+//! The rules follow the message catalogue (facts/errors.tsv): the message
+//! text, the errno and the `while` phase together decide. A line that is
+//! about an upstream but matches no signature is "other upstream"; the rest
+//! (client-side info, file-not-found, …) is noise.
+
+use crate::error_line::{ErrorLine, Level};
+use crate::signature::Signature;
+use memchr::memmem;
+
+/// A line that carries a signature, with all its fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Classified<'a> {
+    pub signature: Signature,
+    pub line: ErrorLine<'a>,
+}
+
+/// What one well-formed error-log line is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Signature(Signature),
+    /// An error (or worse) about an upstream that no signature describes.
+    OtherUpstream,
+    Noise,
+}
+
+/// Classifies one error-log line (with or without its trailing newline).
+/// `None` for lines that are not error-log lines or carry no signature.
+pub fn classify_line(line: &[u8]) -> Option<Classified<'_>> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let parsed = ErrorLine::parse(line)?;
+    match verdict(&parsed) {
+        Verdict::Signature(signature) => Some(Classified {
+            signature,
+            line: parsed,
+        }),
+        _ => None,
+    }
+}
+
+/// Every line carrying a signature contains one of these; lines without any
+/// are skipped without being parsed (most of a real error log).
+pub(crate) const NEEDLES: [&str; 4] =
+    ["upstream", "worker_connections", "accept", "load balancing"];
+
+const PHASE_CONNECT: &[u8] = b"connecting to upstream";
+const PHASE_SSL: &[u8] = b"SSL handshaking to upstream";
+const PHASE_SEND: &[u8] = b"sending request to upstream";
+
+// errno values: Linux first, then the BSD/macOS numbers nginx prints there.
+const ECONNREFUSED: [u16; 2] = [111, 61];
+const EADDRNOTAVAIL: [u16; 2] = [99, 49];
+const EADDRINUSE: [u16; 2] = [98, 48];
+const ETIMEDOUT: [u16; 2] = [110, 60];
+const ECONNRESET: [u16; 2] = [104, 54];
+const EPIPE: u16 = 32;
+const EMFILE: u16 = 24;
+const ENFILE: u16 = 23;
+
+pub fn verdict(l: &ErrorLine<'_>) -> Verdict {
+    match signature_of(l) {
+        Some(sig) => Verdict::Signature(sig),
+        None if is_about_upstream(l) && l.level <= Level::Error => Verdict::OtherUpstream,
+        None => Verdict::Noise,
+    }
+}
+
+fn is_about_upstream(l: &ErrorLine<'_>) -> bool {
+    l.upstream.is_some() || l.phase.is_some_and(|p| p.ends_with(b"upstream"))
+}
+
+fn signature_of(l: &ErrorLine<'_>) -> Option<Signature> {
+    let m = l.message;
+    let phase = l.phase.unwrap_or(b"");
+    let errno = l.errno.unwrap_or(0);
+    let to_upstream = phase.ends_with(b"upstream");
+
+    if let Some(rest) = m.strip_prefix(b"upstream ") {
+        return upstream_message(rest, phase, l.level);
+    }
+    if m.starts_with(b"no live upstreams") {
+        return Some(Signature::NoLiveUpstreams);
+    }
+    if m.starts_with(b"connect() failed")
+        || m.starts_with(b"connect() to ")
+        || m.starts_with(b"kevent() reported that connect() failed")
+    {
+        return connect_errno(errno);
+    }
+    if m.starts_with(b"bind(") && phase == PHASE_CONNECT {
+        // proxy_bind: with a fixed source address, EADDRINUSE means its
+        // ports are used up (facts/errors.tsv, bind(%V) failed).
+        return (EADDRNOTAVAIL.contains(&errno) || EADDRINUSE.contains(&errno))
+            .then_some(Signature::ConnectAddrUnavailable);
+    }
+    if starts_with_any(
+        m,
+        &[
+            b"recv() failed",
+            b"readv() failed",
+            b"SSL_read() failed",
+            b"kevent() reported about an closed connection",
+        ],
+    ) && to_upstream
+    {
+        if ECONNRESET.contains(&errno) {
+            return Some(Signature::UpstreamReset);
+        }
+        if ETIMEDOUT.contains(&errno) {
+            return Some(Signature::ReadTimeout);
+        }
+        return None;
+    }
+    if starts_with_any(
+        m,
+        &[
+            b"writev() failed",
+            b"send() failed",
+            b"sendfile() failed",
+            b"SSL_write() failed",
+        ],
+    ) && phase == PHASE_SEND
+    {
+        return (ECONNRESET.contains(&errno) || errno == EPIPE)
+            .then_some(Signature::UpstreamSendFailed);
+    }
+    if (m.starts_with(b"SSL_do_handshake() failed")
+        || m.starts_with(b"peer closed connection in SSL handshake"))
+        && phase == PHASE_SSL
+    {
+        return Some(Signature::UpstreamSslHandshake);
+    }
+    if starts_with_any(
+        m,
+        &[b"accept4() failed", b"accept() failed", b"socket() failed"],
+    ) {
+        return (errno == EMFILE || errno == ENFILE).then_some(Signature::TooManyOpenFiles);
+    }
+    if m.starts_with(b"load balancing method redefined") {
+        return Some(Signature::LbMethodRedefined);
+    }
+    if m.first().is_some_and(u8::is_ascii_digit) {
+        let digits = m.iter().take_while(|b| b.is_ascii_digit()).count();
+        let rest = &m[digits..];
+        if rest == b" worker_connections are not enough"
+            || rest == b" worker_connections are not enough, reusing connections"
+        {
+            return Some(Signature::WorkerConnectionsNotEnough);
+        }
+        if rest.starts_with(b" worker_connections exceed open file resource limit") {
+            return Some(Signature::WorkerConnectionsExceedNofile);
+        }
+    }
+    None
+}
+
+/// Messages that begin with `upstream `.
+fn upstream_message(rest: &[u8], phase: &[u8], level: Level) -> Option<Signature> {
+    if rest.starts_with(b"prematurely closed connection") {
+        return Some(Signature::UpstreamPrematurelyClosed);
+    }
+    if rest.starts_with(b"timed out") {
+        // The connect timeout also covers the TLS handshake.
+        return Some(if phase == PHASE_CONNECT || phase == PHASE_SSL {
+            Signature::ConnectTimeout
+        } else {
+            Signature::ReadTimeout
+        });
+    }
+    if rest.starts_with(b"server temporarily disabled") {
+        return Some(Signature::ServerTemporarilyDisabled);
+    }
+    if rest.starts_with(b"SSL certificate ") {
+        return Some(Signature::UpstreamSslHandshake);
+    }
+    if let Some(sent) = rest.strip_prefix(b"sent ") {
+        // Framing and header errors that make nginx reject the response
+        // (facts/errors.tsv: invalid header -> 502). The duplicate-header
+        // warning that ends in ", ignored" is harmless and not counted.
+        let rejected = starts_with_any(
+            sent,
+            &[
+                b"invalid header",
+                b"no valid HTTP/1.0 header",
+                b"invalid \"Content-Length\" header",
+                b"unknown \"Transfer-Encoding\"",
+                b"\"Content-Length\" and \"Transfer-Encoding\" headers at the same time",
+                b"HTTP/1.0 response with early hints",
+                b"invalid chunked response",
+            ],
+        ) || (sent.starts_with(b"duplicate header line")
+            && level <= Level::Error
+            && !sent.ends_with(b", ignored"));
+        return rejected.then_some(Signature::UpstreamInvalidHeader);
+    }
+    None
+}
+
+fn connect_errno(errno: u16) -> Option<Signature> {
+    if ECONNREFUSED.contains(&errno) {
+        Some(Signature::ConnectRefused)
+    } else if EADDRNOTAVAIL.contains(&errno) {
+        Some(Signature::ConnectAddrUnavailable)
+    } else if ETIMEDOUT.contains(&errno) {
+        Some(Signature::ConnectTimeout)
+    } else if ECONNRESET.contains(&errno) {
+        // A reset pending on a cached connection is reported by
+        // ngx_http_upstream_test_connect as "connect() failed (104: …)"
+        // although no connect() happened (facts/behaviors.md (a)).
+        Some(Signature::UpstreamReset)
+    } else {
+        None
+    }
+}
+
+fn starts_with_any(m: &[u8], prefixes: &[&[u8]]) -> bool {
+    prefixes.iter().any(|p| m.starts_with(p))
+}
+
+/// Whether a line contains any prefilter needle. Used where lines come one
+/// at a time (follow mode); the bulk scanner searches whole blocks instead.
+pub(crate) fn may_carry_signature(line: &[u8]) -> bool {
+    NEEDLES
+        .iter()
+        .any(|n| memmem::find(line, n.as_bytes()).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sig(line: &str) -> Option<Signature> {
+        classify_line(line.as_bytes()).map(|c| c.signature)
+    }
+
+    const CTX: &str = r#", client: 127.0.0.1, server: , request: "GET /a HTTP/1.1", upstream: "http://127.0.0.1:9101/a", host: "h""#;
+
+    fn err(msg: &str) -> String {
+        format!("2026/11/23 14:26:24 [error] 1#0: *7 {msg}{CTX}")
+    }
+
+    #[test]
+    fn each_catalogue_message_maps_to_its_signature() {
+        use Signature::*;
+        let cases: &[(&str, Option<Signature>)] = &[
+            ("connect() failed (111: Connection refused) while connecting to upstream", Some(ConnectRefused)),
+            ("connect() to 127.0.0.1:1 failed (111: Connection refused) while connecting to upstream", Some(ConnectRefused)),
+            ("connect() to 10.0.0.1:80 failed (99: Cannot assign requested address) while connecting to upstream", Some(ConnectAddrUnavailable)),
+            ("bind(10.0.0.5) failed (98: Address already in use) while connecting to upstream", Some(ConnectAddrUnavailable)),
+            ("upstream timed out (110: Connection timed out) while connecting to upstream", Some(ConnectTimeout)),
+            ("connect() failed (110: Connection timed out) while connecting to upstream", Some(ConnectTimeout)),
+            ("upstream timed out (110: Connection timed out) while SSL handshaking to upstream", Some(ConnectTimeout)),
+            ("upstream prematurely closed connection while reading response header from upstream", Some(UpstreamPrematurelyClosed)),
+            ("upstream prematurely closed connection while reading upstream", Some(UpstreamPrematurelyClosed)),
+            ("recv() failed (104: Connection reset by peer) while reading response header from upstream", Some(UpstreamReset)),
+            ("readv() failed (104: Connection reset by peer) while reading upstream", Some(UpstreamReset)),
+            ("connect() failed (104: Connection reset by peer) while connecting to upstream", Some(UpstreamReset)),
+            ("writev() failed (32: Broken pipe) while sending request to upstream", Some(UpstreamSendFailed)),
+            ("send() failed (104: Connection reset by peer) while sending request to upstream", Some(UpstreamSendFailed)),
+            ("upstream timed out (110: Connection timed out) while reading response header from upstream", Some(ReadTimeout)),
+            ("upstream timed out (110: Connection timed out) while reading upstream", Some(ReadTimeout)),
+            ("recv() failed (110: Connection timed out) while reading response header from upstream", Some(ReadTimeout)),
+            ("no live upstreams while connecting to upstream", Some(NoLiveUpstreams)),
+            ("socket() failed (24: Too many open files) while connecting to upstream", Some(TooManyOpenFiles)),
+            ("SSL_do_handshake() failed (SSL: error:0A00010B:SSL routines::wrong version number) while SSL handshaking to upstream", Some(UpstreamSslHandshake)),
+            ("peer closed connection in SSL handshake (104: Connection reset by peer) while SSL handshaking to upstream", Some(UpstreamSslHandshake)),
+            ("upstream SSL certificate verify error: (10:certificate has expired) while SSL handshaking to upstream", Some(UpstreamSslHandshake)),
+            ("upstream sent invalid header: \"x\\x01...\" while reading response header from upstream", Some(UpstreamInvalidHeader)),
+            ("upstream sent no valid HTTP/1.0 header while reading response header from upstream", Some(UpstreamInvalidHeader)),
+            ("upstream sent too big header while reading response header from upstream", None),
+            // Client-side failures are not upstream signatures.
+            ("recv() failed (104: Connection reset by peer) while reading client request line", None),
+            ("SSL_do_handshake() failed (SSL: error:0A00006C:SSL routines::bad key share) while SSL handshaking", None),
+            ("client prematurely closed connection, so upstream connection is closed too while reading upstream", None),
+            ("open() \"/srv/x\" failed (2: No such file or directory)", None),
+        ];
+        for (msg, want) in cases {
+            assert_eq!(sig(&err(msg)), *want, "{msg}");
+        }
+    }
+
+    #[test]
+    fn context_free_lines() {
+        use Signature::*;
+        assert_eq!(
+            sig("2026/11/23 14:27:30 [alert] 7198#0: 8 worker_connections are not enough"),
+            Some(WorkerConnectionsNotEnough)
+        );
+        assert_eq!(sig("2026/11/23 14:27:30 [warn] 7198#0: 8 worker_connections are not enough, reusing connections"), Some(WorkerConnectionsNotEnough));
+        assert_eq!(sig("2026/11/23 14:27:30 [emerg] 7198#0: 8 worker_connections are not enough for 9 listening sockets"), None);
+        assert_eq!(sig("2026/11/23 14:27:30 [warn] 7198#0: 4096 worker_connections exceed open file resource limit: 1024"), Some(WorkerConnectionsExceedNofile));
+        assert_eq!(
+            sig("2026/11/23 14:27:30 [crit] 7198#0: accept4() failed (24: Too many open files)"),
+            Some(TooManyOpenFiles)
+        );
+        assert_eq!(sig("2026/11/23 14:27:30 [error] 7198#0: accept4() failed (103: Software caused connection abort)"), None);
+        assert_eq!(
+            sig("nginx: [warn] load balancing method redefined in /x/t3.conf:10"),
+            Some(LbMethodRedefined)
+        );
+        assert_eq!(sig("2026/11/23 14:26:33 [warn] 1#0: *38 upstream server temporarily disabled while reading response header from upstream, client: 127.0.0.1"), Some(ServerTemporarilyDisabled));
+    }
+
+    #[test]
+    fn other_upstream_and_noise() {
+        let l = err("upstream sent too big header while reading response header from upstream");
+        assert_eq!(
+            verdict(&ErrorLine::parse(l.as_bytes()).unwrap()),
+            Verdict::OtherUpstream
+        );
+        let l = "2026/11/23 14:26:24 [warn] 1#0: *9 an upstream response is buffered to a temporary file /x/1 while reading upstream, client: 1.1.1.1";
+        assert_eq!(
+            verdict(&ErrorLine::parse(l.as_bytes()).unwrap()),
+            Verdict::Noise
+        );
+        let l =
+            "2026/11/23 14:26:24 [info] 30381#0: *1 client 127.0.0.1 closed keepalive connection";
+        assert_eq!(
+            verdict(&ErrorLine::parse(l.as_bytes()).unwrap()),
+            Verdict::Noise
+        );
+    }
+
+    #[test]
+    fn every_signature_line_contains_a_needle() {
+        for line in [
+            err("connect() failed (111: Connection refused) while connecting to upstream"),
+            "2026/11/23 14:27:30 [crit] 7198#0: accept4() failed (24: Too many open files)".into(),
+            "2026/11/23 14:27:30 [alert] 7198#0: 8 worker_connections are not enough".into(),
+            "nginx: [warn] load balancing method redefined in /x/t3.conf:10".into(),
+        ] {
+            assert!(may_carry_signature(line.as_bytes()));
+        }
+    }
+}

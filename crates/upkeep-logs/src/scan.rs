@@ -1,0 +1,231 @@
+//! The hot loop: walk a block of complete lines, count them, check their
+//! shape, and parse only the few that can carry a signature.
+//!
+//! Most of an error log is noise. Instead of searching every line for the
+//! prefilter needles, each needle is searched once across the whole block
+//! (SIMD memmem), and a line is parsed only when a needle occurrence falls
+//! inside it. Nothing is allocated per line.
+
+use crate::classify::{verdict, Classified, Verdict, NEEDLES};
+use crate::error_line::{has_error_log_shape, ErrorLine};
+use crate::time::{parse_error_log_time, LogTime};
+use memchr::memmem;
+
+/// Lines longer than this are skipped and reported. nginx itself cuts
+/// error-log lines at 2048 bytes (NGX_MAX_ERROR_STR), so only foreign or
+/// broken input gets near it.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Receives what the scanner finds.
+pub trait EventSink {
+    fn on_signature(&mut self, event: &Classified<'_>);
+    /// An error about an upstream that no signature describes.
+    fn on_other_upstream(&mut self, _line: &ErrorLine<'_>) {}
+}
+
+/// Only lines with a time in `[since, until)` count. Lines with no time
+/// (`nginx: [warn] …`) are kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimeWindow {
+    pub since: Option<LogTime>,
+    pub until: Option<LogTime>,
+}
+
+impl TimeWindow {
+    pub fn is_open(&self) -> bool {
+        self.since.is_none() && self.until.is_none()
+    }
+
+    pub fn contains(&self, t: LogTime) -> bool {
+        self.since.map_or(true, |s| t >= s) && self.until.map_or(true, |u| t < u)
+    }
+}
+
+/// Per-input line accounting. Line numbers start at 1.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LineStats {
+    pub lines: u64,
+    pub empty: u64,
+    /// Lines without the error-log shape (binary garbage, foreign formats).
+    pub unparsed: u64,
+    pub first_unparsed: Option<u64>,
+    /// Lines over [`MAX_LINE`], skipped.
+    pub overlong: u64,
+    pub first_overlong: Option<u64>,
+    /// Lines outside `--since/--until`.
+    pub outside_window: u64,
+    /// Unparsed lines containing NUL bytes: the mark of binary data.
+    pub binary: u64,
+}
+
+impl LineStats {
+    pub fn merge(&mut self, other: &LineStats, line_offset: u64) {
+        let first = |a: Option<u64>, b: Option<u64>| a.or(b.map(|n| n + line_offset));
+        self.first_unparsed = first(self.first_unparsed, other.first_unparsed);
+        self.first_overlong = first(self.first_overlong, other.first_overlong);
+        self.lines += other.lines;
+        self.empty += other.empty;
+        self.unparsed += other.unparsed;
+        self.overlong += other.overlong;
+        self.outside_window += other.outside_window;
+        self.binary += other.binary;
+    }
+}
+
+pub struct Scanner {
+    finders: [memmem::Finder<'static>; NEEDLES.len()],
+    window: TimeWindow,
+    pub stats: LineStats,
+}
+
+impl Scanner {
+    pub fn new(window: TimeWindow) -> Scanner {
+        Scanner {
+            finders: NEEDLES.map(|n| memmem::Finder::new(n.as_bytes())),
+            window,
+            stats: LineStats::default(),
+        }
+    }
+
+    /// Scans `block`, which must hold whole lines: every line ends with
+    /// `\n` except possibly the last one of the input.
+    pub fn scan_block<S: EventSink>(&mut self, block: &[u8], sink: &mut S) {
+        let mut next = [0usize; NEEDLES.len()];
+        for (slot, finder) in next.iter_mut().zip(&self.finders) {
+            *slot = finder.find(block).unwrap_or(usize::MAX);
+        }
+        let mut pos = 0;
+        while pos < block.len() {
+            let end = memchr::memchr(b'\n', &block[pos..]).map_or(block.len(), |i| pos + i);
+            let hit = next.iter().any(|&n| n < end);
+            self.line(&block[pos..end], hit, sink);
+            pos = end + 1;
+            for (slot, finder) in next.iter_mut().zip(&self.finders) {
+                if *slot < pos {
+                    *slot = finder
+                        .find(&block[pos.min(block.len())..])
+                        .map_or(usize::MAX, |i| pos + i);
+                }
+            }
+        }
+    }
+
+    /// Accounts for a line too long to hold in memory, already skipped.
+    pub fn skipped_overlong_line(&mut self) {
+        self.stats.lines += 1;
+        self.note_overlong();
+    }
+
+    fn note_overlong(&mut self) {
+        self.stats.overlong += 1;
+        self.stats.first_overlong.get_or_insert(self.stats.lines);
+    }
+
+    /// One line, with or without its `\n`, tested against the needles.
+    pub fn scan_line<S: EventSink>(&mut self, line: &[u8], sink: &mut S) {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let hit = crate::classify::may_carry_signature(line);
+        self.line(line, hit, sink);
+    }
+
+    #[inline]
+    fn line<S: EventSink>(&mut self, line: &[u8], may_carry_signature: bool, sink: &mut S) {
+        self.stats.lines += 1;
+        if line.len() > MAX_LINE {
+            self.note_overlong();
+            return;
+        }
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            self.stats.empty += 1;
+            return;
+        }
+        if !has_error_log_shape(line) {
+            self.stats.unparsed += 1;
+            self.stats.first_unparsed.get_or_insert(self.stats.lines);
+            if memchr::memchr(0, line).is_some() {
+                self.stats.binary += 1;
+            }
+            return;
+        }
+        if !self.window.is_open() {
+            if let Some(t) = parse_error_log_time(line) {
+                if !self.window.contains(t) {
+                    self.stats.outside_window += 1;
+                    return;
+                }
+            }
+        }
+        if !may_carry_signature {
+            return;
+        }
+        let Some(parsed) = ErrorLine::parse(line) else {
+            // The cheap shape test passed but the fields did not parse
+            // (bad level, bad date): unknown shape after all.
+            self.stats.unparsed += 1;
+            self.stats.first_unparsed.get_or_insert(self.stats.lines);
+            return;
+        };
+        match verdict(&parsed) {
+            Verdict::Signature(signature) => sink.on_signature(&Classified {
+                signature,
+                line: parsed,
+            }),
+            Verdict::OtherUpstream => sink.on_other_upstream(&parsed),
+            Verdict::Noise => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signature::Signature;
+
+    #[derive(Default)]
+    struct Collect(Vec<(Signature, Option<u64>)>, u64);
+    impl EventSink for Collect {
+        fn on_signature(&mut self, e: &Classified<'_>) {
+            self.0.push((e.signature, e.line.connection));
+        }
+        fn on_other_upstream(&mut self, _: &ErrorLine<'_>) {
+            self.1 += 1;
+        }
+    }
+
+    #[test]
+    fn counts_lines_and_finds_signatures_at_block_edges() {
+        let text = "2026/11/23 14:26:24 [error] 1#0: *3 no live upstreams while connecting to upstream, client: 1.1.1.1\n\
+                    garbage\x00line\n\
+                    \n\
+                    2026/11/23 14:26:24 [info] 1#0: *1 client 127.0.0.1 closed keepalive connection\n\
+                    2026/11/23 14:26:25 [error] 1#0: *4 upstream prematurely closed connection while reading upstream, client: 1.1.1.1";
+        let mut s = Scanner::new(TimeWindow::default());
+        let mut c = Collect::default();
+        s.scan_block(text.as_bytes(), &mut c);
+        assert_eq!(
+            c.0,
+            vec![
+                (Signature::NoLiveUpstreams, Some(3)),
+                (Signature::UpstreamPrematurelyClosed, Some(4))
+            ]
+        );
+        assert_eq!(s.stats.lines, 5);
+        assert_eq!(s.stats.empty, 1);
+        assert_eq!(s.stats.unparsed, 1);
+        assert_eq!(s.stats.binary, 1);
+        assert_eq!(s.stats.first_unparsed, Some(2));
+    }
+
+    #[test]
+    fn time_window_filters() {
+        let text = "2026/11/23 14:26:24 [error] 1#0: *3 no live upstreams while connecting to upstream\n\
+                    2026/11/23 14:30:00 [error] 1#0: *4 no live upstreams while connecting to upstream\n";
+        let since = LogTime::from_civil(2026, 11, 23, 14, 27, 0);
+        let mut s = Scanner::new(TimeWindow { since, until: None });
+        let mut c = Collect::default();
+        s.scan_block(text.as_bytes(), &mut c);
+        assert_eq!(c.0, vec![(Signature::NoLiveUpstreams, Some(4))]);
+        assert_eq!(s.stats.outside_window, 1);
+    }
+}
