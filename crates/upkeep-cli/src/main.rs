@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Print the parsed config as crossplane-compatible JSON.
     Parse(cmd::parse::Args),
+    /// Measure backends: keep-alive, idle timeout, requests per connection.
+    Probe(Box<cmd::probe::Args>),
 }
 
 /// Exit codes shared by every command (SPEC.md): 0 clean, 1 findings, 2 usage
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Parse(args) => cmd::parse::run(args),
+        Command::Probe(args) => cmd::probe::run(*args),
     };
     match result {
         Ok(code) => code,
