@@ -22,6 +22,8 @@ pub enum BlockKind {
     LimitExcept,
     Upstream,
     Map,
+    /// A context the model does not analyse (a `stream` or `mail` snippet).
+    Opaque,
 }
 
 impl BlockKind {

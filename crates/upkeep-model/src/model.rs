@@ -116,7 +116,8 @@ impl<'a> Model<'a> {
 
     fn collect_upstreams(&mut self) {
         for id in 0..self.blocks.len() {
-            if self.blocks[id].kind != BlockKind::Upstream {
+            // An upstream snippet read on its own has no name: skip it.
+            if self.blocks[id].kind != BlockKind::Upstream || self.blocks[id].directive.is_none() {
                 continue;
             }
             let upstream = Upstream::from_block(id, &self.blocks[id]);
@@ -267,6 +268,6 @@ fn classify(parent: BlockKind, d: &Directive) -> Option<BlockKind> {
             b"limit_except" if parent != BlockKind::Server => Some(BlockKind::LimitExcept),
             _ => None,
         },
-        BlockKind::Events | BlockKind::Upstream | BlockKind::Map => None,
+        BlockKind::Events | BlockKind::Upstream | BlockKind::Map | BlockKind::Opaque => None,
     }
 }

@@ -54,3 +54,36 @@ impl ConfigSource for SingleFile {
         vec![(&self.file, &self.tree)]
     }
 }
+
+impl ConfigSource for upkeep_config::ConfigSet {
+    fn root_nodes(&self) -> &[Node] {
+        &self.tree(self.main).nodes
+    }
+
+    fn expand_nodes<'a>(&'a self, nodes: &'a [Node]) -> Vec<&'a Node> {
+        upkeep_config::ConfigSet::expand_nodes(self, nodes)
+    }
+
+    fn source_file(&self, id: FileId) -> &SourceFile {
+        self.file(id)
+    }
+
+    fn trees(&self) -> Vec<(&SourceFile, &SyntaxTree)> {
+        self.files.iter().zip(self.trees.iter()).collect()
+    }
+
+    fn root_kind(&self) -> crate::BlockKind {
+        use crate::BlockKind;
+        use upkeep_config::Context;
+        match self.context {
+            Context::Main => BlockKind::Main,
+            Context::Events => BlockKind::Events,
+            Context::Http => BlockKind::Http,
+            Context::Server => BlockKind::Server,
+            Context::Location => BlockKind::Location,
+            Context::Upstream => BlockKind::Upstream,
+            // stream and mail proxy TCP, not HTTP: nothing to analyse.
+            _ => BlockKind::Opaque,
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! What a rule's check gets: the model, the options, resolved backend facts,
+//! and small helpers for messages.
+
+use upkeep_diag::Finding;
+use upkeep_facts::{BackendFacts, NginxVersion};
+use upkeep_model::{BlockId, Model, RouteId, UpstreamId};
+use upkeep_syntax::{Directive, SourceFile, Span};
+
+use crate::options::{CheckOptions, VersionSource};
+
+/// A problem with an `# upkeep:` comment, reported by X002.
+#[derive(Clone, Debug)]
+pub struct CommentProblem {
+    pub span: Span,
+    pub message: String,
+}
+
+pub struct Ctx<'m, 'a> {
+    pub model: &'m Model<'a>,
+    pub opts: &'m CheckOptions,
+    pub version: NginxVersion,
+    /// Backend facts per upstream (index = UpstreamId), merged from inline
+    /// comments, upkeep.toml/`--backend` and probe results.
+    pub backends: Vec<Option<BackendFacts>>,
+    pub comment_problems: Vec<CommentProblem>,
+}
+
+impl<'m, 'a> Ctx<'m, 'a> {
+    pub fn new(model: &'m Model<'a>, opts: &'m CheckOptions) -> Ctx<'m, 'a> {
+        let mut ctx = Ctx {
+            model,
+            opts,
+            version: model.version,
+            backends: Vec::new(),
+            comment_problems: Vec::new(),
+        };
+        crate::backends::resolve(&mut ctx);
+        ctx
+    }
+
+    pub fn file(&self, span: Span) -> &SourceFile {
+        self.model.source.source_file(span.file)
+    }
+
+    /// The source text of a span (lossy UTF-8).
+    pub fn text(&self, span: Span) -> String {
+        String::from_utf8_lossy(self.file(span).slice(span)).into_owned()
+    }
+
+    /// `path:line` of a span, for messages that point elsewhere.
+    pub fn place(&self, span: Span) -> String {
+        let f = self.file(span);
+        format!("{}:{}", f.path, f.line_col(span.start).line)
+    }
+
+    /// The part of a directive worth underlining: the whole of a simple
+    /// directive, or the head (`upstream app`, `location /api/`) of a block.
+    pub fn head(&self, d: &Directive) -> Span {
+        if d.block.is_none() {
+            return d.span;
+        }
+        let end = d.args.last().map(|a| a.span.end).unwrap_or(d.name.span.end);
+        Span::new(d.span.file, d.name.span.start, end)
+    }
+
+    /// `location /api/`, `server example.com`…
+    pub fn describe(&self, block: BlockId) -> String {
+        self.model.block(block).describe()
+    }
+
+    /// Routes that can keep connections alive and reach an upstream with an
+    /// idle pool ("keepalive upstream" in RULES.md).
+    pub fn keepalive_routes(&self) -> Vec<RouteId> {
+        (0..self.model.routes.len())
+            .filter(|&r| !self.keepalive_upstreams_of(r).is_empty())
+            .collect()
+    }
+
+    /// The keepalive upstreams route `r` reaches.
+    pub fn keepalive_upstreams_of(&self, r: RouteId) -> Vec<UpstreamId> {
+        let route = self.model.route(r);
+        if !route.protocol.can_keep_alive() {
+            return Vec::new();
+        }
+        route
+            .upstreams()
+            .into_iter()
+            .filter(|&u| self.model.upstream(u).is_keepalive(self.version))
+            .collect()
+    }
+
+    /// Adds "assuming nginx X" when the verdict rests on a version nobody gave.
+    pub fn with_version_note(&self, finding: Finding) -> Finding {
+        match self.opts.version_source {
+            VersionSource::Assumed => finding.note(format!(
+                "assuming nginx {} (no --nginx-version given and no nginx binary detected)",
+                self.version
+            )),
+            VersionSource::Given | VersionSource::Detected => finding,
+        }
+    }
+
+    /// The backend facts of upstream `u`, if anything is known.
+    pub fn backend(&self, u: UpstreamId) -> Option<&BackendFacts> {
+        self.backends.get(u).and_then(|b| b.as_ref())
+    }
+
+    /// The name of upstream `u`.
+    pub fn upstream_name(&self, u: UpstreamId) -> &str {
+        &self.model.upstream(u).name
+    }
+}

@@ -1,0 +1,129 @@
+//! upkeep's rules: every keep-alive misconfiguration of RULES.md, found on
+//! the effective configuration ([`upkeep_model::Model`]) and reported as
+//! [`upkeep_diag::Finding`]s with fixes as byte-range edits.
+//!
+//! One file per rule under `rules/`, each with its metadata and documentation
+//! ([`RuleInfo`]); [`rules()`] is the one registry. No I/O: builds for
+//! `wasm32-unknown-unknown`.
+
+mod backends;
+mod context;
+pub mod edits;
+mod options;
+mod registry;
+mod report;
+mod rules;
+pub mod settings;
+mod suppress;
+
+use std::collections::HashSet;
+
+use upkeep_diag::{Finding, Severity};
+use upkeep_model::{ConfigSource, Model};
+
+pub use context::Ctx;
+pub use options::{CheckOptions, VersionSource};
+pub use registry::{rule, rules, RuleInfo};
+pub use report::CheckReport;
+pub use upkeep_facts::{BackendFacts, NginxVersion};
+
+/// Runs every enabled rule over `config` and returns the findings, sorted by
+/// file and position, with suppressions and severity overrides applied.
+pub fn check<C: ConfigSource>(config: &C, opts: &CheckOptions) -> CheckReport {
+    let version = opts.version();
+    let model = Model::build(config, version);
+    let ctx = Ctx::new(&model, opts);
+
+    let mut findings: Vec<Finding> = Vec::new();
+    for (info, check) in registry::CHECKS {
+        if opts.is_enabled(info.id, info.name) {
+            findings.extend(check(&ctx));
+        }
+    }
+
+    // Suppressions.
+    let mut problems = Vec::new();
+    let mut suppressions = suppress::collect(&ctx, &mut problems);
+    findings.retain(|f| {
+        let mut keep = true;
+        for s in suppressions.iter_mut() {
+            if suppress::covers(s, f) {
+                s.used = true;
+                keep = false;
+            }
+        }
+        keep
+    });
+    let x001 = &rules::x001::INFO;
+    if opts.is_enabled(x001.id, x001.name) {
+        for s in suppressions.iter().filter(|s| !s.used) {
+            // An ignore for a rule that did not run is not "unused".
+            let ran = s
+                .rules
+                .iter()
+                .any(|id| rule(id).is_some_and(|r| opts.is_enabled(r.id, r.name)));
+            if ran {
+                findings.push(rules::x001::unused(&ctx, s));
+            }
+        }
+    }
+    let x002 = &rules::x002::INFO;
+    if opts.is_enabled(x002.id, x002.name) {
+        for p in &problems {
+            findings.push(rules::x002::problem(p));
+        }
+    }
+
+    for f in findings.iter_mut() {
+        if let Some(sev) = opts.severity_overrides.get(f.rule) {
+            f.severity = *sev;
+        }
+    }
+
+    dedupe(&ctx, &mut findings);
+    findings.sort_by_key(|f| {
+        let p = f.primary.unwrap_or_default();
+        (p.file, p.start, p.end, f.rule)
+    });
+
+    let mut assumptions = Vec::new();
+    if opts.version_source == VersionSource::Assumed {
+        assumptions.push(format!(
+            "assuming nginx {version} (default; no --nginx-version given and no nginx binary detected)"
+        ));
+    }
+    CheckReport {
+        findings,
+        nginx_version: version,
+        version_source: opts.version_source,
+        assumptions,
+    }
+}
+
+/// Drops repeated findings (a snippet included in several places yields the
+/// same finding at the same place) and keeps a fix shared by several
+/// findings on the first one only, so applying all fixes edits once.
+fn dedupe(ctx: &Ctx, findings: &mut Vec<Finding>) {
+    let mut seen = HashSet::new();
+    findings.retain(|f| seen.insert((f.rule, f.primary, f.message.clone())));
+    let mut fixes_seen: Vec<(Vec<upkeep_diag::Edit>, String)> = Vec::new();
+    for f in findings.iter_mut() {
+        let Some(fix) = &f.fix else { continue };
+        let here = f.primary.map(|p| ctx.place(p)).unwrap_or_default();
+        if let Some((_, first)) = fixes_seen.iter().find(|(e, _)| *e == fix.edits) {
+            let note = format!("the fix offered at {first} covers this too");
+            f.fix = None;
+            f.notes.push(note);
+        } else {
+            fixes_seen.push((fix.edits.clone(), here));
+        }
+    }
+}
+
+/// The severity a rule's findings get after overrides.
+pub fn effective_severity(opts: &CheckOptions, info: &RuleInfo) -> Severity {
+    opts.severity_overrides
+        .get(info.id)
+        .copied()
+        .unwrap_or(info.severity)
+}

@@ -1,0 +1,89 @@
+//! What the user tells `check` besides the configuration.
+
+use std::collections::BTreeMap;
+
+use upkeep_diag::Severity;
+use upkeep_facts::{BackendFacts, NginxVersion};
+
+/// Where the target nginx version came from; always stated in the output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VersionSource {
+    /// `--nginx-version` or upkeep.toml.
+    Given,
+    /// `nginx -v` of the binary on this host.
+    Detected,
+    /// Nothing given or detected: [`NginxVersion::DEFAULT_ASSUMED`].
+    #[default]
+    Assumed,
+}
+
+impl VersionSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionSource::Given => "given",
+            VersionSource::Detected => "detected",
+            VersionSource::Assumed => "assumed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CheckOptions {
+    pub nginx_version: Option<NginxVersion>,
+    pub version_source: VersionSource,
+    /// Idle timeout of the load balancer in front of nginx (`--front-idle`).
+    pub front_idle_ms: Option<u64>,
+    /// A front profile name from facts/backends.tsv (`--front aws-alb`).
+    pub front_name: Option<String>,
+    /// Backend facts by upstream name, or by server address (`127.0.0.1:8080`)
+    /// for probe results.
+    pub backends: BTreeMap<String, BackendFacts>,
+    /// Cores to resolve `worker_processes auto` with.
+    pub cpus: Option<u32>,
+    /// Client `keepalive_requests` to aim for (C001; default 1000).
+    pub target_requests: Option<u64>,
+    /// Rule IDs or prefixes to run (`U`, `U00`, `C001`); `None` = all.
+    pub select: Option<Vec<String>>,
+    /// Rule IDs or prefixes not to run.
+    pub ignore: Vec<String>,
+    pub severity_overrides: BTreeMap<String, Severity>,
+}
+
+impl CheckOptions {
+    /// The version the check runs for.
+    pub fn version(&self) -> NginxVersion {
+        self.nginx_version.unwrap_or(NginxVersion::DEFAULT_ASSUMED)
+    }
+
+    /// Whether rule `id` is selected and not ignored. Selectors match by
+    /// prefix (`U` selects every U rule) or by rule name.
+    pub fn is_enabled(&self, id: &str, name: &str) -> bool {
+        let matches = |sel: &String| id.starts_with(sel.as_str()) || sel == name;
+        let selected = match &self.select {
+            Some(list) => list.iter().any(matches),
+            None => true,
+        };
+        selected && !self.ignore.iter().any(matches)
+    }
+
+    /// The front's idle timeout toward nginx and a description of where it
+    /// comes from (`--front-idle` wins over `--front`).
+    pub fn front(&self) -> Option<(u64, String)> {
+        if let Some(ms) = self.front_idle_ms {
+            let what = match &self.front_name {
+                Some(n) => format!("{n} (idle {} declared)", upkeep_facts::format_duration(ms)),
+                None => format!(
+                    "the front (idle {} declared)",
+                    upkeep_facts::format_duration(ms)
+                ),
+            };
+            return Some((ms, what));
+        }
+        let name = self.front_name.as_deref()?;
+        let p = upkeep_facts::front_profile(name)?;
+        Some((
+            p.idle_timeout_ms,
+            format!("{} (profile {}: {})", p.display, p.name, p.note),
+        ))
+    }
+}

@@ -1,0 +1,58 @@
+//! The one registry of rules. Every list of rules (`upkeep rules`, `explain`,
+//! config validation, the SARIF rule table) comes from here, and every entry
+//! comes from the rule's own file: adding a rule is one file under `rules/`
+//! plus one name in the `registry!` list below.
+
+use upkeep_diag::{Finding, Severity};
+
+use crate::context::Ctx;
+
+/// A rule's metadata and documentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuleInfo {
+    /// Stable ID, e.g. `U001`. IDs never change meaning.
+    pub id: &'static str,
+    /// Kebab-case name, e.g. `upstream-without-keepalive`.
+    pub name: &'static str,
+    /// Default severity.
+    pub severity: Severity,
+    /// Whether the rule offers an automatic fix (for at least some findings).
+    pub fixable: bool,
+    /// One sentence.
+    pub summary: &'static str,
+    /// Markdown with the sections `## What it finds`, `## Why it breaks
+    /// reuse`, `## Example`, `## Fix`, `## References`.
+    pub doc: &'static str,
+}
+
+impl RuleInfo {
+    /// A finding of this rule at its default severity.
+    pub fn finding(&self, message: impl Into<String>) -> Finding {
+        Finding::new(self.id, self.name, self.severity, message)
+    }
+}
+
+pub(crate) type CheckFn = fn(&Ctx) -> Vec<Finding>;
+
+macro_rules! registry {
+    ($($module:ident),* $(,)?) => {
+        static INFOS: &[RuleInfo] = &[$(crate::rules::$module::INFO),*];
+        pub(crate) static CHECKS: &[(&RuleInfo, CheckFn)] =
+            &[$((&crate::rules::$module::INFO, crate::rules::$module::check as CheckFn)),*];
+    };
+}
+
+// In ID order.
+registry!(u001, u002, u003, u004, u005, u006, u007, u008, u010, u011, u012, x001, x002,);
+
+/// Every rule, in ID order.
+pub fn rules() -> &'static [RuleInfo] {
+    INFOS
+}
+
+/// A rule by ID (`U003`, case-insensitive) or name (`connection-close-sent`).
+pub fn rule(id_or_name: &str) -> Option<&'static RuleInfo> {
+    INFOS
+        .iter()
+        .find(|r| r.id.eq_ignore_ascii_case(id_or_name) || r.name == id_or_name)
+}

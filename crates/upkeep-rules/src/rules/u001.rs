@@ -1,0 +1,137 @@
+use upkeep_diag::{Applicability, Finding, Fix, Severity};
+use upkeep_facts::landmarks;
+use upkeep_model::{Pool, BALANCER_DIRECTIVES};
+
+use crate::context::Ctx;
+use crate::edits;
+use crate::registry::RuleInfo;
+
+pub const INFO: RuleInfo = RuleInfo {
+    id: "U001",
+    name: "upstream-without-keepalive",
+    severity: Severity::Warning,
+    fixable: true,
+    summary: "An upstream reached by HTTP, FastCGI or gRPC routes has no idle connection pool.",
+    doc: r#"## What it finds
+An `upstream{}` block that HTTP (`proxy_pass`), FastCGI (`fastcgi_pass`) or gRPC
+(`grpc_pass`) routes send requests to, but that has no effective idle pool:
+no `keepalive` directive on nginx before 1.29.7, or `keepalive 0` on any
+version.
+
+## Why it breaks reuse
+The pool of idle upstream connections is kept by
+`ngx_http_upstream_keepalive_module`. Up to nginx 1.29.6 it is installed for an
+upstream only when the block has a `keepalive N` line; since 1.29.7
+(commit 4fbe4b627) every explicit `upstream{}` gets `keepalive 32 local` by
+default, and `keepalive 0` switches the module off for that block
+(`ngx_http_upstream_keepalive_init_main_conf` skips it; facts/behaviors.md §c,
+directives.tsv row `keepalive`). Without the module, nginx closes the upstream
+connection after every response: each request pays a TCP (and TLS) handshake,
+and the closed sockets sit in TIME_WAIT on the nginx host until the ephemeral
+ports run out under load.
+
+## Example
+```nginx
+upstream app {
+    server 127.0.0.1:8000;
+}
+server {
+    location / { proxy_pass http://app; }
+}
+```
+
+## Fix
+Add `keepalive 32;` to the upstream block, after any load-balancing method
+directive (`ip_hash`, `least_conn`, `hash`, `random`: before 1.29.7 the method
+must come first, see U006), or delete `keepalive 0;`. `keepalive N` is per
+worker process and does not limit the number of connections; it is the number
+of idle ones kept (behaviors.md §i). HTTP routes on nginx before 1.29.7 also
+need `proxy_http_version 1.1;` and `proxy_set_header Connection "";` (U002,
+U003); FastCGI routes need `fastcgi_keep_conn on;` (U011).
+
+## References
+- facts/directives.tsv, row `keepalive` (ngx_http_upstream_keepalive_module)
+- facts/behaviors.md §0 (1.29.7), §c (when a connection is not cached), §i
+- nginx CHANGES 1.29.7: "now the keepalive directive in the upstream block is enabled by default"
+"#,
+};
+
+pub fn check(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (uid, up) in ctx.model.upstreams.iter().enumerate() {
+        let pool = up.pool(ctx.version);
+        if pool.size() > 0 {
+            continue;
+        }
+        let routes: Vec<_> = ctx
+            .model
+            .routes_to(uid)
+            .filter(|&r| ctx.model.route(r).protocol.can_keep_alive())
+            .collect();
+        if routes.is_empty() {
+            continue;
+        }
+        let mut finding = match pool {
+            Pool::Disabled { directive } => INFO
+                .finding(format!(
+                    "`keepalive 0` turns off the idle connection pool of upstream `{}`: every request opens and closes a TCP connection",
+                    up.name
+                ))
+                .at(directive.span)
+                .with_label("pool disabled here")
+                .related(ctx.head(up.directive), "in this upstream"),
+            _ => INFO
+                .finding(format!(
+                    "upstream `{}` has no `keepalive`: every request opens and closes a TCP connection (TIME_WAIT piles up on the nginx host)",
+                    up.name
+                ))
+                .at(ctx.head(up.directive))
+                .with_label(format!("no idle pool before nginx {}", landmarks::KEEPALIVE_BY_DEFAULT)),
+        };
+        for &r in routes.iter().take(3) {
+            let route = ctx.model.route(r);
+            finding = finding.related(
+                route.pass.span,
+                format!("requests reach it from {}", ctx.describe(route.block)),
+            );
+        }
+        if routes.len() > 3 {
+            finding = finding.note(format!("and {} more routes", routes.len() - 3));
+        }
+        let fix = match pool {
+            Pool::Disabled { directive } if ctx.version >= landmarks::KEEPALIVE_BY_DEFAULT => Fix {
+                applicability: Applicability::Safe,
+                description: format!("delete `keepalive 0;` so upstream `{}` pools connections (32 per worker by default)", up.name),
+                edits: vec![edits::delete_directive(ctx, directive)],
+            },
+            Pool::Disabled { directive } => Fix {
+                applicability: Applicability::Safe,
+                description: format!("keep up to 32 idle connections per worker to upstream `{}`", up.name),
+                edits: vec![edits::replace_args(directive, "32")],
+            },
+            _ => {
+                let Some(edit) = edits::insert_in_block(ctx, up.block, "keepalive 32;", |d| {
+                    d.name_is("server") || BALANCER_DIRECTIVES.iter().any(|b| d.name_is(b))
+                }) else {
+                    out.push(finding);
+                    continue;
+                };
+                Fix {
+                    applicability: Applicability::Safe,
+                    description: format!("add `keepalive 32;` to upstream `{}`", up.name),
+                    edits: vec![edit],
+                }
+            }
+        };
+        let help = match pool {
+            Pool::Disabled { .. } if ctx.version >= landmarks::KEEPALIVE_BY_DEFAULT => {
+                "delete `keepalive 0;` (nginx then keeps 32 idle connections per worker)"
+                    .to_string()
+            }
+            _ => "add `keepalive 32;` after the balancing method and server lines".to_string(),
+        };
+        finding = finding.help(help).with_fix(fix);
+        out.push(ctx.with_version_note(finding));
+    }
+    out
+}

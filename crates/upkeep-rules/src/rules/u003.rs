@@ -1,0 +1,194 @@
+use std::collections::BTreeMap;
+
+use upkeep_diag::{Applicability, Finding, Fix, Severity};
+use upkeep_facts::landmarks;
+use upkeep_model::{BlockId, Protocol, RouteId};
+
+use crate::context::Ctx;
+use crate::edits;
+use crate::registry::RuleInfo;
+
+pub const INFO: RuleInfo = RuleInfo {
+    id: "U003",
+    name: "connection-close-sent",
+    severity: Severity::Error,
+    fixable: true,
+    summary: "nginx sends `Connection: close` to a keepalive upstream.",
+    doc: r#"## What it finds
+A `proxy_pass` route to an upstream with an idle pool where nginx sends
+`Connection: close` to the backend:
+
+* on nginx before 1.29.7, the effective `proxy_set_header` list has no
+  `Connection` entry, so nginx's built-in default `Connection: close` is sent
+  (up to 1.29.3 the literal `close`; 1.29.4–1.29.6 `$proxy_internal_connection`,
+  which is `close` for HTTP/1.x);
+* on any version, `proxy_set_header Connection close;` (or a value containing
+  `close`) is written explicitly.
+
+When a parent level did set `Connection` but the route's own level dropped it
+by defining other headers, U004 reports it instead.
+
+## Why it breaks reuse
+`ngx_http_proxy_headers[]` holds the headers nginx adds to every proxied
+request; before 1.29.7 it contained `Connection: close`. A backend receiving
+`Connection: close` closes the connection after its response, so the
+connection can never go back to the pool. Since 1.29.7 the default entry is
+`Connection: ""`, which means the header is not sent at all (an empty value is
+skipped in `ngx_http_proxy_create_request`). Verified on 1.28.3: the backend
+received `Connection: close` (facts/behaviors.md §e).
+
+## Example
+```nginx
+upstream app { server 127.0.0.1:8000; keepalive 32; }
+server {
+    proxy_http_version 1.1;
+    location / { proxy_pass http://app; }   # nginx 1.28 sends Connection: close
+}
+```
+
+## Fix
+Add `proxy_set_header Connection "";` to the level whose `proxy_set_header`
+list the route uses (an empty value means "do not send"), or to the narrowest
+block covering the routes when no level sets any header; replace an explicit
+`close`. Remember that a level with any `proxy_set_header` inherits none from
+above (U004).
+
+## References
+- facts/behaviors.md §e (the `Connection` header nginx sends upstream)
+- facts/directives.tsv, row `proxy_set_header` (defaults by version; the
+  nginx.org page still lists `Connection close` as default, which is stale
+  for 1.29.7+)
+"#,
+};
+
+pub fn check(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
+    // Routes missing a Connection entry, grouped by the level that holds
+    // their proxy_set_header list (None: no level has any).
+    let mut missing: BTreeMap<Option<BlockId>, Vec<RouteId>> = BTreeMap::new();
+    let mut explicit: BTreeMap<(u32, u32), (&upkeep_syntax::Directive, Vec<RouteId>)> =
+        BTreeMap::new();
+    for r in ctx.keepalive_routes() {
+        let route = ctx.model.route(r);
+        if route.protocol != Protocol::Http {
+            continue;
+        }
+        let list = ctx.model.array(route.block, "proxy_set_header");
+        match list.entry("Connection") {
+            None => {
+                if ctx.version >= landmarks::KEEPALIVE_BY_DEFAULT {
+                    continue;
+                }
+                if let Some(level) = list.level {
+                    // A parent set it and this level lost it: U004's case.
+                    if ctx
+                        .model
+                        .inherited_array(level, "proxy_set_header")
+                        .entry("Connection")
+                        .is_some()
+                    {
+                        continue;
+                    }
+                }
+                missing.entry(list.level).or_default().push(r);
+            }
+            Some(d) => {
+                let Some(value) = d.args.get(1) else { continue };
+                if value.value.contains(&b'$') {
+                    continue; // a variable: U005 evaluates maps
+                }
+                if value.text().to_ascii_lowercase().contains("close") {
+                    explicit
+                        .entry((d.span.file.0, d.span.start))
+                        .or_insert((d, Vec::new()))
+                        .1
+                        .push(r);
+                }
+            }
+        }
+    }
+
+    for (d, routes) in explicit.into_values() {
+        let mut f = INFO
+            .finding(format!(
+                "`Connection: close` is sent to keepalive upstream(s) on {} route(s): the backend closes the connection after every response",
+                routes.len()
+            ))
+            .at(d.span)
+            .with_label("asks the backend to close");
+        for &r in routes.iter().take(3) {
+            let route = ctx.model.route(r);
+            f = f.related(
+                route.pass.span,
+                format!("used by {}", ctx.describe(route.block)),
+            );
+        }
+        if let Some(edit) = edits::replace_arg(d, 1, "\"\"") {
+            f = f
+                .help("send no Connection header: `proxy_set_header Connection \"\";`")
+                .with_fix(Fix {
+                    applicability: Applicability::Safe,
+                    description: "replace `close` with \"\" (no Connection header)".into(),
+                    edits: vec![edit],
+                });
+        }
+        out.push(f);
+    }
+
+    for (level, routes) in missing {
+        let target = match level {
+            Some(l) => Some(l),
+            None => {
+                let blocks: Vec<_> = routes.iter().map(|&r| ctx.model.route(r).block).collect();
+                edits::covering_level(ctx, &blocks)
+            }
+        };
+        let edit = target.and_then(|t| {
+            let prefer_headers = level.is_some();
+            edits::insert_in_block(ctx, t, "proxy_set_header Connection \"\";", |d| {
+                if prefer_headers {
+                    d.name_is("proxy_set_header")
+                } else {
+                    d.name.value.starts_with(b"proxy_")
+                }
+            })
+        });
+        for &r in &routes {
+            let route = ctx.model.route(r);
+            let ups: Vec<&str> = ctx
+                .keepalive_upstreams_of(r)
+                .into_iter()
+                .map(|u| ctx.upstream_name(u))
+                .collect();
+            let mut f = INFO
+                .finding(format!(
+                    "{} sends `Connection: close` to keepalive upstream `{}` (nginx's default before 1.29.7): the backend closes after every response",
+                    ctx.describe(route.block),
+                    ups.join("`, `")
+                ))
+                .at(route.pass.span)
+                .with_label("no `proxy_set_header Connection` in effect here");
+            if let Some(l) = level {
+                let first = ctx.model.array(route.block, "proxy_set_header").entries[0];
+                f = f.related(
+                    first.span,
+                    format!("the proxy_set_header list in effect ({})", ctx.describe(l)),
+                );
+            }
+            if let (Some(t), Some(edit)) = (target, &edit) {
+                let where_ = ctx.describe(t);
+                f = f
+                    .help(format!(
+                        "add `proxy_set_header Connection \"\";` to {where_}"
+                    ))
+                    .with_fix(Fix {
+                        applicability: Applicability::Safe,
+                        description: format!("add `proxy_set_header Connection \"\";` to {where_}"),
+                        edits: vec![edit.clone()],
+                    });
+            }
+            out.push(ctx.with_version_note(f));
+        }
+    }
+    out
+}

@@ -1,0 +1,144 @@
+use std::collections::BTreeMap;
+
+use upkeep_diag::{Applicability, Finding, Fix, Severity};
+use upkeep_facts::landmarks;
+use upkeep_model::{BlockId, Protocol, RouteId};
+
+use crate::context::Ctx;
+use crate::edits;
+use crate::registry::RuleInfo;
+
+pub const INFO: RuleInfo = RuleInfo {
+    id: "U004",
+    name: "proxy-set-header-inheritance-lost",
+    severity: Severity::Error,
+    fixable: true,
+    summary: "A block's own `proxy_set_header` lines drop every header its parents set, for a keepalive route.",
+    doc: r#"## What it finds
+A block (server, location, nested location) that has at least one
+`proxy_set_header` and therefore inherits none of the `proxy_set_header`
+lines of the levels above it, while a parent set headers that are now lost
+for a route to a keepalive upstream. The diagnostic names both places: the
+block that resets the list and the parent lines that no longer apply.
+
+## Why it breaks reuse
+`proxy_set_header` is an array directive. `ngx_http_proxy_merge_loc_conf`
+merges it with `ngx_conf_merge_ptr_value(headers_source, prev->headers_source,
+NULL)`: a level that has any `proxy_set_header` keeps only its own array, and
+all parent lines are dropped (nginx docs: "inherited from the previous
+configuration level if and only if there are no proxy_set_header directives
+defined on the current level"). nginx's built-in defaults are then added back
+(`ngx_http_proxy_init_headers`), and before 1.29.7 that default is
+`Connection: close`. The classic failure: `proxy_set_header Connection "";` at
+server level, one `proxy_set_header X-Foo bar;` in a location, and that
+location silently sends `Connection: close` again, so upstream keep-alive is
+defeated for it alone (verified on 1.28.3, facts/behaviors.md §e). Since
+1.29.7 the lost `Connection ""` no longer breaks keep-alive, but the other
+lost lines still change what the backend receives (`Host`, `X-Forwarded-*`,
+WebSocket `Upgrade`/`Connection`).
+
+## Example
+```nginx
+server {
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    location /api/ {
+        proxy_set_header X-Request-Id $request_id;   # drops Connection ""
+        proxy_pass http://app;
+    }
+}
+```
+
+## Fix
+Repeat the lost lines in the block that defines its own list (the fix does
+this, after that block's last `proxy_set_header`), or move the common lines
+into a file that every level `include`s.
+
+## References
+- facts/behaviors.md §e (inheritance rule, `ngx_http_proxy_module.c:4138`)
+- facts/directives.tsv, row `proxy_set_header`, column inheritance (the same
+  all-or-nothing rule holds for `grpc_set_header`, `fastcgi_param`,
+  `add_header`, `proxy_hide_header`)
+"#,
+};
+
+pub fn check(ctx: &Ctx) -> Vec<Finding> {
+    // The levels that reset the list, with the keepalive routes under them.
+    let mut levels: BTreeMap<BlockId, Vec<RouteId>> = BTreeMap::new();
+    for r in ctx.keepalive_routes() {
+        let route = ctx.model.route(r);
+        if route.protocol != Protocol::Http {
+            continue;
+        }
+        if let Some(level) = ctx.model.array(route.block, "proxy_set_header").level {
+            levels.entry(level).or_default().push(r);
+        }
+    }
+    let mut out = Vec::new();
+    for (level, routes) in levels {
+        let own = ctx.model.array(level, "proxy_set_header");
+        let parent = ctx.model.inherited_array(level, "proxy_set_header");
+        let mut lost: Vec<&upkeep_syntax::Directive> = Vec::new();
+        for d in &parent.entries {
+            let Some(name) = d.args.first() else { continue };
+            let name = name.text();
+            let already = lost
+                .iter()
+                .any(|l| l.args[0].text().eq_ignore_ascii_case(&name));
+            if own.entry(&name).is_none() && !already {
+                lost.push(d);
+            }
+        }
+        if lost.is_empty() {
+            continue;
+        }
+        let Some(parent_level) = parent.level else {
+            continue;
+        };
+        let names: Vec<String> = lost.iter().map(|d| d.args[0].text().into_owned()).collect();
+        let connection_lost = names.iter().any(|n| n.eq_ignore_ascii_case("connection"));
+        let mut message = format!(
+            "{} sets its own `proxy_set_header` list, so the header(s) set in {} are not inherited: {}",
+            ctx.describe(level),
+            ctx.describe(parent_level),
+            names.join(", ")
+        );
+        if connection_lost && ctx.version < landmarks::KEEPALIVE_BY_DEFAULT {
+            message.push_str(
+                "; without its `Connection` line nginx sends `Connection: close` and the upstream connection is not reused",
+            );
+        }
+        let mut f = INFO
+            .finding(message)
+            .at(own.entries[0].span)
+            .with_label("a level with any proxy_set_header inherits none");
+        for d in &lost {
+            f = f.related(d.span, format!("not inherited by {}", ctx.describe(level)));
+        }
+        for &r in routes.iter().take(2) {
+            let route = ctx.model.route(r);
+            f = f.related(route.pass.span, "keepalive route affected");
+        }
+        let lines: Vec<String> = lost.iter().map(|d| ctx.text(d.span)).collect();
+        if let Some(edit) =
+            edits::insert_lines_in_block(ctx, level, &lines, |d| d.name_is("proxy_set_header"))
+        {
+            f = f
+                .help(format!(
+                    "repeat the lost line(s) in {}: {}",
+                    ctx.describe(level),
+                    lines.join(" ")
+                ))
+                .with_fix(Fix {
+                    applicability: Applicability::Safe,
+                    description: format!("repeat {} in {}", names.join(", "), ctx.describe(level)),
+                    edits: vec![edit],
+                });
+        }
+        if connection_lost {
+            f = ctx.with_version_note(f);
+        }
+        out.push(f);
+    }
+    out
+}

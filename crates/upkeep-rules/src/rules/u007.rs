@@ -1,0 +1,184 @@
+use upkeep_diag::{Applicability, Finding, Fix, Severity};
+use upkeep_facts::{format_duration, landmarks};
+
+use crate::context::Ctx;
+use crate::edits;
+use crate::registry::RuleInfo;
+
+pub const INFO: RuleInfo = RuleInfo {
+    id: "U007",
+    name: "upstream-idle-outlives-backend",
+    severity: Severity::Error,
+    fixable: true,
+    summary: "nginx keeps idle upstream connections at least as long as the backend does, so it reuses connections the backend is closing.",
+    doc: r#"## What it finds
+An upstream with an idle pool whose effective `keepalive_timeout` (default
+60s) is not shorter than the backend's idle timeout. The backend's timeout
+comes from an inline `# upkeep: backend idle=5s` comment in the upstream
+block, upkeep.toml or `--backend` (a server profile such as `gunicorn`, 2 s,
+or `node`, 5 s, from facts/backends.tsv), or a measurement by `upkeep probe`.
+When nothing is known about the backend, an info note asks to declare or
+probe it. On nginx 1.29.7+ every upstream pools by default, so this is the
+most common keep-alive failure there.
+
+## Why it breaks reuse
+The side that sends requests must give up an idle connection before the side
+that serves them. nginx notices a backend's close on an idle cached
+connection only through the close handler
+(`ngx_http_upstream_keepalive_close_handler`, a `recv(MSG_PEEK)` when the
+socket becomes readable), and it does not probe the socket when it takes a
+connection from the cache (`ngx_http_upstream_get_keepalive_peer`). When the
+backend's idle timer fires while nginx's request is on the wire, the request
+meets a closed socket: `upstream prematurely closed connection while reading
+response header from upstream` or `recv() failed (104: Connection reset by
+peer)`. nginx ignores the backend's `Keep-Alive: timeout=` header.
+
+What happens next (facts/behaviors.md §a, verified):
+* idempotent requests (GET, HEAD, PUT, DELETE…) are retried transparently
+  when `error` is in `proxy_next_upstream` (the default); a failure on a
+  cached connection gives its try back, so even
+  `proxy_next_upstream_tries 1` retries. The cost is latency and an
+  `[error]` line for a request that succeeded;
+* POST, LOCK and PATCH are not retried once sent (since 1.9.13): the client
+  gets a 502;
+* with `proxy_request_buffering off` and a streamed body nothing is retried,
+  PUT included;
+* each stale failure counts toward the server's `max_fails` (default 1):
+  with several servers the race can mark them all down, and every request
+  gets 502 "no live upstreams" for `fail_timeout` (10s).
+
+If nginx's timeout is shorter, nginx always closes first and the race cannot
+happen (behaviors.md §b).
+
+## Example
+```nginx
+upstream app {
+    # upkeep: backend gunicorn
+    server 127.0.0.1:8000;      # gunicorn --keep-alive 2 (default)
+    keepalive 32;               # keepalive_timeout defaults to 60s
+}
+```
+
+## Fix
+Set the upstream's `keepalive_timeout` below the backend's idle timeout,
+with a margin of the smaller of 1 s or 10 % (the fix writes
+`keepalive_timeout 1800ms;` for gunicorn's 2 s). The directive exists in
+`upstream{}` since nginx 1.15.3; on older nginx there is no nginx-side idle
+timeout, and the remedy is on the backend: make its idle timeout longer than
+the time nginx may leave a connection idle, or upgrade nginx.
+
+## References
+- facts/behaviors.md §a (stale cached connection, retries, max_fails), §b
+  (how an idle close is detected)
+- facts/directives.tsv, row `keepalive_timeout` (ngx_http_upstream_keepalive_module)
+- facts/backends.tsv (backend idle timeouts)
+- facts/errors.tsv and signatures.tsv (the error-log lines)
+"#,
+};
+
+pub fn check(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (uid, up) in ctx.model.upstreams.iter().enumerate() {
+        if !up.is_keepalive(ctx.version) {
+            continue;
+        }
+        let reached = ctx
+            .model
+            .routes_to(uid)
+            .any(|r| ctx.model.route(r).protocol.can_keep_alive());
+        if !reached {
+            continue;
+        }
+        let nginx_timeout = up.keepalive_timeout_ms(ctx.version);
+        let head = ctx.head(up.directive);
+        let Some(facts) = ctx.backend(uid) else {
+            let t = nginx_timeout
+                .map(format_duration)
+                .unwrap_or_else(|| "no limit".into());
+            let f = INFO
+                .finding(format!(
+                    "the idle timeout of upstream `{}`'s backend is unknown: nginx keeps idle connections to it for {t}, and if the backend closes them sooner, requests fail with 502",
+                    up.name
+                ))
+                .at(head)
+                .with_label("backend idle timeout unknown")
+                .help(format!(
+                    "declare it inside the block (`# upkeep: backend idle=5s` or a profile such as `# upkeep: backend gunicorn`), pass `--backend {}=PROFILE`, or measure it with `upkeep probe`",
+                    up.name
+                ));
+            let mut f = f;
+            f.severity = Severity::Info;
+            out.push(f);
+            continue;
+        };
+        let Some(backend_idle) = facts.idle_timeout_ms else {
+            continue; // the backend keeps idle connections forever: no race
+        };
+        let explicit = up.keepalive_timeout;
+        match nginx_timeout {
+            Some(t) if t < backend_idle => {}
+            Some(t) => {
+                let margin = (backend_idle / 10).min(1000);
+                let new = backend_idle.saturating_sub(margin).max(1);
+                let new_text = format_duration(new);
+                let setting = match explicit {
+                    Some(_) => format!("keepalive_timeout {}", format_duration(t)),
+                    None => format!("keepalive_timeout {} (default)", format_duration(t)),
+                };
+                let mut f = INFO
+                    .finding(format!(
+                        "upstream `{}` keeps idle connections for {} but its backend closes them after {} ({}): nginx reuses connections the backend is closing, and POST requests fail with 502",
+                        up.name,
+                        format_duration(t),
+                        format_duration(backend_idle),
+                        facts.source
+                    ))
+                    .with_label(setting)
+                    .note("idempotent requests are retried after \"upstream prematurely closed connection\" and only cost latency; each such failure counts toward max_fails, so several servers can all be marked down (\"no live upstreams\")")
+                    .help(format!("set `keepalive_timeout {new_text};` in upstream `{}` (shorter than the backend's {})", up.name, format_duration(backend_idle)));
+                f = match explicit {
+                    Some(d) => f.at(d.span).related(head, "in this upstream"),
+                    None => f.at(head),
+                };
+                let edit = match explicit {
+                    Some(d) => Some(edits::replace_args(d, &new_text)),
+                    None => edits::insert_in_block(
+                        ctx,
+                        up.block,
+                        &format!("keepalive_timeout {new_text};"),
+                        |d| d.name_is("keepalive") || d.name_is("keepalive_requests"),
+                    ),
+                };
+                if let Some(edit) = edit {
+                    f = f.with_fix(Fix {
+                        applicability: Applicability::Safe,
+                        description: format!(
+                            "set the upstream keepalive_timeout of `{}` to {new_text}",
+                            up.name
+                        ),
+                        edits: vec![edit],
+                    });
+                }
+                out.push(ctx.with_version_note(f));
+            }
+            None => {
+                let f = INFO
+                    .finding(format!(
+                        "nginx {} has no idle timeout for cached upstream connections, so upstream `{}` keeps them until its backend closes them after {} ({}): requests race with that close and POST requests fail with 502",
+                        ctx.version,
+                        up.name,
+                        format_duration(backend_idle),
+                        facts.source
+                    ))
+                    .at(head)
+                    .with_label(format!("no keepalive_timeout before nginx {}", landmarks::UPSTREAM_KEEPALIVE_TIMEOUT))
+                    .help(format!(
+                        "upgrade nginx to {} or later and set `keepalive_timeout` below the backend's idle timeout; on this version, raise the backend's idle timeout well above the gaps between requests, or drop `keepalive` for this upstream",
+                        landmarks::UPSTREAM_KEEPALIVE_TIMEOUT
+                    ));
+                out.push(ctx.with_version_note(f));
+            }
+        }
+    }
+    out
+}

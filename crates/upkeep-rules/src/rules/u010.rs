@@ -1,0 +1,288 @@
+use std::collections::BTreeMap;
+
+use upkeep_diag::{Applicability, Edit, Finding, Fix, Severity};
+use upkeep_model::{BlockKind, PassTarget, Protocol, RouteId};
+use upkeep_syntax::{QuoteStyle, Span};
+
+use crate::context::Ctx;
+use crate::edits;
+use crate::registry::RuleInfo;
+
+pub const INFO: RuleInfo = RuleInfo {
+    id: "U010",
+    name: "proxy-pass-bypasses-pool",
+    severity: Severity::Warning,
+    fixable: true,
+    summary: "`proxy_pass` names an address or a variable that is not an upstream block: nginx keeps no idle pool for it.",
+    doc: r#"## What it finds
+A `proxy_pass` whose target is a literal `host:port` (or `unix:` socket) that
+is not the name of an `upstream{}` block, or a variable whose values are not
+upstream block names (for example `proxy_pass http://$host$request_uri;`).
+A variable whose `set`/`map` values name upstream blocks is fine: nginx looks
+the evaluated host up among the `upstream{}` blocks.
+
+## Why it breaks reuse
+For such targets nginx creates an implicit upstream (a literal address) or
+resolves the address per request (a variable). Implicit upstreams have no
+`srv_conf`, and `ngx_http_upstream_keepalive_init_main_conf` skips them, so
+the keep-alive module is never installed: not even nginx 1.29.7's default
+pool applies (facts/behaviors.md §c; directives.tsv row `keepalive`, "implicit
+upstreams from proxy_pass http://host:port or variables get no cache"). Every
+request opens and closes a connection.
+
+## Example
+```nginx
+location /api/ {
+    proxy_pass http://127.0.0.1:8080;
+}
+```
+
+## Fix
+For a literal target, the fix adds an `upstream` block with the address and
+`keepalive 32;` and points `proxy_pass` at it. It is marked unsafe when no
+`proxy_set_header Host` is in effect, because `$proxy_host` (the default
+`Host` header, and the TLS server name for `https://`) becomes the upstream's
+name instead of the address. Variable targets need a `map` to upstream names
+or an upstream per backend, written by hand.
+
+## References
+- facts/behaviors.md §c (implicit upstreams are never cached)
+- facts/directives.tsv, row `keepalive`
+"#,
+};
+
+/// Request-derived variables: a target built from them never names an
+/// upstream block the config controls.
+const REQUEST_VARIABLES: &[&str] = &[
+    "host",
+    "http_host",
+    "server_name",
+    "scheme",
+    "request_uri",
+    "uri",
+    "args",
+    "remote_addr",
+    "server_addr",
+    "hostname",
+];
+
+pub fn check(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut literal: BTreeMap<(String, String, Option<u16>), Vec<RouteId>> = BTreeMap::new();
+    for (r, route) in ctx.model.routes.iter().enumerate() {
+        if route.protocol != Protocol::Http {
+            continue;
+        }
+        match &route.target {
+            PassTarget::Direct { host, port } => {
+                let scheme = route.scheme.clone().unwrap_or_else(|| "http".into());
+                literal
+                    .entry((scheme, host.clone(), *port))
+                    .or_default()
+                    .push(r);
+            }
+            PassTarget::Dynamic {
+                host,
+                upstreams,
+                other_values,
+                fully_known,
+            } => {
+                if !upstreams.is_empty() {
+                    continue;
+                }
+                let var = host.trim_start_matches('$').trim_start_matches('{');
+                let var: String = var
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let request_derived = REQUEST_VARIABLES.contains(&var.as_str())
+                    || var.starts_with("http_")
+                    || var.starts_with("arg_")
+                    || var.starts_with("cookie_");
+                if !(request_derived || (*fully_known && !other_values.is_empty())) {
+                    continue;
+                }
+                let why = if request_derived {
+                    format!("`${var}` comes from the request")
+                } else {
+                    format!("`${var}` can be {}", quote_list(other_values))
+                };
+                let f = INFO
+                    .finding(format!(
+                        "`proxy_pass` to `{host}` never reaches an upstream block ({why}): nginx keeps no idle connections for it and opens a new one for every request"
+                    ))
+                    .at(route.pass.span)
+                    .with_label("no connection pool for this target")
+                    .help("map the variable to names of upstream blocks that have `keepalive`, or proxy to an upstream block");
+                out.push(f);
+            }
+            PassTarget::Upstream(_) => {}
+        }
+    }
+    for ((scheme, host, port), routes) in literal {
+        out.push(literal_finding(ctx, &scheme, &host, port, &routes));
+    }
+    out
+}
+
+fn quote_list(values: &[String]) -> String {
+    let shown: Vec<String> = values.iter().take(3).map(|v| format!("`{v}`")).collect();
+    let mut s = shown.join(", ");
+    if values.len() > 3 {
+        s.push_str(", …");
+    }
+    s
+}
+
+fn literal_finding(
+    ctx: &Ctx,
+    scheme: &str,
+    host: &str,
+    port: Option<u16>,
+    routes: &[RouteId],
+) -> Finding {
+    let first = ctx.model.route(routes[0]);
+    let shown = match port {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    let mut f = INFO
+        .finding(format!(
+            "`proxy_pass {scheme}://{shown}` is not an upstream block: nginx keeps no idle connections to it and opens a new one for every request"
+        ))
+        .at(first.pass.span)
+        .with_label("implicit upstream, never pooled");
+    for &r in &routes[1..routes.len().min(4)] {
+        let route = ctx.model.route(r);
+        f = f.related(
+            route.pass.span,
+            format!("also proxied to from {}", ctx.describe(route.block)),
+        );
+    }
+    let name = upstream_name(ctx, host, port);
+    f = f.help(format!(
+        "define `upstream {name} {{ server {}; keepalive 32; }}` and proxy to `{scheme}://{name}`",
+        server_address(scheme, host, port)
+    ));
+    match literal_fix(ctx, scheme, host, port, routes, &name) {
+        Some(fix) => f.with_fix(fix),
+        None => f,
+    }
+}
+
+fn upstream_name(ctx: &Ctx, host: &str, port: Option<u16>) -> String {
+    let mut base: String = host
+        .trim_start_matches("unix:")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    base = base.trim_matches('_').to_string();
+    if let Some(p) = port {
+        base = format!("{base}_{p}");
+    }
+    if base.is_empty() || base.starts_with(|c: char| c.is_ascii_digit()) {
+        base = format!("backend_{base}");
+    }
+    let mut name = base.clone();
+    let mut n = 2;
+    while ctx.model.upstream_named(&name).is_some() {
+        name = format!("{base}_{n}");
+        n += 1;
+    }
+    name
+}
+
+fn server_address(scheme: &str, host: &str, port: Option<u16>) -> String {
+    if host.starts_with("unix:") {
+        return host.to_string();
+    }
+    let port = port.unwrap_or(if scheme == "https" { 443 } else { 80 });
+    format!("{host}:{port}")
+}
+
+fn literal_fix(
+    ctx: &Ctx,
+    scheme: &str,
+    host: &str,
+    port: Option<u16>,
+    routes: &[RouteId],
+    name: &str,
+) -> Option<Fix> {
+    // The upstream goes before the server block of the first route, which
+    // must sit in the http context.
+    let first = ctx.model.route(routes[0]);
+    let server = ctx
+        .model
+        .ancestors(first.block)
+        .find(|&b| ctx.model.block(b).kind == BlockKind::Server)?;
+    let server_block = ctx.model.block(server);
+    let server_dir = server_block.directive?;
+    let parent = server_block.parent?;
+    if ctx.model.block(parent).kind != BlockKind::Http {
+        return None;
+    }
+    let file = ctx.file(server_dir.span);
+    let line = file.line_col(server_dir.span.start).line;
+    let line_start = file.line_start(line);
+    let indent = edits::indent_at(file, server_dir.span.start);
+    if line_start + indent.len() as u32 != server_dir.span.start {
+        return None;
+    }
+    let unit = edits::indent_unit(file);
+    let eol = edits::eol(file);
+    let block = format!(
+        "{indent}upstream {name} {{{eol}{indent}{unit}server {};{eol}{indent}{unit}keepalive 32;{eol}{indent}}}{eol}{eol}",
+        server_address(scheme, host, port)
+    );
+    let mut edit_list = vec![Edit::insert(
+        Span::new(server_dir.span.file, line_start, line_start),
+        block,
+    )];
+    let mut host_header_kept = true;
+    for &r in routes {
+        let route = ctx.model.route(r);
+        let word = route.pass.args.first()?;
+        let value = word.text();
+        let host_port = match port {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        let at = value.find(&host_port)?;
+        let offset = match word.quote {
+            QuoteStyle::Bare => 0,
+            QuoteStyle::Single | QuoteStyle::Double => 1,
+        };
+        // Escapes inside the word would shift offsets: only plain words.
+        if ctx.text(word.span).len() != value.len() + 2 * offset as usize {
+            return None;
+        }
+        let start = word.span.start + offset + at as u32;
+        edit_list.push(Edit::replace(
+            Span::new(word.span.file, start, start + host_port.len() as u32),
+            name,
+        ));
+        if ctx
+            .model
+            .array(route.block, "proxy_set_header")
+            .entry("Host")
+            .is_none()
+        {
+            host_header_kept = false;
+        }
+    }
+    edit_list.sort();
+    let unsafe_reason = !host_header_kept || scheme == "https";
+    Some(Fix {
+        applicability: if unsafe_reason {
+            Applicability::Unsafe
+        } else {
+            Applicability::Safe
+        },
+        description: if unsafe_reason {
+            format!("add upstream `{name}` with keepalive and proxy to it (the default Host header / TLS name becomes `{name}`: add `proxy_set_header Host …` if the backend cares)")
+        } else {
+            format!("add upstream `{name}` with keepalive and proxy to it")
+        },
+        edits: edit_list,
+    })
+}

@@ -1,0 +1,117 @@
+use std::collections::BTreeMap;
+
+use upkeep_diag::{Applicability, Edit, Finding, Fix, Severity};
+use upkeep_model::RouteId;
+use upkeep_syntax::Span;
+
+use crate::context::Ctx;
+use crate::edits;
+use crate::registry::RuleInfo;
+
+pub const INFO: RuleInfo = RuleInfo {
+    id: "U012",
+    name: "stale-retry-disabled",
+    severity: Severity::Warning,
+    fixable: true,
+    summary: "`proxy_next_upstream` without `error` on a keepalive route: a stale pooled connection becomes a client-visible 502.",
+    doc: r#"## What it finds
+A route to a keepalive upstream whose effective `proxy_next_upstream` (or
+`fastcgi_`/`grpc_next_upstream`) lacks `error`, typically
+`proxy_next_upstream off;`.
+
+## Why it breaks reuse
+A pooled connection can turn out to be closed by the backend when nginx sends
+the next request on it (U007). nginx then calls `ngx_http_upstream_next` with
+`NGX_HTTP_UPSTREAM_FT_ERROR`; since 1.9.13 a failure on a cached connection
+follows `proxy_next_upstream` like any other (commit 5a76856dc). With `error`
+in the mask (the default `error timeout`), idempotent requests are retried
+transparently, and the failed try is given back (`u->peer.tries++` for cached
+connections), so even `proxy_next_upstream_tries 1` still retries (verified).
+Without `error` (`off` overrides everything), the request is finalised with
+502 at once: every stale connection becomes an error the client sees
+(facts/behaviors.md §a, directives.tsv rows `proxy_next_upstream`,
+`proxy_next_upstream_tries`).
+
+## Example
+```nginx
+location / {
+    proxy_next_upstream off;
+    proxy_pass http://app;      # upstream app has keepalive
+}
+```
+
+## Fix
+Put `error` back: `proxy_next_upstream error timeout;` instead of `off`, or
+add `error` to the list. POST/LOCK/PATCH stay unretried unless you also add
+`non_idempotent`.
+
+## References
+- facts/behaviors.md §a (what happens after a stale cached connection fails)
+- facts/directives.tsv, rows `proxy_next_upstream`, `proxy_next_upstream_tries`
+- nginx CHANGES 1.9.13
+"#,
+};
+
+pub fn check(ctx: &Ctx) -> Vec<Finding> {
+    let mut by_directive: BTreeMap<(u32, u32), (&upkeep_syntax::Directive, Vec<RouteId>)> =
+        BTreeMap::new();
+    for r in ctx.keepalive_routes() {
+        let route = ctx.model.route(r);
+        let name = format!("{}_next_upstream", route.protocol.prefix());
+        let Some(s) = ctx.model.setting(route.block, &name) else {
+            continue; // default `error timeout`
+        };
+        let has_error = s.directive.args.iter().any(|a| a.is("error"));
+        let off = s.directive.args.iter().any(|a| a.is("off"));
+        if has_error && !off {
+            continue;
+        }
+        by_directive
+            .entry((s.directive.span.file.0, s.directive.span.start))
+            .or_insert((s.directive, Vec::new()))
+            .1
+            .push(r);
+    }
+    let mut out = Vec::new();
+    for (d, routes) in by_directive.into_values() {
+        let name = d.name.text().into_owned();
+        let off = d.args.iter().any(|a| a.is("off"));
+        let mut f = INFO
+            .finding(format!(
+                "`{}` disables the retry after a stale keep-alive connection for {} route(s): a connection the backend just closed becomes a 502 for the client, even for GET",
+                ctx.text(d.span).trim_end_matches(';'),
+                routes.len()
+            ))
+            .at(d.span)
+            .with_label("no `error` here");
+        for &r in routes.iter().take(3) {
+            let route = ctx.model.route(r);
+            f = f.related(
+                route.pass.span,
+                format!("{} inherits it", ctx.describe(route.block)),
+            );
+        }
+        let (edit, help) = if off {
+            (
+                edits::replace_args(d, "error timeout"),
+                format!("use `{name} error timeout;` (the default)"),
+            )
+        } else {
+            let first = &d.args[0];
+            (
+                Edit::insert(
+                    Span::new(first.span.file, first.span.start, first.span.start),
+                    "error ",
+                ),
+                format!("add `error` to `{name}`"),
+            )
+        };
+        f = f.help(help.clone()).with_fix(Fix {
+            applicability: Applicability::Safe,
+            description: help,
+            edits: vec![edit],
+        });
+        out.push(f);
+    }
+    out
+}

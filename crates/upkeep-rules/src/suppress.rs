@@ -1,0 +1,136 @@
+//! `# upkeep: ignore RULE reason` comments.
+//!
+//! The comment sits on the line before a directive or block (or at the end
+//! of a directive's own line) and suppresses the named rules' findings whose
+//! primary place lies inside that directive or block. An ignore that
+//! suppresses nothing is reported (X001), so stale ones do not pile up.
+
+use upkeep_diag::Finding;
+use upkeep_syntax::{Node, Span};
+
+use crate::backends::upkeep_directive;
+use crate::context::{CommentProblem, Ctx};
+
+#[derive(Clone, Debug)]
+pub struct Suppression {
+    pub comment: Span,
+    /// Rule IDs (normalised).
+    pub rules: Vec<&'static str>,
+    /// What the comment covers.
+    pub range: Span,
+    pub used: bool,
+}
+
+/// Finds every ignore comment in every loaded file.
+pub fn collect(ctx: &Ctx, problems: &mut Vec<CommentProblem>) -> Vec<Suppression> {
+    let mut out = Vec::new();
+    for (file, tree) in ctx.model.source.trees() {
+        let _ = file;
+        walk(ctx, &tree.nodes, &mut out, problems);
+    }
+    out
+}
+
+fn walk(ctx: &Ctx, nodes: &[Node], out: &mut Vec<Suppression>, problems: &mut Vec<CommentProblem>) {
+    for (i, node) in nodes.iter().enumerate() {
+        match node {
+            Node::Directive(d) => {
+                if let Some(body) = &d.block {
+                    walk(ctx, &body.nodes, out, problems);
+                }
+            }
+            Node::Comment(c) => {
+                let text = ctx.text(c.span);
+                let Some(rest) = upkeep_directive(&text) else {
+                    continue;
+                };
+                let Some(spec) = rest.strip_prefix("ignore") else {
+                    continue;
+                };
+                if !spec.is_empty() && !spec.starts_with(char::is_whitespace) {
+                    continue;
+                }
+                let rules = match parse_rules(spec) {
+                    Ok(r) => r,
+                    Err(message) => {
+                        problems.push(CommentProblem {
+                            span: c.span,
+                            message,
+                        });
+                        continue;
+                    }
+                };
+                match target(ctx, nodes, i) {
+                    Some(range) => out.push(Suppression {
+                        comment: c.span,
+                        rules,
+                        range,
+                        used: false,
+                    }),
+                    None => problems.push(CommentProblem {
+                        span: c.span,
+                        message: "this ignore comment is not followed by a directive or block to apply to".into(),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+/// `U003 U004 reason…` or `U003,U004: reason`: rule IDs or names up to the
+/// first word that is neither.
+fn parse_rules(spec: &str) -> Result<Vec<&'static str>, String> {
+    let mut rules = Vec::new();
+    for word in spec.split(|c: char| c.is_whitespace() || c == ',') {
+        let word = word.trim_end_matches(':');
+        if word.is_empty() {
+            continue;
+        }
+        match crate::rule(word) {
+            Some(r) => rules.push(r.id),
+            None if looks_like_rule_id(word) => {
+                return Err(format!(
+                    "unknown rule {word:?} in ignore comment (see `upkeep rules`)"
+                ))
+            }
+            None => break,
+        }
+    }
+    if rules.is_empty() {
+        return Err("ignore comment names no rule: write `# upkeep: ignore U003 reason`".into());
+    }
+    Ok(rules)
+}
+
+fn looks_like_rule_id(word: &str) -> bool {
+    let b = word.as_bytes();
+    b.len() == 4 && b[0].is_ascii_alphabetic() && b[1..].iter().all(u8::is_ascii_digit)
+}
+
+/// The directive the comment at `nodes[i]` applies to: the previous directive
+/// when the comment trails it on the same line, else the next directive.
+fn target(ctx: &Ctx, nodes: &[Node], i: usize) -> Option<Span> {
+    let comment = nodes[i].span();
+    let file = ctx.file(comment);
+    let comment_line = file.line_col(comment.start).line;
+    if let Some(Node::Directive(prev)) = i.checked_sub(1).map(|p| &nodes[p]) {
+        if file.line_col(prev.span.end).line == comment_line {
+            return Some(prev.span);
+        }
+    }
+    nodes[i + 1..].iter().find_map(|n| match n {
+        Node::Directive(d) => Some(d.span),
+        Node::Comment(_) => None,
+    })
+}
+
+/// Whether `finding` is covered by `s`.
+pub fn covers(s: &Suppression, finding: &Finding) -> bool {
+    let Some(p) = finding.primary else {
+        return false;
+    };
+    s.rules.contains(&finding.rule)
+        && p.file == s.range.file
+        && p.start >= s.range.start
+        && p.end <= s.range.end
+}
