@@ -13,6 +13,7 @@
 //! The JSON written by `upkeep probe --format json` is documented in
 //! [`report`]; [`verdict`] compares the measurements with an nginx upstream.
 
+pub mod config;
 pub mod http;
 mod measure;
 mod pace;

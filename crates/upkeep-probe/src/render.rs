@@ -114,7 +114,14 @@ pub fn human(report: &ProbeReport) -> String {
 
     if !report.upstreams.is_empty() {
         let version = report.nginx_version.as_deref().unwrap_or("?");
-        let _ = writeln!(out, "\nverdict (nginx {version}):");
+        match &report.nginx_version_source {
+            Some(source) => {
+                let _ = writeln!(out, "\nverdict (nginx {version}, {source}):");
+            }
+            None => {
+                let _ = writeln!(out, "\nverdict (nginx {version}):");
+            }
+        }
         for v in &report.upstreams {
             let _ = writeln!(
                 out,
@@ -168,6 +175,7 @@ mod tests {
             schema: 1,
             interrupted: false,
             nginx_version: None,
+            nginx_version_source: None,
             targets: vec![a, b],
             upstreams: vec![],
         };

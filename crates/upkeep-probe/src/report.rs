@@ -7,6 +7,7 @@
 //!   "schema": 1,
 //!   "interrupted": false,            // true: Ctrl-C, values are what was measured so far
 //!   "nginx_version": "1.22.1",       // with --config: version the verdicts assume, else null
+//!   "nginx_version_source": "from nginx -v", // or "--nginx-version", or "assumed; …"
 //!   "targets": [ {
 //!     "target": "127.0.0.1:8080",    // as given, or the upstream's `server` address
 //!     "upstream": "backend",         // nginx upstream name (with --config), else null
@@ -119,6 +120,7 @@ pub struct ProbeReport {
     pub schema: u32,
     pub interrupted: bool,
     pub nginx_version: Option<String>,
+    pub nginx_version_source: Option<String>,
     pub targets: Vec<TargetReport>,
     pub upstreams: Vec<UpstreamVerdict>,
 }

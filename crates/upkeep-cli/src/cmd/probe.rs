@@ -5,7 +5,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use upkeep_probe::{Cancel, ProbeOptions, ProbeReport, RequestDefaults, Target, Trust};
+use upkeep_probe::{
+    Cancel, NginxVersion, ProbeOptions, ProbeReport, RequestDefaults, Target, Trust,
+};
 
 /// Exit code after Ctrl-C, as shells report a SIGINT death (128 + 2).
 const EXIT_INTERRUPTED: u8 = 130;
@@ -110,8 +112,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         targets.push(Target::parse(spec, &defaults).map_err(anyhow::Error::msg)?);
     }
 
+    let mut from_config = None;
     if let Some(path) = &args.config {
-        bail!("--config {}: not wired yet", path.display());
+        let (version, version_source) = nginx_version(args.nginx_version.as_deref())?;
+        let path_text = path.to_string_lossy();
+        let plan = upkeep_probe::config::Plan::load(&path_text, version, &args.only, &defaults)
+            .map_err(anyhow::Error::msg)?;
+        targets.extend(plan.targets.iter().cloned());
+        from_config = Some((plan, version, version_source));
     }
     if targets.is_empty() {
         bail!("no server to probe in the selected upstreams");
@@ -139,13 +147,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let reports = upkeep_probe::probe_all(&targets, &opts, &cancel, &on_done);
 
-    let report = ProbeReport {
+    let mut report = ProbeReport {
         schema: upkeep_probe::SCHEMA,
         interrupted: cancel.is_cancelled(),
         nginx_version: None,
+        nginx_version_source: None,
         targets: reports,
         upstreams: Vec::new(),
     };
+    if let Some((plan, version, source)) = &from_config {
+        report.nginx_version = Some(version.to_string());
+        report.nginx_version_source = Some(source.to_string());
+        report.upstreams = plan.judge(*version, &report.targets);
+    }
 
     match args.format {
         Format::Json => println!("{}", report.to_json()),
@@ -194,6 +208,24 @@ fn options(args: &Args) -> anyhow::Result<ProbeOptions> {
         io_timeout: duration("--timeout", &args.timeout)?,
         idle_samples: args.idle_samples,
         trust,
+    })
+}
+
+/// The version the verdicts assume, and where it came from.
+fn nginx_version(given: Option<&str>) -> anyhow::Result<(NginxVersion, &'static str)> {
+    if let Some(text) = given {
+        let v = NginxVersion::parse(text).map_err(|e| anyhow::anyhow!("--nginx-version: {e}"))?;
+        return Ok((v, "--nginx-version"));
+    }
+    let detected = upkeep_nginx::NginxBinary::find(None)
+        .and_then(|bin| bin.version().ok())
+        .and_then(|text| NginxVersion::parse(&text).ok());
+    Ok(match detected {
+        Some(v) => (v, "from nginx -v"),
+        None => (
+            NginxVersion::DEFAULT_ASSUMED,
+            "assumed; set --nginx-version",
+        ),
     })
 }
 

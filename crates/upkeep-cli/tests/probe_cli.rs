@@ -1,0 +1,171 @@
+//! `upkeep probe` end to end: a real nginx as the backend, an nginx config
+//! whose upstream points at it, human and JSON output, exit codes.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+use upkeep_nginx::{free_port, NginxBinary, NginxInstance, Prefix};
+
+fn upkeep(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_upkeep"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// nginx as a backend that idles connections out after 2 s and closes them
+/// (announced) after 3 requests.
+fn backend() -> Option<(NginxInstance, Prefix, u16)> {
+    let Some(bin) = NginxBinary::find(None) else {
+        eprintln!("\n*** SKIPPED: no nginx binary (apt-get install nginx) ***\n");
+        return None;
+    };
+    let prefix = Prefix::new().unwrap();
+    let port = free_port().unwrap();
+    let conf = format!(
+        "events {{}}\nhttp {{\n    {}    access_log off;\n    server {{\n        listen 127.0.0.1:{port};\n        keepalive_timeout 2s;\n        keepalive_requests 3;\n        location / {{ return 200 \"ok\\n\"; }}\n    }}\n}}\n",
+        prefix.http_temp_paths()
+    );
+    let conf = prefix.write("backend.conf", &conf).unwrap();
+    let inst = NginxInstance::start(&bin, &prefix, &conf).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "backend not listening");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some((inst, prefix, port))
+}
+
+#[test]
+fn judges_an_upstream_against_a_measured_backend() {
+    let Some((_inst, _prefix, port)) = backend() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("conf.d")).unwrap();
+    std::fs::write(
+        dir.path().join("nginx.conf"),
+        "events {}\nhttp {\n    include conf.d/*.conf;\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("conf.d/app.conf"),
+        format!(
+            "upstream app {{\n    server 127.0.0.1:{port};\n    keepalive 8;\n}}\nupstream other {{\n    server 127.0.0.1:1;\n}}\nserver {{\n    listen 80;\n    location / {{ proxy_pass http://app; }}\n    location /o {{ proxy_pass http://other; }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let conf = dir.path().join("nginx.conf");
+    let conf = conf.to_str().unwrap();
+
+    let out = upkeep(&[
+        "probe",
+        "--config",
+        conf,
+        "--only",
+        "app",
+        "--nginx-version",
+        "1.22.1",
+        "--format",
+        "json",
+        "--max-requests",
+        "20",
+        "--max-wait",
+        "20s",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "U007 is an error: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["schema"], 1);
+    assert_eq!(json["nginx_version"], "1.22.1");
+    let targets = json["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 1, "--only app");
+    let t = &targets[0];
+    assert_eq!(t["target"], format!("127.0.0.1:{port}"));
+    assert_eq!(t["upstream"], "app");
+    assert_eq!(t["http_version"], "1.1");
+    assert_eq!(t["keepalive"], true);
+    assert_eq!(t["closes_after_response"], false);
+    assert_eq!(t["max_requests"], 3);
+    assert_eq!(t["announces_close"], true);
+    assert_eq!(t["error"], serde_json::Value::Null);
+    let idle = t["idle_timeout_ms"].as_u64().unwrap();
+    assert!(idle.abs_diff(2000) <= 100, "idle {idle}");
+
+    let verdict = &json["upstreams"][0];
+    assert_eq!(verdict["upstream"], "app");
+    assert_eq!(verdict["file"], "conf.d/app.conf");
+    assert_eq!(verdict["line"], 1);
+    assert_eq!(verdict["nginx_keepalive_timeout_ms"], 60_000);
+    let rules: Vec<&str> = verdict["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["U007", "U008"]);
+    let suggestion =
+        upkeep_facts::format_duration(upkeep_probe::verdict::suggested_keepalive_timeout_ms(idle));
+    assert_eq!(
+        verdict["summary"],
+        format!(
+            "backend idles out after {}; nginx keeps idle connections 60 s → U007; set keepalive_timeout {suggestion}; backend closes after 3 requests and says so (U008, info)",
+            upkeep_probe::render::seconds(idle)
+        )
+    );
+}
+
+#[test]
+fn human_output_and_exit_codes() {
+    // An unreachable target: reported, exit 2.
+    let port = free_port().unwrap();
+    let out = upkeep(&["probe", &format!("127.0.0.1:{port}"), "--max-wait", "5s"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("TARGET"), "{stdout}");
+    assert!(stdout.contains("error: connect to 127.0.0.1"), "{stdout}");
+
+    // Usage errors: one line with the cause, exit 2.
+    for (args, expect) in [
+        (vec!["probe"], "nothing to probe"),
+        (vec!["probe", "ftp://x"], "unsupported scheme"),
+        (
+            vec!["probe", "h:1", "--max-wait", "soon"],
+            "--max-wait soon",
+        ),
+        (
+            vec!["probe", "--config", "/nonexistent/nginx.conf"],
+            "/nonexistent/nginx.conf",
+        ),
+    ] {
+        let out = upkeep(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+    }
+
+    let Some((_inst, _prefix, port)) = backend() else {
+        return;
+    };
+    let out = upkeep(&[
+        "probe",
+        &format!("http://127.0.0.1:{port}/"),
+        "--max-requests",
+        "10",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let row = stdout.lines().nth(1).unwrap();
+    assert!(
+        row.starts_with(&format!("http://127.0.0.1:{port}/ (127.0.0.1:{port})")),
+        "{stdout}"
+    );
+    assert!(
+        row.contains(" 1.1 ") && row.contains(" yes ") && row.contains("3 (announced)"),
+        "{stdout}"
+    );
+}
