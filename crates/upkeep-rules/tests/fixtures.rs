@@ -12,6 +12,7 @@
 //! # upkeep-test: expect U003 12:13     an expected finding (file:line:col for other files)
 //! # upkeep-test: backend app=gunicorn  like --backend
 //! # upkeep-test: front aws-alb         like --front
+//! # upkeep-test: also U003              assert U003 too (no expect: none)
 //! # upkeep-test: nginx-t skip: REASON  syntax Debian's nginx 1.22 lacks
 //! ```
 //!
@@ -109,6 +110,12 @@ fn parse_case(rule: String, name: String, main: PathBuf, root: PathBuf) -> Case 
                     rules_checked.push(id);
                 }
                 expects.push(value.to_string());
+            }
+            // Also assert this rule's findings exactly (usually: none).
+            "also" => {
+                if !rules_checked.iter().any(|r| r == value) {
+                    rules_checked.push(value.to_string());
+                }
             }
             "backend" => {
                 let (n, f) = settings::parse_backend_spec(value).unwrap();
