@@ -20,6 +20,8 @@ enum Command {
     Parse(cmd::parse::Args),
     /// Measure backends: keep-alive, idle timeout, requests per connection.
     Probe(Box<cmd::probe::Args>),
+    /// Classify upstream and keep-alive failures in nginx error (and access) logs.
+    Logs(Box<cmd::logs::Args>),
 }
 
 /// Exit codes shared by every command (SPEC.md): 0 clean, 1 findings, 2 usage
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Parse(args) => cmd::parse::run(args),
         Command::Probe(args) => cmd::probe::run(*args),
+        Command::Logs(args) => cmd::logs::run(*args),
     };
     match result {
         Ok(code) => code,

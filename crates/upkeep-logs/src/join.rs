@@ -44,6 +44,9 @@ pub struct Outcomes {
     /// The request ended well (or with a non-5xx status from the backend):
     /// nginx retried the failure away.
     pub retried: u64,
+    /// The failure hit the response body (`while reading upstream`): the
+    /// status was already sent, the client got a cut-off response.
+    pub truncated: u64,
     /// The client gave up first (499).
     pub client_aborted: u64,
     /// No access record was found for it.
@@ -94,6 +97,8 @@ pub struct AccessReport {
 struct Pending {
     time: LogTime,
     signature: Signature,
+    /// Failed while reading the response body, after the header went out.
+    in_body: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,14 +143,14 @@ impl Joiner {
             format: format.source().to_string(),
             ..AccessReport::default()
         };
-        report.joined = format.has_time() && key_kind != KeyKind::None;
-        if !format.has_time() {
-            report.notes.push(
-                "the access log format has no $time_local, $time_iso8601 or $msec: failures cannot be matched with requests".into(),
-            );
-        } else if key_kind == KeyKind::None {
+        report.joined = key_kind != KeyKind::None;
+        if key_kind == KeyKind::None {
             report.notes.push(
                 "the access log format has neither $connection nor $remote_addr with $request: failures cannot be matched with requests".into(),
+            );
+        } else if !format.has_time() {
+            report.notes.push(
+                "the access log format has no $time_local, $time_iso8601 or $msec: failures are matched after reading everything, holding every failure in memory".into(),
             );
         } else if !format.has(Field::UpstreamStatus) {
             report
@@ -176,12 +181,15 @@ impl Joiner {
             return;
         }
         let Some(t) = event.line.time else { return };
-        self.consume_until(Some(LogTime(t.0 - SLACK)));
+        if self.format.has_time() {
+            self.consume_until(Some(LogTime(t.0 - SLACK)));
+        }
         match self.event_key(&event.line) {
             Some(key) => {
                 self.pending.entry(key).or_default().push_back(Pending {
                     time: t,
                     signature: event.signature,
+                    in_body: event.line.phase == Some(b"reading upstream"),
                 });
                 self.expiry.push_back((t, key));
             }
@@ -305,9 +313,8 @@ fn process_record(
         reuse.max = reuse.max.max(cr);
     }
 
-    let Some(t) = rec.time else { return };
     // Give up on failures too old to still be waiting for their request.
-    let horizon = LogTime(t.0 - HORIZON);
+    let horizon = LogTime(rec.time.map_or(i64::MIN, |t| t.0.saturating_sub(HORIZON)));
     while let Some(&(et, k)) = expiry.front() {
         if et >= horizon {
             break;
@@ -331,9 +338,14 @@ fn process_record(
             let want = if failed > 0 { failed } else { usize::MAX };
             while matched < want {
                 match q.front() {
-                    Some(p) if p.time.0 <= t.0 + SLACK => {
+                    Some(p) if rec.time.map_or(true, |t| p.time.0 <= t.0 + SLACK) => {
                         let p = q.pop_front().expect("front exists");
-                        record_outcome(&mut report.per_signature[p.signature.index()], rec, status);
+                        record_outcome(
+                            &mut report.per_signature[p.signature.index()],
+                            rec,
+                            status,
+                            p.in_body,
+                        );
                         matched += 1;
                     }
                     _ => break,
@@ -349,7 +361,7 @@ fn process_record(
     }
 }
 
-fn record_outcome(o: &mut Outcomes, rec: &AccessRecord<'_>, status: u16) {
+fn record_outcome(o: &mut Outcomes, rec: &AccessRecord<'_>, status: u16, in_body: bool) {
     if status >= 500 {
         o.client_visible += 1;
         let method = String::from_utf8_lossy(rec.method.unwrap_or(b"-")).into_owned();
@@ -357,6 +369,8 @@ fn record_outcome(o: &mut Outcomes, rec: &AccessRecord<'_>, status: u16) {
         *o.visible_by_status.entry(status).or_insert(0) += 1;
     } else if status == 499 {
         o.client_aborted += 1;
+    } else if in_body {
+        o.truncated += 1;
     } else {
         o.retried += 1;
     }

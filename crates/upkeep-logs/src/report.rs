@@ -36,6 +36,7 @@ pub fn to_json(a: &Analysis) -> Value {
                 "phases": phases,
                 "client_visible": o.map(|o| o.client_visible),
                 "retried": o.map(|o| o.retried),
+                "truncated": o.map(|o| o.truncated),
                 "client_aborted": o.map(|o| o.client_aborted),
                 "unmatched": o.map(|o| o.unmatched),
                 "client_visible_by_method": o.map(|o| &o.visible_by_method),
@@ -349,8 +350,9 @@ fn write_signature(o: &mut String, a: &Analysis, sig: Signature) {
         };
         let _ = writeln!(
             o,
-            "  clients saw {}{detail}; nginx retried {} away; clients gave up on {}; {} without an access record",
+            "  clients saw {} as 5xx{detail}; {} cut off a response already under way; nginx retried {} away; clients gave up on {}; {} without an access record",
             num(oc.client_visible),
+            num(oc.truncated),
             num(oc.retried),
             num(oc.client_aborted),
             num(oc.unmatched)

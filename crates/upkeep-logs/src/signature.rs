@@ -218,4 +218,27 @@ mod tests {
         }
         assert_eq!(Signature::from_id("nope"), None);
     }
+
+    /// The IDs, levels and rules here are those of facts/signatures.tsv
+    /// (in `shared/` beside the repository).
+    #[test]
+    fn matches_the_signature_facts() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/facts/signatures.tsv"
+        );
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("{path}: {e} (shared/ must sit beside the repository)"));
+        let mut seen = 0;
+        for row in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+            let cols: Vec<&str> = row.split('\t').collect();
+            let sig =
+                Signature::from_id(cols[0]).unwrap_or_else(|| panic!("unknown id {}", cols[0]));
+            assert_eq!(sig.info().level, cols[1], "{}", cols[0]);
+            let rules: Vec<&str> = cols[4].split(',').map(str::trim).collect();
+            assert_eq!(sig.info().rules, rules.as_slice(), "{}", cols[0]);
+            seen += 1;
+        }
+        assert_eq!(seen, Signature::COUNT);
+    }
 }

@@ -1,2 +1,3 @@
+pub mod logs;
 pub mod parse;
 pub mod probe;

@@ -1,0 +1,465 @@
+//! `upkeep logs`: classify upstream and keep-alive failures in nginx error
+//! logs, optionally joined with the access log.
+
+use crate::{EXIT_FINDINGS, EXIT_INPUT_ERROR};
+use anyhow::{bail, Context as _};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use upkeep_logs::access_format::LogFormat;
+use upkeep_logs::analysis::Analysis;
+use upkeep_logs::follow::Follower;
+use upkeep_logs::input::{expand_inputs, Input, Source};
+use upkeep_logs::join::Joiner;
+use upkeep_logs::report;
+use upkeep_logs::run::{analyze, Options};
+use upkeep_logs::scan::{EventSink, Scanner, TimeWindow};
+use upkeep_logs::time::{parse_error_log_time, parse_iso_like, LogTime};
+use upkeep_logs::{Classified, ErrorLine};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Error logs: files, glob patterns (quoted), `-` for standard input.
+    /// Gzip is detected and streamed. Default: standard input when it is not
+    /// a terminal.
+    pub files: Vec<String>,
+
+    /// Access log(s) to tell client-visible failures from retried ones
+    /// (files or glob patterns; gzip is fine).
+    #[arg(long = "access-log", value_name = "FILE")]
+    pub access_log: Vec<String>,
+
+    /// The access log's format in nginx syntax, e.g.
+    /// '$remote_addr [$time_local] "$request" $status us="$upstream_status" c=$connection',
+    /// or `combined` (the default).
+    #[arg(long = "log-format", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
+    /// Read the access log's format from this nginx config's `log_format`.
+    #[arg(
+        long = "config",
+        value_name = "NGINX_CONF",
+        conflicts_with = "log_format"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Which `log_format` of --config to use (default: the only one, or
+    /// the one the config's access_log directives use).
+    #[arg(long = "log-format-name", value_name = "NAME", requires = "config")]
+    pub log_format_name: Option<String>,
+
+    /// Only lines at or after this time: `2026-11-23 14:00[:00]`,
+    /// `2026/11/23 14:00:00`, or a duration ago (`30m`, `2h`, `1d`).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only lines before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Keep reading as the logs grow, like `tail -F` (survives rotation);
+    /// prints each failure as it is logged and the summary on Ctrl-C.
+    #[arg(short = 'F', long)]
+    pub follow: bool,
+
+    /// Threads per large plain file (0 = all cores). A joined access log
+    /// needs the error log in order and uses one.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub threads: usize,
+
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    /// Never draw the progress bar (it is drawn only on a terminal, for
+    /// inputs over 8 MiB).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let utc_offset = local_utc_offset();
+    let window = TimeWindow {
+        since: args
+            .since
+            .as_deref()
+            .map(|s| parse_time_arg("--since", s, utc_offset))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|s| parse_time_arg("--until", s, utc_offset))
+            .transpose()?,
+    };
+    let mut file_args = args.files.clone();
+    if file_args.is_empty() {
+        if std::io::stdin().is_terminal() && args.access_log.is_empty() {
+            bail!("no input: give error log files, or pipe a log on standard input");
+        }
+        if !std::io::stdin().is_terminal() {
+            file_args.push("-".into());
+        }
+    }
+    let inputs = expand_inputs(&file_args)?;
+    if args.follow {
+        return follow(&args, &inputs, window);
+    }
+    let threads = match args.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+
+    let progress = Arc::new(AtomicU64::new(0));
+    let access_inputs = expand_inputs(&args.access_log)?;
+    let joiner = if access_inputs.is_empty() {
+        None
+    } else {
+        let format = access_format(&args)?;
+        Some(Joiner::new(
+            access_inputs.clone(),
+            format,
+            utc_offset,
+            Some(progress.clone()),
+        ))
+    };
+    let total: u64 = inputs
+        .iter()
+        .chain(&access_inputs)
+        .filter_map(Input::size)
+        .sum();
+    let bar = (!args.no_progress && std::io::stderr().is_terminal() && total >= 8 << 20)
+        .then(|| ProgressBar::start(progress.clone(), total));
+
+    let opts = Options {
+        window,
+        threads,
+        progress: Some(progress),
+    };
+    let analysis = analyze(&inputs, &opts, joiner);
+    drop(bar);
+    emit(&analysis, args.format)
+}
+
+fn emit(analysis: &Analysis, format: Format) -> anyhow::Result<ExitCode> {
+    for m in report::input_messages(analysis) {
+        eprintln!("{m}");
+    }
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Human => out.write_all(report::to_human(analysis).as_bytes())?,
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &report::to_json(analysis))?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    let input_failed = analysis
+        .inputs
+        .iter()
+        .chain(analysis.access.iter().flat_map(|r| r.inputs.iter()))
+        .any(|i| i.error.is_some());
+    Ok(if input_failed {
+        ExitCode::from(EXIT_INPUT_ERROR)
+    } else if analysis.total_events() > 0 {
+        ExitCode::from(EXIT_FINDINGS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn access_format(args: &Args) -> anyhow::Result<LogFormat> {
+    if let Some(conf) = &args.config {
+        let text = log_format_from_config(conf, args.log_format_name.as_deref())?;
+        return LogFormat::parse(&text)
+            .with_context(|| format!("log_format in {}", conf.display()));
+    }
+    let text = args.log_format.as_deref().unwrap_or("combined");
+    LogFormat::parse(text).context("--log-format")
+}
+
+/// `--since/--until`: an absolute local time, or a duration ago.
+fn parse_time_arg(flag: &str, s: &str, utc_offset: i64) -> anyhow::Result<LogTime> {
+    let b = s.trim().as_bytes();
+    if let Some(t) = parse_iso_like(b).or_else(|| parse_error_log_time(b)) {
+        return Ok(t);
+    }
+    if let Ok(d) = upkeep_facts::parse_duration(s.trim()) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        return Ok(LogTime(now + utc_offset - (d / 1000) as i64));
+    }
+    bail!("{flag} {s:?}: expected a time like \"2026-11-23 14:00\" or a duration like \"30m\"")
+}
+
+/// The local zone's offset from UTC now, in seconds (error logs are written
+/// in local time).
+fn local_utc_offset() -> i64 {
+    #[cfg(unix)]
+    {
+        // SAFETY: time() and localtime_r() write only into the tm we own.
+        unsafe {
+            let now = libc::time(std::ptr::null_mut());
+            let mut tm: libc::tm = std::mem::zeroed();
+            if !libc::localtime_r(&now, &mut tm).is_null() {
+                return tm.tm_gmtoff;
+            }
+        }
+    }
+    0
+}
+
+/// Draws `read / total  pct  rate` on stderr every 200 ms until dropped.
+struct ProgressBar {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ProgressBar {
+    fn start(done: Arc<AtomicU64>, total: u64) -> ProgressBar {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                let n = done.load(Ordering::Relaxed).min(total);
+                let secs = started.elapsed().as_secs_f64().max(0.001);
+                let pct = n as f64 * 100.0 / total.max(1) as f64;
+                let filled = (pct / 5.0) as usize;
+                eprint!(
+                    "\r[{:<20}] {:>5.1}%  {} / {}  {}/s ",
+                    "#".repeat(filled),
+                    pct,
+                    bytes(n),
+                    bytes(total),
+                    bytes((n as f64 / secs) as u64)
+                );
+            }
+            eprint!("\r\x1b[2K");
+        });
+        ProgressBar {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ProgressBar {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+/// `--follow`: print failures as they are logged; on Ctrl-C or SIGTERM print
+/// the summary of what was seen.
+fn follow(args: &Args, inputs: &[Input], window: TimeWindow) -> anyhow::Result<ExitCode> {
+    if !args.access_log.is_empty() {
+        bail!(
+            "--follow does not join an access log; run without --follow for client-visible counts"
+        );
+    }
+    let mut followers = Vec::new();
+    for input in inputs {
+        match &input.source {
+            Source::File(p) => {
+                followers.push(Follower::new(p, false).with_context(|| format!("{}", p.display()))?)
+            }
+            Source::Stdin => {
+                bail!("--follow needs files; standard input is read to its end without it")
+            }
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
+        .context("installing the Ctrl-C handler")?;
+
+    let mut sink = PrintEvents {
+        analysis: Analysis::default(),
+        format: args.format,
+    };
+    let mut scanner = Scanner::new(window);
+    while !stop.load(Ordering::Relaxed) {
+        let mut read = 0;
+        for f in &mut followers {
+            read += f
+                .poll(&mut |line| scanner.scan_line(line, &mut sink))
+                .with_context(|| format!("{}", f.path().display()))?;
+        }
+        if read == 0 {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    sink.analysis
+        .inputs
+        .push(upkeep_logs::analysis::InputReport {
+            name: followers
+                .iter()
+                .map(|f| f.path().display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            stats: scanner.stats,
+            ..Default::default()
+        });
+    if args.format == Format::Json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer(&mut out, &report::to_json(&sink.analysis))?;
+        out.write_all(b"\n")?;
+        out.flush()?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!();
+    emit(&sink.analysis, Format::Human)
+}
+
+struct PrintEvents {
+    analysis: Analysis,
+    format: Format,
+}
+
+impl EventSink for PrintEvents {
+    fn on_signature(&mut self, e: &Classified<'_>) {
+        self.analysis.record(e);
+        let l = &e.line;
+        let s = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+        let time = l.time.map(|t| t.display().to_string());
+        let mut out = std::io::stdout().lock();
+        let _ = match self.format {
+            Format::Json => {
+                let v = serde_json::json!({
+                    "time": time,
+                    "signature": e.signature.id(),
+                    "level": l.level.as_str(),
+                    "upstream": s(l.upstream_addr()),
+                    "connection": l.connection,
+                    "request": s(l.request),
+                    "phase": s(l.phase),
+                    "client": s(l.client),
+                    "host": s(l.host),
+                });
+                writeln!(out, "{v}")
+            }
+            Format::Human => writeln!(
+                out,
+                "{} {:<30} {:<22} {}{}",
+                time.unwrap_or_else(|| "-".into()),
+                e.signature.id(),
+                s(l.upstream_addr()).unwrap_or_else(|| "-".into()),
+                l.connection.map(|c| format!("*{c} ")).unwrap_or_default(),
+                s(l.request).unwrap_or_default(),
+            ),
+        };
+        let _ = out.flush();
+    }
+
+    fn on_other_upstream(&mut self, line: &ErrorLine<'_>) {
+        self.analysis.record_other(line);
+    }
+}
+
+/// The text of a `log_format` in an nginx config (includes followed): the
+/// one named, else the only one, else the one every `access_log` uses;
+/// `combined` when the config defines none.
+fn log_format_from_config(conf: &std::path::Path, name: Option<&str>) -> anyhow::Result<String> {
+    use upkeep_config::{ConfigSet, FsLoader, LoadOptions};
+    use upkeep_syntax::Directive;
+
+    let path = conf.to_string_lossy();
+    let set = ConfigSet::load(&path, &FsLoader, &LoadOptions::default())
+        .map_err(|e| anyhow::anyhow!("{}", e.render()))?;
+    let mut formats: Vec<(String, String)> = Vec::new();
+    let mut used: Vec<String> = Vec::new();
+    fn walk(
+        set: &ConfigSet,
+        dirs: Vec<&Directive>,
+        formats: &mut Vec<(String, String)>,
+        used: &mut Vec<String>,
+    ) {
+        for d in dirs {
+            if d.name_is("log_format") && d.args.len() >= 2 {
+                let text: String = d.args[1..]
+                    .iter()
+                    .filter(|w| !w.value.starts_with(b"escape="))
+                    .map(|w| w.text().into_owned())
+                    .collect();
+                formats.push((d.args[0].text().into_owned(), text));
+            }
+            if d.name_is("access_log") {
+                if let Some(f) = d.arg(1).filter(|w| !w.value.contains(&b'=')) {
+                    used.push(f.text().into_owned());
+                }
+            }
+            if let Some(block) = &d.block {
+                walk(set, set.expand(&block.nodes), formats, used);
+            }
+        }
+    }
+    walk(&set, set.root(), &mut formats, &mut used);
+    used.sort();
+    used.dedup();
+    let names = || {
+        formats
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(name) = name {
+        if name == "combined" {
+            return Ok(name.into());
+        }
+        return formats
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.clone())
+            .with_context(|| {
+                format!(
+                    "{path}: no log_format named {name:?} (defined: {})",
+                    names()
+                )
+            });
+    }
+    match (formats.len(), used.as_slice()) {
+        (0, _) => Ok("combined".into()),
+        (1, _) => Ok(formats[0].1.clone()),
+        (_, [one]) => {
+            if one == "combined" {
+                return Ok(one.clone());
+            }
+            formats
+                .iter()
+                .find(|(n, _)| n == one)
+                .map(|(_, t)| t.clone())
+                .with_context(|| {
+                    format!("{path}: access_log uses {one:?}, which no log_format defines")
+                })
+        }
+        _ => bail!(
+            "{path}: several log_format definitions ({}); choose one with --log-format-name",
+            names()
+        ),
+    }
+}
