@@ -37,6 +37,9 @@ impl Outcome {
 #[derive(Clone, Debug, Default)]
 pub struct Applied {
     pub changed: BTreeMap<FileId, Vec<u8>>,
+    /// The edits made to each changed file (identical edits once), sorted by
+    /// position, in the coordinates of the file's text before.
+    pub edits: BTreeMap<FileId, Vec<Edit>>,
     /// One per input fix, in input order.
     pub outcomes: Vec<Outcome>,
 }
@@ -52,15 +55,22 @@ pub fn apply(sources: &dyn SourceMap, fixes: &[&Fix]) -> Applied {
         };
         outcomes.push(outcome);
     }
-    let changed = taken
-        .into_iter()
-        .filter_map(|(file, edits)| {
-            let original = &sources.source(file).text;
-            let new = splice(original, &edits);
-            (new != *original).then_some((file, new))
-        })
-        .collect();
-    Applied { changed, outcomes }
+    let mut changed = BTreeMap::new();
+    let mut edits_made = BTreeMap::new();
+    for (file, mut edits) in taken {
+        let original = &sources.source(file).text;
+        let new = splice(original, &edits);
+        if new != *original {
+            changed.insert(file, new);
+            edits.sort_by_key(|e| (e.span.start, e.span.end));
+            edits_made.insert(file, edits);
+        }
+    }
+    Applied {
+        changed,
+        edits: edits_made,
+        outcomes,
+    }
 }
 
 fn check_fix(sources: &dyn SourceMap, fix: &Fix) -> Result<(), String> {

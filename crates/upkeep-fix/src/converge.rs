@@ -10,7 +10,7 @@
 
 use crate::apply::{apply, Outcome};
 use std::collections::{BTreeMap, BTreeSet};
-use upkeep_diag::{Applicability, Finding, Fix};
+use upkeep_diag::{Applicability, Edit, Finding, Fix};
 use upkeep_syntax::SourceMap;
 
 /// Texts the loop has changed, by file path as the loader names files. The
@@ -101,6 +101,19 @@ pub struct RefusedFix {
     pub reason: String,
 }
 
+/// One file's change in one round: the text before, the edits, the text
+/// after. Kept so that tests (and curious users) can verify that nothing
+/// outside the edits changed.
+#[derive(Clone, Debug)]
+pub struct FileChange {
+    pub round: usize,
+    pub path: String,
+    pub before: Vec<u8>,
+    /// Sorted by position, in `before`'s coordinates.
+    pub edits: Vec<Edit>,
+    pub after: Vec<u8>,
+}
+
 /// What a fix run did. The files are not written: see [`crate::write`].
 pub struct FixRun<S> {
     /// Text of each changed file before the first fix, by path.
@@ -116,6 +129,8 @@ pub struct FixRun<S> {
     pub rounds: usize,
     /// No selected fixable finding is left (apart from refused fixes).
     pub converged: bool,
+    /// Every file change of every round, in order.
+    pub history: Vec<FileChange>,
 }
 
 impl<S> FixRun<S> {
@@ -144,6 +159,7 @@ pub fn fix<C: Checker>(
     let mut refused_keys: BTreeSet<FixKey> = BTreeSet::new();
     let mut applied_keys: BTreeSet<FixKey> = BTreeSet::new();
     let mut rounds = 0;
+    let mut history: Vec<FileChange> = Vec::new();
 
     let converged = loop {
         let mut candidates: Vec<&Finding> = round
@@ -204,6 +220,16 @@ pub fn fix<C: Checker>(
             }
             match checker.check(&candidate) {
                 Ok(next_round) => {
+                    for (file, after) in &result.changed {
+                        let src = round.sources.source(*file);
+                        history.push(FileChange {
+                            round: rounds,
+                            path: src.path.clone(),
+                            before: src.text.clone(),
+                            edits: result.edits[file].clone(),
+                            after: after.clone(),
+                        });
+                    }
                     for (f, outcome) in batch.iter().zip(&result.outcomes) {
                         if outcome.is_applied() {
                             applied_keys.insert(FixKey::of(f));
@@ -257,6 +283,7 @@ pub fn fix<C: Checker>(
         last: round,
         rounds,
         converged,
+        history,
     })
 }
 

@@ -15,9 +15,12 @@
 pub mod apply;
 pub mod converge;
 pub mod diff;
+pub mod verify;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod write;
 
 pub use apply::{apply, Applied, Outcome};
-pub use converge::{fix, AppliedFix, Checker, FixOptions, FixRun, Overlay, RefusedFix, Round};
+pub use converge::{
+    fix, AppliedFix, Checker, FileChange, FixOptions, FixRun, Overlay, RefusedFix, Round,
+};
 pub use diff::unified_diff;

@@ -17,7 +17,23 @@ const TWO_LOCATIONS: &[(&str, &str)] = &[(
     "http {\n\tserver {\n\t\tlisten 80;\n\t\tlocation /a/ {\n\t\t\tproxy_pass http://a;\n\t\t}\n\t\tlocation /b/ {\n\t\t\tproxy_pass http://b;\n\t\t}\n\t}\n}\n",
 )];
 
+/// Every round's change is exactly its edits, and the rounds chain up.
+fn assert_history(run: &upkeep_fix::FixRun<Files>) {
+    for c in &run.history {
+        upkeep_fix::verify::only_edits_changed(c).unwrap();
+    }
+    for (path, old, new) in run.changes() {
+        let steps: Vec<_> = run.history.iter().filter(|c| c.path == path).collect();
+        assert_eq!(steps.first().unwrap().before, old);
+        assert_eq!(steps.last().unwrap().after, new);
+        for w in steps.windows(2) {
+            assert_eq!(w[0].after, w[1].before);
+        }
+    }
+}
+
 fn diffs(run: &upkeep_fix::FixRun<Files>) -> String {
+    assert_history(run);
     run.changes()
         .map(|(p, old, new)| unified_diff(p, old, new, false))
         .collect()
@@ -132,6 +148,11 @@ fn fixing_the_output_again_changes_nothing() {
         "http {\n    upstream u { server 127.0.0.1:1; }\n    server {\n        keepalive_timeout 0;\n        location / { proxy_pass http://u; }\n    }\n}\n",
     )];
     let first = fix(&mut checker(FILES, toys), &FixOptions::default()).unwrap();
+    assert_history(&first);
+    assert_eq!(
+        first.rounds, 1,
+        "T004 and T005 overlap: T005's finding is gone after T004"
+    );
     let once = final_texts(&first)["nginx.conf"].clone();
     let leaked: &'static str = Box::leak(once.clone().into_boxed_str());
     let again_files: &'static [(&'static str, &'static str)] =
@@ -185,6 +206,7 @@ fn bytes_outside_the_edits_stay_identical() {
             })
         };
     let run = fix(&mut c, &FixOptions::default()).unwrap();
+    assert_history(&run);
     let (_, old, new) = run.changes().next().unwrap();
     assert_eq!(old, original);
     let at = original
