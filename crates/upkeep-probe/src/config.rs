@@ -16,9 +16,8 @@ use crate::report::TargetReport;
 use crate::target::{Endpoint, RequestDefaults, Scheme, Target};
 use crate::verdict::{judge, UpstreamConfig, UpstreamVerdict};
 use std::net::{SocketAddr, ToSocketAddrs};
-use upkeep_config::{ConfigSet, Context, FsLoader, LoadOptions};
-use upkeep_model::{BlockKind, ConfigSource, Model, NginxVersion, Pool, Protocol};
-use upkeep_syntax::{FileId, Node, SourceFile, SyntaxTree};
+use upkeep_config::{ConfigSet, FsLoader, LoadOptions};
+use upkeep_model::{Model, NginxVersion, Pool, Protocol};
 
 /// What to probe for a configuration, and what to judge afterwards.
 #[derive(Clone, Debug)]
@@ -50,8 +49,7 @@ impl Plan {
     ) -> Result<Plan, String> {
         let set = ConfigSet::load(path, &FsLoader, &LoadOptions::default())
             .map_err(|e| e.render().trim_end().to_string())?;
-        let source = Loaded(set);
-        let model = Model::build(&source, version);
+        let model = Model::build(&set, version);
         let main_dir = path.rfind('/').map(|i| &path[..i]);
         Plan::from_model(&model, main_dir, only, defaults)
     }
@@ -261,40 +259,6 @@ fn server_targets(
             Ok(t)
         })
         .collect()
-}
-
-/// A loaded configuration as the model reads it.
-struct Loaded(ConfigSet);
-
-impl ConfigSource for Loaded {
-    fn root_nodes(&self) -> &[Node] {
-        &self.0.tree(self.0.main).nodes
-    }
-
-    fn expand_nodes<'a>(&'a self, nodes: &'a [Node]) -> Vec<&'a Node> {
-        self.0.expand_nodes(nodes)
-    }
-
-    fn source_file(&self, id: FileId) -> &SourceFile {
-        self.0.file(id)
-    }
-
-    fn trees(&self) -> Vec<(&SourceFile, &SyntaxTree)> {
-        self.0.files.iter().zip(self.0.trees.iter()).collect()
-    }
-
-    fn root_kind(&self) -> BlockKind {
-        match self.0.context {
-            Context::Events => BlockKind::Events,
-            Context::Http => BlockKind::Http,
-            Context::Server => BlockKind::Server,
-            Context::Location => BlockKind::Location,
-            Context::Upstream => BlockKind::Upstream,
-            // stream and mail upstreams are TCP, not HTTP: nothing to probe
-            // is found under a main context either.
-            _ => BlockKind::Main,
-        }
-    }
 }
 
 fn with_port_80(address: &str) -> String {

@@ -14,6 +14,7 @@
 //! [`report`]; [`verdict`] compares the measurements with an nginx upstream.
 
 pub mod config;
+pub mod facts;
 pub mod http;
 mod measure;
 mod pace;

@@ -47,7 +47,8 @@
 //! }
 //! ```
 //!
-//! Consumers (`upkeep check --backend-facts FILE`) match a target to an
+//! Consumers (`upkeep check --backend-facts FILE`, through
+//! [`crate::facts::ProbeFacts`]) match a target to an
 //! upstream by `upstream` when present, else by `target`/`address` against the
 //! upstream's `server` addresses. Fields are only ever added, never renamed,
 //! within one schema number.
