@@ -247,15 +247,13 @@ fn server_targets(
         // Left to the probe, which reports the resolver's error.
         Err(_) => return vec![Ok(target)],
     };
-    let several = addrs.len() > 1;
+    // `target` stays the address as written; reports tell the peers apart
+    // by `address`.
     addrs
         .into_iter()
         .map(|addr| {
             let mut t = target.clone();
             t.address = Some(addr);
-            if several {
-                t.spec = format!("{address} ({addr})");
-            }
             Ok(t)
         })
         .collect()

@@ -431,6 +431,13 @@ fn measures_real_backends() {
     if let Some(n) = &nginx {
         targets.push(target(&format!("127.0.0.1:{}", n.plain)));
         targets.push(target(&format!("https://127.0.0.1:{}/", n.tls)));
+        // HEAD: a Content-Length but no body; a reader that waited for the
+        // body would time out.
+        let head = RequestDefaults {
+            method: Some("HEAD".into()),
+            ..Default::default()
+        };
+        targets.push(Target::parse(&format!("http://127.0.0.1:{}/head", n.plain), &head).unwrap());
     }
     if gunicorn_ok {
         targets.push(target(&format!("127.0.0.1:{gthread_port}")));
@@ -486,7 +493,11 @@ fn measures_real_backends() {
     let find = |port: u16| {
         reports
             .iter()
-            .find(|r| r.address.as_deref() == Some(&format!("127.0.0.1:{port}")))
+            .find(|r| {
+                r.target == format!("127.0.0.1:{port}")
+                    || r.target == format!("http://127.0.0.1:{port}/")
+                    || r.target == format!("https://127.0.0.1:{port}/")
+            })
             .unwrap_or_else(|| panic!("no report for port {port}: {reports:?}"))
     };
     let mut c = Checks::default();
@@ -519,6 +530,14 @@ fn measures_real_backends() {
             r.server.as_deref().is_some_and(|s| s.starts_with("nginx")),
             || format!("nginx Server header: {:?}", r.server),
         );
+
+        let r = reports
+            .iter()
+            .find(|r| r.target.ends_with("/head"))
+            .unwrap();
+        c.field(r, "error (HEAD)", &r.error, &None);
+        c.idle_near(r, 3000);
+        c.field(r, "max_requests (HEAD)", r.max_requests, Some(7));
 
         let r = find(n.tls);
         c.field(r, "scheme", r.scheme, upkeep_probe::Scheme::Https);
