@@ -1,0 +1,6 @@
+//! What the lab measures besides the clients' own records.
+
+pub mod error_log;
+pub mod percentile;
+pub mod stub_status;
+pub mod time_wait;

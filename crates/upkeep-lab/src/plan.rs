@@ -1,0 +1,99 @@
+//! What a lab run is made of: the config to run, the backends behind it, the
+//! network it runs on and the traffic it gets. Scenarios build a [`LabPlan`];
+//! the runner executes it twice (before and after `upkeep fix`).
+
+use crate::backend::BackendProfile;
+use crate::traffic::TrafficProfile;
+use serde::Serialize;
+use std::time::Duration;
+
+/// One config file of the set nginx runs, path relative to the prefix.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConfigFile {
+    pub path: String,
+    pub text: String,
+}
+
+/// One emulated backend: it stands in for the `@SERVER:key@` placeholder of
+/// the config template, i.e. one `server` line of an upstream block.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerSlot {
+    pub key: String,
+    /// The upstream block the server belongs to (for facts and reports).
+    pub upstream: String,
+    /// The address the user's config had there, if any (reports only).
+    pub original: Option<String>,
+    pub profile: BackendProfile,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Network {
+    /// 127.0.0.1 with free ports.
+    Loopback,
+    /// A private namespace (10.241.0.0/24) with a narrow local port range.
+    Namespace { port_range: (u16, u16) },
+}
+
+/// How the "after" phase gets its config.
+#[derive(Clone, Copy)]
+pub enum AfterConfig {
+    /// `upkeep fix` applied through the library: check + fix engine.
+    FixEngine,
+    /// A scenario's own statement of what the fix is. Used only where the fix
+    /// engine is not available; reports say so.
+    Expected(fn(&str) -> String),
+}
+
+/// Placeholders a config template may contain. Rendering replaces them for
+/// each phase with that phase's addresses and paths.
+pub mod placeholder {
+    /// `listen` address of the proxied server(s).
+    pub const LISTEN: &str = "@LISTEN@";
+    /// `listen` address of the lab's stub_status server.
+    pub const STATUS_LISTEN: &str = "@STATUS_LISTEN@";
+    /// Directives keeping nginx's temp files inside the prefix (http context).
+    pub const TEMP_PATHS: &str = "@TEMP_PATHS@";
+    /// Prefix of a backend slot: `@SERVER:key@`.
+    pub const SERVER_PREFIX: &str = "@SERVER:";
+}
+
+#[derive(Clone)]
+pub struct LabPlan {
+    pub scenario: String,
+    /// One paragraph: what happens inside nginx and why the fix helps.
+    pub explanation: String,
+    /// Main file first; templates with [`placeholder`]s.
+    pub files: Vec<ConfigFile>,
+    pub servers: Vec<ServerSlot>,
+    /// One-way delay of the relays; `None` connects nginx to the backends directly.
+    pub relay_delay: Option<Duration>,
+    pub traffic: TrafficProfile,
+    pub network: Network,
+    pub after: AfterConfig,
+    /// Path of the stub_status location on the status listener.
+    pub status_path: String,
+}
+
+impl LabPlan {
+    pub fn main_file(&self) -> &ConfigFile {
+        &self.files[0]
+    }
+}
+
+/// Phase of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Before,
+    After,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Before => "before",
+            Phase::After => "after",
+        }
+    }
+}

@@ -1,0 +1,47 @@
+use super::{insert_after, BuiltIn, BuiltInConfig, Scenario};
+use crate::backend::BackendProfile;
+use crate::plan::{LabPlan, Network};
+use std::time::Duration;
+
+pub const SCENARIO: Scenario = Scenario {
+    name: "connection-close",
+    summary: "keepalive pool, but Connection: close is sent upstream: the pool stays empty",
+    build,
+};
+
+const EXPLANATION: &str = "The upstream has a keepalive 16 pool and the route sets proxy_http_version \
+1.1, but no proxy_set_header Connection. Before nginx 1.29.7 the proxy module then sends \"Connection: \
+close\" with every request (it is in its default header list), the backend honours it and closes after \
+each response, and nginx caches a connection only when the response left it reusable: a response that \
+says \"Connection: close\" does not. The pool stays empty and every request opens a new connection, \
+exactly as with no pool. The fix adds proxy_set_header Connection \"\" to the route, so no Connection \
+header is sent and HTTP/1.1 persistence applies.";
+
+fn build() -> LabPlan {
+    let config = BuiltInConfig {
+        scenario: SCENARIO.name,
+        http: "",
+        upstream: "# upkeep: backend idle=75s\nserver @SERVER:app@;\nkeepalive 16;\n",
+        location: "proxy_http_version 1.1;\n",
+    };
+    BuiltIn {
+        name: SCENARIO.name,
+        explanation: EXPLANATION,
+        config,
+        profile: BackendProfile::keepalive("idle-75s", Some(Duration::from_secs(75))),
+        relay_delay: Some(Duration::from_millis(5)),
+        traffic: super::no_pool::busy_traffic(),
+        network: Network::Loopback,
+        expected_fix,
+    }
+    .into_plan()
+}
+
+/// U003: stop sending Connection: close.
+fn expected_fix(config: &str) -> String {
+    insert_after(
+        config,
+        |l| l == "proxy_http_version 1.1;",
+        "proxy_set_header Connection \"\";",
+    )
+}

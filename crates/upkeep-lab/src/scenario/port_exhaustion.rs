@@ -1,0 +1,61 @@
+use super::{insert_after, is_upstream_server, BuiltIn, BuiltInConfig, Scenario};
+use crate::backend::BackendProfile;
+use crate::plan::{LabPlan, Network};
+use crate::traffic::TrafficProfile;
+use std::time::Duration;
+
+pub const SCENARIO: Scenario = Scenario {
+    name: "port-exhaustion",
+    summary:
+        "no pool behind a narrow local port range: connect() fails with 99 (in a private namespace)",
+    build,
+};
+
+/// The namespace's ip_local_port_range: 50 ports.
+pub const PORT_RANGE: (u16, u16) = (40000, 40049);
+
+const EXPLANATION: &str = "The route has proxy_http_version 1.1 and proxy_set_header Connection \"\" but \
+the upstream has no keepalive, so nginx closes every upstream connection itself right after the \
+response. The side that closes first keeps the connection in TIME_WAIT for 60 s, and while it does, that \
+local port cannot be used again towards the same backend address and port. The lab runs this in a \
+network namespace of its own, with nginx on 10.241.0.1, the backend on 10.241.0.2 and \
+ip_local_port_range set to 50 ports inside the namespace only (on 127.0.0.0/8 Linux's default \
+tcp_tw_reuse=2 would recycle the ports early). Once the 50 ports are in TIME_WAIT, connect() fails and \
+nginx logs \"connect() to 10.241.0.2:9001 failed (99: Cannot assign requested address) while connecting \
+to upstream\" at crit and answers 502. The fix adds keepalive 32: a handful of connections carry all \
+requests and no port is burnt per request.";
+
+fn build() -> LabPlan {
+    let config = BuiltInConfig {
+        scenario: SCENARIO.name,
+        http: "",
+        upstream: "# upkeep: backend idle=75s\nserver @SERVER:app@;\n",
+        location: "proxy_http_version 1.1;\nproxy_set_header Connection \"\";\n",
+    };
+    let traffic = TrafficProfile {
+        concurrency: 4,
+        post_ratio: 0.5,
+        gap_min: Duration::from_millis(5),
+        gap_max: Duration::from_millis(15),
+        duration: Duration::from_secs(4),
+        ..TrafficProfile::default()
+    };
+    BuiltIn {
+        name: SCENARIO.name,
+        explanation: EXPLANATION,
+        config,
+        profile: BackendProfile::keepalive("idle-75s", Some(Duration::from_secs(75))),
+        relay_delay: None,
+        traffic,
+        network: Network::Namespace {
+            port_range: PORT_RANGE,
+        },
+        expected_fix,
+    }
+    .into_plan()
+}
+
+/// U001: keepalive 32.
+fn expected_fix(config: &str) -> String {
+    insert_after(config, is_upstream_server, "keepalive 32;")
+}
