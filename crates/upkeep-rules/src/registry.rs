@@ -43,7 +43,10 @@ macro_rules! registry {
 }
 
 // In ID order.
-registry!(u001, u002, u003, u004, u005, u006, u007, u008, u010, u011, u012, x001, x002,);
+registry!(
+    u001, u002, u003, u004, u005, u006, u007, u008, u009, u010, u011, u012, u013, u014, u015, u016,
+    c001, c002, c003, c004, r001, r002, r003, x001, x002,
+);
 
 /// Every rule, in ID order.
 pub fn rules() -> &'static [RuleInfo] {

@@ -1,0 +1,73 @@
+use upkeep_diag::{Applicability, Finding, Fix, Severity};
+use upkeep_facts::parse_duration;
+
+use crate::context::Ctx;
+use crate::edits;
+use crate::registry::RuleInfo;
+
+pub const INFO: RuleInfo = RuleInfo {
+    id: "C002",
+    name: "client-keepalive-disabled",
+    severity: Severity::Warning,
+    fixable: true,
+    summary: "`keepalive_timeout 0` turns off client keep-alive.",
+    doc: r#"## What it finds
+`keepalive_timeout 0` in an http, server or location block that serves
+ordinary traffic.
+
+## Why it breaks reuse
+`keepalive_timeout 0` makes nginx clear `r->keepalive` for every request
+(`ngx_http_update_location_config`), answer with `Connection: close` and
+close the client connection after each response (facts/behaviors.md §i;
+directives.tsv row `keepalive_timeout`, core module: "0 disables client
+keepalive"). Every request then pays a new TCP (and TLS) handshake, and a
+load balancer in front of nginx cannot pool its connections to nginx.
+
+## Example
+```nginx
+server {
+    keepalive_timeout 0;
+}
+```
+
+## Fix
+Remove the line or set a real timeout; the fix writes the default `75s`.
+Marked unsafe: a `0` is sometimes written on purpose.
+
+## References
+- facts/directives.tsv, row `keepalive_timeout` (ngx_http_core_module)
+- facts/behaviors.md §i
+"#,
+};
+
+pub fn check(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (id, block) in ctx.model.blocks.iter().enumerate() {
+        if !block.kind.is_http_level() {
+            continue;
+        }
+        for d in block.directives_named("keepalive_timeout") {
+            let Some(first) = d.args.first() else {
+                continue;
+            };
+            if parse_duration(&first.text()) != Ok(0) {
+                continue;
+            }
+            let f = INFO
+                .finding(format!(
+                    "`keepalive_timeout 0` turns off client keep-alive in {}: every response closes the connection",
+                    ctx.describe(id)
+                ))
+                .at(d.span)
+                .with_label("client keep-alive off")
+                .help("remove the line or set a timeout such as `keepalive_timeout 75s;` (the default)")
+                .with_fix(Fix {
+                    applicability: Applicability::Unsafe,
+                    description: "set `keepalive_timeout 75s` (nginx's default)".into(),
+                    edits: vec![edits::replace_args(d, "75s")],
+                });
+            out.push(f);
+        }
+    }
+    out
+}

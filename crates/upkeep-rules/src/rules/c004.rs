@@ -1,0 +1,71 @@
+use upkeep_diag::{Finding, Severity};
+use upkeep_facts::parse_duration;
+
+use crate::context::Ctx;
+use crate::registry::RuleInfo;
+
+pub const INFO: RuleInfo = RuleInfo {
+    id: "C004",
+    name: "client-header-advertised-mismatch",
+    severity: Severity::Info,
+    fixable: false,
+    summary: "`keepalive_timeout` advertises (second argument) a longer timeout than nginx keeps.",
+    doc: r#"## What it finds
+`keepalive_timeout TIMEOUT HEADER_TIMEOUT;` where the second argument, sent
+to clients as `Keep-Alive: timeout=N`, is larger than the first, the time
+nginx really keeps an idle connection.
+
+## Why it breaks reuse
+Clients that honour the header (some HTTP libraries and proxies do) keep the
+connection for N seconds and send their next request on it after nginx has
+already closed it; they see a reset or an empty reply and must retry on a new
+connection. The header is emitted only when the second argument is given
+(facts/directives.tsv row `keepalive_timeout`, core module: "Second parameter
+emits 'Keep-Alive: timeout=N'").
+
+## Example
+```nginx
+keepalive_timeout 30s 60;
+```
+
+## Fix
+Make the advertised value smaller than the real one (e.g. `75s 70`), or drop
+the second argument.
+
+## References
+- facts/directives.tsv, row `keepalive_timeout` (ngx_http_core_module)
+"#,
+};
+
+pub fn check(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for block in &ctx.model.blocks {
+        if !block.kind.is_http_level() {
+            continue;
+        }
+        for d in block.directives_named("keepalive_timeout") {
+            let (Some(a), Some(b)) = (d.args.first(), d.args.get(1)) else {
+                continue;
+            };
+            let (Ok(real), Ok(told)) = (parse_duration(&a.text()), parse_duration(&b.text()))
+            else {
+                continue;
+            };
+            if told <= real || real == 0 {
+                continue;
+            }
+            out.push(
+                INFO.finding(format!(
+                    "clients are told `Keep-Alive: timeout={}` but nginx closes idle connections after {}",
+                    told / 1000,
+                    a.text()
+                ))
+                .at(b.span)
+                .with_label("advertised")
+                .related(a.span, "what nginx keeps")
+                .help("advertise less than nginx keeps, or drop the second argument"),
+            );
+        }
+    }
+    out
+}

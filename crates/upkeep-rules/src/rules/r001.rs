@@ -1,0 +1,81 @@
+use upkeep_diag::{Applicability, Finding, Fix, Severity};
+use upkeep_model::BlockKind;
+
+use crate::context::Ctx;
+use crate::edits;
+use crate::registry::RuleInfo;
+
+pub const INFO: RuleInfo = RuleInfo {
+    id: "R001",
+    name: "worker-connections-over-nofile",
+    severity: Severity::Warning,
+    fixable: true,
+    summary: "`worker_connections` exceeds `worker_rlimit_nofile`.",
+    doc: r#"## What it finds
+`worker_connections` larger than `worker_rlimit_nofile` in the main
+configuration. (`upkeep doctor` also compares it with the running master's
+real open-file limit when `worker_rlimit_nofile` is not set.)
+
+## Why it breaks reuse
+Every connection is a file descriptor: client connections, upstream
+connections and the idle ones kept in upstream pools all count toward
+`worker_connections` (facts/directives.tsv row `worker_connections`). nginx
+warns at startup `worker_connections exceed open file resource limit`, and
+under load `accept4() failed (24: Too many open files)` or `socket() failed
+(24: …)` (directives.tsv row `worker_rlimit_nofile`; behaviors.md §i). Idle
+pools are then the first thing to hurt: the descriptors they hold are gone
+for new clients.
+
+## Example
+```nginx
+worker_rlimit_nofile 1024;
+events { worker_connections 4096; }
+```
+
+## Fix
+`worker_rlimit_nofile` of at least twice `worker_connections` (each proxied
+request holds a client and an upstream descriptor); the fix sets exactly that.
+
+## References
+- facts/directives.tsv, rows `worker_connections`, `worker_rlimit_nofile`
+- facts/behaviors.md §i
+"#,
+};
+
+pub fn check(ctx: &Ctx) -> Vec<Finding> {
+    if ctx.model.block(0).kind != BlockKind::Main {
+        return Vec::new();
+    }
+    let (Some(wc), Some(nofile)) = (
+        ctx.model.main.worker_connections,
+        ctx.model.main.worker_rlimit_nofile,
+    ) else {
+        return Vec::new();
+    };
+    let (Some(conns), Some(limit)) = (
+        wc.args.first().and_then(|a| a.text().parse::<u64>().ok()),
+        nofile
+            .args
+            .first()
+            .and_then(|a| a.text().parse::<u64>().ok()),
+    ) else {
+        return Vec::new();
+    };
+    if conns <= limit {
+        return Vec::new();
+    }
+    let wanted = conns * 2;
+    vec![INFO
+        .finding(format!(
+            "`worker_connections {conns}` exceeds `worker_rlimit_nofile {limit}`: under load workers fail with \"Too many open files\""
+        ))
+        .at(wc.span)
+        .with_label("more connections than file descriptors")
+        .related(nofile.span, "the open-file limit of each worker")
+        .help(format!("set `worker_rlimit_nofile {wanted};` (twice worker_connections)"))
+        .with_fix(Fix {
+            applicability: Applicability::Safe,
+            description: format!("set `worker_rlimit_nofile {wanted}`"),
+            edits: vec![edits::replace_args(nofile, &wanted.to_string())],
+        })]
+}

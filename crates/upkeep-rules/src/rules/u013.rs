@@ -1,0 +1,118 @@
+use upkeep_diag::{Applicability, Finding, Fix, Severity};
+use upkeep_model::{PassTarget, Protocol};
+
+use crate::context::Ctx;
+use crate::edits;
+use crate::registry::RuleInfo;
+
+pub const INFO: RuleInfo = RuleInfo {
+    id: "U013",
+    name: "tls-upstream-without-sni",
+    severity: Severity::Warning,
+    fixable: true,
+    summary: "`proxy_pass https://NAME` without `proxy_ssl_server_name on`: no SNI in the upstream TLS handshake.",
+    doc: r#"## What it finds
+A route that proxies over TLS (`proxy_pass https://…`, `grpc_pass grpcs://…`)
+to a host name, whose effective `proxy_ssl_server_name`
+(`grpc_ssl_server_name`) is `off`, the default.
+
+## Why it breaks reuse
+Without SNI many TLS backends (CDNs, shared hosting, Kubernetes ingresses,
+managed load balancers) answer with a default certificate or reset the
+handshake, so every new upstream connection fails before a request is sent;
+nothing can be pooled. `proxy_ssl_server_name` is off by default
+(facts/directives.tsv row `proxy_ssl_server_name`: "SNI for new TLS upstream
+connections"); the name sent is `proxy_ssl_name`, by default `$proxy_host`
+(the host in `proxy_pass`, or the upstream block's name). Cached connections
+are matched by peer address only, never by SNI.
+
+## Example
+```nginx
+location / {
+    proxy_pass https://api.example.com;
+}
+```
+
+## Fix
+`proxy_ssl_server_name on;` in the route's location (the fix adds it). When
+`proxy_pass` names an `upstream{}` block, also set `proxy_ssl_name` to the
+backend's real host name.
+
+## References
+- facts/directives.tsv, rows `proxy_ssl_server_name`, `proxy_ssl_name`,
+  `grpc_ssl_server_name`
+"#,
+};
+
+fn is_ip(host: &str) -> bool {
+    host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok() || host.starts_with("unix:")
+}
+
+pub fn check(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for route in &ctx.model.routes {
+        let (directive, tls) = match route.protocol {
+            Protocol::Http => (
+                "proxy_ssl_server_name",
+                route.scheme.as_deref() == Some("https"),
+            ),
+            Protocol::Grpc => (
+                "grpc_ssl_server_name",
+                route.scheme.as_deref() == Some("grpcs"),
+            ),
+            _ => continue,
+        };
+        if !tls {
+            continue;
+        }
+        let (host, via_upstream) = match &route.target {
+            PassTarget::Direct { host, .. } => (host.clone(), false),
+            PassTarget::Upstream(u) => (ctx.upstream_name(*u).to_string(), true),
+            PassTarget::Dynamic { .. } => continue,
+        };
+        if is_ip(&host) {
+            continue;
+        }
+        let value = ctx.model.value(route.block, directive);
+        if value.text().as_deref() == Some("on") {
+            continue;
+        }
+        let mut f = INFO
+            .finding(format!(
+                "TLS to `{host}` without SNI: `{directive}` is off in {}, and backends that need SNI reset the handshake or present the wrong certificate",
+                ctx.describe(route.block)
+            ))
+            .at(route.pass.span)
+            .with_label("no server name sent");
+        if let Some(s) = value.setting() {
+            f = f.related(s.directive.span, "turned off here");
+        }
+        let help = if via_upstream && route.protocol == Protocol::Http {
+            format!("add `{directive} on;` and `proxy_ssl_name <the backend's host name>;` (the default name is the upstream's name `{host}`)")
+        } else {
+            format!("add `{directive} on;`")
+        };
+        f = f.help(help);
+        let edit = match value.setting() {
+            Some(s) => Some(edits::replace_args(s.directive, "on")),
+            None => edits::writable_level(ctx, route.block).and_then(|level| {
+                edits::insert_in_block(ctx, level, &format!("{directive} on;"), |d| {
+                    d.name.value.starts_with(route.protocol.prefix().as_bytes())
+                })
+            }),
+        };
+        if let Some(edit) = edit {
+            f = f.with_fix(Fix {
+                applicability: if via_upstream {
+                    Applicability::Unsafe
+                } else {
+                    Applicability::Safe
+                },
+                description: format!("send SNI: `{directive} on;`"),
+                edits: vec![edit],
+            });
+        }
+        out.push(f);
+    }
+    out
+}
