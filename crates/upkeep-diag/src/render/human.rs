@@ -4,7 +4,7 @@
 
 use super::snippet::{self, Annotation, Diagnostic, FooterKind, Kind};
 use super::{Report, Summary};
-use crate::{Finding, Severity};
+use crate::{Applicability, Finding, Severity};
 use anstyle::{AnsiColor, Style};
 use std::fmt::Write;
 use upkeep_syntax::{SourceMap, Span};
@@ -103,7 +103,17 @@ pub fn summary_line(report: &Report<'_>, options: HumanOptions) -> String {
         .collect();
     files.sort();
     files.dedup();
-    let fixable = report.findings.iter().filter(|f| f.fix.is_some()).count();
+    let fixable_with = |a: Applicability| {
+        report
+            .findings
+            .iter()
+            .filter(|f| f.fix.as_ref().is_some_and(|fix| fix.applicability == a))
+            .count()
+    };
+    let (fixable, unsafe_fixable) = (
+        fixable_with(Applicability::Safe),
+        fixable_with(Applicability::Unsafe),
+    );
 
     let counts = format!(
         "{}, {}, {}",
@@ -134,6 +144,9 @@ pub fn summary_line(report: &Report<'_>, options: HumanOptions) -> String {
     }
     if fixable > 0 {
         let _ = write!(line, "; {fixable} fixable with `upkeep fix`");
+    }
+    if unsafe_fixable > 0 {
+        let _ = write!(line, "; {unsafe_fixable} with `upkeep fix --unsafe-fixes`");
     }
     line
 }
