@@ -37,7 +37,9 @@ pub use model::{MainSettings, Model};
 pub use resolve::{ArrayValue, Setting, Value};
 pub use routes::{PassTarget, Protocol, Route, RouteId};
 pub use source::{ConfigSource, SingleFile};
-pub use upstreams::{Pool, Upstream, UpstreamId, UpstreamServer, BALANCER_DIRECTIVES};
+pub use upstreams::{
+    Pool, Upstream, UpstreamId, UpstreamServer, BALANCER_DIRECTIVES, OVERWRITING_BALANCERS,
+};
 pub use variables::RequestKind;
 
 pub use upkeep_facts::NginxVersion;

@@ -23,6 +23,15 @@ pub const BALANCER_DIRECTIVES: &[&str] = &[
     "consistent_hash",
 ];
 
+/// Balancers whose directive handler REPLACES `peer.init_upstream` (after
+/// logging "load balancing method redefined"), which before nginx 1.29.7
+/// throws away the keepalive module's wrapper when written after `keepalive`
+/// (behaviors.md §d: `ngx_http_upstream_ip_hash`, `least_conn`, `hash`,
+/// `random`, and `least_time` since 1.31.0). `sticky` is not one of them: it
+/// wraps `init_upstream` like `keepalive` does.
+pub const OVERWRITING_BALANCERS: &[&str] =
+    &["ip_hash", "least_conn", "hash", "random", "least_time"];
+
 /// One `server` line.
 #[derive(Clone, Debug)]
 pub struct UpstreamServer<'a> {
@@ -193,7 +202,7 @@ impl<'a> Upstream<'a> {
             .position(|d| d.name_is("keepalive"))?;
         self.directives[first_ka..]
             .iter()
-            .find(|d| BALANCER_DIRECTIVES.contains(&d.name.text().as_ref()))
+            .find(|d| OVERWRITING_BALANCERS.contains(&d.name.text().as_ref()))
             .copied()
     }
 

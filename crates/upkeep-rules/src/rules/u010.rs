@@ -69,12 +69,18 @@ const REQUEST_VARIABLES: &[&str] = &[
 pub fn check(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut literal: BTreeMap<(String, String, Option<u16>), Vec<RouteId>> = BTreeMap::new();
+    let full_config = ctx.model.block(0).kind == BlockKind::Main;
     for (r, route) in ctx.model.routes.iter().enumerate() {
         if route.protocol != Protocol::Http {
             continue;
         }
         match &route.target {
             PassTarget::Direct { host, port } => {
+                // In a partial config (a conf.d snippet) a bare name such as
+                // `backend` may be an upstream block defined in another file.
+                if !full_config && is_bare_name(host) && port.is_none() {
+                    continue;
+                }
                 let scheme = route.scheme.clone().unwrap_or_else(|| "http".into());
                 literal
                     .entry((scheme, host.clone(), *port))
@@ -123,6 +129,16 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         out.push(literal_finding(ctx, &scheme, &host, port, &routes));
     }
     out
+}
+
+/// A single-label host name (`backend`, `app_servers`): what upstream blocks
+/// are usually called.
+fn is_bare_name(host: &str) -> bool {
+    !host.contains('.')
+        && !host.contains(':')
+        && !host.starts_with('[')
+        && host != "localhost"
+        && !host.contains('$')
 }
 
 fn quote_list(values: &[String]) -> String {

@@ -35,8 +35,9 @@ location / {
 
 ## Fix
 `proxy_ssl_server_name on;` in the route's location (the fix adds it). When
-`proxy_pass` names an `upstream{}` block, also set `proxy_ssl_name` to the
-backend's real host name.
+`proxy_pass` names an `upstream{}` block (reported only when its servers are
+written as host names), also set `proxy_ssl_name` to the backend's real host
+name; that case has no automatic fix.
 
 ## References
 - facts/directives.tsv, rows `proxy_ssl_server_name`, `proxy_ssl_name`,
@@ -67,7 +68,16 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         }
         let (host, via_upstream) = match &route.target {
             PassTarget::Direct { host, .. } => (host.clone(), false),
-            PassTarget::Upstream(u) => (ctx.upstream_name(*u).to_string(), true),
+            // An upstream block's name is rarely the backend's host name;
+            // only servers written as host names suggest a backend that
+            // needs SNI.
+            PassTarget::Upstream(u) => {
+                let up = ctx.model.upstream(*u);
+                if up.servers.is_empty() || up.servers.iter().any(|s| is_ip(&s.host)) {
+                    continue;
+                }
+                (up.name.clone(), true)
+            }
             PassTarget::Dynamic { .. } => continue,
         };
         if is_ip(&host) {
@@ -93,13 +103,18 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             format!("add `{directive} on;`")
         };
         f = f.help(help);
-        let edit = match value.setting() {
-            Some(s) => Some(edits::replace_args(s.directive, "on")),
-            None => edits::writable_level(ctx, route.block).and_then(|level| {
-                edits::insert_in_block(ctx, level, &format!("{directive} on;"), |d| {
-                    d.name.value.starts_with(route.protocol.prefix().as_bytes())
-                })
-            }),
+        // Through an upstream block the right name is unknown: no automatic fix.
+        let edit = if via_upstream {
+            None
+        } else {
+            match value.setting() {
+                Some(s) => Some(edits::replace_args(s.directive, "on")),
+                None => edits::writable_level(ctx, route.block).and_then(|level| {
+                    edits::insert_in_block(ctx, level, &format!("{directive} on;"), |d| {
+                        d.name.value.starts_with(route.protocol.prefix().as_bytes())
+                    })
+                }),
+            }
         };
         if let Some(edit) = edit {
             f = f.with_fix(Fix {
