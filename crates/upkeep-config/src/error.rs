@@ -89,6 +89,10 @@ pub struct LoadWarning {
     /// The whole `include` directive.
     pub span: Span,
     pub message: String,
+    /// The path (or glob pattern) that could not be read.
+    pub target: String,
+    /// Why, when the loader said.
+    pub io_error: Option<std::io::ErrorKind>,
 }
 
 impl fmt::Display for LoadWarning {

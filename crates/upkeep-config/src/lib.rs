@@ -6,11 +6,14 @@
 //! its own (apart from [`FsLoader`]) and builds for `wasm32-unknown-unknown`.
 
 mod context;
+pub mod crossplane;
 mod dump;
 mod error;
 pub mod glob;
+pub mod json;
 mod loader;
 mod set;
+pub mod tree_json;
 
 pub use context::Context;
 pub use error::{LoadError, LoadErrorKind, LoadWarning};

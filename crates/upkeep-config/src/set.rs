@@ -59,6 +59,25 @@ impl ConfigSet {
         loader: &dyn Loader,
         opts: &LoadOptions,
     ) -> Result<ConfigSet, LoadError> {
+        Self::load_impl(main_path, loader, opts, true)
+    }
+
+    /// Load only `main_path`, leaving its `include`s unresolved (they stay
+    /// in [`ConfigSet::expand`]'s output as directives).
+    pub fn load_single(
+        main_path: &str,
+        loader: &dyn Loader,
+        opts: &LoadOptions,
+    ) -> Result<ConfigSet, LoadError> {
+        Self::load_impl(main_path, loader, opts, false)
+    }
+
+    fn load_impl(
+        main_path: &str,
+        loader: &dyn Loader,
+        opts: &LoadOptions,
+        follow_includes: bool,
+    ) -> Result<ConfigSet, LoadError> {
         let prefix = match &opts.prefix {
             Some(p) if !p.is_empty() && !p.ends_with('/') => format!("{p}/"),
             Some(p) => p.clone(),
@@ -90,6 +109,9 @@ impl ConfigSet {
             .context
             .unwrap_or_else(|| Context::guess(&set.trees[main.0 as usize]));
 
+        if !follow_includes {
+            return Ok(set);
+        }
         let mut on_stack = vec![true];
         let mut stack = vec![set.visit(main)];
         while let Some(top) = stack.last_mut() {
@@ -116,7 +138,8 @@ impl ConfigSet {
                         }
                         Err(e) => {
                             let message = format!("cannot read included file \"{path}\": {e}");
-                            set.missing_include(from, include, message, opts.strict)?;
+                            let why = (path, Some(e.kind()));
+                            set.missing_include(from, include, message, why, opts.strict)?;
                             continue;
                         }
                     },
@@ -140,7 +163,8 @@ impl ConfigSet {
                         Err(e) => {
                             let from = top.file;
                             let message = format!("glob \"{full}\" failed: {e}");
-                            set.missing_include(from, span, message, opts.strict)?;
+                            let why = (full, Some(e.kind()));
+                            set.missing_include(from, span, message, why, opts.strict)?;
                             Vec::new()
                         }
                     }
@@ -262,6 +286,7 @@ impl ConfigSet {
         from: FileId,
         include: Span,
         message: String,
+        (target, io_error): (String, Option<std::io::ErrorKind>),
         strict: bool,
     ) -> Result<(), LoadError> {
         let file = self.file(from);
@@ -278,6 +303,8 @@ impl ConfigSet {
             pos: file.line_col(include.start),
             span: include,
             message,
+            target,
+            io_error,
         });
         Ok(())
     }
@@ -339,5 +366,28 @@ fn normalize(path: &str) -> String {
         format!("/{joined}")
     } else {
         joined
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl ConfigSet {
+    /// Load from the file system: `path` is the main config file, or a
+    /// directory holding `nginx.conf`.
+    pub fn load_path(path: &str, opts: &LoadOptions) -> Result<ConfigSet, LoadError> {
+        ConfigSet::load(&main_file(path), &crate::FsLoader, opts)
+    }
+
+    /// [`ConfigSet::load_single`] from the file system.
+    pub fn load_path_single(path: &str, opts: &LoadOptions) -> Result<ConfigSet, LoadError> {
+        ConfigSet::load_single(&main_file(path), &crate::FsLoader, opts)
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main_file(path: &str) -> String {
+    if std::path::Path::new(path).is_dir() {
+        format!("{}/nginx.conf", path.trim_end_matches('/'))
+    } else {
+        path.to_string()
     }
 }
