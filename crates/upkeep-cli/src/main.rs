@@ -16,6 +16,14 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Find keep-alive misconfigurations (exit 1 when there are findings).
+    Check(Box<cmd::check::Args>),
+    /// Fix what `check` finds: print a diff, or --write the files.
+    Fix(Box<cmd::fix::Args>),
+    /// Explain a rule: what it finds, why it breaks reuse, the fix.
+    Explain(cmd::explain::Args),
+    /// List every rule.
+    Rules(cmd::rules::Args),
     /// Print the parsed config as crossplane-compatible JSON.
     Parse(cmd::parse::Args),
     /// Measure backends: keep-alive, idle timeout, requests per connection.
@@ -33,6 +41,10 @@ fn main() -> ExitCode {
     reset_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Check(args) => cmd::check::run(*args),
+        Command::Fix(args) => cmd::fix::run(*args),
+        Command::Explain(args) => cmd::explain::run(args),
+        Command::Rules(args) => cmd::rules::run(args),
         Command::Parse(args) => cmd::parse::run(args),
         Command::Probe(args) => cmd::probe::run(*args),
         Command::Logs(args) => cmd::logs::run(*args),

@@ -1,3 +1,7 @@
+pub mod check;
+pub mod explain;
+pub mod fix;
 pub mod logs;
 pub mod parse;
 pub mod probe;
+pub mod rules;

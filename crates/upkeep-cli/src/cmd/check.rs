@@ -1,0 +1,498 @@
+//! `upkeep check`: load the configuration, run every rule, print the findings
+//! (human, JSON or SARIF), exit 0/1/2.
+//!
+//! The loading and option handling here is shared with `upkeep fix`.
+
+use anyhow::{bail, Context as _};
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use upkeep_config::{ConfigSet, Context, FsLoader, LoadError, LoadOptions, Loader};
+use upkeep_diag::render::human::{self, HumanOptions};
+use upkeep_diag::render::{json, sarif};
+use upkeep_diag::{Finding, Report, Severity};
+use upkeep_rules::{settings, CheckOptions, CheckReport, NginxVersion, VersionSource};
+use upkeep_syntax::{FileId, SourceFile, SourceMap};
+
+use crate::{EXIT_FINDINGS, EXIT_INPUT_ERROR};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Main config file, a directory holding nginx.conf, or `-` for the
+    /// output of `nginx -T` on stdin. Default: `nginx -T` when an nginx binary
+    /// is on PATH, else /etc/nginx/nginx.conf.
+    pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    /// Colours in human output.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    /// Lowest severity that makes the exit status 1.
+    #[arg(long, value_enum, default_value_t = FailOn::Warning)]
+    pub fail_on: FailOn,
+}
+
+/// What `check` and `fix` share: how to load the config and what to assume.
+#[derive(clap::Args, Debug, Clone)]
+pub struct InputArgs {
+    /// The context the main file is read in (main, http, server, location,
+    /// upstream, …); guessed from its directives when not given.
+    #[arg(long, value_parser = parse_context)]
+    pub context: Option<Context>,
+
+    /// A missing include file is an error (exit 2), as it is for nginx.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// nginx's prefix for relative includes (default: the main file's directory).
+    #[arg(long)]
+    pub prefix: Option<String>,
+
+    /// Target nginx version (defaults and directive availability depend on
+    /// it). Default: detected with `nginx -v`, else 1.28.0.
+    #[arg(long, value_name = "X.Y.Z")]
+    pub nginx_version: Option<String>,
+
+    /// The load balancer in front of nginx, a profile such as aws-alb,
+    /// gcp-alb, cloudflare (see facts/backends.tsv).
+    #[arg(long, value_name = "NAME")]
+    pub front: Option<String>,
+
+    /// Idle timeout of the load balancer in front of nginx (nginx syntax: 60s, 1m30s).
+    #[arg(long, value_name = "DURATION")]
+    pub front_idle: Option<String>,
+
+    /// What a backend does: UPSTREAM=PROFILE (gunicorn, uvicorn, node, …) or
+    /// UPSTREAM=idle=5s,max-requests=100. Repeatable.
+    #[arg(long, value_name = "UPSTREAM=SPEC")]
+    pub backend: Vec<String>,
+
+    /// Backend facts measured by `upkeep probe --format json`.
+    #[arg(long, value_name = "FILE")]
+    pub backend_facts: Option<PathBuf>,
+
+    /// Settings file (default: the first upkeep.toml found from the main
+    /// config's directory upwards, else in the current directory).
+    #[arg(long, value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// Run only these rules (IDs, ID prefixes such as `U`, or names; comma-separated, repeatable).
+    #[arg(long, value_delimiter = ',')]
+    pub select: Vec<String>,
+
+    /// Do not run these rules (IDs, prefixes or names; comma-separated, repeatable).
+    #[arg(long, value_delimiter = ',')]
+    pub ignore: Vec<String>,
+
+    /// Cores to resolve `worker_processes auto` with (default: this host's).
+    #[arg(long)]
+    pub cpus: Option<u32>,
+
+    /// Client `keepalive_requests` to aim for (C001; default 1000).
+    #[arg(long)]
+    pub target_requests: Option<u64>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+    Sarif,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Colours on a terminal (and not when NO_COLOR is set), or when forced.
+    pub fn enabled(self, stream_is_terminal: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                stream_is_terminal && !std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+            }
+        }
+    }
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOn {
+    Error,
+    Warning,
+    Info,
+    /// Exit 0 whatever is found (input errors still exit 2).
+    Never,
+}
+
+impl FailOn {
+    fn fails(self, severity: Severity) -> bool {
+        match self {
+            FailOn::Error => severity >= Severity::Error,
+            FailOn::Warning => severity >= Severity::Warning,
+            FailOn::Info => true,
+            FailOn::Never => false,
+        }
+    }
+}
+
+fn parse_context(s: &str) -> Result<Context, String> {
+    s.parse::<Context>().map_err(|e| e.to_string())
+}
+
+/// Where a configuration comes from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A main file on disk, named as the user gave it.
+    File(String),
+    /// `nginx -T` output (from stdin, or from running nginx).
+    Dump { bytes: Vec<u8> },
+}
+
+/// The sources named by PATH arguments, or the host's config.
+pub fn sources(paths: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
+    if paths.is_empty() {
+        if let Some(nginx) = upkeep_nginx::NginxBinary::find(None) {
+            let bytes = nginx.dump_config().with_context(|| {
+                format!("`{} -T` (pass a config path instead)", nginx.path.display())
+            })?;
+            return Ok(vec![Source::Dump { bytes }]);
+        }
+        return Ok(vec![Source::File("/etc/nginx/nginx.conf".into())]);
+    }
+    let mut out = Vec::new();
+    let mut stdin_used = false;
+    for p in paths {
+        if p.as_os_str() == "-" {
+            if stdin_used {
+                bail!("`-` (stdin) can be given only once");
+            }
+            stdin_used = true;
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("reading `nginx -T` output from stdin")?;
+            out.push(Source::Dump { bytes });
+        } else if p.is_dir() {
+            let main = p.join("nginx.conf");
+            if !main.is_file() {
+                bail!("{}: a directory without nginx.conf", p.display());
+            }
+            out.push(Source::File(path_string(&main)?));
+        } else {
+            out.push(Source::File(path_string(p)?));
+        }
+    }
+    Ok(out)
+}
+
+fn path_string(p: &Path) -> anyhow::Result<String> {
+    p.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("{}: path is not UTF-8", p.display()))
+}
+
+/// A loader that sees `overlay` over another loader: the fix loop's edited
+/// texts replace the files they name.
+pub struct OverlayLoader<'a, L: Loader> {
+    pub overlay: &'a upkeep_fix::Overlay,
+    pub inner: &'a L,
+}
+
+impl<L: Loader> Loader for OverlayLoader<'_, L> {
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        match self.overlay.get(path) {
+            Some(text) => Ok(text.to_vec()),
+            None => self.inner.read(path),
+        }
+    }
+
+    fn glob(&self, pattern: &str) -> std::io::Result<Vec<String>> {
+        self.inner.glob(pattern)
+    }
+}
+
+pub fn load_options(input: &InputArgs) -> LoadOptions {
+    LoadOptions {
+        strict: input.strict,
+        context: input.context,
+        prefix: input.prefix.clone(),
+    }
+}
+
+/// Loads one source. Dumps are loaded into memory; [`Loaded::loader`] then
+/// serves later reloads (by `fix`).
+pub fn load(source: &Source, opts: &LoadOptions) -> Result<Loaded, LoadError> {
+    match source {
+        Source::File(path) => {
+            let set = ConfigSet::load(path, &FsLoader, opts)?;
+            Ok(Loaded { set, memory: None })
+        }
+        Source::Dump { bytes, .. } => {
+            let set = ConfigSet::from_nginx_t(bytes, opts)?;
+            let mut memory = upkeep_config::MemoryLoader::new();
+            for f in &set.files {
+                memory.insert(f.path.clone(), f.text.clone());
+            }
+            Ok(Loaded {
+                set,
+                memory: Some(memory),
+            })
+        }
+    }
+}
+
+pub struct Loaded {
+    pub set: ConfigSet,
+    /// For `nginx -T` input: the dumped files.
+    pub memory: Option<upkeep_config::MemoryLoader>,
+}
+
+impl Loaded {
+    pub fn main_path(&self) -> &str {
+        &self.set.file(self.set.main).path
+    }
+
+    /// The main file's directory, which paths are shown relative to.
+    pub fn base_dir(&self) -> String {
+        match self.main_path().rfind('/') {
+            Some(0) => "/".into(),
+            Some(i) => self.main_path()[..i].to_string(),
+            None => ".".into(),
+        }
+    }
+}
+
+/// The check options from upkeep.toml, then the flags (flags win), then the
+/// version detection.
+pub fn check_options(input: &InputArgs, main_dir: Option<&Path>) -> anyhow::Result<CheckOptions> {
+    let mut opts = CheckOptions::default();
+    if let Some(toml_path) = settings_file(input, main_dir) {
+        let text = std::fs::read_to_string(&toml_path)
+            .with_context(|| format!("reading {}", toml_path.display()))?;
+        settings::apply_toml(&mut opts, &text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", toml_path.display()))?;
+    }
+    if let Some(v) = &input.nginx_version {
+        opts.nginx_version =
+            Some(NginxVersion::parse(v).map_err(|e| anyhow::anyhow!("--nginx-version: {e}"))?);
+        opts.version_source = VersionSource::Given;
+    }
+    if let Some(front) = &input.front {
+        if upkeep_facts::front_profile(front).is_none() && input.front_idle.is_none() {
+            bail!("--front: unknown load balancer profile {front:?} (give its idle timeout with --front-idle)");
+        }
+        opts.front_name = Some(front.clone());
+    }
+    if let Some(idle) = &input.front_idle {
+        opts.front_idle_ms = Some(
+            upkeep_facts::parse_duration(idle).map_err(|e| anyhow::anyhow!("--front-idle: {e}"))?,
+        );
+    }
+    for spec in &input.backend {
+        let (name, facts) =
+            settings::parse_backend_spec(spec).map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
+        opts.backends.insert(name, facts);
+    }
+    if let Some(file) = &input.backend_facts {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        settings::apply_probe_json(&mut opts, &text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    }
+    if !input.select.is_empty() {
+        let list = input
+            .select
+            .iter()
+            .map(|s| settings::validate_selector(s).map_err(|e| anyhow::anyhow!("--select: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        opts.select = Some(list);
+    }
+    for s in &input.ignore {
+        opts.ignore
+            .push(settings::validate_selector(s).map_err(|e| anyhow::anyhow!("--ignore: {e}"))?);
+    }
+    if input.cpus.is_some() {
+        opts.cpus = input.cpus;
+    }
+    if opts.cpus.is_none() {
+        opts.cpus = std::thread::available_parallelism()
+            .ok()
+            .map(|n| n.get() as u32);
+    }
+    if input.target_requests.is_some() {
+        opts.target_requests = input.target_requests;
+    }
+    if opts.nginx_version.is_none() {
+        let detected = upkeep_nginx::NginxBinary::find(None)
+            .and_then(|n| n.version().ok())
+            .and_then(|v| NginxVersion::parse(&v).ok());
+        if let Some(v) = detected {
+            opts.nginx_version = Some(v);
+            opts.version_source = VersionSource::Detected;
+        }
+    }
+    Ok(opts)
+}
+
+/// `--config-file`, else the first upkeep.toml from the main config's
+/// directory upwards, else ./upkeep.toml.
+fn settings_file(input: &InputArgs, main_dir: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = &input.config_file {
+        return Some(p.clone());
+    }
+    let start = main_dir.and_then(|d| std::fs::canonicalize(d).ok());
+    if let Some(start) = start {
+        for dir in start.ancestors() {
+            let candidate = dir.join("upkeep.toml");
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    let here = PathBuf::from("upkeep.toml");
+    here.is_file().then_some(here)
+}
+
+/// Prints a load error the way nginx users expect: `error: file:line:col:
+/// message, expecting …`, the source line and a caret.
+pub fn print_load_error(err: &LoadError) {
+    eprint!("error: {}", err.render());
+}
+
+pub fn print_load_warnings(set: &ConfigSet) {
+    for w in &set.warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+/// Several configurations' files in one source map: each config's FileIds
+/// are shifted past the previous configs' files.
+pub struct Combined {
+    files: Vec<SourceFile>,
+}
+
+impl SourceMap for Combined {
+    fn source(&self, id: FileId) -> &SourceFile {
+        &self.files[id.0 as usize]
+    }
+}
+
+impl Combined {
+    /// Appends a config's files and returns its findings with shifted spans.
+    fn push(&mut self, set: &ConfigSet, mut findings: Vec<Finding>) -> Vec<Finding> {
+        let offset = self.files.len() as u32;
+        self.files.extend(set.files.iter().cloned());
+        let shift = |span: &mut upkeep_syntax::Span| span.file = FileId(span.file.0 + offset);
+        for f in &mut findings {
+            if let Some(p) = &mut f.primary {
+                shift(p);
+            }
+            for r in &mut f.related {
+                shift(&mut r.span);
+            }
+            if let Some(fix) = &mut f.fix {
+                for e in &mut fix.edits {
+                    shift(&mut e.span);
+                }
+            }
+        }
+        findings
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let sources = sources(&args.paths)?;
+    let load_opts = load_options(&args.input);
+    let mut combined = Combined { files: Vec::new() };
+    let mut findings = Vec::new();
+    let mut last_report: Option<CheckReport> = None;
+    let mut base_dirs = Vec::new();
+    for source in &sources {
+        let loaded = match load(source, &load_opts) {
+            Ok(l) => l,
+            Err(e) => {
+                print_load_error(&e);
+                return Ok(ExitCode::from(EXIT_INPUT_ERROR));
+            }
+        };
+        print_load_warnings(&loaded.set);
+        let main_dir = match source {
+            Source::File(p) => Path::new(p).parent().map(Path::to_path_buf),
+            Source::Dump { .. } => None,
+        };
+        let opts = check_options(&args.input, main_dir.as_deref())?;
+        let report = upkeep_rules::check(&loaded.set, &opts);
+        base_dirs.push(loaded.base_dir());
+        findings.extend(combined.push(&loaded.set, report.findings.clone()));
+        last_report = Some(report);
+    }
+    let report = last_report.expect("at least one source");
+
+    let version = report.nginx_version.to_string();
+    let cwd = std::env::current_dir()
+        .ok()
+        .and_then(|d| d.to_str().map(str::to_string));
+    // One config: paths relative to its directory (SPEC.md). Several: as loaded.
+    let base = match (args.format, base_dirs.as_slice()) {
+        (Format::Sarif, _) => cwd.clone(),
+        (_, [one]) => Some(one.clone()),
+        _ => None,
+    };
+    let mut out = Report::new(&findings, &combined);
+    out.base_dir = base.as_deref();
+    out.nginx_version = Some(&version);
+    out.version_source = Some(report.version_source.as_str());
+    out.assumptions = &report.assumptions;
+
+    let text = match args.format {
+        Format::Human => {
+            let color = args.color.enabled(std::io::stdout().is_terminal());
+            human::render(&out, HumanOptions { color })
+        }
+        Format::Json => json::render(&out),
+        Format::Sarif => sarif::render(&out, &sarif_tool(), &sarif_rules()),
+    };
+    print!("{text}");
+
+    let failing = findings.iter().any(|f| args.fail_on.fails(f.severity));
+    Ok(if failing {
+        ExitCode::from(EXIT_FINDINGS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+pub fn sarif_tool() -> sarif::Tool {
+    sarif::Tool {
+        name: "upkeep".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        information_uri: None,
+    }
+}
+
+/// The SARIF rule table, from the one rule registry.
+pub fn sarif_rules() -> Vec<sarif::RuleDescriptor> {
+    upkeep_rules::rules()
+        .iter()
+        .map(|r| sarif::RuleDescriptor {
+            id: r.id.into(),
+            name: r.name.into(),
+            severity: r.severity,
+            summary: r.summary.into(),
+            doc: r.doc.into(),
+            fixable: r.fixable,
+        })
+        .collect()
+}
