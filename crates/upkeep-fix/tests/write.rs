@@ -187,7 +187,14 @@ fn read_only_directory_leaves_the_original_intact() {
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
         use std::os::unix::process::CommandExt;
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
+        // A copy of this test binary that the unprivileged user can run even
+        // when the build directory is private (as under /root).
+        let bin_dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(bin_dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = bin_dir.path().join("write-test");
+        fs::copy(std::env::current_exe().unwrap(), &bin).unwrap();
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        let out = std::process::Command::new(&bin)
             .args([
                 "--exact",
                 "read_only_directory_child",
@@ -195,6 +202,7 @@ fn read_only_directory_leaves_the_original_intact() {
                 "--nocapture",
             ])
             .env("UPKEEP_FIX_RO_FILE", &path)
+            .current_dir(bin_dir.path())
             .uid(65534)
             .gid(65534)
             .output()
