@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use upkeep_config::{ConfigSet, FsLoader, LoadError, LoadOptions, Loader};
 use upkeep_fix::{fix, FixOptions, FixRun, Overlay, Round};
-use upkeep_rules::{check, CheckOptions};
+use upkeep_rules::{check, CheckOptions, NginxVersion, VersionSource};
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
@@ -55,15 +55,14 @@ impl Loader for Layered<'_> {
     }
 }
 
-fn run(main: &str, base: &Overlay) -> Result<FixRun<ConfigSet>, LoadError> {
-    let opts = CheckOptions::default();
+fn run(main: &str, base: &Overlay, opts: &CheckOptions) -> Result<FixRun<ConfigSet>, LoadError> {
     let mut checker = |overlay: &Overlay| -> Result<Round<ConfigSet>, LoadError> {
         let set = ConfigSet::load(
             main,
             &Layered { top: overlay, base },
             &LoadOptions::default(),
         )?;
-        let findings = check(&set, &opts).findings;
+        let findings = check(&set, opts).findings;
         Ok(Round {
             sources: set,
             findings,
@@ -72,8 +71,21 @@ fn run(main: &str, base: &Overlay) -> Result<FixRun<ConfigSet>, LoadError> {
     fix(&mut checker, &FixOptions::default())
 }
 
+/// The default target (1.28.0), and a version after upstream keep-alive
+/// became the default (1.29.7), where other rules fire.
 #[test]
 fn fix_twice_equals_fix_once_and_only_edits_change() {
+    for version in ["1.28.0", "1.30.0"] {
+        let opts = CheckOptions {
+            nginx_version: Some(NginxVersion::parse(version).unwrap()),
+            version_source: VersionSource::Given,
+            ..CheckOptions::default()
+        };
+        corpus_round_trip(version, &opts);
+    }
+}
+
+fn corpus_round_trip(version: &str, opts: &CheckOptions) {
     let configs = corpus_configs();
     assert!(
         configs.len() > 100,
@@ -86,7 +98,7 @@ fn fix_twice_equals_fix_once_and_only_edits_change() {
     let mut failures = Vec::new();
     for path in &configs {
         let main = path.to_str().unwrap();
-        let first = match run(main, &Overlay::default()) {
+        let first = match run(main, &Overlay::default(), opts) {
             Ok(r) => r,
             Err(_) => continue, // a syntax error in the input: nothing to fix
         };
@@ -113,7 +125,7 @@ fn fix_twice_equals_fix_once_and_only_edits_change() {
         for (p, _, new) in first.changes() {
             result.insert(p, new.to_vec());
         }
-        match run(main, &result) {
+        match run(main, &result, opts) {
             Err(e) => failures.push(format!("{main}: the fixed config does not load: {e}")),
             Ok(second) => {
                 if second.changes().next().is_some() || !second.applied.is_empty() {
@@ -131,7 +143,7 @@ fn fix_twice_equals_fix_once_and_only_edits_change() {
         }
     }
     eprintln!(
-        "corpus: {} configs, {loaded} loaded, {fixed_files} changed by fix; fixes applied per rule: {applied:?}",
+        "corpus, nginx {version}: {} configs, {loaded} loaded, {fixed_files} changed by fix; fixes applied per rule: {applied:?}",
         configs.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
