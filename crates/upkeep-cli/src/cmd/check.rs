@@ -37,6 +37,10 @@ pub struct Args {
     /// Lowest severity that makes the exit status 1.
     #[arg(long, value_enum, default_value_t = FailOn::Warning)]
     pub fail_on: FailOn,
+
+    /// Human output: the diagnostics only, without the closing summary.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// What `check` and `fix` share: how to load the config and what to assume.
@@ -459,7 +463,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let text = match args.format {
         Format::Human => {
             let color = args.color.enabled(std::io::stdout().is_terminal());
-            human::render(&out, HumanOptions { color })
+            if args.quiet {
+                out.sorted_findings()
+                    .into_iter()
+                    .map(|f| human::render_finding(&out, f, HumanOptions { color }) + "\n\n")
+                    .collect()
+            } else {
+                human::render(&out, HumanOptions { color })
+            }
         }
         Format::Json => json::render(&out),
         Format::Sarif => sarif::render(&out, &sarif_tool(), &sarif_rules()),

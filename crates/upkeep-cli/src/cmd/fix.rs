@@ -43,6 +43,10 @@ pub struct Args {
     /// Colours in the diff.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+
+    /// No report of what was fixed on stderr (errors are still printed).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -93,7 +97,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         };
         let base = loaded.base_dir();
-        report(&run, &base, args.unsafe_fixes);
+        if !args.quiet {
+            report(&run, &base, args.unsafe_fixes);
+        }
         if args.write {
             match write(&args, &loaded, &run, &base)? {
                 code if code != ExitCode::SUCCESS => return Ok(code),
@@ -273,27 +279,8 @@ fn write(
     };
     match write_files(&plan, &mut validate) {
         Ok(written) => {
-            for (planned, backup) in plan.iter().zip(&written.backups) {
-                let shown = display_path(&planned.path.to_string_lossy(), Some(base));
-                // Next to the file, unless the file is a symlink (then next to its target).
-                let named_backup =
-                    PathBuf::from(format!("{}{BACKUP_SUFFIX}", planned.path.display()));
-                let backup_shown =
-                    if std::fs::canonicalize(&named_backup).ok().as_ref() == Some(backup) {
-                        format!("{shown}{BACKUP_SUFFIX}")
-                    } else {
-                        backup.display().to_string()
-                    };
-                eprintln!("wrote {shown} (original kept as {backup_shown})");
-            }
-            match &nginx {
-                Some(n) => eprintln!("`{} -t` accepts the result", n.path.display()),
-                None if args.no_nginx_test => {
-                    eprintln!("note: not validated with nginx -t (--no-nginx-test)")
-                }
-                None => eprintln!(
-                    "note: no nginx binary found; the result was not validated with nginx -t"
-                ),
+            if !args.quiet {
+                report_written(&plan, &written, base, nginx.as_ref(), args.no_nginx_test);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -351,6 +338,36 @@ fn collect_includes(nodes: &[upkeep_syntax::Node], f: &mut dyn FnMut(&upkeep_syn
         }
         if let Some(b) = &d.block {
             collect_includes(&b.nodes, f);
+        }
+    }
+}
+
+/// What `--write` did, on stderr.
+fn report_written(
+    plan: &[PlannedWrite],
+    written: &upkeep_fix::write::Written,
+    base: &str,
+    nginx: Option<&upkeep_nginx::NginxBinary>,
+    no_nginx_test: bool,
+) {
+    for (planned, backup) in plan.iter().zip(&written.backups) {
+        let shown = display_path(&planned.path.to_string_lossy(), Some(base));
+        // Next to the file, unless the file is a symlink (then next to its target).
+        let named_backup = PathBuf::from(format!("{}{BACKUP_SUFFIX}", planned.path.display()));
+        let backup_shown = if std::fs::canonicalize(&named_backup).ok().as_ref() == Some(backup) {
+            format!("{shown}{BACKUP_SUFFIX}")
+        } else {
+            backup.display().to_string()
+        };
+        eprintln!("wrote {shown} (original kept as {backup_shown})");
+    }
+    match nginx {
+        Some(n) => eprintln!("`{} -t` accepts the result", n.path.display()),
+        None if no_nginx_test => {
+            eprintln!("note: not validated with nginx -t (--no-nginx-test)")
+        }
+        None => {
+            eprintln!("note: no nginx binary found; the result was not validated with nginx -t")
         }
     }
 }
