@@ -1,0 +1,270 @@
+//! Rendering a [`DoctorReport`]: what was measured (a short header), then
+//! the findings in rank order with their evidence, then the summary line.
+//! Findings are rendered by upkeep-diag like `check`'s, one at a time so
+//! their order stays the ranking.
+
+use std::fmt::Write;
+
+use serde_json::{json, Value};
+use upkeep_diag::render::{human, json as json_render};
+use upkeep_diag::{Finding, Report, Summary};
+
+use crate::doctor::DoctorReport;
+use crate::rules::h005::human_bytes;
+use crate::rules::seconds;
+
+/// Bumped only on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+fn diag_report<'a>(r: &'a DoctorReport<'_>, findings: &'a [Finding]) -> Report<'a> {
+    let mut report = Report::new(findings, r.config);
+    report.base_dir = r.base_dir.as_deref();
+    report.nginx_version = Some(&r.version_text);
+    report.version_source = Some(r.check.version_source.as_str());
+    report.assumptions = &r.check.assumptions;
+    report
+}
+
+impl DoctorReport<'_> {
+    pub fn to_human(&self, color: bool) -> String {
+        let options = human::HumanOptions { color };
+        let mut out = String::new();
+        out.push_str(&self.measurements_text());
+        out.push('\n');
+        let findings: Vec<Finding> = self.findings.iter().map(|r| r.finding.clone()).collect();
+        let report = diag_report(self, &findings);
+        for f in &findings {
+            out.push_str(&human::render_finding(&report, f, options));
+            out.push_str("\n\n");
+        }
+        for a in &self.check.assumptions {
+            let _ = writeln!(out, "note: {a}");
+        }
+        out.push_str(&human::summary_line(&report, options));
+        out.push('\n');
+        out
+    }
+
+    /// The header: what was measured, in a few lines.
+    pub fn measurements_text(&self) -> String {
+        let mut out = String::new();
+        let s = &self.sampling;
+        let _ = writeln!(
+            out,
+            "upkeep doctor: sampled {} ({} socket census{} via {})",
+            seconds(s.elapsed),
+            s.polls,
+            if s.polls == 1 { "" } else { "es" },
+            s.source.map_or("nothing", |c| c.as_str())
+        );
+        if let Some(p) = &self.processes {
+            let _ = writeln!(out, "  {}", crate::rules::h004::limits_note(p));
+        }
+        let _ = writeln!(
+            out,
+            "  worker_connections {}{}",
+            self.live.settings.worker_connections,
+            self.live
+                .settings
+                .worker_rlimit_nofile
+                .map(|n| format!(", worker_rlimit_nofile {n}"))
+                .unwrap_or_default()
+        );
+        let sy = &self.sysctls;
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "?".into());
+        let _ = writeln!(
+            out,
+            "  sysctl: ip_local_port_range {}, tcp_tw_reuse {}, tcp_fin_timeout {}, somaxconn {}",
+            opt(sy
+                .ip_local_port_range
+                .map(|(a, b)| format!("{a}-{b} ({} ports)", u64::from(b - a) + 1))),
+            opt(sy.tcp_tw_reuse.map(|v| v.to_string())),
+            opt(sy.tcp_fin_timeout.map(|v| format!("{v}s"))),
+            opt(sy.somaxconn.map(|v| v.to_string())),
+        );
+        match (&self.status_url, &s.status) {
+            (Some(url), Some(d)) => {
+                let _ = writeln!(
+                    out,
+                    "  stub_status {url}: {} requests on {} client connections in the window ({} active now)",
+                    d.requests(),
+                    d.connections(),
+                    d.end.active
+                );
+            }
+            (Some(url), None) => {
+                let _ = writeln!(out, "  stub_status {url}: not read");
+            }
+            _ => {}
+        }
+        if !self.live.backends.is_empty() {
+            let _ = writeln!(
+                out,
+                "  {:<24} {:<16} {:>6} {:>10} {:>6} {:>8}",
+                "backend", "upstream", "ESTAB", "TIME-WAIT", "other", "new"
+            );
+            for b in &self.live.backends {
+                let c = s.census_end.get(&b.addr);
+                let up = if b.upstreams.is_empty() {
+                    "(proxy_pass)".to_string()
+                } else {
+                    b.upstreams.join(",")
+                };
+                let _ = writeln!(
+                    out,
+                    "  {:<24} {:<16} {:>6} {:>10} {:>6} {:>8}",
+                    b.addr.to_string(),
+                    up,
+                    c.established,
+                    c.time_wait_total(),
+                    c.other,
+                    s.new_connections.get(&b.addr).copied().unwrap_or(0)
+                );
+            }
+        }
+        if let Some(l) = &self.logs {
+            let sigs: Vec<String> = l
+                .signatures
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  error log {}: last {}, {} lines{}",
+                l.path.display(),
+                human_bytes(l.bytes_read),
+                l.lines,
+                if sigs.is_empty() {
+                    ", no upstream failure signatures".to_string()
+                } else {
+                    format!("; {}", sigs.join(", "))
+                }
+            );
+        }
+        for g in &self.gaps {
+            let _ = writeln!(out, "  not measured: {g}");
+        }
+        out
+    }
+
+    pub fn to_json(&self) -> Value {
+        let findings: Vec<Finding> = self.findings.iter().map(|r| r.finding.clone()).collect();
+        let report = diag_report(self, &findings);
+        // Each finding through the shared renderer, one by one, to keep the
+        // ranking (the renderer itself sorts by file and position).
+        let ranked: Vec<Value> = findings
+            .iter()
+            .zip(&self.findings)
+            .map(|(f, r)| {
+                let one = Report {
+                    findings: std::slice::from_ref(f),
+                    ..diag_report(self, std::slice::from_ref(f))
+                };
+                let mut v = json_render::to_value(&one)["findings"][0].clone();
+                v["measured"] = r.measured.into();
+                v["evidence"] = r.evidence.into();
+                v
+            })
+            .collect();
+        let summary = Summary::of(report.findings);
+        let s = &self.sampling;
+        let backends: Vec<Value> = self
+            .live
+            .backends
+            .iter()
+            .map(|b| {
+                let c = s.census_end.get(&b.addr);
+                json!({
+                    "address": b.addr.to_string(),
+                    "written": b.written,
+                    "upstreams": b.upstreams,
+                    "pooled": b.pooled,
+                    "established": c.established,
+                    "time_wait": c.time_wait,
+                    "time_wait_backend_end": c.backend_end_time_wait,
+                    "other": c.other,
+                    "ephemeral_ports_used": c.in_port_range,
+                    "time_wait_peak": s.peak_time_wait.get(&b.addr).copied().unwrap_or(0),
+                    "new_connections": s.new_connections.get(&b.addr).copied().unwrap_or(0),
+                })
+            })
+            .collect();
+        let status = s.status.map(|d| {
+            json!({
+                "url": self.status_url.as_ref().map(|u| u.to_string()),
+                "requests": d.requests(),
+                "connections": d.connections(),
+                "dropped": d.dropped(),
+                "start": stub_json(&d.start),
+                "end": stub_json(&d.end),
+            })
+        });
+        let processes = self.processes.as_ref().map(|p| {
+            json!({
+                "master": p.master,
+                "master_nofile_soft": p.master_nofile.and_then(|l| l.soft),
+                "master_nofile_hard": p.master_nofile.and_then(|l| l.hard),
+                "workers": p.workers.iter().map(|(pid, l)| json!({
+                    "pid": pid,
+                    "nofile_soft": l.and_then(|l| l.soft),
+                })).collect::<Vec<_>>(),
+                "workers_shutting_down": p.shutting_down,
+            })
+        });
+        let logs = self.logs.as_ref().map(|l| {
+            json!({
+                "path": l.path.display().to_string(),
+                "bytes_read": l.bytes_read,
+                "whole_file": l.whole_file,
+                "lines": l.lines,
+                "first_time": l.first_time,
+                "last_time": l.last_time,
+                "signatures": l.signatures,
+                "client_visible": l.client_visible,
+                "access_log": l.access_log.as_ref().map(|a| json!({
+                    "path": a.path.display().to_string(),
+                    "records": a.records,
+                    "joined": a.joined,
+                    "notes": a.notes,
+                })),
+            })
+        });
+        json!({
+            "schema": SCHEMA_VERSION,
+            "nginx_version": self.version_text,
+            "version_source": self.check.version_source.as_str(),
+            "assumptions": self.check.assumptions,
+            "host": {
+                "window_ms": s.elapsed.as_millis() as u64,
+                "census_polls": s.polls,
+                "census_source": s.source.map(|c| c.as_str()),
+                "backends": backends,
+                "stub_status": status,
+                "processes": processes,
+                "worker_connections": self.live.settings.worker_connections,
+                "sysctl": {
+                    "ip_local_port_range": self.sysctls.ip_local_port_range.map(|(a, b)| [a, b]),
+                    "tcp_tw_reuse": self.sysctls.tcp_tw_reuse,
+                    "tcp_fin_timeout": self.sysctls.tcp_fin_timeout,
+                    "somaxconn": self.sysctls.somaxconn,
+                },
+                "error_log": logs,
+                "not_measured": self.gaps,
+            },
+            "findings": ranked,
+            "summary": {
+                "errors": summary.errors,
+                "warnings": summary.warnings,
+                "infos": summary.infos,
+            },
+        })
+    }
+}
+
+fn stub_json(s: &crate::stub_status::StubStatus) -> Value {
+    json!({
+        "active": s.active, "accepts": s.accepts, "handled": s.handled,
+        "requests": s.requests, "reading": s.reading, "writing": s.writing,
+        "waiting": s.waiting,
+    })
+}
