@@ -3,6 +3,11 @@
 //! `fix` prints a diff (snapshot) → `fix --write` writes it and a real
 //! `nginx -t` accepts it → `check` no longer reports the rule → a second
 //! `fix` has nothing to do.
+//!
+//! The diffs are snapshots (tests/snapshots/fix_fixtures__RULE__NAME.snap):
+//! after changing a fixture or a rule's fix, review the new diffs with
+//! `INSTA_UPDATE=always cargo test -p upkeep-cli --test fix_fixtures` and
+//! `git diff`.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
