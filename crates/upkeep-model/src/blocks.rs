@@ -1,5 +1,8 @@
 //! The block tree nginx builds its configuration levels from.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use upkeep_syntax::{Directive, Node};
 
 pub type BlockId = usize;
@@ -72,6 +75,34 @@ pub struct ConfBlock<'a> {
     pub nodes: Vec<&'a Node>,
     /// Child blocks the model understands (servers, locations, ifs…).
     pub children: Vec<BlockId>,
+    /// Direct child directives by name, in order: resolving a value walks
+    /// up to `http`, whose block can hold thousands of servers, so lookups
+    /// by name must not scan.
+    pub(crate) by_name: HashMap<&'a [u8], Vec<&'a Directive>, BuildHasherDefault<NameHasher>>,
+}
+
+/// FNV-1a: directive names are short and not attacker-chosen in a way that
+/// matters for a local analysis, and SipHash showed up in profiles.
+#[derive(Default)]
+pub(crate) struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl<'a> ConfBlock<'a> {
@@ -80,18 +111,53 @@ impl<'a> ConfBlock<'a> {
         self.nodes.iter().filter_map(|n| n.as_directive())
     }
 
-    /// Direct child directives named `name`.
+    pub(crate) fn new(
+        kind: BlockKind,
+        directive: Option<&'a Directive>,
+        parent: Option<BlockId>,
+    ) -> ConfBlock<'a> {
+        ConfBlock {
+            kind,
+            directive,
+            parent,
+            nodes: Vec::new(),
+            children: Vec::new(),
+            by_name: HashMap::default(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, node: &'a Node) {
+        self.nodes.push(node);
+        if let Node::Directive(d) = node {
+            self.by_name
+                .entry(d.name.value.as_slice())
+                .or_default()
+                .push(d);
+        }
+    }
+
+    /// Direct child directives named `name`, in order.
     pub fn directives_named<'s>(
         &'s self,
         name: &'s str,
     ) -> impl Iterator<Item = &'a Directive> + 's {
-        self.directives().filter(move |d| d.name_is(name))
+        self.by_name
+            .get(name.as_bytes())
+            .into_iter()
+            .flat_map(|v| v.iter().copied())
     }
 
     /// The last direct child named `name` (nginx rejects most duplicates; where
     /// it does not, the last one wins).
     pub fn last(&self, name: &str) -> Option<&'a Directive> {
-        self.directives_named(name).last()
+        self.by_name
+            .get(name.as_bytes())
+            .and_then(|v| v.last().copied())
+    }
+
+    /// Whether the block has a direct child named `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.by_name.contains_key(name.as_bytes())
     }
 
     /// A short human description: `location /api/`, `server example.com`,

@@ -37,6 +37,8 @@ pub struct Model<'a> {
     /// `set $var value;` directives by variable name (without `$`).
     pub sets: HashMap<String, Vec<&'a Directive>>,
     upstream_by_name: HashMap<String, UpstreamId>,
+    /// Routes per upstream (index = UpstreamId).
+    upstream_routes: Vec<Vec<RouteId>>,
 }
 
 impl<'a> Model<'a> {
@@ -45,13 +47,7 @@ impl<'a> Model<'a> {
         let mut model = Model {
             version,
             source,
-            blocks: vec![ConfBlock {
-                kind: source.root_kind(),
-                directive: None,
-                parent: None,
-                nodes: Vec::new(),
-                children: Vec::new(),
-            }],
+            blocks: vec![ConfBlock::new(source.root_kind(), None, None)],
             http: None,
             routes: Vec::new(),
             upstreams: Vec::new(),
@@ -59,6 +55,7 @@ impl<'a> Model<'a> {
             main: MainSettings::default(),
             sets: HashMap::new(),
             upstream_by_name: HashMap::new(),
+            upstream_routes: Vec::new(),
         };
         if model.blocks[0].kind == BlockKind::Http {
             model.http = Some(0);
@@ -68,6 +65,12 @@ impl<'a> Model<'a> {
         model.collect_upstreams();
         model.collect_maps_and_sets();
         model.collect_routes();
+        model.upstream_routes = vec![Vec::new(); model.upstreams.len()];
+        for (r, route) in model.routes.iter().enumerate() {
+            for u in route.upstreams() {
+                model.upstream_routes[u].push(r);
+            }
+        }
         model
     }
 
@@ -75,20 +78,15 @@ impl<'a> Model<'a> {
         let expanded = self.source.expand_nodes(nodes);
         let kind = self.blocks[block].kind;
         for node in expanded {
-            self.blocks[block].nodes.push(node);
+            self.blocks[block].push(node);
             let Node::Directive(d) = node else { continue };
             let Some(body) = &d.block else { continue };
             let Some(child_kind) = classify(kind, d) else {
                 continue;
             };
             let id = self.blocks.len();
-            self.blocks.push(ConfBlock {
-                kind: child_kind,
-                directive: Some(d),
-                parent: Some(block),
-                nodes: Vec::new(),
-                children: Vec::new(),
-            });
+            self.blocks
+                .push(ConfBlock::new(child_kind, Some(d), Some(block)));
             self.blocks[block].children.push(id);
             if child_kind == BlockKind::Http && self.http.is_none() {
                 self.http = Some(id);
@@ -216,7 +214,7 @@ impl<'a> Model<'a> {
 
     /// The routes that reach upstream `id` (literal or through a variable).
     pub fn routes_to(&self, id: UpstreamId) -> impl Iterator<Item = RouteId> + '_ {
-        (0..self.routes.len()).filter(move |&r| self.routes[r].upstreams().contains(&id))
+        self.upstream_routes[id].iter().copied()
     }
 
     /// The map block that defines `$var` (name without `$`).

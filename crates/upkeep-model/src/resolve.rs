@@ -135,8 +135,8 @@ impl<'a> Model<'a> {
             if !self.blocks[b].kind.is_http_level() {
                 continue;
             }
-            let entries: Vec<&'a Directive> = self.blocks[b].directives_named(name).collect();
-            if !entries.is_empty() {
+            if self.blocks[b].has(name) {
+                let entries: Vec<&'a Directive> = self.blocks[b].directives_named(name).collect();
                 return ArrayValue {
                     level: Some(b),
                     entries,

@@ -129,9 +129,8 @@ impl<'a> Upstream<'a> {
                 Node::Directive(d) => d,
             };
             up.directives.push(d);
-            let name = d.name.text();
-            match name.as_ref() {
-                "server" => {
+            match d.name.value.as_slice() {
+                b"server" => {
                     if let Some(addr) = d.args.first() {
                         let address = addr.text().into_owned();
                         let (host, port) = split_host_port(&address);
@@ -154,11 +153,11 @@ impl<'a> Upstream<'a> {
                         });
                     }
                 }
-                "keepalive" => up.keepalive = Some(d),
-                "keepalive_timeout" => up.keepalive_timeout = Some(d),
-                "keepalive_requests" => up.keepalive_requests = Some(d),
-                "keepalive_time" => up.keepalive_time = Some(d),
-                n if BALANCER_DIRECTIVES.contains(&n) => up.balancers.push(d),
+                b"keepalive" => up.keepalive = Some(d),
+                b"keepalive_timeout" => up.keepalive_timeout = Some(d),
+                b"keepalive_requests" => up.keepalive_requests = Some(d),
+                b"keepalive_time" => up.keepalive_time = Some(d),
+                n if BALANCER_DIRECTIVES.iter().any(|b| b.as_bytes() == n) => up.balancers.push(d),
                 _ => {}
             }
         }

@@ -23,6 +23,7 @@ pub struct Ctx<'m, 'a> {
     /// comments, upkeep.toml/`--backend` and probe results.
     pub backends: Vec<Option<BackendFacts>>,
     pub comment_problems: Vec<CommentProblem>,
+    keepalive_routes: Vec<RouteId>,
 }
 
 impl<'m, 'a> Ctx<'m, 'a> {
@@ -33,8 +34,12 @@ impl<'m, 'a> Ctx<'m, 'a> {
             version: model.version,
             backends: Vec::new(),
             comment_problems: Vec::new(),
+            keepalive_routes: Vec::new(),
         };
         crate::backends::resolve(&mut ctx);
+        ctx.keepalive_routes = (0..model.routes.len())
+            .filter(|&r| !ctx.keepalive_upstreams_of(r).is_empty())
+            .collect();
         ctx
     }
 
@@ -71,9 +76,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
     /// Routes that can keep connections alive and reach an upstream with an
     /// idle pool ("keepalive upstream" in RULES.md).
     pub fn keepalive_routes(&self) -> Vec<RouteId> {
-        (0..self.model.routes.len())
-            .filter(|&r| !self.keepalive_upstreams_of(r).is_empty())
-            .collect()
+        self.keepalive_routes.clone()
     }
 
     /// The keepalive upstreams route `r` reaches.

@@ -18,12 +18,12 @@ pub fn indent_at(file: &SourceFile, offset: u32) -> String {
     String::from_utf8_lossy(&bytes[..n]).into_owned()
 }
 
-/// The line ending the file uses.
+/// The line ending the file uses, judged by its first line (looking at one
+/// line keeps this cheap on large files).
 pub fn eol(file: &SourceFile) -> &'static str {
-    if file.text.windows(2).any(|w| w == b"\r\n") {
-        "\r\n"
-    } else {
-        "\n"
+    match file.text.iter().position(|b| *b == b'\n') {
+        Some(i) if i > 0 && file.text[i - 1] == b'\r' => "\r\n",
+        _ => "\n",
     }
 }
 

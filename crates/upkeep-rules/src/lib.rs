@@ -106,16 +106,17 @@ pub fn check<C: ConfigSource>(config: &C, opts: &CheckOptions) -> CheckReport {
 fn dedupe(ctx: &Ctx, findings: &mut Vec<Finding>) {
     let mut seen = HashSet::new();
     findings.retain(|f| seen.insert((f.rule, f.primary, f.message.clone())));
-    let mut fixes_seen: Vec<(Vec<upkeep_diag::Edit>, String)> = Vec::new();
+    let mut fixes_seen: std::collections::BTreeMap<Vec<upkeep_diag::Edit>, String> =
+        std::collections::BTreeMap::new();
     for f in findings.iter_mut() {
         let Some(fix) = &f.fix else { continue };
-        let here = f.primary.map(|p| ctx.place(p)).unwrap_or_default();
-        if let Some((_, first)) = fixes_seen.iter().find(|(e, _)| *e == fix.edits) {
+        if let Some(first) = fixes_seen.get(&fix.edits) {
             let note = format!("the fix offered at {first} covers this too");
             f.fix = None;
             f.notes.push(note);
         } else {
-            fixes_seen.push((fix.edits.clone(), here));
+            let here = f.primary.map(|p| ctx.place(p)).unwrap_or_default();
+            fixes_seen.insert(fix.edits.clone(), here);
         }
     }
 }

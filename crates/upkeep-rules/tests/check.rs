@@ -32,7 +32,10 @@ fn assumed_version_is_stated_in_report_and_findings() {
     assert_eq!(report.version_source, VersionSource::Assumed);
     assert!(report.assumptions[0].starts_with("assuming nginx 1.28.0"));
     let u002 = report.findings.iter().find(|f| f.rule == "U002").unwrap();
-    assert!(u002.notes.iter().any(|n| n.starts_with("assuming nginx 1.28.0")));
+    assert!(u002
+        .notes
+        .iter()
+        .any(|n| n.starts_with("assuming nginx 1.28.0")));
     assert!(rules_of(&report).contains(&"U003"));
 
     // The same config on 1.30 has neither problem.
@@ -55,7 +58,8 @@ fn select_ignore_and_severity_overrides() {
         ignore: vec!["U003".into()],
         ..Default::default()
     };
-    opts.severity_overrides.insert("U002".into(), Severity::Warning);
+    opts.severity_overrides
+        .insert("U002".into(), Severity::Warning);
     let report = check(&src, &opts);
     let rules = rules_of(&report);
     assert!(rules.iter().all(|r| r.starts_with("U00")), "{rules:?}");
@@ -80,7 +84,11 @@ fn ignore_comments_suppress_and_unused_ones_are_reported() {
     let rules = rules_of(&report);
     assert!(!rules.contains(&"U002"), "{rules:?}");
     assert!(!rules.contains(&"U003"), "{rules:?}");
-    let unused: Vec<_> = report.findings.iter().filter(|f| f.rule == "X001").collect();
+    let unused: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.rule == "X001")
+        .collect();
     assert_eq!(unused.len(), 1);
     let line = src.file.line_col(unused[0].primary.unwrap().start).line;
     assert_eq!(line, 3);
@@ -97,7 +105,12 @@ fn backend_facts_from_inline_toml_and_probe() {
     let report = check(&src, &CheckOptions::default());
     let u007 = report.findings.iter().find(|f| f.rule == "U007").unwrap();
     assert_eq!(u007.severity, Severity::Error);
-    assert!(u007.message.contains("after 5s (declared inline at nginx.conf:4"), "{}", u007.message);
+    assert!(
+        u007.message
+            .contains("after 5s (declared inline at nginx.conf:4"),
+        "{}",
+        u007.message
+    );
     assert!(report.findings.iter().any(|f| f.rule == "U008"));
 
     // upkeep.toml overrides the inline idle timeout: 90s is longer than 60s.
@@ -117,7 +130,11 @@ fn backend_facts_from_inline_toml_and_probe() {
     .unwrap();
     let report = check(&src, &opts);
     let u007 = report.findings.iter().find(|f| f.rule == "U007").unwrap();
-    assert!(u007.message.contains("probed at 127.0.0.1:8000"), "{}", u007.message);
+    assert!(
+        u007.message.contains("probed at 127.0.0.1:8000"),
+        "{}",
+        u007.message
+    );
     let fix = u007.fix.as_ref().unwrap();
     assert_eq!(fix.edits[0].content.trim(), "keepalive_timeout 1803ms;");
 }
@@ -131,7 +148,11 @@ fn bad_upkeep_comments_are_reported() {
     let src = SingleFile::parse("nginx.conf", &text).unwrap();
     let report = check(&src, &CheckOptions::default());
     let x002 = report.findings.iter().find(|f| f.rule == "X002").unwrap();
-    assert!(x002.message.contains("invalid duration"), "{}", x002.message);
+    assert!(
+        x002.message.contains("invalid duration"),
+        "{}",
+        x002.message
+    );
 }
 
 #[test]
@@ -142,12 +163,22 @@ fn findings_are_sorted_and_shared_fixes_are_offered_once() {
     );
     let src = SingleFile::parse("nginx.conf", &text).unwrap();
     let report = check(&src, &CheckOptions::default());
-    let starts: Vec<u32> = report.findings.iter().map(|f| f.primary.unwrap().start).collect();
+    let starts: Vec<u32> = report
+        .findings
+        .iter()
+        .map(|f| f.primary.unwrap().start)
+        .collect();
     let mut sorted = starts.clone();
     sorted.sort();
     assert_eq!(starts, sorted);
-    let u002: Vec<_> = report.findings.iter().filter(|f| f.rule == "U002").collect();
+    let u002: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.rule == "U002")
+        .collect();
     assert_eq!(u002.len(), 2);
     assert_eq!(u002.iter().filter(|f| f.fix.is_some()).count(), 1);
-    assert!(u002.iter().any(|f| f.notes.iter().any(|n| n.contains("covers this too"))));
+    assert!(u002
+        .iter()
+        .any(|f| f.notes.iter().any(|n| n.contains("covers this too"))));
 }
