@@ -30,6 +30,8 @@ enum Command {
     Probe(Box<cmd::probe::Args>),
     /// Classify upstream and keep-alive failures in nginx error (and access) logs.
     Logs(Box<cmd::logs::Args>),
+    /// Reproduce on a real nginx with emulated backends, then prove the fix.
+    Lab(Box<cmd::lab::Args>),
 }
 
 /// Exit codes shared by every command (SPEC.md): 0 clean, 1 findings, 2 usage
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Parse(args) => cmd::parse::run(args),
         Command::Probe(args) => cmd::probe::run(*args),
         Command::Logs(args) => cmd::logs::run(*args),
+        Command::Lab(args) => cmd::lab::run(*args),
     };
     match result {
         Ok(code) => code,

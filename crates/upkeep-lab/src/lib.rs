@@ -14,7 +14,6 @@
 
 pub mod backend;
 pub mod cancel;
-mod diff;
 pub mod duration;
 mod error;
 pub mod fix;

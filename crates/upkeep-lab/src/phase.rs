@@ -81,45 +81,54 @@ pub fn run_phase(
             stop.clone(),
         )))
         .map_err(harness("starting backends"))??;
-    let (listen, status) = match plan.network {
-        Network::Loopback => (
-            loopback(upkeep_nginx::free_port().map_err(harness("picking a port"))?),
-            loopback(upkeep_nginx::free_port().map_err(harness("picking a port"))?),
-        ),
-        Network::Namespace { .. } => (
-            SocketAddr::new(IpAddr::V4(netns::FRONT_ADDR), NS_LISTEN_PORT),
-            SocketAddr::new(IpAddr::V4(netns::FRONT_ADDR), NS_STATUS_PORT),
-        ),
-    };
-
-    // Config.
-    let addresses = Addresses {
-        listen,
-        status,
-        servers: servers.nginx_targets.clone(),
-        temp_paths: prefix.http_temp_paths(),
-    };
-    let rendered = render(&plan.files, &addresses).map_err(LabError::Usage)?;
-    let config = prepare(rendered)?;
-    for file in &config {
-        prefix
-            .write(&file.path, &file.text)
-            .map_err(harness("writing the config"))?;
-    }
-    let conf_path = prefix.path().join(&config[0].path);
+    // Config: rendered with this phase's addresses, prepared (fixed), and
+    // checked by `nginx -t` where nginx will run. A port picked free can be
+    // taken by someone else before nginx binds it: then pick again.
     let scratch = tempfile::tempdir().map_err(harness("creating a scratch dir"))?;
-    // `nginx -t` binds the listen addresses too: run it where nginx will run.
-    let test = in_namespace(namespace.as_deref(), || {
-        env.nginx
-            .test_config(&conf_path, prefix.path(), scratch.path())
-    })
-    .map_err(harness("running nginx -t"))?;
-    if !test.ok {
+    let mut attempt = 0;
+    let (listen, status, config, conf_path) = loop {
+        attempt += 1;
+        let (listen, status) = match plan.network {
+            Network::Loopback => (
+                loopback(upkeep_nginx::free_port().map_err(harness("picking a port"))?),
+                loopback(upkeep_nginx::free_port().map_err(harness("picking a port"))?),
+            ),
+            Network::Namespace { .. } => (
+                SocketAddr::new(IpAddr::V4(netns::FRONT_ADDR), NS_LISTEN_PORT),
+                SocketAddr::new(IpAddr::V4(netns::FRONT_ADDR), NS_STATUS_PORT),
+            ),
+        };
+        let addresses = Addresses {
+            listen,
+            status,
+            servers: servers.nginx_targets.clone(),
+            temp_paths: prefix.http_temp_paths(),
+        };
+        let rendered = render(&plan.files, &addresses).map_err(LabError::Usage)?;
+        let config = prepare(rendered)?;
+        for file in &config {
+            prefix
+                .write(&file.path, &file.text)
+                .map_err(harness("writing the config"))?;
+        }
+        let conf_path = prefix.path().join(&config[0].path);
+        // `nginx -t` binds the listen addresses too: run it where nginx will run.
+        let test = in_namespace(namespace.as_deref(), || {
+            env.nginx
+                .test_config(&conf_path, prefix.path(), scratch.path())
+        })
+        .map_err(harness("running nginx -t"))?;
+        if test.ok {
+            break (listen, status, config, conf_path);
+        }
+        if attempt < 3 && test.output.contains("Address already in use") {
+            continue;
+        }
         return Err(LabError::ConfigRejected {
             phase: phase.as_str(),
             output: test.output,
         });
-    }
+    };
 
     // nginx, started from inside the namespace when there is one.
     log(&format!("{}: starting nginx on {listen}", phase.as_str()));
@@ -139,10 +148,9 @@ pub fn run_phase(
     let sampler = TimeWaitSampler::start(SocketTables::of_process(instance.pid()), lab_ports);
     let epoch = Instant::now();
     log(&format!(
-        "{}: {} for {}",
+        "{}: traffic: {}",
         phase.as_str(),
-        plan.traffic.describe(),
-        crate::duration::format(plan.traffic.duration)
+        plan.traffic.describe()
     ));
     let traffic_result = runtime
         .block_on(runtime.spawn({
@@ -213,6 +221,7 @@ pub fn run_phase(
         accept_times,
         epoch,
         elapsed,
+        planned: plan.traffic.duration,
         time_wait,
         signatures,
         nginx_retried,
@@ -466,6 +475,7 @@ struct SummaryInput {
     accept_times: Vec<Instant>,
     epoch: Instant,
     elapsed: Duration,
+    planned: Duration,
     time_wait: Vec<(Instant, u64)>,
     signatures: error_log::SignatureCounts,
     nginx_retried: Option<u64>,
@@ -504,7 +514,7 @@ fn summarize(input: SummaryInput) -> PhaseResult {
         p50: ms(nearest_rank(&mut latencies, 50.0)),
         p99: ms(nearest_rank(&mut latencies, 99.0)),
     };
-    let timeline = timeline(&input, input.elapsed);
+    let timeline = timeline(&input);
     PhaseResult {
         phase: input.phase,
         requests,
@@ -528,10 +538,12 @@ fn summarize(input: SummaryInput) -> PhaseResult {
     }
 }
 
-/// Buckets of about a fortieth of the phase (at least 100 ms).
-fn timeline(input: &SummaryInput, elapsed: Duration) -> Timeline {
-    let total_ms = elapsed.as_millis().max(1) as u64;
-    let bucket_ms = (total_ms / 40).div_ceil(100).max(1) * 100;
+/// Buckets of about a fortieth of the planned duration (at least 100 ms), so
+/// both phases of a run share them.
+fn timeline(input: &SummaryInput) -> Timeline {
+    let planned_ms = input.planned.as_millis().max(1) as u64;
+    let bucket_ms = (planned_ms / 40).div_ceil(100).max(1) * 100;
+    let total_ms = (input.elapsed.as_millis() as u64).max(planned_ms);
     let n = total_ms.div_ceil(bucket_ms) as usize;
     let mut buckets: Vec<Bucket> = (0..n)
         .map(|i| Bucket {
@@ -554,9 +566,18 @@ fn timeline(input: &SummaryInput, elapsed: Duration) -> Timeline {
         let offset = at.saturating_duration_since(input.epoch);
         buckets[index(offset)].new_upstream_connections += 1;
     }
+    // TIME_WAIT is a level, not an event count: a bucket without a sample of
+    // its own keeps the last level seen.
+    let mut sampled = vec![false; n];
     for (at, count) in &input.time_wait {
-        let b = &mut buckets[index(at.saturating_duration_since(input.epoch))];
-        b.time_wait = b.time_wait.max(*count);
+        let i = index(at.saturating_duration_since(input.epoch));
+        buckets[i].time_wait = buckets[i].time_wait.max(*count);
+        sampled[i] = true;
+    }
+    for i in 1..n {
+        if !sampled[i] {
+            buckets[i].time_wait = buckets[i - 1].time_wait;
+        }
     }
     Timeline { bucket_ms, buckets }
 }

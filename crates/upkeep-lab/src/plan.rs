@@ -35,16 +35,6 @@ pub enum Network {
     Namespace { port_range: (u16, u16) },
 }
 
-/// How the "after" phase gets its config.
-#[derive(Clone, Copy)]
-pub enum AfterConfig {
-    /// `upkeep fix` applied through the library: check + fix engine.
-    FixEngine,
-    /// A scenario's own statement of what the fix is. Used only where the fix
-    /// engine is not available; reports say so.
-    Expected(fn(&str) -> String),
-}
-
 /// Placeholders a config template may contain. Rendering replaces them for
 /// each phase with that phase's addresses and paths.
 pub mod placeholder {
@@ -58,7 +48,7 @@ pub mod placeholder {
     pub const SERVER_PREFIX: &str = "@SERVER:";
 }
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct LabPlan {
     pub scenario: String,
     /// One paragraph: what happens inside nginx and why the fix helps.
@@ -70,7 +60,6 @@ pub struct LabPlan {
     pub relay_delay: Option<Duration>,
     pub traffic: TrafficProfile,
     pub network: Network,
-    pub after: AfterConfig,
     /// Path of the stub_status location on the status listener.
     pub status_path: String,
 }

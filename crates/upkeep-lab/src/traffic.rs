@@ -238,7 +238,11 @@ impl Client {
             };
             seq += 1;
             let sent = Instant::now();
-            let outcome = self.exchange(&mut conn, method, seq, &mut result).await;
+            let stop = self.stop.clone();
+            let outcome = tokio::select! {
+                _ = stop.cancelled() => break,
+                o = self.exchange(&mut conn, method, seq, &mut result) => o,
+            };
             let latency = sent.elapsed();
             let status = match outcome {
                 Outcome::Response(s) => Some(s),

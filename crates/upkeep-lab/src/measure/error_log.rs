@@ -28,8 +28,8 @@ pub fn count_signatures(path: &Path) -> io::Result<SignatureCounts> {
         if reader.read_until(b'\n', &mut line)? == 0 {
             break;
         }
-        if let Some(id) = interim_signature(&line) {
-            let id = id.to_string();
+        if let Some(classified) = upkeep_logs::classify_line(&line) {
+            let id = classified.signature.id().to_string();
             *out.counts.entry(id.clone()).or_default() += 1;
             out.samples
                 .entry(id)
@@ -37,20 +37,4 @@ pub fn count_signatures(path: &Path) -> io::Result<SignatureCounts> {
         }
     }
     Ok(out)
-}
-
-// TEMPORARY until upkeep-logs builds: the three signatures the scenarios produce.
-fn interim_signature(line: &[u8]) -> Option<&'static str> {
-    let l = String::from_utf8_lossy(line);
-    if l.contains("upstream prematurely closed connection") {
-        Some("upstream-prematurely-closed")
-    } else if l
-        .contains("(104: Connection reset by peer) while reading response header from upstream")
-    {
-        Some("upstream-reset")
-    } else if l.contains("(99: Cannot assign requested address) while connecting to upstream") {
-        Some("connect-addr-unavailable")
-    } else {
-        None
-    }
 }

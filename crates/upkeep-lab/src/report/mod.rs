@@ -54,6 +54,8 @@ pub struct FixSummary {
     /// the scenario's expected fix was used.
     pub source: String,
     pub applied: Vec<AppliedFix>,
+    /// Fixes refused, findings left that need a decision.
+    pub notes: Vec<String>,
     /// Unified diff of the config, before to after.
     pub diff: String,
 }

@@ -32,6 +32,61 @@ pub fn render(report: &LabReport) -> String {
     let _ = writeln!(out);
 
     let runs: Vec<&PhaseResult> = report.runs.iter().collect();
+    let rows = rows(report);
+
+    let label_w = rows
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(12);
+    let val_w = rows
+        .iter()
+        .flat_map(|(_, v)| v.iter().map(|s| s.chars().count()))
+        .max()
+        .unwrap_or(0)
+        .max(8);
+    let _ = write!(out, "{:label_w$}", "");
+    for r in &runs {
+        let _ = write!(out, "  {:>val_w$}", r.phase.as_str());
+    }
+    let _ = writeln!(out);
+    for (label, values) in &rows {
+        let _ = write!(out, "{label:label_w$}");
+        for v in values {
+            let _ = write!(out, "  {v:>val_w$}");
+        }
+        let _ = writeln!(out);
+    }
+
+    if let Some(fix) = &report.fix {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "after = before with {}:", fix.source);
+        for a in &fix.applied {
+            let _ = writeln!(out, "  {} {}", a.rule, a.description);
+        }
+        for n in &fix.notes {
+            let _ = writeln!(out, "  {n}");
+        }
+        for line in fix.diff.lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    for r in &runs {
+        for w in &r.warnings {
+            let _ = writeln!(out, "warning ({}): {w}", r.phase.as_str());
+        }
+    }
+    if report.interrupted {
+        let _ = writeln!(out, "interrupted: the run was stopped before it completed");
+    }
+    out
+}
+
+/// The measurement rows: a label (sub-rows indented by two spaces) and one
+/// value per phase.
+pub fn rows(report: &LabReport) -> Vec<(String, Vec<String>)> {
+    let runs: Vec<&PhaseResult> = report.runs.iter().collect();
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
     let col = |f: &dyn Fn(&PhaseResult) -> String| runs.iter().map(|r| f(r)).collect::<Vec<_>>();
     rows.push(("requests".into(), col(&|r| r.requests.to_string())));
@@ -103,51 +158,7 @@ pub fn render(report: &LabReport) -> String {
             ));
         }
     }
-
-    let label_w = rows
-        .iter()
-        .map(|(l, _)| l.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(12);
-    let val_w = rows
-        .iter()
-        .flat_map(|(_, v)| v.iter().map(|s| s.chars().count()))
-        .max()
-        .unwrap_or(0)
-        .max(8);
-    let _ = write!(out, "{:label_w$}", "");
-    for r in &runs {
-        let _ = write!(out, "  {:>val_w$}", r.phase.as_str());
-    }
-    let _ = writeln!(out);
-    for (label, values) in &rows {
-        let _ = write!(out, "{label:label_w$}");
-        for v in values {
-            let _ = write!(out, "  {v:>val_w$}");
-        }
-        let _ = writeln!(out);
-    }
-
-    if let Some(fix) = &report.fix {
-        let _ = writeln!(out);
-        let _ = writeln!(out, "after = before with {}:", fix.source);
-        for a in &fix.applied {
-            let _ = writeln!(out, "  {} {}", a.rule, a.description);
-        }
-        for line in fix.diff.lines() {
-            let _ = writeln!(out, "  {line}");
-        }
-    }
-    for r in &runs {
-        for w in &r.warnings {
-            let _ = writeln!(out, "warning ({}): {w}", r.phase.as_str());
-        }
-    }
-    if report.interrupted {
-        let _ = writeln!(out, "interrupted: the run was stopped before it completed");
-    }
-    out
+    rows
 }
 
 fn wrap(text: &str, width: usize) -> String {

@@ -7,6 +7,7 @@ pub const SCENARIO: Scenario = Scenario {
     name: "client-churn",
     summary: "keepalive_requests 1 on the client side: stub_status accepts ≈ requests",
     build,
+    fixed_by: &["C001"],
 };
 
 const EXPLANATION: &str = "The server sets keepalive_requests 1, so nginx answers the first request on \
@@ -27,16 +28,13 @@ fn build() -> LabPlan {
         name: SCENARIO.name,
         explanation: EXPLANATION,
         config,
-        profile: BackendProfile::keepalive("idle-75s", Some(Duration::from_secs(75))),
+        profile: BackendProfile::keepalive(
+            "HTTP/1.1 keep-alive server",
+            Some(Duration::from_secs(75)),
+        ),
         relay_delay: Some(Duration::from_millis(5)),
-        traffic: super::no_pool::busy_traffic(),
+        traffic: super::busy_traffic(),
         network: Network::Loopback,
-        expected_fix,
     }
     .into_plan()
-}
-
-/// C001: keepalive_requests 1000.
-fn expected_fix(config: &str) -> String {
-    config.replace("keepalive_requests 1;", "keepalive_requests 1000;")
 }

@@ -1,4 +1,4 @@
-use super::{insert_after, BuiltIn, BuiltInConfig, Scenario};
+use super::{BuiltIn, BuiltInConfig, Scenario};
 use crate::backend::BackendProfile;
 use crate::plan::{LabPlan, Network};
 use std::time::Duration;
@@ -7,6 +7,7 @@ pub const SCENARIO: Scenario = Scenario {
     name: "connection-close",
     summary: "keepalive pool, but Connection: close is sent upstream: the pool stays empty",
     build,
+    fixed_by: &["U003"],
 };
 
 const EXPLANATION: &str = "The upstream has a keepalive 16 pool and the route sets proxy_http_version \
@@ -28,20 +29,13 @@ fn build() -> LabPlan {
         name: SCENARIO.name,
         explanation: EXPLANATION,
         config,
-        profile: BackendProfile::keepalive("idle-75s", Some(Duration::from_secs(75))),
+        profile: BackendProfile::keepalive(
+            "HTTP/1.1 keep-alive server",
+            Some(Duration::from_secs(75)),
+        ),
         relay_delay: Some(Duration::from_millis(5)),
-        traffic: super::no_pool::busy_traffic(),
+        traffic: super::busy_traffic(),
         network: Network::Loopback,
-        expected_fix,
     }
     .into_plan()
-}
-
-/// U003: stop sending Connection: close.
-fn expected_fix(config: &str) -> String {
-    insert_after(
-        config,
-        |l| l == "proxy_http_version 1.1;",
-        "proxy_set_header Connection \"\";",
-    )
 }

@@ -9,6 +9,8 @@ mod port_exhaustion;
 mod stale_idle;
 pub mod user;
 
+pub use port_exhaustion::PORT_RANGE as PORT_EXHAUSTION_RANGE;
+
 use crate::plan::{ConfigFile, LabPlan, Network, ServerSlot};
 use crate::traffic::TrafficProfile;
 use std::time::Duration;
@@ -19,6 +21,9 @@ pub struct Scenario {
     /// One line for `--scenario` help and listings.
     pub summary: &'static str,
     pub build: fn() -> LabPlan,
+    /// The rules whose fixes `upkeep fix` must apply to the built-in config
+    /// (checked by a test, so config, rules and scenario cannot drift apart).
+    pub fixed_by: &'static [&'static str],
 }
 
 /// Every built-in scenario (`user` is built from the user's config instead).
@@ -89,6 +94,18 @@ impl BuiltInConfig<'_> {
     }
 }
 
+/// Steady traffic with short gaps, for the scenarios that count connections.
+pub(crate) fn busy_traffic() -> TrafficProfile {
+    TrafficProfile {
+        concurrency: 4,
+        post_ratio: 0.5,
+        gap_min: Duration::from_millis(5),
+        gap_max: Duration::from_millis(15),
+        duration: Duration::from_secs(5),
+        ..TrafficProfile::default()
+    }
+}
+
 /// Everything a built-in scenario chooses.
 struct BuiltIn<'a> {
     name: &'a str,
@@ -98,7 +115,6 @@ struct BuiltIn<'a> {
     relay_delay: Option<Duration>,
     traffic: TrafficProfile,
     network: Network,
-    expected_fix: fn(&str) -> String,
 }
 
 impl BuiltIn<'_> {
@@ -120,37 +136,14 @@ impl BuiltIn<'_> {
             relay_delay: self.relay_delay,
             traffic: self.traffic,
             network: self.network,
-            after: crate::fix::default_after(self.expected_fix),
             status_path: STATUS_PATH.to_string(),
         }
     }
 }
 
-/// Inserts `line` (one directive) after the first line for which `anchor`
-/// holds, with that line's indentation. For the scenarios' expected fixes.
-fn insert_after(text: &str, anchor: impl Fn(&str) -> bool, line: &str) -> String {
-    let mut out = String::with_capacity(text.len() + line.len() + 16);
-    let mut done = false;
-    for l in text.split_inclusive('\n') {
-        out.push_str(l);
-        if !done && anchor(l.trim()) {
-            let indent: String = l.chars().take_while(|c| c.is_whitespace()).collect();
-            out.push_str(&format!("{indent}{line}\n"));
-            done = true;
-        }
-    }
-    out
-}
-
-/// `server ADDRESS…;` inside an upstream block (not `server {`).
-fn is_upstream_server(line: &str) -> bool {
-    line.starts_with("server ") && line.ends_with(';')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::AfterConfig;
 
     #[test]
     fn every_built_in_config_has_its_placeholders() {
@@ -172,17 +165,33 @@ mod tests {
     }
 
     #[test]
-    fn expected_fixes_change_the_config() {
+    fn upkeep_fix_applies_the_rules_each_scenario_is_about() {
         for s in BUILT_IN {
             let plan = (s.build)();
-            if let AfterConfig::Expected(f) = plan.after {
-                assert_ne!(
-                    f(&plan.main_file().text),
-                    plan.main_file().text,
-                    "{}",
-                    s.name
+            let addresses = crate::render::Addresses {
+                listen: "127.0.0.1:8080".parse().unwrap(),
+                status: "127.0.0.1:8081".parse().unwrap(),
+                servers: [("app".to_string(), "127.0.0.1:9001".parse().unwrap())]
+                    .into_iter()
+                    .collect(),
+                temp_paths: "proxy_temp_path /tmp/t;\n".to_string(),
+            };
+            let rendered = crate::render::render(&plan.files, &addresses).unwrap();
+            let ctx = crate::fix::FixContext {
+                plan: &plan,
+                nginx_version: "1.22.1",
+            };
+            let (fixed, summary) = crate::fix::apply(&ctx, rendered.clone()).unwrap();
+            let applied: Vec<&str> = summary.applied.iter().map(|a| a.rule.as_str()).collect();
+            for rule in s.fixed_by {
+                assert!(
+                    applied.contains(rule),
+                    "{}: {rule} not applied; applied {applied:?}\n{}",
+                    s.name,
+                    summary.diff
                 );
             }
+            assert_ne!(fixed, rendered, "{}", s.name);
         }
     }
 }

@@ -1,4 +1,4 @@
-use super::{insert_after, is_upstream_server, BuiltIn, BuiltInConfig, Scenario};
+use super::{BuiltIn, BuiltInConfig, Scenario};
 use crate::backend::BackendProfile;
 use crate::plan::{LabPlan, Network};
 use crate::traffic::TrafficProfile;
@@ -9,6 +9,7 @@ pub const SCENARIO: Scenario = Scenario {
     summary:
         "no pool behind a narrow local port range: connect() fails with 99 (in a private namespace)",
     build,
+    fixed_by: &["U001"],
 };
 
 /// The namespace's ip_local_port_range: 50 ports.
@@ -44,18 +45,15 @@ fn build() -> LabPlan {
         name: SCENARIO.name,
         explanation: EXPLANATION,
         config,
-        profile: BackendProfile::keepalive("idle-75s", Some(Duration::from_secs(75))),
+        profile: BackendProfile::keepalive(
+            "HTTP/1.1 keep-alive server",
+            Some(Duration::from_secs(75)),
+        ),
         relay_delay: None,
         traffic,
         network: Network::Namespace {
             port_range: PORT_RANGE,
         },
-        expected_fix,
     }
     .into_plan()
-}
-
-/// U001: keepalive 32.
-fn expected_fix(config: &str) -> String {
-    insert_after(config, is_upstream_server, "keepalive 32;")
 }

@@ -1,4 +1,4 @@
-use super::{insert_after, BuiltIn, BuiltInConfig, Scenario};
+use super::{BuiltIn, BuiltInConfig, Scenario};
 use crate::backend::BackendProfile;
 use crate::plan::{LabPlan, Network};
 use crate::traffic::{LoopMode, TrafficProfile};
@@ -8,6 +8,7 @@ pub const SCENARIO: Scenario = Scenario {
     name: "stale-idle",
     summary: "backend idles out before nginx's upstream keepalive_timeout: POSTs get 502",
     build,
+    fixed_by: &["U007"],
 };
 
 const EXPLANATION: &str = "The backend closes a keep-alive connection after 1 s idle, but nginx keeps \
@@ -54,16 +55,10 @@ fn build() -> LabPlan {
         name: SCENARIO.name,
         explanation: EXPLANATION,
         config,
-        profile: BackendProfile::keepalive("idle-1s", Some(BACKEND_IDLE)),
+        profile: BackendProfile::keepalive("HTTP/1.1 keep-alive server", Some(BACKEND_IDLE)),
         relay_delay: Some(Duration::from_millis(20)),
         traffic,
         network: Network::Loopback,
-        expected_fix,
     }
     .into_plan()
-}
-
-/// U007's fix: the backend's idle timeout minus the smaller of 1 s or 10%.
-fn expected_fix(config: &str) -> String {
-    insert_after(config, |l| l == "keepalive 32;", "keepalive_timeout 900ms;")
 }
