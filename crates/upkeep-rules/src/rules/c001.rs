@@ -22,9 +22,8 @@ After `keepalive_requests` requests on one client connection nginx answers
 with `Connection: close` (HTTP/1.x) or a GOAWAY (HTTP/2) and the client must
 open a new connection (`ngx_http_update_location_config` clears
 `r->keepalive` when `c->requests >= keepalive_requests`; facts/behaviors.md
-§i). Busy clients (load balancers, API gateways, browsers on HTTP/2) then
-reconnect every few seconds, and connection churn shows up as TIME_WAIT and
-handshake latency. The default went from 100 to 1000 in 1.19.10 (ticket
+§i). Busy clients (a load balancer in front of nginx, an HTTP/2 browser) then
+reconnect every N requests and pay a new TCP and TLS handshake each time. The default went from 100 to 1000 in 1.19.10 (ticket
 #2155); since 1.19.7 it also governs HTTP/2 connections.
 
 ## Example

@@ -16,10 +16,10 @@ to clients as `Keep-Alive: timeout=N`, is larger than the first, the time
 nginx really keeps an idle connection.
 
 ## Why it breaks reuse
-Clients that honour the header (some HTTP libraries and proxies do) keep the
-connection for N seconds and send their next request on it after nginx has
-already closed it; they see a reset or an empty reply and must retry on a new
-connection. The header is emitted only when the second argument is given
+A client that honours the header keeps the connection for N seconds and
+may send its next request on it after nginx has already closed it (silently,
+facts/behaviors.md §i); it then sees a reset or an empty reply and must retry
+on a new connection. The header is emitted only when the second argument is given
 (facts/directives.tsv row `keepalive_timeout`, core module: "Second parameter
 emits 'Keep-Alive: timeout=N'").
 

@@ -66,7 +66,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
     let mut f = INFO
         .finding("no `worker_shutdown_timeout`: after a reload, old workers keep running until their last busy connection ends")
         .at(primary)
-        .with_label("main context")
+        .with_label("no worker_shutdown_timeout in the main context")
         .help("add `worker_shutdown_timeout 30s;` (above your longest legitimate request)");
     let edit = match anchor {
         Some(a) if a.span.file == ctx.model.source.trees()[0].0.id => {

@@ -17,10 +17,9 @@ to a host name, whose effective `proxy_ssl_server_name`
 (`grpc_ssl_server_name`) is `off`, the default.
 
 ## Why it breaks reuse
-Without SNI many TLS backends (CDNs, shared hosting, Kubernetes ingresses,
-managed load balancers) answer with a default certificate or reset the
-handshake, so every new upstream connection fails before a request is sent;
-nothing can be pooled. `proxy_ssl_server_name` is off by default
+Without SNI, backends that serve several names on one address cannot tell
+which certificate to present: some reset the handshake, so the new upstream
+connection fails before a request is sent and nothing can be pooled. `proxy_ssl_server_name` is off by default
 (facts/directives.tsv row `proxy_ssl_server_name`: "SNI for new TLS upstream
 connections"); the name sent is `proxy_ssl_name`, by default `$proxy_host`
 (the host in `proxy_pass`, or the upstream block's name). Cached connections
@@ -89,7 +88,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         }
         let mut f = INFO
             .finding(format!(
-                "TLS to `{host}` without SNI: `{directive}` is off in {}, and backends that need SNI reset the handshake or present the wrong certificate",
+                "TLS to `{host}` without SNI: `{directive}` is off in {}, and backends that need SNI reset the handshake",
                 ctx.describe(route.block)
             ))
             .at(route.pass.span)

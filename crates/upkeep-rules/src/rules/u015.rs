@@ -19,7 +19,8 @@ upstream whose servers all use port 80, the default when no port is given).
 Plain HTTP sent to a TLS port (or a TLS ClientHello sent to a plain HTTP
 port) is not understood: the backend answers with an error or closes at
 once, so no connection ever becomes reusable and every request fails or
-pays a new connection. nginx cannot detect this at `nginx -t` time.
+pays a new connection. `nginx -t` accepts such a configuration: it checks
+syntax, not what the backend speaks.
 
 ## Example
 ```nginx
