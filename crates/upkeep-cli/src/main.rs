@@ -30,6 +30,8 @@ enum Command {
     Probe(Box<cmd::probe::Args>),
     /// Classify upstream and keep-alive failures in nginx error (and access) logs.
     Logs(Box<cmd::logs::Args>),
+    /// Diagnose a live host: sockets, limits, stub_status, error log, config.
+    Doctor(Box<cmd::doctor::Args>),
     /// Reproduce on a real nginx with emulated backends, then prove the fix.
     Lab(Box<cmd::lab::Args>),
 }
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Parse(args) => cmd::parse::run(args),
         Command::Probe(args) => cmd::probe::run(*args),
         Command::Logs(args) => cmd::logs::run(*args),
+        Command::Doctor(args) => cmd::doctor::run(*args),
         Command::Lab(args) => cmd::lab::run(*args),
     };
     match result {

@@ -213,8 +213,19 @@ fn read_logs(
             let found = live
                 .error_logs
                 .iter()
-                .filter_map(|(p, _)| resolve_path(p, prefix))
-                .find(|p| p.is_file());
+                .filter_map(|(p, level)| Some((resolve_path(p, prefix)?, level)))
+                .find(|(p, _)| p.is_file())
+                .map(|(path, level)| {
+                    // Levels above `error` drop the stale-connection lines
+                    // (logged at error, facts/signatures.tsv).
+                    if let Some(l) = level.as_deref().filter(|l| matches!(*l, "crit" | "alert" | "emerg")) {
+                        gaps.push(format!(
+                            "error_log {} is at level {l}: the [error] lines of stale connections are not written to it",
+                            path.display()
+                        ));
+                    }
+                    path
+                });
             if found.is_none() {
                 gaps.push(if live.error_logs.is_empty() {
                     "no error_log file in the configuration and none given (--error-log): H005 not checked".to_string()

@@ -18,6 +18,7 @@
 //!
 //! Linux only: everything here reads `/proc` or netlink.
 
+pub mod build_info;
 pub mod doctor;
 pub mod live_config;
 pub mod log_tail;

@@ -76,6 +76,11 @@ pub struct LiveConfig {
 }
 
 impl LiveConfig {
+    /// Reads `config` as nginx `version` runs it.
+    pub fn of(config: &ConfigSet, version: upkeep_model::NginxVersion) -> LiveConfig {
+        LiveConfig::read(config, &Model::build(config, version))
+    }
+
     pub fn read(config: &ConfigSet, model: &Model<'_>) -> LiveConfig {
         let mut live = LiveConfig {
             settings: connection_settings(model),

@@ -109,8 +109,8 @@ pub fn evaluate(m: &Measured<'_>) -> Vec<Ranked> {
             );
             if m.sampling.polls > 1 {
                 line.push_str(&format!(
-                    ", {} new in the {} window",
-                    count(new, "connection", "connections"),
+                    ", {} in the {} window",
+                    count(new, "new connection", "new connections"),
                     seconds(m.sampling.elapsed)
                 ));
             }
@@ -155,7 +155,7 @@ fn help_for(b: &Backend, m: &Measured<'_>) -> String {
             ""
         };
         return format!(
-            "upstream `{name}` has no working idle pool on nginx {}: add `keepalive 32;` to it{extra} (rules U001–U003, U006 in this report point at the lines)",
+            "upstream `{name}` has no working idle pool on nginx {}: add `keepalive 32;` to it{extra} (rules U001–U003, U006)",
             m.version
         );
     }

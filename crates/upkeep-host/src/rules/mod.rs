@@ -52,7 +52,10 @@ impl Measured<'_> {
     pub fn place(&self, span: Span) -> String {
         let file = self.config.source(span.file);
         let lc = file.line_col(span.start);
-        format!("{}:{}:{}", file.path, lc.line, lc.col)
+        let main = &self.config.file(self.config.main).path;
+        let base = main.rfind('/').map(|i| &main[..i]);
+        let path = upkeep_diag::display_path(&file.path, base);
+        format!("{path}:{}:{}", lc.line, lc.col)
     }
 }
 

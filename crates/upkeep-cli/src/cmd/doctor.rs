@@ -1,0 +1,277 @@
+//! `upkeep doctor`: the live host's keep-alive health in one ranked report —
+//! the static rules on the running configuration, plus what the host shows
+//! (socket census, stub_status, open-file limits, sysctls, error log).
+//! The work is done by upkeep-host; this module finds the inputs.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use upkeep_config::ConfigSet;
+use upkeep_diag::Severity;
+use upkeep_host::build_info::{self, BuildPaths};
+use upkeep_host::live_config::{resolve_path, LiveConfig};
+use upkeep_host::log_tail::AccessLogInput;
+use upkeep_host::stub_status::StatusUrl;
+use upkeep_host::{process, DoctorInput};
+use upkeep_nginx::NginxBinary;
+use upkeep_rules::{NginxVersion, VersionSource};
+
+use super::check::{self, ColorChoice, FailOn, InputArgs};
+use crate::{EXIT_FINDINGS, EXIT_INPUT_ERROR};
+
+/// The longest sampling window accepted.
+const MAX_WINDOW: Duration = Duration::from_secs(600);
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The nginx binary (default: `nginx` on PATH, then /usr/sbin).
+    #[arg(long, value_name = "PATH")]
+    pub nginx: Option<PathBuf>,
+
+    /// Read this configuration instead of running `nginx -T`.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// The nginx master's pid (default: the config's pid file, else the only
+    /// `nginx: master process` on this host).
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<i32>,
+
+    /// The stub_status page to sample (default: a `stub_status` location
+    /// of the configuration that listens on loopback).
+    #[arg(long, value_name = "URL")]
+    pub status_url: Option<String>,
+
+    /// The error log to read the end of (default: the config's error_log).
+    #[arg(long, value_name = "FILE")]
+    pub error_log: Option<PathBuf>,
+
+    /// The access log, to tell which failures clients saw (default: the
+    /// config's first access_log with a file).
+    #[arg(long, value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
+
+    /// The access log's format in nginx syntax, or `combined` (default: the
+    /// config's log_format for that file).
+    #[arg(long, value_name = "FORMAT", requires = "access_log")]
+    pub log_format: Option<String>,
+
+    /// How long to sample stub_status and the sockets (nginx syntax: 5s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub sample: String,
+
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    /// Colours in human output.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    /// Lowest severity that makes the exit status 1.
+    #[arg(long, value_enum, default_value_t = FailOn::Warning)]
+    pub fail_on: FailOn,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let window = parse_window(&args.sample)?;
+    let status_url = args
+        .status_url
+        .as_deref()
+        .map(StatusUrl::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--status-url {e}"))?;
+    let binary = match &args.nginx {
+        Some(p) => Some(
+            NginxBinary::find(Some(p))
+                .with_context(|| format!("--nginx {}: no such file", p.display()))?,
+        ),
+        None => NginxBinary::find(None),
+    };
+    let build = match &binary {
+        Some(b) => build_info::read(&b.path).unwrap_or_default(),
+        None => BuildPaths::default(),
+    };
+
+    let load_opts = check::load_options(&args.input);
+    let loaded = match &args.config {
+        Some(path) => ConfigSet::load_path(&path.display().to_string(), &load_opts),
+        None => {
+            let Some(b) = &binary else {
+                bail!(
+                    "no nginx binary found to run `nginx -T`: give --nginx PATH or --config PATH"
+                );
+            };
+            let dump = b.dump_config().with_context(|| {
+                format!("`{} -T` (give --config PATH instead)", b.path.display())
+            })?;
+            ConfigSet::from_nginx_t(&dump, &load_opts)
+        }
+    };
+    let config = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            check::print_load_error(&e);
+            return Ok(ExitCode::from(EXIT_INPUT_ERROR));
+        }
+    };
+    check::print_load_warnings(&config);
+
+    let main_dir = args.config.as_deref().and_then(Path::parent);
+    // Host rules (H…) are not in the static registry: take them out of
+    // --select/--ignore before the static options are validated.
+    let mut static_input = args.input.clone();
+    let (host_select, host_ignore) = (
+        take_host_selectors(&mut static_input.select),
+        take_host_selectors(&mut static_input.ignore),
+    );
+    let mut check_opts = check::check_options(&static_input, main_dir)?;
+    if !host_select.is_empty() {
+        check_opts
+            .select
+            .get_or_insert_with(Vec::new)
+            .extend(host_select);
+    }
+    check_opts.ignore.extend(host_ignore);
+    if let (Some(b), true) = (
+        &args.nginx,
+        check_opts.version_source != VersionSource::Given,
+    ) {
+        if let Some(v) = NginxBinary::find(Some(b))
+            .and_then(|n| n.version().ok())
+            .and_then(|v| NginxVersion::parse(&v).ok())
+        {
+            check_opts.nginx_version = Some(v);
+            check_opts.version_source = VersionSource::Detected;
+        }
+    }
+
+    let prefix = build.prefix.as_deref().map(PathBuf::from);
+    let live = LiveConfig::of(&config, check_opts.version());
+
+    let pid = match args.pid {
+        Some(pid) => Some(pid),
+        None => {
+            let pid_file = live
+                .settings
+                .pid
+                .as_deref()
+                .or(build.pid_path.as_deref())
+                .and_then(|p| resolve_path(p, prefix.as_deref()));
+            match process::find_master(pid_file.as_deref()) {
+                Ok(pid) => Some(pid),
+                Err(e) => {
+                    eprintln!("warning: {e}; continuing without it");
+                    None
+                }
+            }
+        }
+    };
+
+    let error_log = args.error_log.clone().or_else(|| {
+        // No error_log in the configuration: the one nginx was built with.
+        if live.error_logs.is_empty() {
+            build
+                .error_log_path
+                .as_deref()
+                .filter(|p| *p != "stderr")
+                .and_then(|p| resolve_path(p, prefix.as_deref()))
+        } else {
+            None
+        }
+    });
+    let access_log = args.access_log.as_ref().map(|path| AccessLogInput {
+        path: path.clone(),
+        format: access_format(&args, &live, path, prefix.as_deref()),
+    });
+
+    let mut input = DoctorInput::new(&config);
+    input.check = check_opts;
+    input.pid = pid;
+    input.status_url = status_url;
+    input.error_log = error_log;
+    input.access_log = access_log;
+    input.prefix = prefix;
+    input.window = window;
+    let report = upkeep_host::run(input);
+
+    match args.format {
+        Format::Human => {
+            let color = args.color.enabled(std::io::stdout().is_terminal());
+            print!("{}", report.to_human(color));
+        }
+        Format::Json => {
+            println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+        }
+    }
+    let failing = report
+        .findings
+        .iter()
+        .any(|r| fails(args.fail_on, r.finding.severity));
+    Ok(if failing {
+        ExitCode::from(EXIT_FINDINGS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Removes the selectors that name host rules (`H`, `H00`, `H003`,
+/// `reuse-ratio-low`) and returns them, as IDs or names.
+fn take_host_selectors(list: &mut Vec<String>) -> Vec<String> {
+    let mut host = Vec::new();
+    list.retain(|s| {
+        let up = s.to_ascii_uppercase();
+        let is_host = up.starts_with('H')
+            && upkeep_host::rules::INFOS
+                .iter()
+                .any(|r| r.id.starts_with(&up))
+            || upkeep_host::rules::INFOS.iter().any(|r| r.name == s);
+        if is_host {
+            host.push(if up.starts_with('H') { up } else { s.clone() });
+        }
+        !is_host
+    });
+    host
+}
+
+fn fails(fail_on: FailOn, severity: Severity) -> bool {
+    match fail_on {
+        FailOn::Error => severity >= Severity::Error,
+        FailOn::Warning => severity >= Severity::Warning,
+        FailOn::Info => true,
+        FailOn::Never => false,
+    }
+}
+
+fn parse_window(s: &str) -> anyhow::Result<Duration> {
+    let ms = upkeep_facts::parse_duration(s).map_err(|e| anyhow::anyhow!("--sample {s:?}: {e}"))?;
+    let d = Duration::from_millis(ms);
+    if d.is_zero() || d > MAX_WINDOW {
+        bail!("--sample {s:?}: give a window between 1ms and 10m");
+    }
+    Ok(d)
+}
+
+/// `--log-format`, else the format of the config's `access_log` for that
+/// file, else `combined`.
+fn access_format(args: &Args, live: &LiveConfig, path: &Path, prefix: Option<&Path>) -> String {
+    if let Some(f) = &args.log_format {
+        return f.clone();
+    }
+    live.access_logs
+        .iter()
+        .find(|a| resolve_path(&a.path, prefix).as_deref() == Some(path))
+        .and_then(|a| live.format_of(a))
+        .unwrap_or_else(|| "combined".into())
+}

@@ -1,0 +1,253 @@
+//! A real nginx in a private prefix, a small backend, and bounded traffic.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use upkeep_config::{ConfigSet, LoadOptions};
+use upkeep_nginx::{free_port, NginxBinary, NginxInstance, Prefix};
+
+pub fn nginx() -> Option<NginxBinary> {
+    let found = NginxBinary::find(None);
+    if found.is_none() {
+        eprintln!("SKIPPED: no nginx binary found (install Debian's nginx)");
+    }
+    found
+}
+
+/// What the backend does on a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Answers every request (HTTP/1.1, Content-Length) and leaves closing
+    /// to the client, so a connection nginx does not keep ends in TIME_WAIT
+    /// at nginx's end, as on a host where nginx closes first.
+    Serve,
+    /// Answers the first request of a connection and closes it when the
+    /// second arrives, without answering: a backend that dropped the
+    /// connection just as nginx reused it (facts/behaviors.md §a,
+    /// `close2fin`).
+    CloseOnSecond,
+}
+
+pub struct Backend {
+    pub addr: SocketAddr,
+    connections: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl Backend {
+    pub fn start(mode: Mode) -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, flag) = (connections.clone(), stop.clone());
+        let accept = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        count.fetch_add(1, Ordering::Relaxed);
+                        std::thread::spawn(move || serve(stream, mode));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Backend {
+            addr,
+            connections,
+            stop,
+            accept: Some(accept),
+        }
+    }
+
+    /// Connections accepted so far: the ground truth for "new upstream
+    /// connections".
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(stream: TcpStream, mode: Mode) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    for n in 1u32.. {
+        let Some(body_len) = read_head(&mut reader) else {
+            return;
+        };
+        let mut body = vec![0u8; body_len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if mode == Mode::CloseOnSecond && n == 2 {
+            return; // FIN without an answer
+        }
+        if writer
+            .write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
+            )
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Reads a request head; the Content-Length of its body. `None` at EOF.
+fn read_head(r: &mut impl BufRead) -> Option<usize> {
+    let mut len = 0;
+    let mut first = true;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if line == "\r\n" || line == "\n" {
+            if first {
+                continue;
+            }
+            return Some(len);
+        }
+        first = false;
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+}
+
+/// nginx running a config in its own prefix.
+pub struct Nginx {
+    pub prefix: Prefix,
+    pub port: u16,
+    pub conf: PathBuf,
+    pub instance: NginxInstance,
+    pub binary: NginxBinary,
+}
+
+impl Nginx {
+    /// `http_body` goes inside `http {}`; `{port}` in it is replaced by the
+    /// listening port, `{prefix}` by the prefix directory.
+    pub fn start(binary: NginxBinary, main: &str, http_body: &str) -> Nginx {
+        let prefix = Prefix::new().unwrap();
+        let port = free_port().unwrap();
+        let body = http_body
+            .replace("{port}", &port.to_string())
+            .replace("{prefix}", &prefix.path().display().to_string());
+        let text = format!(
+            "{main}\nhttp {{\n    {}\n{body}\n}}\n",
+            prefix.http_temp_paths()
+        );
+        let conf = prefix.write("nginx.conf", &text).unwrap();
+        let instance = NginxInstance::start(&binary, &prefix, &conf).unwrap();
+        Nginx {
+            prefix,
+            port,
+            conf,
+            instance,
+            binary,
+        }
+    }
+
+    pub fn config(&self) -> ConfigSet {
+        ConfigSet::load_path(&self.conf.display().to_string(), &LoadOptions::default()).unwrap()
+    }
+}
+
+/// `n` GETs, each on a new client connection (HTTP/1.0: nginx closes).
+/// Returns how many got a 200.
+pub fn get_each_on_new_connection(port: u16, n: usize) -> usize {
+    let mut ok = 0;
+    for _ in 0..n {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+            continue;
+        };
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        if s.write_all(b"GET /x HTTP/1.0\r\nHost: t\r\n\r\n").is_err() {
+            continue;
+        }
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        if resp.starts_with("HTTP/1.1 200") {
+            ok += 1;
+        }
+    }
+    ok
+}
+
+/// `per_connection` requests on each of `connections` keep-alive client
+/// connections, one after the other. Returns the status codes.
+pub fn requests_on_kept_connections(
+    port: u16,
+    connections: usize,
+    per_connection: usize,
+    method: &str,
+) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for _ in 0..connections {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut reader = BufReader::new(s.try_clone().unwrap());
+        let mut writer = s;
+        for _ in 0..per_connection {
+            let body = if method == "POST" { "a=1" } else { "" };
+            let req = format!(
+                "{method} /x HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if writer.write_all(req.as_bytes()).is_err() {
+                break;
+            }
+            match read_response(&mut reader) {
+                Some(status) => statuses.push(status),
+                None => break,
+            }
+        }
+    }
+    statuses
+}
+
+fn read_response(r: &mut impl BufRead) -> Option<u16> {
+    let mut status_line = String::new();
+    r.read_line(&mut status_line).ok()?;
+    let status: u16 = status_line.split_whitespace().nth(1)?.parse().ok()?;
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).ok()?;
+    Some(status)
+}
