@@ -1,7 +1,8 @@
 //! Benchmark: `check` on a generated ~100k-line configuration against the
 //! parse (load) time alone. Run with
 //! `cargo run --release -p upkeep-rules --example check_bench [LINES]`.
-//! Add `clean` after LINES for a config without findings. Prints the times
+//! Add `clean` after LINES for a config without findings, or `file PATH` to
+//! time a real configuration (includes are not followed). Prints the times
 //! and their ratio; asserts nothing.
 
 use std::fmt::Write as _;
@@ -93,8 +94,12 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
     // `clean`: a config with no findings; otherwise one with thousands.
-    let clean = std::env::args().nth(2).as_deref() == Some("clean");
-    let text = generate(lines, clean);
+    // `file PATH`: a real configuration instead of a generated one.
+    let mode = std::env::args().nth(2);
+    let text = match mode.as_deref() {
+        Some("file") => std::fs::read_to_string(std::env::args().nth(3).expect("file PATH")).unwrap(),
+        m => generate(lines, m == Some("clean")),
+    };
     let mut loader = MemoryLoader::new();
     loader.insert("/bench/nginx.conf", text.clone().into_bytes());
     let opts = LoadOptions::default();
