@@ -173,7 +173,9 @@ fn dynamic_target(model: &Model<'_>, host_port: &str) -> PassTarget {
         let values = model.variable_values(&var);
         fully_known = values.complete;
         for v in values.values {
-            let (vh, _) = split_host_port(v.split('/').next().unwrap_or(""));
+            // A value can be a whole URL (`set $target https://idp/…`).
+            let rest = v.split_once("://").map_or(v.as_str(), |(_, r)| r);
+            let (vh, _) = split_host_port(rest.split('/').next().unwrap_or(""));
             match model.upstream_named(&vh) {
                 Some(id) => {
                     if !upstreams.contains(&id) {

@@ -97,7 +97,9 @@ fn main() {
     // `file PATH`: a real configuration instead of a generated one.
     let mode = std::env::args().nth(2);
     let text = match mode.as_deref() {
-        Some("file") => std::fs::read_to_string(std::env::args().nth(3).expect("file PATH")).unwrap(),
+        Some("file") => {
+            std::fs::read_to_string(std::env::args().nth(3).expect("file PATH")).unwrap()
+        }
         m => generate(lines, m == Some("clean")),
     };
     let mut loader = MemoryLoader::new();

@@ -108,6 +108,12 @@ impl<'m, 'a> Ctx<'m, 'a> {
         self.backends.get(u).and_then(|b| b.as_ref())
     }
 
+    /// Whether the target version has the http-level (or, with `in_upstream`,
+    /// the upstream-level) directive `name`, so a fix may write it.
+    pub fn available(&self, name: &str, in_upstream: bool) -> bool {
+        upkeep_facts::directive(name, in_upstream).map_or(true, |d| d.available_in(self.version))
+    }
+
     /// The name of upstream `u`.
     pub fn upstream_name(&self, u: UpstreamId) -> &str {
         &self.model.upstream(u).name

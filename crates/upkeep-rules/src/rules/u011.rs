@@ -98,12 +98,15 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             .iter()
             .map(|&r| ctx.model.route(r).block)
             .collect();
-        let fix = edits::covering_level(ctx, &blocks).and_then(|level| {
-            let edit = edits::insert_in_block(ctx, level, "fastcgi_keep_conn on;", |d| {
-                d.name.value.starts_with(b"fastcgi_") && !d.name_is("fastcgi_param")
-            })?;
-            Some((level, edit))
-        });
+        let writable = ctx.available("fastcgi_keep_conn", false);
+        let fix = edits::covering_level(ctx, &blocks)
+            .filter(|_| writable)
+            .and_then(|level| {
+                let edit = edits::insert_in_block(ctx, level, "fastcgi_keep_conn on;", |d| {
+                    d.name.value.starts_with(b"fastcgi_") && !d.name_is("fastcgi_param")
+                })?;
+                Some((level, edit))
+            });
         for &r in &defaulted {
             let route = ctx.model.route(r);
             let ups: Vec<&str> = ctx

@@ -103,7 +103,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         };
         f = f.help(help);
         // Through an upstream block the right name is unknown: no automatic fix.
-        let edit = if via_upstream {
+        let edit = if via_upstream || !ctx.available(directive, false) {
             None
         } else {
             match value.setting() {
