@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use upkeep_config::{ConfigSet, FsLoader, LoadErrorKind, LoadOptions};
-use upkeep_rules::{check, CheckOptions};
+use upkeep_rules::{check, CheckOptions, NginxVersion};
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
@@ -55,7 +55,6 @@ fn check_every_corpus_config() {
         "corpus looks incomplete: {} files",
         files.len()
     );
-    let opts = CheckOptions::default();
     let mut report = String::new();
     let mut per_rule: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut checked = 0;
@@ -75,7 +74,15 @@ fn check_every_corpus_config() {
                     continue;
                 }
             };
-        let result = std::panic::catch_unwind(|| check(&config, &opts));
+        // Both sides of 1.29.7, and a version older than upstream
+        // keepalive_timeout (1.15.3): none may panic.
+        for v in [NginxVersion::new(1, 14, 2), NginxVersion::new(1, 30, 0)] {
+            let o = CheckOptions { nginx_version: Some(v), ..Default::default() };
+            if std::panic::catch_unwind(|| check(&config, &o)).is_err() {
+                unexpected.push(format!("{local}: check panicked for nginx {v}"));
+            }
+        }
+        let result = std::panic::catch_unwind(|| check(&config, &CheckOptions::default()));
         let Ok(result) = result else {
             unexpected.push(format!("{local}: check panicked"));
             continue;

@@ -1,6 +1,6 @@
 use upkeep_diag::{Applicability, Finding, Fix, Severity};
 use upkeep_facts::landmarks;
-use upkeep_model::{Pool, BALANCER_DIRECTIVES};
+use upkeep_model::{Pool, Protocol, BALANCER_DIRECTIVES};
 
 use crate::context::Ctx;
 use crate::edits;
@@ -130,6 +130,21 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             }
             _ => "add `keepalive 32;` after the balancing method and server lines".to_string(),
         };
+        // Before 1.29.7 a pool alone is not enough for HTTP routes: say so now
+        // rather than after the fix.
+        if ctx.version < landmarks::KEEPALIVE_BY_DEFAULT {
+            let needs_more = routes.iter().any(|&r| {
+                let route = ctx.model.route(r);
+                route.protocol == Protocol::Http
+                    && (ctx.model.value(route.block, "proxy_http_version").text().as_deref() == Some("1.0")
+                        || ctx.model.array(route.block, "proxy_set_header").entry("Connection").is_none())
+            });
+            if needs_more {
+                finding = finding.note(
+                    "its HTTP routes also need `proxy_http_version 1.1;` and `proxy_set_header Connection \"\";` before nginx 1.29.7 (U002, U003)",
+                );
+            }
+        }
         finding = finding.help(help).with_fix(fix);
         out.push(ctx.with_version_note(finding));
     }
