@@ -77,7 +77,10 @@ fn check_every_corpus_config() {
         // Both sides of 1.29.7, and a version older than upstream
         // keepalive_timeout (1.15.3): none may panic.
         for v in [NginxVersion::new(1, 14, 2), NginxVersion::new(1, 30, 0)] {
-            let o = CheckOptions { nginx_version: Some(v), ..Default::default() };
+            let o = CheckOptions {
+                nginx_version: Some(v),
+                ..Default::default()
+            };
             if std::panic::catch_unwind(|| check(&config, &o)).is_err() {
                 unexpected.push(format!("{local}: check panicked for nginx {v}"));
             }

@@ -28,29 +28,44 @@ fn fixed(text: &str, rule: &str) -> String {
 fn tabs_are_kept() {
     let text = "events {}\nhttp {\n\tupstream app {\n\t\tserver 127.0.0.1:8000;\n\t}\n\tserver {\n\t\tlocation / { proxy_pass http://app; }\n\t}\n}\n";
     let out = fixed(text, "U001");
-    assert!(out.contains("\t\tserver 127.0.0.1:8000;\n\t\tkeepalive 32;\n\t}"), "{out}");
+    assert!(
+        out.contains("\t\tserver 127.0.0.1:8000;\n\t\tkeepalive 32;\n\t}"),
+        "{out}"
+    );
 }
 
 #[test]
 fn crlf_line_endings_are_kept() {
     let text = "events {}\r\nhttp {\r\n    upstream app {\r\n        server 127.0.0.1:8000;\r\n    }\r\n    server {\r\n        location / { proxy_pass http://app; }\r\n    }\r\n}\r\n";
     let out = fixed(text, "U001");
-    assert!(out.contains("        server 127.0.0.1:8000;\r\n        keepalive 32;\r\n    }"), "{out:?}");
-    assert!(!out.replace("\r\n", "").contains('\n'), "a bare LF slipped in: {out:?}");
+    assert!(
+        out.contains("        server 127.0.0.1:8000;\r\n        keepalive 32;\r\n    }"),
+        "{out:?}"
+    );
+    assert!(
+        !out.replace("\r\n", "").contains('\n'),
+        "a bare LF slipped in: {out:?}"
+    );
 }
 
 #[test]
 fn one_line_blocks_get_inline_insertions() {
     let text = "events {}\nhttp { upstream app { server 127.0.0.1:8000; } server { location / { proxy_pass http://app; } } }\n";
     let out = fixed(text, "U001");
-    assert!(out.contains("upstream app { server 127.0.0.1:8000; keepalive 32; }"), "{out}");
+    assert!(
+        out.contains("upstream app { server 127.0.0.1:8000; keepalive 32; }"),
+        "{out}"
+    );
 }
 
 #[test]
 fn trailing_comments_stay_on_their_line() {
     let text = "events {}\nhttp {\n    upstream app {\n        server 127.0.0.1:8000; # primary\n    }\n    server {\n        location / { proxy_pass http://app; }\n    }\n}\n";
     let out = fixed(text, "U001");
-    assert!(out.contains("server 127.0.0.1:8000; # primary\n        keepalive 32;\n"), "{out}");
+    assert!(
+        out.contains("server 127.0.0.1:8000; # primary\n        keepalive 32;\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -59,5 +74,8 @@ fn empty_upstream_block_gets_an_indented_line() {
     // The include cannot be read here: the directive is inserted before it,
     // inside the block, with the block's indentation.
     let out = fixed(text, "U001");
-    assert!(out.contains("    upstream app {\n        keepalive 32;\n        include servers.conf;\n"), "{out}");
+    assert!(
+        out.contains("    upstream app {\n        keepalive 32;\n        include servers.conf;\n"),
+        "{out}"
+    );
 }

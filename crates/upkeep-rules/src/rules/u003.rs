@@ -74,7 +74,13 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             continue;
         }
         // HTTP/2 to the backend (1.29.4+) has no Connection header.
-        if ctx.model.value(route.block, "proxy_http_version").text().as_deref() == Some("2") {
+        if ctx
+            .model
+            .value(route.block, "proxy_http_version")
+            .text()
+            .as_deref()
+            == Some("2")
+        {
             continue;
         }
         let list = ctx.model.array(route.block, "proxy_set_header");
