@@ -164,3 +164,88 @@ fn help_for(b: &Backend, m: &Measured<'_>) -> String {
         b.pool_size
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::fixture::*;
+    use crate::sockets::AddressCount;
+
+    const CONF: &str = "events {}\nhttp {\n    upstream app { server 10.0.0.1:8080; server 10.0.0.2:8080; }\n    upstream pooled { server 10.0.0.3:80; keepalive 16; }\n    server { location / { proxy_pass http://app; } location /p/ { proxy_pass http://pooled; } location /d/ { proxy_pass http://10.0.0.9:9000; } }\n}\n";
+
+    fn run(counts: &[(&str, AddressCount)]) -> Vec<Ranked> {
+        let config = config(CONF);
+        let live = live(&config);
+        let sampling = sampling(counts, &[], 3);
+        let sysctls = sysctls((32768, 60999));
+        evaluate(&Measured {
+            config: &config,
+            version: VERSION,
+            live: &live,
+            sampling: &sampling,
+            sysctls: &sysctls,
+            processes: None,
+            logs: None,
+        })
+    }
+
+    fn tw(time_wait: u64, established: u64) -> AddressCount {
+        AddressCount {
+            time_wait,
+            established,
+            ..AddressCount::default()
+        }
+    }
+
+    #[test]
+    fn fires_per_upstream_above_the_ratio_and_the_floor() {
+        let r = run(&[
+            ("10.0.0.1:8080", tw(400, 2)),
+            ("10.0.0.2:8080", tw(300, 0)),
+            ("10.0.0.3:80", tw(51, 5)),
+        ]);
+        assert_eq!(r.len(), 2, "{r:#?}");
+        let app = &r[0].finding;
+        assert_eq!(
+            app.message,
+            "700 TIME_WAIT sockets towards upstream `app` against 2 established: connections to it are not being reused"
+        );
+        assert_eq!(r[0].evidence, 700);
+        assert!(app
+            .help
+            .as_deref()
+            .unwrap()
+            .contains("no working idle pool on nginx 1.22.1"));
+        let pooled = &r[1].finding;
+        assert!(pooled
+            .message
+            .starts_with("51 TIME_WAIT sockets towards upstream `pooled`"));
+        assert!(pooled
+            .help
+            .as_deref()
+            .unwrap()
+            .contains("pool of 16 per worker"));
+    }
+
+    #[test]
+    fn stays_quiet_below_either_threshold() {
+        // 10 × established is not exceeded; fewer than 50.
+        assert!(run(&[("10.0.0.1:8080", tw(100, 10)), ("10.0.0.2:8080", tw(49, 0))]).is_empty());
+    }
+
+    #[test]
+    fn counts_the_backend_end_and_names_direct_targets() {
+        let c = AddressCount {
+            time_wait: 10,
+            backend_end_time_wait: 60,
+            ..AddressCount::default()
+        };
+        let r = run(&[("10.0.0.9:9000", c)]);
+        assert_eq!(r.len(), 1);
+        assert!(r[0]
+            .finding
+            .message
+            .starts_with("70 TIME_WAIT sockets towards `proxy_pass http://10.0.0.9:9000`"));
+        assert!(r[0].finding.help.as_deref().unwrap().contains("U010"));
+    }
+}

@@ -61,7 +61,7 @@ pub fn evaluate(m: &Measured<'_>) -> Vec<Ranked> {
         let pct = used as f64 * 100.0 / size as f64;
         let mut f = INFO
             .finding(format!(
-                "{used} sockets towards {} ({}) hold {pct:.0}% of the {size} local ports of ip_local_port_range {lo}-{hi}: new connections to it will fail with \"connect() to {} failed (99: Cannot assign requested address)\"",
+                "{used} sockets towards {} ({}) hold {pct:.1}% of the {size} local ports of ip_local_port_range {lo}-{hi}: new connections to it will fail with \"connect() to {} failed (99: Cannot assign requested address)\"",
                 b.addr,
                 group_of(b),
                 b.addr
@@ -99,4 +99,55 @@ pub fn evaluate(m: &Measured<'_>) -> Vec<Ranked> {
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::fixture::*;
+    use crate::sockets::AddressCount;
+
+    fn run(used: u64, range: (u16, u16)) -> Vec<Ranked> {
+        let config = config("events {}\nhttp { upstream app { server 10.0.0.1:8080; } server { location / { proxy_pass http://app; } } }\n");
+        let live = live(&config);
+        let c = AddressCount {
+            time_wait: used - 1,
+            established: 1,
+            in_port_range: used,
+            ..AddressCount::default()
+        };
+        let sampling = sampling(&[("10.0.0.1:8080", c)], &[], 2);
+        let sysctls = sysctls(range);
+        evaluate(&Measured {
+            config: &config,
+            version: VERSION,
+            live: &live,
+            sampling: &sampling,
+            sysctls: &sysctls,
+            processes: None,
+            logs: None,
+        })
+    }
+
+    #[test]
+    fn fires_above_half_the_range() {
+        // 40000-40999: 1000 ports.
+        assert!(run(500, (40000, 40999)).is_empty());
+        let r = run(501, (40000, 40999));
+        assert_eq!(r.len(), 1);
+        let f = &r[0].finding;
+        assert_eq!(f.severity, Severity::Error);
+        assert!(
+            f.message.starts_with("501 sockets towards 10.0.0.1:8080 (upstream `app`) hold 50.1% of the 1000 local ports of ip_local_port_range 40000-40999"),
+            "{}",
+            f.message
+        );
+        assert!(f.message.ends_with(
+            "\"connect() to 10.0.0.1:8080 failed (99: Cannot assign requested address)\""
+        ));
+        assert!(f
+            .notes
+            .iter()
+            .any(|n| n.starts_with("net.ipv4.tcp_tw_reuse = 2")));
+    }
 }

@@ -131,3 +131,72 @@ pub fn evaluate(m: &Measured<'_>) -> Vec<Ranked> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::fixture::*;
+    use crate::sampling::StatusDelta;
+    use crate::stub_status::StubStatus;
+
+    fn run(handled: u64, requests: u64, new_upstream: u64) -> Vec<Ranked> {
+        let config = config("events {}\nhttp { upstream app { server 10.0.0.1:8080; } server { location / { proxy_pass http://app; } } }\n");
+        let live = live(&config);
+        let mut sampling = sampling(&[], &[("10.0.0.1:8080", new_upstream)], 20);
+        // +1: the second stub_status request, which the rule leaves out.
+        sampling.status = Some(StatusDelta {
+            start: StubStatus::default(),
+            end: StubStatus {
+                accepts: handled + 1,
+                handled: handled + 1,
+                requests: requests + 1,
+                ..StubStatus::default()
+            },
+        });
+        let sysctls = sysctls((32768, 60999));
+        evaluate(&Measured {
+            config: &config,
+            version: VERSION,
+            live: &live,
+            sampling: &sampling,
+            sysctls: &sysctls,
+            processes: None,
+            logs: None,
+        })
+    }
+
+    #[test]
+    fn client_side_below_two_requests_per_connection() {
+        let r = run(100, 199, 0);
+        assert_eq!(r.len(), 1);
+        assert!(r[0]
+            .finding
+            .message
+            .starts_with("1.99 requests per client connection over 5.0 s"));
+        assert!(run(100, 200, 0).is_empty());
+        assert!(run(19, 19, 0).is_empty(), "too few connections to judge");
+    }
+
+    #[test]
+    fn upstream_side_below_ten_requests_per_new_connection() {
+        let r = run(10, 1000, 101);
+        assert_eq!(r.len(), 1);
+        assert!(
+            r[0].finding
+                .message
+                .starts_with("at most 9.90 requests per new upstream connection"),
+            "{}",
+            r[0].finding.message
+        );
+        assert!(r[0]
+            .finding
+            .notes
+            .iter()
+            .any(|n| n == "10.0.0.1:8080: 101 new connections"));
+        assert!(run(10, 1000, 100).is_empty());
+        assert!(
+            run(10, 50, 9).is_empty(),
+            "too few new connections to judge"
+        );
+    }
+}

@@ -83,3 +83,59 @@ pub(crate) fn count(n: u64, one: &str, many: &str) -> String {
 pub(crate) fn seconds(d: std::time::Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
+
+/// Synthetic measurements for the rules' threshold tests.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use std::collections::BTreeMap;
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use upkeep_config::{ConfigSet, LoadOptions, MemoryLoader};
+    use upkeep_model::NginxVersion;
+
+    use crate::live_config::LiveConfig;
+    use crate::sampling::Sampling;
+    use crate::sockets::{AddressCount, Census};
+    use crate::sysctl::Sysctls;
+
+    pub const VERSION: NginxVersion = NginxVersion::new(1, 22, 1);
+
+    pub fn config(text: &str) -> ConfigSet {
+        let mut loader = MemoryLoader::new();
+        loader.insert("/etc/nginx/nginx.conf", text.as_bytes().to_vec());
+        ConfigSet::load("/etc/nginx/nginx.conf", &loader, &LoadOptions::default()).unwrap()
+    }
+
+    pub fn live(config: &ConfigSet) -> LiveConfig {
+        LiveConfig::of(config, VERSION)
+    }
+
+    /// A window of `polls` censuses that ended with `counts`.
+    pub fn sampling(counts: &[(&str, AddressCount)], new: &[(&str, u64)], polls: u32) -> Sampling {
+        let by_address: BTreeMap<SocketAddr, AddressCount> = counts
+            .iter()
+            .map(|(a, c)| (a.parse().unwrap(), *c))
+            .collect();
+        Sampling {
+            elapsed: Duration::from_secs(5),
+            polls,
+            source: None,
+            census_error: None,
+            census_start: Census::default(),
+            census_end: Census { by_address },
+            peak_time_wait: BTreeMap::new(),
+            new_connections: new.iter().map(|(a, n)| (a.parse().unwrap(), *n)).collect(),
+            status: None,
+            status_error: None,
+        }
+    }
+
+    pub fn sysctls(range: (u16, u16)) -> Sysctls {
+        Sysctls {
+            ip_local_port_range: Some(range),
+            tcp_tw_reuse: Some(2),
+            ..Sysctls::default()
+        }
+    }
+}
