@@ -91,7 +91,12 @@ pub fn run<'a>(input: DoctorInput<'a>) -> DoctorReport<'a> {
     let live = LiveConfig::read(input.config, &model);
     gaps.extend(live.skipped.iter().cloned());
 
-    let sysctls = Sysctls::read();
+    let sysctls = Sysctls::read_for(input.pid).unwrap_or_else(|e| {
+        gaps.push(format!(
+            "{e}: the sysctls shown are this namespace's, not nginx's"
+        ));
+        Sysctls::read()
+    });
     let processes = match input.pid {
         Some(pid) => match Processes::read(pid) {
             Ok(p) => {

@@ -2,8 +2,9 @@
 //! connection reuse, and the host rules (RULES.md H001–H005) judged on it.
 //!
 //! * [`sockets`]: the socket census per backend address, read like `ss`
-//!   (netlink `NETLINK_SOCK_DIAG`), with `/proc/net/tcp{,6}` as the fallback
-//!   and for nginx in another network namespace;
+//!   (netlink `NETLINK_SOCK_DIAG`), with `/proc/net/tcp{,6}` as the
+//!   fallback; for nginx in another network namespace, read from inside it
+//!   ([`netns`]);
 //! * [`process`]: the nginx master and its workers, their RLIMIT_NOFILE;
 //! * [`sysctl`]: `ip_local_port_range`, `tcp_tw_reuse`, `tcp_fin_timeout`,
 //!   `somaxconn`;
@@ -22,6 +23,7 @@ pub mod build_info;
 pub mod doctor;
 pub mod live_config;
 pub mod log_tail;
+pub mod netns;
 pub mod process;
 pub mod report;
 pub mod rules;

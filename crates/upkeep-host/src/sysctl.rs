@@ -28,6 +28,18 @@ impl Sysctls {
         Sysctls::read_from(Path::new("/proc/sys"))
     }
 
+    /// Reads the sysctls of the network namespace process `pid` lives in
+    /// (`/proc/sys/net` answers for the reading thread's namespace). An
+    /// error when that namespace is not ours and cannot be joined.
+    pub fn read_for(pid: Option<i32>) -> std::io::Result<Sysctls> {
+        match pid {
+            Some(pid) if !crate::netns::same_as_ours(pid) => {
+                crate::netns::run_in(pid, Sysctls::read)
+            }
+            _ => Ok(Sysctls::read()),
+        }
+    }
+
     pub fn read_from(root: &Path) -> Sysctls {
         let read = |rel: &str| std::fs::read_to_string(root.join(rel)).ok();
         Sysctls {

@@ -114,13 +114,10 @@ pub(crate) fn limits_note(p: &Processes) -> String {
         Some(l) => format!("soft {} hard {}", show(l.soft), show(l.hard)),
         None => "unreadable".into(),
     };
-    let workers = match p.worker_soft_nofile() {
-        Some(w) => format!("soft {}", show(w)),
-        None => "unreadable".into(),
+    let workers = match (p.workers.len(), p.worker_soft_nofile()) {
+        (0, _) => "no worker processes found".to_string(),
+        (n, Some(w)) => format!("{n} worker(s), lowest soft {}", show(w)),
+        (n, None) => format!("{n} worker(s), limits unreadable"),
     };
-    format!(
-        "master {} RLIMIT_NOFILE {master}; {} worker(s), lowest {workers}",
-        p.master,
-        p.workers.len()
-    )
+    format!("master {} RLIMIT_NOFILE {master}; {workers}", p.master)
 }

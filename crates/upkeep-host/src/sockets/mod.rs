@@ -97,36 +97,33 @@ impl CensusSource {
 pub enum SocketReader {
     /// netlink first, `/proc/self/net/tcp{,6}` if netlink fails.
     OwnNamespace,
-    /// Only `/proc/PID/net/tcp{,6}`: the namespace of process PID, when it
-    /// is not ours (a container). netlink answers for the caller's
-    /// namespace only.
-    ProcOf(i32),
+    /// The network namespace of process PID when it is not ours (nginx in a
+    /// container): netlink from a thread that joined it, else
+    /// `/proc/PID/net/tcp{,6}` (which show that namespace's sockets too).
+    NamespaceOf(i32),
 }
 
 impl SocketReader {
-    /// Reads the namespace of process `pid`: netlink when it shares ours,
-    /// its `/proc/PID/net` tables otherwise.
+    /// Reads the namespace of process `pid`.
     pub fn for_process(pid: Option<i32>) -> SocketReader {
         match pid {
-            Some(pid) if !same_net_namespace(pid) => SocketReader::ProcOf(pid),
+            Some(pid) if !crate::netns::same_as_ours(pid) => SocketReader::NamespaceOf(pid),
             _ => SocketReader::OwnNamespace,
         }
     }
 
     /// Every TCP socket (IPv4 and IPv6), and which source answered.
     pub fn read(&self) -> io::Result<(Vec<Socket>, CensusSource)> {
-        match self {
-            SocketReader::OwnNamespace => match netlink::dump_tcp() {
-                Ok(sockets) => Ok((sockets, CensusSource::Netlink)),
-                Err(_) => Ok((
-                    proc_net::read_tables("/proc/self/net")?,
-                    CensusSource::ProcNet,
-                )),
-            },
-            SocketReader::ProcOf(pid) => Ok((
-                proc_net::read_tables(&format!("/proc/{pid}/net"))?,
-                CensusSource::ProcNet,
-            )),
+        let (netlink, tables) = match self {
+            SocketReader::OwnNamespace => (netlink::dump_tcp(), "/proc/self/net".to_string()),
+            SocketReader::NamespaceOf(pid) => (
+                crate::netns::run_in(*pid, netlink::dump_tcp).and_then(|r| r),
+                format!("/proc/{pid}/net"),
+            ),
+        };
+        match netlink {
+            Ok(sockets) => Ok((sockets, CensusSource::Netlink)),
+            Err(_) => Ok((proc_net::read_tables(&tables)?, CensusSource::ProcNet)),
         }
     }
 
@@ -142,17 +139,6 @@ impl SocketReader {
             Some(pid) => proc_net::read_tables(&format!("/proc/{pid}/net")),
             None => proc_net::read_tables("/proc/self/net"),
         }
-    }
-}
-
-fn same_net_namespace(pid: i32) -> bool {
-    match (
-        std::fs::read_link("/proc/self/ns/net"),
-        std::fs::read_link(format!("/proc/{pid}/ns/net")),
-    ) {
-        (Ok(a), Ok(b)) => a == b,
-        // Cannot tell (no permission): assume ours, as `ss` would.
-        _ => true,
     }
 }
 
