@@ -96,6 +96,15 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         .at(primary)
         .with_label("too few for the pools")
         .help(format!("raise `worker_connections` to at least {needed}, or lower `keepalive`"));
+    let implicit = used
+        .iter()
+        .filter(|u| matches!(u.pool(ctx.version), upkeep_model::Pool::Implicit { .. }))
+        .count();
+    if implicit > 0 {
+        f = f.note(format!(
+            "{implicit} of these upstreams have no `keepalive` line: since nginx 1.29.7 each gets a pool of 32 per worker by default"
+        ));
+    }
     for up in used.iter().take(3) {
         let at = up
             .keepalive
