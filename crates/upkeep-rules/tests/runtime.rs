@@ -1,0 +1,237 @@
+//! What U004 and its fix claim, checked on a real nginx: the Debian nginx
+//! (1.22, before 1.29.7) runs the config in a private prefix on 127.0.0.1 in
+//! front of a small recording backend. The location that resets its
+//! `proxy_set_header` list sends `Connection: close` and gets a new upstream
+//! connection per request; after `upkeep`'s fix it sends no `Connection`
+//! header and its requests share one connection. Skipped when no nginx binary
+//! is found (CI installs one).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use upkeep_config::{ConfigSet, FsLoader, LoadOptions};
+use upkeep_rules::{check, CheckOptions, NginxVersion, VersionSource};
+
+/// (backend connection number, path, value of the Connection header).
+type Seen = Arc<Mutex<Vec<(usize, String, Option<String>)>>>;
+
+struct Backend {
+    port: u16,
+    seen: Seen,
+    stop: Arc<AtomicBool>,
+}
+
+impl Backend {
+    /// An HTTP/1.1 backend that keeps connections open unless asked to close,
+    /// recording every request. Runs at most 60 s.
+    fn start() -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen: Seen = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen2, stop2) = (seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let conns = AtomicUsize::new(0);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let id = conns.fetch_add(1, Ordering::Relaxed);
+                        let seen = seen2.clone();
+                        std::thread::spawn(move || serve(stream, id, seen));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Backend { port, seen, stop }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn serve(mut stream: TcpStream, id: usize, seen: Seen) {
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    for _ in 0..100 {
+        // One request head at a time (GET, no body).
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        buf.drain(..end);
+        let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+        let connection = head
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("connection"))
+            })
+            .map(|(_, v)| v.trim().to_ascii_lowercase());
+        let close = connection.as_deref() == Some("close");
+        seen.lock().unwrap().push((id, path, connection));
+        let reply: &[u8] = if close {
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+        } else {
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        };
+        if stream.write_all(reply).is_err() || close {
+            return;
+        }
+    }
+}
+
+fn get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn config(backend: u16, port: u16, temp_paths: &str) -> String {
+    format!(
+        r#"worker_processes 1;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    {temp_paths}
+    upstream app {{
+        server 127.0.0.1:{backend};
+        keepalive 8;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+
+        location / {{
+            proxy_pass http://app;
+        }}
+        location /api/ {{
+            proxy_set_header X-Request-Id $request_id;
+            proxy_pass http://app;
+        }}
+    }}
+}}
+"#
+    )
+}
+
+/// Runs nginx with `conf`, sends two requests to `path`, and returns what the
+/// backend saw for them.
+fn observe(
+    bin: &upkeep_nginx::NginxBinary,
+    conf_text: &str,
+    backend: &Backend,
+    port: u16,
+    path: &str,
+) -> Vec<(usize, Option<String>)> {
+    let prefix = upkeep_nginx::Prefix::new().unwrap();
+    let conf = prefix.write("conf/nginx.conf", conf_text).unwrap();
+    let mut nginx = upkeep_nginx::NginxInstance::start(bin, &prefix, &conf).unwrap();
+    backend.seen.lock().unwrap().clear();
+    for _ in 0..2 {
+        let reply = get(port, path);
+        assert!(reply.starts_with("HTTP/1.1 200"), "nginx answered: {reply}");
+    }
+    nginx.stop().unwrap();
+    backend
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(id, _, c)| (*id, c.clone()))
+        .collect()
+}
+
+#[test]
+fn u004_finding_and_fix_match_a_real_nginx() {
+    let Some(bin) = upkeep_nginx::NginxBinary::find(None) else {
+        assert!(std::env::var_os("CI").is_none(), "CI must install nginx");
+        eprintln!("no nginx binary; skipping");
+        return;
+    };
+    let version = NginxVersion::parse(&bin.version().unwrap()).unwrap();
+    if version >= NginxVersion::new(1, 29, 7) {
+        eprintln!("nginx {version} no longer sends Connection: close by default; skipping");
+        return;
+    }
+    let backend = Backend::start();
+    let port = upkeep_nginx::free_port().unwrap();
+    let scratch = upkeep_nginx::Prefix::new().unwrap();
+    let text = config(backend.port, port, &scratch.http_temp_paths());
+
+    // What upkeep says.
+    let path = scratch.write("check/nginx.conf", &text).unwrap();
+    let set = ConfigSet::load(path.to_str().unwrap(), &FsLoader, &LoadOptions::default()).unwrap();
+    let opts = CheckOptions {
+        nginx_version: Some(version),
+        version_source: VersionSource::Detected,
+        ..Default::default()
+    };
+    let report = check(&set, &opts);
+    let u004: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.rule == "U004")
+        .collect();
+    assert_eq!(u004.len(), 1, "{:#?}", report.findings);
+    assert!(u004[0].message.contains("location /api/"));
+    assert!(!report
+        .findings
+        .iter()
+        .any(|f| matches!(f.rule, "U002" | "U003")));
+
+    // What nginx does: `/` reuses one upstream connection without a
+    // Connection header; `/api/` sends `Connection: close`.
+    let root = observe(&bin, &text, &backend, port, "/");
+    assert_eq!(root.len(), 2);
+    assert!(root.iter().all(|(_, c)| c.is_none()), "{root:?}");
+    assert_eq!(
+        root[0].0, root[1].0,
+        "the two requests to / should share a connection: {root:?}"
+    );
+    let api = observe(&bin, &text, &backend, port, "/api/");
+    assert!(
+        api.iter().all(|(_, c)| c.as_deref() == Some("close")),
+        "{api:?}"
+    );
+    assert_ne!(api[0].0, api[1].0, "{api:?}");
+
+    // The fix, applied: `/api/` now keeps its connection too.
+    let fix = u004[0].fix.as_ref().expect("U004 offers a fix");
+    let mut fixed = text.clone().into_bytes();
+    for e in fix.edits.iter().rev() {
+        fixed.splice(e.span.range(), e.content.bytes());
+    }
+    let fixed = String::from_utf8(fixed).unwrap();
+    let api = observe(&bin, &fixed, &backend, port, "/api/");
+    assert!(api.iter().all(|(_, c)| c.is_none()), "{api:?}\n{fixed}");
+    assert_eq!(
+        api[0].0, api[1].0,
+        "after the fix /api/ should reuse: {api:?}"
+    );
+}
