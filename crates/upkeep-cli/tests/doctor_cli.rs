@@ -156,3 +156,28 @@ fn bad_input_exits_2_with_the_cause() {
     assert_eq!(code, Some(2));
     assert!(err.contains("--nginx /nonexistent/nginx"), "{err}");
 }
+
+#[test]
+fn explain_knows_the_host_rules() {
+    for (id, name) in [
+        ("H001", "time-wait-pileup"),
+        ("H002", "ephemeral-ports-near-exhaustion"),
+        ("H003", "reuse-ratio-low"),
+        ("H004", "nofile-limit-low"),
+        ("H005", "stale-connection-errors"),
+    ] {
+        let out = upkeep().args(["explain", id]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let doc = String::from_utf8_lossy(&out.stdout);
+        assert!(doc.starts_with(&format!("# {id} {name}")), "{doc}");
+        for section in [
+            "## What it finds",
+            "## Why it breaks reuse",
+            "## Example",
+            "## Fix",
+            "## References",
+        ] {
+            assert!(doc.contains(section), "{id}: missing {section}");
+        }
+    }
+}

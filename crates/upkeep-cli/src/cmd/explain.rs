@@ -10,7 +10,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let Some(info) = upkeep_rules::rule(&args.rule) else {
+    // Host rules (H001-H005, measured by `upkeep doctor`) live with the census.
+    let found = upkeep_rules::rule(&args.rule).or_else(|| upkeep_host::rules::rule(&args.rule));
+    let Some(info) = found else {
         let close: Vec<String> = upkeep_rules::rules()
             .iter()
             .filter(|r| {
