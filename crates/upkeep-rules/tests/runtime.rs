@@ -235,3 +235,120 @@ fn u004_finding_and_fix_match_a_real_nginx() {
         "after the fix /api/ should reuse: {api:?}"
     );
 }
+
+/// Applies every fix of the given rules, as `upkeep fix` would in one round.
+fn apply(text: &str, report: &upkeep_rules::CheckReport, rules: &[&str]) -> String {
+    let mut edits: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| rules.contains(&f.rule))
+        .filter_map(|f| f.fix.as_ref())
+        .flat_map(|f| f.edits.clone())
+        .collect();
+    edits.sort();
+    edits.dedup();
+    let mut bytes = text.as_bytes().to_vec();
+    let mut applied_from = u32::MAX;
+    for e in edits.iter().rev() {
+        if e.span.end > applied_from {
+            continue; // overlaps an edit already applied; the next round redoes it
+        }
+        bytes.splice(e.span.range(), e.content.bytes());
+        applied_from = e.span.start;
+    }
+    String::from_utf8(bytes).unwrap()
+}
+
+fn check_text(
+    scratch: &upkeep_nginx::Prefix,
+    text: &str,
+    version: NginxVersion,
+) -> upkeep_rules::CheckReport {
+    let path = scratch.write("check/nginx.conf", text).unwrap();
+    let set = ConfigSet::load(path.to_str().unwrap(), &FsLoader, &LoadOptions::default()).unwrap();
+    let opts = CheckOptions {
+        nginx_version: Some(version),
+        version_source: VersionSource::Detected,
+        ..Default::default()
+    };
+    check(&set, &opts)
+}
+
+/// U001, U002 + U003 and U006 on a real nginx before 1.29.7: each config
+/// opens a new upstream connection per request, as upkeep says; after
+/// upkeep's fixes (applied round by round, like `upkeep fix`) the requests
+/// share one connection.
+#[test]
+fn pool_rules_and_fixes_match_a_real_nginx() {
+    let Some(bin) = upkeep_nginx::NginxBinary::find(None) else {
+        assert!(std::env::var_os("CI").is_none(), "CI must install nginx");
+        eprintln!("no nginx binary; skipping");
+        return;
+    };
+    let version = NginxVersion::parse(&bin.version().unwrap()).unwrap();
+    if version >= NginxVersion::new(1, 29, 7) {
+        eprintln!("nginx {version} pools by default; skipping");
+        return;
+    }
+    let backend = Backend::start();
+    let port = upkeep_nginx::free_port().unwrap();
+    let scratch = upkeep_nginx::Prefix::new().unwrap();
+    let temp = scratch.http_temp_paths();
+    let b = backend.port;
+    let headers = "proxy_http_version 1.1;\n    proxy_set_header Connection \"\";";
+    let server = format!("    server {{\n        listen 127.0.0.1:{port};\n        location / {{\n            proxy_pass http://app;\n        }}\n    }}\n");
+    let cases = [
+        // No pool at all.
+        (
+            vec!["U001"],
+            format!("events {{}}\nhttp {{\n    {temp}\n    {headers}\n    upstream app {{\n        server 127.0.0.1:{b};\n    }}\n{server}}}\n"),
+        ),
+        // A pool, but HTTP/1.0 and `Connection: close`.
+        (
+            vec!["U002", "U003"],
+            format!("events {{}}\nhttp {{\n    {temp}\n    upstream app {{\n        server 127.0.0.1:{b};\n        keepalive 8;\n    }}\n{server}}}\n"),
+        ),
+        // The balancer after keepalive throws the pool away.
+        (
+            vec!["U006"],
+            format!("events {{}}\nhttp {{\n    {temp}\n    {headers}\n    upstream app {{\n        keepalive 8;\n        least_conn;\n        server 127.0.0.1:{b};\n    }}\n{server}}}\n"),
+        ),
+    ];
+    for (rules, text) in cases {
+        let report = check_text(&scratch, &text, version);
+        for r in &rules {
+            assert!(
+                report.findings.iter().any(|f| f.rule == *r),
+                "{r} expected:\n{text}\n{:#?}",
+                report.findings
+            );
+        }
+        let before = observe(&bin, &text, &backend, port, "/");
+        assert_eq!(before.len(), 2);
+        assert_ne!(
+            before[0].0, before[1].0,
+            "{rules:?}: expected a new connection per request: {before:?}"
+        );
+
+        let mut fixed = text.clone();
+        for _round in 0..4 {
+            let report = check_text(&scratch, &fixed, version);
+            let next = apply(&fixed, &report, &["U001", "U002", "U003", "U006"]);
+            if next == fixed {
+                break;
+            }
+            fixed = next;
+        }
+        let report = check_text(&scratch, &fixed, version);
+        assert!(
+            !report.findings.iter().any(|f| rules.contains(&f.rule)),
+            "{rules:?} left after the fix:\n{fixed}"
+        );
+        let after = observe(&bin, &fixed, &backend, port, "/");
+        assert_eq!(
+            after[0].0, after[1].0,
+            "{rules:?}: expected reuse after the fix: {after:?}\n{fixed}"
+        );
+        assert!(after.iter().all(|(_, c)| c.is_none()), "{after:?}");
+    }
+}
