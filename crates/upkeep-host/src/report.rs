@@ -2,6 +2,35 @@
 //! the findings in rank order with their evidence, then the summary line.
 //! Findings are rendered by upkeep-diag like `check`'s, one at a time so
 //! their order stays the ranking.
+//!
+//! `--format json` (schema 1; fields may be added, never changed):
+//!
+//! ```text
+//! {"schema": 1, "nginx_version": "1.22.1", "version_source": "detected",
+//!  "assumptions": [..],
+//!  "host": {"window_ms", "census_polls", "census_source": "netlink sock_diag" | "/proc/net/tcp{,6}" | null,
+//!           "backends": [{"address", "written", "upstreams": [..], "pooled",
+//!                         "established", "time_wait", "time_wait_backend_end",
+//!                         "other", "ephemeral_ports_used", "time_wait_peak",
+//!                         "new_connections"}],
+//!           "stub_status": {"url", "requests", "connections", "dropped",
+//!                           "start": {..}, "end": {..}} | null,
+//!           "processes": {"master", "master_nofile_soft", "master_nofile_hard",
+//!                         "workers": [{"pid", "nofile_soft"}],
+//!                         "workers_shutting_down"} | null,
+//!           "worker_connections",
+//!           "sysctl": {"ip_local_port_range": [lo, hi], "tcp_tw_reuse",
+//!                      "tcp_fin_timeout", "somaxconn"},
+//!           "error_log": {"path", "bytes_read", "whole_file", "lines",
+//!                         "first_time", "last_time", "signatures": {id: n},
+//!                         "client_visible": {id: n} | null,
+//!                         "access_log": {"path", "records", "joined", "notes"} | null} | null,
+//!           "not_measured": ["why …"]},
+//!  "findings": [ranked; each as in `check --format json`, plus
+//!               "measured": bool and "evidence": n],
+//!  "summary": {"errors", "warnings", "infos"}}
+//! ```
+//! Limits of `null` mean unlimited; sysctl values are `null` when unreadable.
 
 use std::fmt::Write;
 

@@ -361,3 +361,36 @@ fn stale_pooled_connections_fire_h005_and_502s_make_it_an_error() {
     // Errors rank first.
     assert_eq!(report.findings[0].finding.rule, "H005");
 }
+
+#[test]
+fn worker_rlimit_nofile_is_what_workers_get_and_what_h004_judges() {
+    let Some(bin) = nginx() else { return };
+    let n = Nginx::start(
+        bin,
+        "worker_processes 1;\nworker_rlimit_nofile 1000;\nevents { worker_connections 800; }",
+        "    access_log off;\n    server { listen 127.0.0.1:{port}; return 204; }",
+    );
+    let config = n.config();
+    let mut input = DoctorInput::new(&config);
+    input.check = check_options(&n);
+    input.pid = Some(n.instance.pid());
+    input.error_log = Some(n.prefix.error_log());
+    input.window = Duration::from_millis(100);
+    let report = upkeep_host::run(input);
+
+    // The workers set their own limit from worker_rlimit_nofile.
+    let p = report.processes.as_ref().unwrap();
+    assert_eq!(p.worker_soft_nofile(), Some(Some(1000)), "{p:?}");
+    let h004 = findings(&report, "H004");
+    assert_eq!(h004.len(), 1);
+    assert!(
+        h004[0].message.starts_with(
+            "nginx workers may open 1000 files (worker_rlimit_nofile 1000), below 2 × worker_connections 800 = 1600"
+        ),
+        "{}",
+        h004[0].message
+    );
+    // Set explicitly, so the live R001 leaves it to the static rule (which
+    // is quiet: 800 <= 1000).
+    assert!(findings(&report, "R001").is_empty());
+}

@@ -42,9 +42,10 @@ idle timeout (rule U007), or a backend that closes after N requests without
 saying so (U008).
 
 ## Example
-gunicorn (idle timeout 2 s) behind an upstream with `keepalive 32;` and the
-default `keepalive_timeout 60s`: a trickle of "upstream prematurely closed
-connection" lines, and 502s for POSTs.
+gunicorn with the gthread worker (keep-alive idle timeout 2 s, facts/backends.tsv)
+behind an upstream with `keepalive 32;` and the default `keepalive_timeout
+60s`: a trickle of "upstream prematurely closed connection" lines, and 502s
+for POSTs.
 
 ## Fix
 Set the upstream's `keepalive_timeout` below the backend's idle timeout
