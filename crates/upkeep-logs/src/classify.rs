@@ -39,10 +39,25 @@ pub fn classify_line(line: &[u8]) -> Option<Classified<'_>> {
     }
 }
 
-/// Every line carrying a signature contains one of these; lines without any
-/// are skipped without being parsed (most of a real error log).
-pub(crate) const NEEDLES: [&str; 4] =
-    ["upstream", "worker_connections", "accept", "load balancing"];
+/// The prefilter. Every signature about an upstream has "upstream" in its
+/// line (in the message, the ` while … upstream` phase or the `upstream:`
+/// field). The others (worker_connections, accept4() with EMFILE,
+/// load balancing method redefined) are logged at warn, alert or crit
+/// (facts/errors.tsv). Lines passing neither test are skipped unparsed:
+/// most of a real error log.
+pub(crate) const NEEDLE: &str = "upstream";
+
+/// Whether the level of a line with the error-log shape is one that
+/// signatures without "upstream" are logged at (or the line is `nginx:
+/// [level] …` output). A byte test at the fixed offset of the level.
+#[inline]
+pub(crate) fn level_may_carry_signature(line: &[u8]) -> bool {
+    match line.get(21) {
+        Some(b'a' | b'c' | b'w') => true,
+        Some(b'e') => line.get(22) == Some(&b'm'),
+        _ => line.starts_with(b"nginx: ["),
+    }
+}
 
 const PHASE_CONNECT: &[u8] = b"connecting to upstream";
 const PHASE_SSL: &[u8] = b"SSL handshaking to upstream";
@@ -218,12 +233,9 @@ fn starts_with_any(m: &[u8], prefixes: &[&[u8]]) -> bool {
     prefixes.iter().any(|p| m.starts_with(p))
 }
 
-/// Whether a line contains any prefilter needle. Used where lines come one
-/// at a time (follow mode); the bulk scanner searches whole blocks instead.
+/// Whether a line passes the prefilter (see [`NEEDLE`]).
 pub(crate) fn may_carry_signature(line: &[u8]) -> bool {
-    NEEDLES
-        .iter()
-        .any(|n| memmem::find(line, n.as_bytes()).is_some())
+    level_may_carry_signature(line) || memmem::find(line, NEEDLE.as_bytes()).is_some()
 }
 
 #[cfg(test)]

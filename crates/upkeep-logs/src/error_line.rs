@@ -12,7 +12,37 @@
 //! `nginx: [warn] <message> in <file>:<line>`; they parse with no time.
 
 use crate::time::{parse_error_log_time, LogTime};
-use memchr::memmem;
+
+/// Finds `needle` in a short haystack (one log line) by jumping with memchr
+/// to its byte at `anchor`, a byte that is rare in log lines. On haystacks
+/// this short that beats a general substring searcher, whose setup costs
+/// more than the search.
+fn find_anchored(hay: &[u8], needle: &[u8], anchor: usize) -> Option<usize> {
+    let mut from = anchor;
+    while from < hay.len() {
+        let at = from + memchr::memchr(needle[anchor], &hay[from..])?;
+        let start = at - anchor;
+        if hay[start..].starts_with(needle) {
+            return Some(start);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// The last occurrence, as [`find_anchored`].
+fn rfind_anchored(hay: &[u8], needle: &[u8], anchor: usize) -> Option<usize> {
+    let mut end = hay.len();
+    while end > anchor {
+        let at = memchr::memrchr(needle[anchor], &hay[anchor..end])? + anchor;
+        let start = at - anchor;
+        if hay[start..].starts_with(needle) {
+            return Some(start);
+        }
+        end = at;
+    }
+    None
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {
@@ -83,7 +113,13 @@ pub struct ErrorLine<'a> {
 /// count lines of unknown shape without parsing them.
 #[inline]
 pub fn has_error_log_shape(line: &[u8]) -> bool {
-    (line.len() > 21
+    has_timestamp_shape(line) || line.starts_with(b"nginx: [")
+}
+
+/// [`has_error_log_shape`] for lines that start with a time.
+#[inline]
+pub fn has_timestamp_shape(line: &[u8]) -> bool {
+    line.len() > 21
         && line[4] == b'/'
         && line[7] == b'/'
         && line[10] == b' '
@@ -91,8 +127,7 @@ pub fn has_error_log_shape(line: &[u8]) -> bool {
         && line[16] == b':'
         && line[19] == b' '
         && line[20] == b'['
-        && line[0].is_ascii_digit())
-        || line.starts_with(b"nginx: [")
+        && line[0].is_ascii_digit()
 }
 
 impl<'a> ErrorLine<'a> {
@@ -107,7 +142,7 @@ impl<'a> ErrorLine<'a> {
             (Some(time), line.get(20..)?)
         };
         let rest = rest.strip_prefix(b"[")?;
-        let close = memchr::memchr(b']', rest)?;
+        let close = rest.iter().take(8).position(|&c| c == b']')?;
         let level = Level::parse(&rest[..close])?;
         let mut rest = rest.get(close + 1..)?;
         rest = rest.strip_prefix(b" ").unwrap_or(rest);
@@ -115,9 +150,9 @@ impl<'a> ErrorLine<'a> {
         let mut pid = None;
         if time.is_some() {
             // `<pid>#<tid>: `
-            let hash = memchr::memchr(b'#', rest)?;
+            let hash = rest.iter().take(12).position(|&c| c == b'#')?;
             pid = Some(parse_u64(&rest[..hash])? as u32);
-            let colon = memchr::memchr(b':', &rest[hash..])? + hash;
+            let colon = rest[hash..].iter().take(24).position(|&c| c == b':')? + hash;
             rest = rest.get(colon + 1..)?;
             rest = rest.strip_prefix(b" ").unwrap_or(rest);
         }
@@ -154,20 +189,23 @@ impl<'a> ErrorLine<'a> {
     }
 
     fn split_text(&mut self, text: &'a [u8]) {
-        let (head, ctx) = match memmem::find(text, b", client: ") {
+        let (head, ctx) = match find_anchored(text, b", client: ", 0) {
             Some(i) => (&text[..i], Some(&text[i + 2..])),
             None => (text, None),
         };
         // The last ` while `: messages may quote text containing it
         // (OpenSSL's "unexpected eof while reading"), actions never do.
         let mut before = head;
-        if let Some(w) = memmem::rfind(head, b" while ") {
+        if let Some(w) = rfind_anchored(head, b" while ", 1) {
             self.phase = Some(&head[w + 7..]);
             before = &head[..w];
         }
         self.message = before;
         if before.last() == Some(&b')') {
-            if let Some(open) = memmem::rfind(before, b" (") {
+            if let Some(open) =
+                memchr::memrchr(b'(', before).filter(|&i| i > 0 && before[i - 1] == b' ')
+            {
+                let open = open - 1;
                 let inner = &before[open + 2..before.len() - 1];
                 if let Some(colon) = memchr::memchr(b':', inner) {
                     if let Some(n) = parse_u64(&inner[..colon]) {
@@ -244,7 +282,7 @@ impl<'a> ErrorLine<'a> {
             return Some(peer_of_upstream_field(up));
         }
         let rest = self.message.strip_prefix(b"connect() to ")?;
-        let end = memmem::find(rest, b" failed")?;
+        let end = find_anchored(rest, b" failed", 1)?;
         Some(&rest[..end])
     }
 }
@@ -269,7 +307,7 @@ fn parse_u64(b: &[u8]) -> Option<u64> {
 
 /// An unquoted context value: up to the next `, ` or the end.
 fn plain_value(b: &[u8]) -> (&[u8], &[u8]) {
-    match memmem::find(b, b", ") {
+    match find_anchored(b, b", ", 0) {
         Some(i) => (&b[..i], &b[i..]),
         None => (b, &b[b.len()..]),
     }
@@ -280,7 +318,7 @@ fn plain_value(b: &[u8]) -> (&[u8], &[u8]) {
 /// headers come from clients and may themselves contain quotes.
 fn quoted_value<'a>(b: &'a [u8], next_keys: &[&[u8]]) -> (&'a [u8], &'a [u8]) {
     let mut from = 0;
-    while let Some(i) = memmem::find(&b[from..], b"\", ") {
+    while let Some(i) = find_anchored(&b[from..], b"\", ", 0) {
         let at = from + i;
         let after = &b[at + 3..];
         if next_keys.iter().any(|k| after.starts_with(k)) {
@@ -300,7 +338,7 @@ fn quoted_value<'a>(b: &'a [u8], next_keys: &[&[u8]]) -> (&'a [u8], &'a [u8]) {
 /// `http://unix:/run/app.sock:/x` → `unix:/run/app.sock`;
 /// `http://backend/x` → `backend`.
 pub fn peer_of_upstream_field(up: &[u8]) -> &[u8] {
-    let rest = match memmem::find(up, b"://") {
+    let rest = match find_anchored(up, b"://", 0) {
         Some(i) => &up[i + 3..],
         None => up,
     };
@@ -359,6 +397,16 @@ mod tests {
         assert_eq!(p.errno, None);
         assert_eq!(p.upstream_addr(), Some(&b"[::1]:8443"[..]));
         assert_eq!(p.client, Some(&b"::1"[..]));
+    }
+
+    #[test]
+    fn anchored_search() {
+        assert_eq!(find_anchored(b"a while b while c", b" while ", 1), Some(1));
+        assert_eq!(rfind_anchored(b"a while b while c", b" while ", 1), Some(9));
+        assert_eq!(rfind_anchored(b" while", b" while ", 1), None);
+        assert_eq!(find_anchored(b"xx, client: y", b", client: ", 0), Some(2));
+        assert_eq!(find_anchored(b"", b", ", 0), None);
+        assert_eq!(rfind_anchored(b"w", b" while ", 1), None);
     }
 
     #[test]

@@ -34,9 +34,8 @@
 //! `tail -F`; [`report`] renders the result for people and as JSON.
 //!
 //! Memory is constant in the input size: inputs are read in 1 MiB blocks,
-//! lines are never copied, and only lines containing a prefilter needle
-//! ("upstream", "worker_connections", "accept", "load balancing") are
-//! parsed.
+//! lines are never copied, and only lines that contain "upstream" or are
+//! logged at warn, alert, crit or emerg are parsed.
 
 pub mod access_format;
 pub mod analysis;

@@ -2,12 +2,13 @@
 //! shape, and parse only the few that can carry a signature.
 //!
 //! Most of an error log is noise. Instead of searching every line for the
-//! prefilter needles, each needle is searched once across the whole block
-//! (SIMD memmem), and a line is parsed only when a needle occurrence falls
-//! inside it. Nothing is allocated per line.
+//! prefilter needle, it is searched across the whole block (SIMD memmem),
+//! and a line is parsed only when an occurrence falls inside it or its level
+//! is one of the few that other signatures use. Nothing is allocated per
+//! line.
 
-use crate::classify::{verdict, Classified, Verdict, NEEDLES};
-use crate::error_line::{has_error_log_shape, ErrorLine};
+use crate::classify::{level_may_carry_signature, verdict, Classified, Verdict, NEEDLE};
+use crate::error_line::{has_error_log_shape, has_timestamp_shape, ErrorLine};
 use crate::time::{parse_error_log_time, LogTime};
 use memchr::memmem;
 
@@ -72,8 +73,37 @@ impl LineStats {
     }
 }
 
+/// Finds line ends. The AVX2 searcher is called directly when the CPU has
+/// it: per line, the generic entry point's dispatch is a measurable part of
+/// the cost.
+#[derive(Clone, Copy)]
+struct NewlineFinder {
+    #[cfg(target_arch = "x86_64")]
+    avx2: Option<memchr::arch::x86_64::avx2::memchr::One>,
+}
+
+impl NewlineFinder {
+    fn new() -> NewlineFinder {
+        NewlineFinder {
+            #[cfg(target_arch = "x86_64")]
+            avx2: memchr::arch::x86_64::avx2::memchr::One::new(b'\n'),
+        }
+    }
+
+    #[inline]
+    fn find(&self, hay: &[u8]) -> Option<usize> {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(one) = &self.avx2 {
+            return one.find(hay);
+        }
+        memchr::memchr(b'\n', hay)
+    }
+}
+
 pub struct Scanner {
-    finders: [memmem::Finder<'static>; NEEDLES.len()],
+    window_open: bool,
+    finder: memmem::Finder<'static>,
+    newline: NewlineFinder,
     window: TimeWindow,
     pub stats: LineStats,
 }
@@ -81,7 +111,9 @@ pub struct Scanner {
 impl Scanner {
     pub fn new(window: TimeWindow) -> Scanner {
         Scanner {
-            finders: NEEDLES.map(|n| memmem::Finder::new(n.as_bytes())),
+            window_open: window.is_open(),
+            finder: memmem::Finder::new(NEEDLE.as_bytes()),
+            newline: NewlineFinder::new(),
             window,
             stats: LineStats::default(),
         }
@@ -90,22 +122,22 @@ impl Scanner {
     /// Scans `block`, which must hold whole lines: every line ends with
     /// `\n` except possibly the last one of the input.
     pub fn scan_block<S: EventSink>(&mut self, block: &[u8], sink: &mut S) {
-        let mut next = [0usize; NEEDLES.len()];
-        for (slot, finder) in next.iter_mut().zip(&self.finders) {
-            *slot = finder.find(block).unwrap_or(usize::MAX);
-        }
+        // The next needle occurrence at or after `pos`, searched across
+        // the block rather than line by line.
+        let mut next = self.finder.find(block).unwrap_or(usize::MAX);
         let mut pos = 0;
         while pos < block.len() {
-            let end = memchr::memchr(b'\n', &block[pos..]).map_or(block.len(), |i| pos + i);
-            let hit = next.iter().any(|&n| n < end);
-            self.line(&block[pos..end], hit, sink);
+            let end = self
+                .newline
+                .find(&block[pos..])
+                .map_or(block.len(), |i| pos + i);
+            self.line(&block[pos..end], next < end, sink);
             pos = end + 1;
-            for (slot, finder) in next.iter_mut().zip(&self.finders) {
-                if *slot < pos {
-                    *slot = finder
-                        .find(&block[pos.min(block.len())..])
-                        .map_or(usize::MAX, |i| pos + i);
-                }
+            if next < pos && pos < block.len() {
+                next = self
+                    .finder
+                    .find(&block[pos..])
+                    .map_or(usize::MAX, |i| pos + i);
             }
         }
     }
@@ -124,13 +156,28 @@ impl Scanner {
     /// One line, with or without its `\n`, tested against the needles.
     pub fn scan_line<S: EventSink>(&mut self, line: &[u8], sink: &mut S) {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
-        let hit = crate::classify::may_carry_signature(line);
-        self.line(line, hit, sink);
+        self.line(line, crate::classify::may_carry_signature(line), sink);
     }
 
+    /// `has_needle`: the prefilter needle occurs in this line.
     #[inline]
-    fn line<S: EventSink>(&mut self, line: &[u8], may_carry_signature: bool, sink: &mut S) {
+    fn line<S: EventSink>(&mut self, line: &[u8], has_needle: bool, sink: &mut S) {
         self.stats.lines += 1;
+        // The common case, kept small so the loop stays tight: a
+        // well-formed line of noise.
+        if !has_needle
+            && self.window_open
+            && line.len() <= MAX_LINE
+            && has_timestamp_shape(line)
+            && !level_may_carry_signature(line)
+        {
+            return;
+        }
+        self.line_slow(line, has_needle, sink);
+    }
+
+    #[inline(never)]
+    fn line_slow<S: EventSink>(&mut self, line: &[u8], has_needle: bool, sink: &mut S) {
         if line.len() > MAX_LINE {
             self.note_overlong();
             return;
@@ -148,7 +195,7 @@ impl Scanner {
             }
             return;
         }
-        if !self.window.is_open() {
+        if !self.window_open {
             if let Some(t) = parse_error_log_time(line) {
                 if !self.window.contains(t) {
                     self.stats.outside_window += 1;
@@ -156,7 +203,7 @@ impl Scanner {
                 }
             }
         }
-        if !may_carry_signature {
+        if !has_needle && !level_may_carry_signature(line) {
             return;
         }
         let Some(parsed) = ErrorLine::parse(line) else {

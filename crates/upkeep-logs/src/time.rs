@@ -120,6 +120,12 @@ fn digits(b: &[u8]) -> Option<u32> {
     Some(n)
 }
 
+std::thread_local! {
+    /// The last date seen and its day number: consecutive log lines almost
+    /// always share the date, and the calendar arithmetic is the costly part.
+    static LAST_DATE: std::cell::Cell<([u8; 10], i64)> = const { std::cell::Cell::new(([0; 10], 0)) };
+}
+
 /// The error-log prefix `YYYY/MM/DD HH:MM:SS` (exactly 19 bytes).
 pub fn parse_error_log_time(b: &[u8]) -> Option<LogTime> {
     if b.len() < 19
@@ -131,14 +137,31 @@ pub fn parse_error_log_time(b: &[u8]) -> Option<LogTime> {
     {
         return None;
     }
-    LogTime::from_civil(
-        i64::from(digits(&b[0..4])?),
-        digits(&b[5..7])?,
-        digits(&b[8..10])?,
+    let (h, mi, s) = (
         digits(&b[11..13])?,
         digits(&b[14..16])?,
         digits(&b[17..19])?,
-    )
+    );
+    if h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let clock = i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(s);
+    let date: [u8; 10] = b[..10].try_into().expect("10 bytes");
+    let (cached, days) = LAST_DATE.with(|c| c.get());
+    if cached == date {
+        return Some(LogTime(days * 86_400 + clock));
+    }
+    let midnight = LogTime::from_civil(
+        i64::from(digits(&b[0..4])?),
+        digits(&b[5..7])?,
+        digits(&b[8..10])?,
+        0,
+        0,
+        0,
+    )?;
+    let days = midnight.0.div_euclid(86_400);
+    LAST_DATE.with(|c| c.set((date, days)));
+    Some(LogTime(days * 86_400 + clock))
 }
 
 fn month_from_abbr(b: &[u8]) -> Option<u32> {

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Benchmark of `upkeep logs` (issue: speed and memory).
+#
+#   bench/logs-bench.sh            # 2 GiB error log, 100 MiB error log, 1 GiB access log
+#   SIZE=512M bench/logs-bench.sh  # smaller main error log
+#
+# Generates the logs under $BENCH_DIR (default /tmp/upkeep-logs-bench, kept
+# between runs), reads each once to have it in the page cache, then reports:
+#   - single-threaded throughput on the big error log, and the ratio to
+#     `rg -c upstream` on the same file (goal: >= 1 GB/s and within 2x of rg);
+#   - throughput with --threads 0 (all cores);
+#   - peak RSS on the 100 MiB and the big file (goal: the same);
+#   - the access-log path against GoAccess on the 1 GiB access log.
+# Timings are the median of hyperfine runs. Needs ripgrep, hyperfine,
+# goaccess and GNU time (/usr/bin/time).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SIZE=${SIZE:-2G}
+SMALL=${SMALL:-100M}
+ACCESS_SIZE=${ACCESS_SIZE:-1G}
+RUNS=${RUNS:-5}
+BENCH_DIR=${BENCH_DIR:-/tmp/upkeep-logs-bench}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+
+for tool in rg hyperfine goaccess /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
+done
+
+cargo build --release -q -p upkeep-cli
+cargo build --release -q -p upkeep-logs --example gen_logs
+UPKEEP="$CARGO_TARGET_DIR/release/upkeep"
+GEN="$CARGO_TARGET_DIR/release/examples/gen_logs"
+
+mkdir -p "$BENCH_DIR"
+BIG="$BENCH_DIR/error-$SIZE.log"
+SMALLF="$BENCH_DIR/error-$SMALL.log"
+ACCESS="$BENCH_DIR/access-$ACCESS_SIZE.log"
+[ -s "$BIG" ] || { echo "generating $BIG"; "$GEN" error "$SIZE" "$BIG"; }
+[ -s "$SMALLF" ] || { echo "generating $SMALLF"; "$GEN" error "$SMALL" "$SMALLF"; }
+[ -s "$ACCESS" ] || { echo "generating $ACCESS"; "$GEN" access "$ACCESS_SIZE" "$ACCESS"; }
+FORMAT=$("$GEN" access-format)
+
+for f in "$BIG" "$SMALLF" "$ACCESS"; do cat "$f" >/dev/null; done
+bytes() { stat -c %s "$1"; }
+
+# median seconds of a command, via hyperfine's JSON export
+median() {
+  local json
+  json=$(mktemp)
+  hyperfine --style none --warmup 1 --runs "$RUNS" --export-json "$json" "$@" >/dev/null
+  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["median"])' "$json"
+  rm -f "$json"
+}
+
+peak_rss_kib() {
+  /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -1
+}
+
+rate() { python3 -c "import sys; print(f'{int(sys.argv[1])/float(sys.argv[2])/1e9:.2f}')" "$1" "$2"; }
+ratio() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$1" "$2"; }
+
+echo "== inputs"
+ls -l "$BIG" "$SMALLF" "$ACCESS"
+echo "upkeep: $("$UPKEEP" --version)   rg: $(rg --version | head -1)   cores: $(nproc)"
+
+echo "== error log, $(bytes "$BIG") bytes"
+t_rg=$(median "rg -c upstream '$BIG'")
+t_one=$(median "'$UPKEEP' logs --no-progress --format json '$BIG'")
+t_all=$(median "'$UPKEEP' logs --no-progress --format json --threads 0 '$BIG'")
+printf '%-34s %8.3f s  %6s GB/s\n' "rg -c upstream" "$t_rg" "$(rate "$(bytes "$BIG")" "$t_rg")"
+printf '%-34s %8.3f s  %6s GB/s  (%sx rg)\n' "upkeep logs (1 thread)" "$t_one" "$(rate "$(bytes "$BIG")" "$t_one")" "$(ratio "$t_one" "$t_rg")"
+printf '%-34s %8.3f s  %6s GB/s  (%sx rg)\n' "upkeep logs --threads 0 ($(nproc))" "$t_all" "$(rate "$(bytes "$BIG")" "$t_all")" "$(ratio "$t_all" "$t_rg")"
+
+echo "== peak RSS (KiB)"
+rss_small=$(peak_rss_kib "$UPKEEP" logs --no-progress --format json "$SMALLF")
+rss_big=$(peak_rss_kib "$UPKEEP" logs --no-progress --format json "$BIG")
+rss_big_mt=$(peak_rss_kib "$UPKEEP" logs --no-progress --format json --threads 0 "$BIG")
+printf '%-34s %8s\n' "error log $SMALL" "$rss_small" "error log $SIZE" "$rss_big" "error log $SIZE, all cores" "$rss_big_mt"
+
+echo "== access log, $(bytes "$ACCESS") bytes"
+GOACCESS_FORMAT='%h - %^ [%d:%t %^] "%r" %s %b "%R" "%u" %^'
+t_goaccess=$(median "goaccess '$ACCESS' --log-format='$GOACCESS_FORMAT' --date-format=%d/%b/%Y --time-format=%T -o /tmp/upkeep-goaccess.json --no-global-config")
+t_access=$(median "'$UPKEEP' logs --no-progress --format json --access-log '$ACCESS' --log-format '$FORMAT' </dev/null")
+t_join=$(median "'$UPKEEP' logs --no-progress --format json '$SMALLF' --access-log '$ACCESS' --log-format '$FORMAT'")
+printf '%-34s %8.3f s  %6s GB/s\n' "goaccess (JSON report)" "$t_goaccess" "$(rate "$(bytes "$ACCESS")" "$t_goaccess")"
+printf '%-34s %8.3f s  %6s GB/s  (%sx goaccess)\n' "upkeep logs --access-log" "$t_access" "$(rate "$(bytes "$ACCESS")" "$t_access")" "$(ratio "$t_access" "$t_goaccess")"
+printf '%-34s %8.3f s\n' "upkeep logs $SMALL + access join" "$t_join"
+rss_access=$(peak_rss_kib "$UPKEEP" logs --no-progress --format json --access-log "$ACCESS" --log-format "$FORMAT" </dev/null)
+rss_goaccess=$(peak_rss_kib goaccess "$ACCESS" --log-format="$GOACCESS_FORMAT" --date-format=%d/%b/%Y --time-format=%T -o /tmp/upkeep-goaccess.json --no-global-config)
+printf '%-34s %8s KiB\n' "peak RSS upkeep --access-log" "$rss_access" "peak RSS goaccess" "$rss_goaccess"

@@ -1,0 +1,263 @@
+//! `upkeep logs` end to end: files, stdin, gzip, JSON, exit codes, the
+//! access-log format read from a config, and `--follow` across a rotation.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn upkeep() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_upkeep"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../upkeep-logs/tests/fixtures")
+        .join(name)
+}
+
+const DIAG: &str = r#"$remote_addr "$request" $status ua="$upstream_addr" us="$upstream_status" uct="$upstream_connect_time" uht="$upstream_header_time" urt="$upstream_response_time" rt=$request_time cr=$connection_requests c=$connection"#;
+
+fn json_of(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: stdout {} stderr {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn signature<'a>(doc: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    doc["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in {doc}"))
+}
+
+#[test]
+fn json_report_with_access_join_from_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "events {{}}\nhttp {{\n    log_format main '$remote_addr';\n    log_format diag '{DIAG}';\n    access_log /var/log/x.log diag;\n}}\n"
+        ),
+    )
+    .unwrap();
+    let out = upkeep()
+        .args(["logs", "--format", "json"])
+        .arg(fixture("t1_error.log"))
+        .arg("--access-log")
+        .arg(fixture("t1_access.log"))
+        .arg("--config")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "signatures found: exit 1");
+    let doc = json_of(&out);
+    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["lines"], 53);
+    assert_eq!(doc["unparsed"], 0);
+    let closed = signature(&doc, "upstream-prematurely-closed");
+    assert_eq!(closed["count"], 5);
+    assert_eq!(closed["by_upstream"]["127.0.0.1:9101"], 3);
+    // /fin/b was retried away ("502, 200"); /fin/c (POST), /off/b
+    // (proxy_next_upstream off) and /multi/3 (twice) reached the client.
+    assert_eq!(closed["client_visible"], 4);
+    assert_eq!(closed["retried"], 1);
+    assert_eq!(closed["client_visible_by_method"]["POST"], 1);
+    assert_eq!(closed["rules"], serde_json::json!(["U007", "U008", "H005"]));
+    let reset = signature(&doc, "upstream-reset");
+    assert_eq!(
+        (reset["client_visible"].as_u64(), reset["retried"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(signature(&doc, "no-live-upstreams")["client_visible"], 4);
+    assert_eq!(doc["access"]["records"], 27);
+    assert_eq!(doc["access"]["requests_per_connection"]["connections"], 27);
+    let per_minute = doc["per_minute"].as_array().unwrap();
+    let total: u64 = per_minute
+        .iter()
+        .map(|r| r["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 13);
+    assert!(per_minute.iter().any(|r| r["minute"] == "2026-11-23T14:26"
+        && r["signature"] == "no-live-upstreams"
+        && r["upstream"] == "multi_fin"
+        && r["count"] == 4));
+
+    // Without an access log the client-visible counts are unknown (null).
+    let out = upkeep()
+        .args(["logs", "--format", "json"])
+        .arg(fixture("t1_error.log"))
+        .output()
+        .unwrap();
+    let doc = json_of(&out);
+    assert!(signature(&doc, "upstream-reset")["client_visible"].is_null());
+}
+
+#[test]
+fn stdin_gzip_globs_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read(fixture("t5_error.log")).unwrap();
+    let enc = gzip(&text);
+    let gz = dir.path().join("error.log.1.gz");
+    std::fs::write(&gz, &enc).unwrap();
+    std::fs::copy(fixture("t2_error.log"), dir.path().join("error.log")).unwrap();
+
+    // A glob over a plain file and a gzip file.
+    let pattern = format!("{}/error.log*", dir.path().display());
+    let out = upkeep()
+        .args(["logs", &pattern, "--format", "json"])
+        .output()
+        .unwrap();
+    let doc = json_of(&out);
+    assert_eq!(doc["inputs"].as_array().unwrap().len(), 2);
+    assert_eq!(signature(&doc, "worker-connections-not-enough")["count"], 8);
+    assert_eq!(signature(&doc, "upstream-prematurely-closed")["count"], 10);
+
+    // Standard input.
+    let mut child = upkeep()
+        .args(["logs", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&text).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert!(human.contains("worker-connections-not-enough"), "{human}");
+    assert!(human.contains("failures over time"), "{human}");
+    assert_eq!(out.status.code(), Some(1));
+
+    // Noise only: exit 0.
+    let quiet = dir.path().join("quiet.log");
+    std::fs::write(
+        &quiet,
+        "2026/11/23 14:26:24 [info] 1#0: *1 client 127.0.0.1 closed keepalive connection\n",
+    )
+    .unwrap();
+    let out = upkeep().arg("logs").arg(&quiet).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+
+    // A missing file and a truncated gzip: exit 2 with the place, the rest
+    // still reported.
+    let out = upkeep()
+        .arg("logs")
+        .arg(dir.path().join("nope.log"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.log"));
+    let cut = dir.path().join("cut.gz");
+    std::fs::write(&cut, &enc[..enc.len() - 20]).unwrap();
+    let out = upkeep()
+        .arg("logs")
+        .arg(&cut)
+        .arg(fixture("t2_error.log"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cut.gz: gzip data is truncated"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("upstream-prematurely-closed"));
+
+    // Bad flags are usage errors.
+    let out = upkeep()
+        .args(["logs", "--since", "yesterday-ish"])
+        .arg(&quiet)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--since"));
+}
+
+/// Compresses with the system's `gzip`, independent of the library's
+/// decoder.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("gzip")
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    let mut stdin = child.stdin.take().unwrap();
+    let data = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out.stdout
+}
+
+#[test]
+fn follow_survives_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log");
+    std::fs::write(&log, "2026/11/23 14:00:00 [error] 1#0: *1 no live upstreams while connecting to upstream, client: 1.1.1.1, server: a, request: \"GET /old HTTP/1.1\", upstream: \"http://app/old\", host: \"a\"\n").unwrap();
+    let mut child = upkeep()
+        .args(["logs", "--follow", "--format", "json"])
+        .arg(&log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |what: &str| -> serde_json::Value {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no output for {what}"));
+        serde_json::from_str(&line).unwrap()
+    };
+    let line = |n: u32| {
+        format!("2026/11/23 14:00:0{n} [error] 1#0: *{n} upstream prematurely closed connection while reading response header from upstream, client: 1.1.1.1, server: a, request: \"GET /{n} HTTP/1.1\", upstream: \"http://10.0.0.1:80/{n}\", host: \"a\"\n")
+    };
+    let append = |text: &str| {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&log)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    // The existing line is not reported; appended ones are.
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(500));
+    append(&line(1));
+    let e = next("the first appended line");
+    assert_eq!(e["signature"], "upstream-prematurely-closed");
+    assert_eq!(e["connection"], 1);
+    assert_eq!(e["upstream"], "10.0.0.1:80");
+
+    std::fs::rename(&log, dir.path().join("error.log.1")).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    append(&line(2));
+    let e = next("a line in the new file after rotation");
+    assert_eq!(e["connection"], 2);
+
+    // Ctrl-C: the summary comes last.
+    // SAFETY: signalling the child this test spawned, by its pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let summary = next("the summary");
+    assert_eq!(summary["schema"], 1);
+    assert_eq!(
+        signature(&summary, "upstream-prematurely-closed")["count"],
+        2
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
