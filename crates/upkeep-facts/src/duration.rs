@@ -105,6 +105,16 @@ pub fn format_duration(ms: u64) -> String {
     }
 }
 
+/// Milliseconds for people: `60s`, `90s`, `1800ms` (no minutes, so values
+/// compare at a glance in messages).
+pub fn describe_duration(ms: u64) -> String {
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,5 +147,7 @@ mod tests {
         assert_eq!(format_duration(1500), "1500ms");
         assert_eq!(format_duration(3_600_000), "1h");
         assert_eq!(format_duration(0), "0s");
+        assert_eq!(describe_duration(60_000), "60s");
+        assert_eq!(describe_duration(1800), "1800ms");
     }
 }

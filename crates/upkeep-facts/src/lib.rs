@@ -18,5 +18,5 @@ pub use backends::{
 pub use directives::{
     directive, is_array_directive, Context, DirectiveFact, Inheritance, DIRECTIVES,
 };
-pub use duration::{format_duration, parse_duration};
+pub use duration::{describe_duration, format_duration, parse_duration};
 pub use version::{landmarks, NginxVersion};

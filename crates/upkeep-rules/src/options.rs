@@ -71,10 +71,13 @@ impl CheckOptions {
     pub fn front(&self) -> Option<(u64, String)> {
         if let Some(ms) = self.front_idle_ms {
             let what = match &self.front_name {
-                Some(n) => format!("{n} (idle {} declared)", upkeep_facts::format_duration(ms)),
+                Some(n) => format!(
+                    "{n} (idle {} declared)",
+                    upkeep_facts::describe_duration(ms)
+                ),
                 None => format!(
                     "the front (idle {} declared)",
-                    upkeep_facts::format_duration(ms)
+                    upkeep_facts::describe_duration(ms)
                 ),
             };
             return Some((ms, what));

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use upkeep_diag::{Applicability, Finding, Fix, Severity};
-use upkeep_facts::{format_duration, parse_duration};
+use upkeep_facts::{describe_duration, format_duration, parse_duration};
 use upkeep_model::{BlockKind, Value};
 
 use crate::context::Ctx;
@@ -101,7 +101,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 "nginx closes idle client connections after {current}, not later than {front_desc}: the front reuses connections nginx is closing and answers 502"
             ))
             .at(d.span)
-            .with_label(format!("not longer than the front's {}", format_duration(front_ms)))
+            .with_label(format!("not longer than the front's {}", describe_duration(front_ms)))
             .help(format!("set `keepalive_timeout {wanted};` (longer than the front's idle timeout)"));
         if let Some(edit) = edits::replace_arg(d, 0, &wanted) {
             f = f.with_fix(Fix {

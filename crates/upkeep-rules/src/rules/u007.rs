@@ -1,5 +1,5 @@
 use upkeep_diag::{Applicability, Finding, Fix, Severity};
-use upkeep_facts::{format_duration, landmarks};
+use upkeep_facts::{describe_duration, format_duration, landmarks};
 
 use crate::context::Ctx;
 use crate::edits;
@@ -93,7 +93,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         let head = ctx.head(up.directive);
         let Some(facts) = ctx.backend(uid) else {
             let t = nginx_timeout
-                .map(format_duration)
+                .map(describe_duration)
                 .unwrap_or_else(|| "no limit".into());
             let f = INFO
                 .finding(format!(
@@ -122,20 +122,20 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 let new = backend_idle.saturating_sub(margin).max(1);
                 let new_text = format_duration(new);
                 let setting = match explicit {
-                    Some(_) => format!("keepalive_timeout {}", format_duration(t)),
-                    None => format!("keepalive_timeout {} (default)", format_duration(t)),
+                    Some(_) => format!("keepalive_timeout {}", describe_duration(t)),
+                    None => format!("keepalive_timeout {} (default)", describe_duration(t)),
                 };
                 let mut f = INFO
                     .finding(format!(
                         "upstream `{}` keeps idle connections for {} but its backend closes them after {} ({}): nginx reuses connections the backend is closing, and POST requests fail with 502",
                         up.name,
-                        format_duration(t),
-                        format_duration(backend_idle),
+                        describe_duration(t),
+                        describe_duration(backend_idle),
                         facts.source
                     ))
                     .with_label(setting)
                     .note("idempotent requests are retried after \"upstream prematurely closed connection\" and only cost latency; each such failure counts toward max_fails, so several servers can all be marked down (\"no live upstreams\")")
-                    .help(format!("set `keepalive_timeout {new_text};` in upstream `{}` (shorter than the backend's {})", up.name, format_duration(backend_idle)));
+                    .help(format!("set `keepalive_timeout {new_text};` in upstream `{}` (shorter than the backend's {})", up.name, describe_duration(backend_idle)));
                 f = match explicit {
                     Some(d) => f.at(d.span).related(head, "in this upstream"),
                     None => f.at(head),
@@ -167,7 +167,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                         "nginx {} has no idle timeout for cached upstream connections, so upstream `{}` keeps them until its backend closes them after {} ({}): requests race with that close and POST requests fail with 502",
                         ctx.version,
                         up.name,
-                        format_duration(backend_idle),
+                        describe_duration(backend_idle),
                         facts.source
                     ))
                     .at(head)
