@@ -87,7 +87,9 @@ impl LiveConfig {
             ..LiveConfig::default()
         };
         live.collect_backends(model);
-        walk(config, &config.root(), &mut |d, chain| live.visit(d, chain));
+        walk(config, &config.root(), &mut |d, chain| {
+            live.visit(config, d, chain)
+        });
         live
     }
 
@@ -175,7 +177,7 @@ impl LiveConfig {
         }
     }
 
-    fn visit(&mut self, d: &Directive, chain: &[&Directive]) {
+    fn visit(&mut self, config: &ConfigSet, d: &Directive, chain: &[&Directive]) {
         match d.name.text().as_ref() {
             "error_log" => {
                 if let Some(path) = d.arg(0).map(|w| w.text().into_owned()) {
@@ -212,7 +214,7 @@ impl LiveConfig {
                 self.log_formats.insert(d.args[0].text().into_owned(), text);
             }
             "stub_status" => {
-                if let Some(url) = status_url(chain) {
+                if let Some(url) = status_url(config, chain) {
                     if !self.status_urls.contains(&url) {
                         self.status_urls.push(url);
                     }
@@ -308,7 +310,7 @@ fn walk<'a>(
 /// address, or a wildcard one (which accepts on loopback too).
 /// The `Host` header is the server's first plain `server_name`, so the
 /// request reaches that server even when it is not the default one.
-fn status_url(chain: &[&Directive]) -> Option<StatusUrl> {
+fn status_url(config: &ConfigSet, chain: &[&Directive]) -> Option<StatusUrl> {
     let location = chain.iter().rev().find(|d| d.name_is("location"))?;
     let path = match location.args.len() {
         1 => location.args[0].text().into_owned(),
@@ -321,17 +323,14 @@ fn status_url(chain: &[&Directive]) -> Option<StatusUrl> {
         return None; // a named location
     }
     let server = chain.iter().rev().find(|d| d.name_is("server"))?;
-    let body = server.block.as_ref()?;
+    let body = config.expand(&server.block.as_ref()?.nodes);
     let listens: Vec<&Directive> = body
-        .nodes
         .iter()
-        .filter_map(|n| n.as_directive())
+        .copied()
         .filter(|d| d.name_is("listen"))
         .collect();
     let host_header = body
-        .nodes
         .iter()
-        .filter_map(|n| n.as_directive())
         .find(|d| d.name_is("server_name"))
         .and_then(|d| d.arg(0))
         .map(|w| w.text().into_owned())
@@ -480,6 +479,27 @@ http {
                 "http://127.0.0.1:8081/nginx_status",
                 "http://127.0.0.1:80/s"
             ]
+        );
+    }
+
+    #[test]
+    fn finds_the_listen_of_a_status_server_through_includes() {
+        let mut loader = MemoryLoader::new();
+        loader.insert(
+            "/etc/nginx/nginx.conf",
+            b"events {}\nhttp { server { include /etc/nginx/status-listen.conf; server_name status.local; location /basic_status { stub_status; } } }\n".to_vec(),
+        );
+        loader.insert(
+            "/etc/nginx/status-listen.conf",
+            b"listen [::1]:8090;\n".to_vec(),
+        );
+        let set =
+            ConfigSet::load("/etc/nginx/nginx.conf", &loader, &LoadOptions::default()).unwrap();
+        let l = LiveConfig::of(&set, NginxVersion::new(1, 22, 1));
+        assert_eq!(l.status_urls.len(), 1);
+        assert_eq!(
+            l.status_urls[0].to_string(),
+            "http://[::1]:8090/basic_status (Host: status.local)"
         );
     }
 
