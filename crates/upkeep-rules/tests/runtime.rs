@@ -274,7 +274,7 @@ fn check_text(
     check(&set, &opts)
 }
 
-/// U001, U002 + U003 and U006 on a real nginx before 1.29.7: each config
+/// U001, U002 + U003, U005, U006 and U010 on a real nginx before 1.29.7: each config
 /// opens a new upstream connection per request, as upkeep says; after
 /// upkeep's fixes (applied round by round, like `upkeep fix`) the requests
 /// share one connection.
@@ -308,6 +308,16 @@ fn pool_rules_and_fixes_match_a_real_nginx() {
             vec!["U002", "U003"],
             format!("events {{}}\nhttp {{\n    {temp}\n    upstream app {{\n        server 127.0.0.1:{b};\n        keepalive 8;\n    }}\n{server}}}\n"),
         ),
+        // The WebSocket map sends `Connection: close` for ordinary requests.
+        (
+            vec!["U005"],
+            format!("events {{}}\nhttp {{\n    {temp}\n    map $http_upgrade $connection_upgrade {{\n        default upgrade;\n        ''      close;\n    }}\n    upstream app {{\n        server 127.0.0.1:{b};\n        keepalive 8;\n    }}\n    server {{\n        listen 127.0.0.1:{port};\n        location / {{\n            proxy_http_version 1.1;\n            proxy_set_header Upgrade $http_upgrade;\n            proxy_set_header Connection $connection_upgrade;\n            proxy_pass http://app;\n        }}\n    }}\n}}\n"),
+        ),
+        // A literal address: an implicit upstream, never pooled.
+        (
+            vec!["U010"],
+            format!("events {{}}\nhttp {{\n    {temp}\n    {headers}\n    proxy_set_header Host $host;\n    server {{\n        listen 127.0.0.1:{port};\n        location / {{\n            proxy_pass http://127.0.0.1:{b};\n        }}\n    }}\n}}\n"),
+        ),
         // The balancer after keepalive throws the pool away.
         (
             vec!["U006"],
@@ -333,7 +343,11 @@ fn pool_rules_and_fixes_match_a_real_nginx() {
         let mut fixed = text.clone();
         for _round in 0..4 {
             let report = check_text(&scratch, &fixed, version);
-            let next = apply(&fixed, &report, &["U001", "U002", "U003", "U006"]);
+            let next = apply(
+                &fixed,
+                &report,
+                &["U001", "U002", "U003", "U005", "U006", "U010"],
+            );
             if next == fixed {
                 break;
             }
