@@ -20,6 +20,10 @@ pub trait ConfigSource {
     fn root_kind(&self) -> crate::BlockKind {
         crate::BlockKind::Main
     }
+    /// The files an `include` directive expanded to (directly).
+    fn included_files(&self, _include: &upkeep_syntax::Directive) -> Vec<FileId> {
+        Vec::new()
+    }
 }
 
 /// One file without includes (tests, the browser page).
@@ -70,6 +74,10 @@ impl ConfigSource for upkeep_config::ConfigSet {
 
     fn trees(&self) -> Vec<(&SourceFile, &SyntaxTree)> {
         self.files.iter().zip(self.trees.iter()).collect()
+    }
+
+    fn included_files(&self, include: &upkeep_syntax::Directive) -> Vec<FileId> {
+        self.included(include).to_vec()
     }
 
     fn root_kind(&self) -> crate::BlockKind {

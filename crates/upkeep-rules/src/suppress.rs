@@ -6,7 +6,7 @@
 //! suppresses nothing is reported (X001), so stale ones do not pile up.
 
 use upkeep_diag::Finding;
-use upkeep_syntax::{Node, Span};
+use upkeep_syntax::{Directive, Node, Span};
 
 use crate::backends::upkeep_directive;
 use crate::context::{CommentProblem, Ctx};
@@ -16,8 +16,10 @@ pub struct Suppression {
     pub comment: Span,
     /// Rule IDs (normalised).
     pub rules: Vec<&'static str>,
-    /// What the comment covers.
-    pub range: Span,
+    /// What the comment covers: the directive, plus the whole of every file
+    /// that an `include` inside it (or the directive itself, if it is one)
+    /// brings in.
+    pub ranges: Vec<Span>,
     pub used: bool,
 }
 
@@ -61,10 +63,10 @@ fn walk(ctx: &Ctx, nodes: &[Node], out: &mut Vec<Suppression>, problems: &mut Ve
                     }
                 };
                 match target(ctx, nodes, i) {
-                    Some(range) => out.push(Suppression {
+                    Some(d) => out.push(Suppression {
                         comment: c.span,
                         rules,
-                        range,
+                        ranges: covered(ctx, d),
                         used: false,
                     }),
                     None => problems.push(CommentProblem {
@@ -109,19 +111,52 @@ fn looks_like_rule_id(word: &str) -> bool {
 
 /// The directive the comment at `nodes[i]` applies to: the previous directive
 /// when the comment trails it on the same line, else the next directive.
-fn target(ctx: &Ctx, nodes: &[Node], i: usize) -> Option<Span> {
+fn target<'n>(ctx: &Ctx, nodes: &'n [Node], i: usize) -> Option<&'n Directive> {
     let comment = nodes[i].span();
     let file = ctx.file(comment);
     let comment_line = file.line_col(comment.start).line;
     if let Some(Node::Directive(prev)) = i.checked_sub(1).map(|p| &nodes[p]) {
         if file.line_col(prev.span.end).line == comment_line {
-            return Some(prev.span);
+            return Some(prev);
         }
     }
     nodes[i + 1..].iter().find_map(|n| match n {
-        Node::Directive(d) => Some(d.span),
+        Node::Directive(d) => Some(d),
         Node::Comment(_) => None,
     })
+}
+
+/// The directive's own span and every file its includes bring in.
+fn covered(ctx: &Ctx, d: &Directive) -> Vec<Span> {
+    let mut spans = vec![d.span];
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![d];
+    let mut files = Vec::new();
+    // Include directives inside `d` (or `d` itself).
+    while let Some(x) = stack.pop() {
+        if x.name_is("include") {
+            files.extend(ctx.model.source.included_files(x));
+        }
+        stack.extend(x.children());
+    }
+    while let Some(f) = files.pop() {
+        if !seen.insert(f) {
+            continue;
+        }
+        let trees = ctx.model.source.trees();
+        let Some((file, tree)) = trees.iter().find(|(file, _)| file.id == f) else {
+            continue;
+        };
+        spans.push(Span::new(f, 0, file.text.len() as u32));
+        let mut stack: Vec<&Directive> = tree.directives().collect();
+        while let Some(x) = stack.pop() {
+            if x.name_is("include") {
+                files.extend(ctx.model.source.included_files(x));
+            }
+            stack.extend(x.children());
+        }
+    }
+    spans
 }
 
 /// Whether `finding` is covered by `s`.
@@ -130,7 +165,7 @@ pub fn covers(s: &Suppression, finding: &Finding) -> bool {
         return false;
     };
     s.rules.contains(&finding.rule)
-        && p.file == s.range.file
-        && p.start >= s.range.start
-        && p.end <= s.range.end
+        && s.ranges
+            .iter()
+            .any(|r| p.file == r.file && p.start >= r.start && p.end <= r.end)
 }

@@ -61,7 +61,7 @@ pub(crate) fn unused(ctx: &Ctx, s: &Suppression) -> Finding {
     ))
     .at(s.comment)
     .with_label("unused ignore")
-    .related(s.range, "the directive it applies to")
+    .related(s.ranges[0], "the directive it applies to")
     .help("delete the comment")
     .with_fix(Fix {
         applicability: Applicability::Safe,
