@@ -273,10 +273,13 @@ fn literal_fix(
             return None;
         }
         let start = word.span.start + offset + at as u32;
-        edit_list.push(Edit::replace(
-            Span::new(word.span.file, start, start + host_port.len() as u32),
-            name,
-        ));
+        let mut end = start + host_port.len() as u32;
+        // `http://unix:/run/app.sock:/uri`: the `:` that ends the socket
+        // path goes too.
+        if host.starts_with("unix:") && value[at + host_port.len()..].starts_with(':') {
+            end += 1;
+        }
+        edit_list.push(Edit::replace(Span::new(word.span.file, start, end), name));
         if ctx
             .model
             .array(route.block, "proxy_set_header")
