@@ -146,7 +146,11 @@ async fn accept_loop(
         tokio::select! {
             _ = stop.cancelled() => break,
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, _)) = accepted else {
+                    // Out of descriptors or similar: do not spin on it.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                };
                 counters.accepted.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut times) = counters.accept_times.lock() {
                     times.push(std::time::Instant::now());

@@ -187,6 +187,7 @@ pub fn run_phase(
     let time_wait = sampler.finish();
 
     // Teardown: nginx first (pid file), then relays and backends.
+    let nginx_pid = instance.pid();
     if let Err(e) = instance.stop() {
         warnings.push(e.to_string());
     }
@@ -227,6 +228,8 @@ pub fn run_phase(
         nginx_retried,
         stub,
         config,
+        nginx_pid,
+        namespace: namespace.as_ref().map(|ns| ns.name().to_string()),
         warnings,
     }))
 }
@@ -481,6 +484,8 @@ struct SummaryInput {
     nginx_retried: Option<u64>,
     stub: Option<StubStatus>,
     config: Vec<ConfigFile>,
+    nginx_pid: i32,
+    namespace: Option<String>,
     warnings: Vec<String>,
 }
 
@@ -534,6 +539,8 @@ fn summarize(input: SummaryInput) -> PhaseResult {
         duration_ms: input.elapsed.as_millis() as u64,
         timeline,
         config: input.config,
+        nginx_pid: input.nginx_pid,
+        namespace: input.namespace,
         warnings: input.warnings,
     }
 }

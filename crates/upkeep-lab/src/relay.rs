@@ -69,7 +69,11 @@ async fn accept_loop(
         tokio::select! {
             _ = stop.cancelled() => break,
             incoming = listener.accept() => {
-                let Ok((client, _)) = incoming else { continue };
+                let Ok((client, _)) = incoming else {
+                    // Out of descriptors or similar: do not spin on it.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                };
                 accepted.fetch_add(1, Ordering::Relaxed);
                 let _ = client.set_nodelay(true);
                 conns.spawn(relay_connection(client, target, delay, stop.child()));

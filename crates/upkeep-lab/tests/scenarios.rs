@@ -76,7 +76,7 @@ fn summary(report: &LabReport) -> String {
 
 #[test]
 fn stale_idle_posts_fail_before_the_fix_and_never_after() {
-    let plan = built_in("stale-idle", Duration::from_secs(10));
+    let plan = built_in("stale-idle", Duration::from_secs(8));
     let report = run(&plan).unwrap();
     let (before, after) = phases(&report);
     let s = summary(&report);

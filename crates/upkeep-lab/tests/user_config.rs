@@ -29,6 +29,7 @@ fn a_users_config_without_a_pool_is_proved_fixed() {
         backend_specs: vec!["app_backend=idle=75s".to_string()],
         backend_facts_json: None,
         host: None,
+        nginx_prefix: None,
     })
     .unwrap();
     plan.traffic.duration = Duration::from_secs(2);

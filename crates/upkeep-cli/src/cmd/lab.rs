@@ -127,14 +127,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let mut plan = match plan(&args) {
-        Ok(p) => p,
-        Err(e) => return Ok(fail(&e)),
-    };
-    if let Err(e) = apply_overrides(&mut plan, &args) {
-        eprintln!("error: {e:#}");
-        return Ok(ExitCode::from(EXIT_INPUT_ERROR));
-    }
     let Some(nginx) = upkeep_nginx::NginxBinary::find(args.nginx.as_deref()) else {
         let what = match &args.nginx {
             Some(p) => format!("--nginx {}: no such file", p.display()),
@@ -144,6 +136,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_INPUT_ERROR));
     };
 
+    let mut plan = match plan(&args, &nginx) {
+        Ok(p) => p,
+        Err(e) => return Ok(fail(&e)),
+    };
+    if let Err(e) = apply_overrides(&mut plan, &args) {
+        eprintln!("error: {e:#}");
+        return Ok(ExitCode::from(EXIT_INPUT_ERROR));
+    }
     let cancel = Cancel::new();
     upkeep_lab::cancel_on_signals(&cancel).context("installing the Ctrl-C handler")?;
     let quiet = args.quiet;
@@ -188,7 +188,7 @@ fn fail(e: &LabError) -> ExitCode {
     ExitCode::from(EXIT_INPUT_ERROR)
 }
 
-fn plan(args: &Args) -> Result<LabPlan, LabError> {
+fn plan(args: &Args, nginx: &upkeep_nginx::NginxBinary) -> Result<LabPlan, LabError> {
     let name = match (&args.scenario, &args.config) {
         (Some(s), _) => s.as_str(),
         (None, Some(_)) => "user",
@@ -216,6 +216,7 @@ fn plan(args: &Args) -> Result<LabPlan, LabError> {
             backend_specs: args.backends.clone(),
             backend_facts_json,
             host: args.host.clone(),
+            nginx_prefix: scenario::user::compiled_prefix(&nginx.path),
         });
     }
     if args.config.is_some()

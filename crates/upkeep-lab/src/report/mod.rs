@@ -102,6 +102,10 @@ pub struct PhaseResult {
     pub timeline: Timeline,
     /// The config nginx ran in this phase.
     pub config: Vec<ConfigFile>,
+    /// The nginx master's pid (stopped by the end of the phase).
+    pub nginx_pid: i32,
+    /// The network namespace the phase ran in (deleted by its end).
+    pub namespace: Option<String>,
     /// Problems that did not stop the phase (nginx slow to stop, status page
     /// unreachable…).
     pub warnings: Vec<String>,

@@ -35,7 +35,42 @@ pub struct UserOptions {
     pub backend_facts_json: Option<String>,
     /// `Host` of the requests, and so the server block they go to.
     pub host: Option<String>,
+    /// The nginx binary's compiled-in prefix (`nginx -V`, `--prefix=`), which
+    /// relative `load_module` paths resolve against; see [`compiled_prefix`].
+    pub nginx_prefix: Option<String>,
 }
+
+/// The `--prefix=` an nginx binary was built with (`nginx -V`), ending in `/`.
+pub fn compiled_prefix(binary: &Path) -> Option<String> {
+    let out = std::process::Command::new(binary).arg("-V").output().ok()?;
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let value = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("--prefix="))?;
+    Some(format!("{}/", value.trim_end_matches('/')))
+}
+
+/// Directives whose file argument nginx resolves against the directory of
+/// the main config (`ngx_conf_full_name(…, 1)`): made absolute, since the
+/// lab's copy of the config lives elsewhere.
+const CONF_RELATIVE_FILES: &[&str] = &[
+    "ssl_certificate",
+    "ssl_certificate_key",
+    "ssl_trusted_certificate",
+    "ssl_client_certificate",
+    "ssl_dhparam",
+    "ssl_crl",
+    "ssl_password_file",
+    "ssl_stapling_file",
+    "ssl_session_ticket_key",
+    "auth_basic_user_file",
+    "proxy_ssl_certificate",
+    "proxy_ssl_certificate_key",
+    "proxy_ssl_trusted_certificate",
+    "proxy_ssl_crl",
+    "proxy_ssl_password_file",
+];
 
 /// Keys of `--backend` specs that only the lab understands.
 const LAB_KEYS: &[&str] = &["latency", "http10", "close"];
@@ -54,6 +89,7 @@ pub fn build(opts: &UserOptions) -> Result<LabPlan, LabError> {
     }
 
     let mut rewriter = Rewriter::new(&set, opts.host.as_deref())?;
+    rewriter.nginx_prefix = opts.nginx_prefix.clone();
     rewriter.walk(&set.tree(set.main).nodes, Ctx::Main);
     if !rewriter.errors.is_empty() {
         return Err(LabError::Usage(rewriter.errors.join("\n")));
@@ -294,6 +330,7 @@ struct Rewriter<'a> {
     slot_by_span: HashMap<Span, String>,
     errors: Vec<String>,
     saw_http: bool,
+    nginx_prefix: Option<String>,
 }
 
 const LOG_FORMAT: &str = "log_format lab 'lab $request_method $status \"$upstream_status\"';";
@@ -344,6 +381,7 @@ impl<'a> Rewriter<'a> {
             slot_by_span: HashMap::new(),
             errors: Vec::new(),
             saw_http: false,
+            nginx_prefix: None,
         })
     }
 
@@ -382,6 +420,26 @@ impl<'a> Rewriter<'a> {
         }
         match (ctx, name.as_str()) {
             (Ctx::Main, "pid" | "user" | "daemon" | "master_process") => self.edit(d.span, ""),
+            // Relative to nginx's compiled-in prefix, not the config's directory.
+            (Ctx::Main, "load_module") => {
+                if let (Some(arg), Some(prefix)) = (d.arg(0), &self.nginx_prefix) {
+                    if !arg.text().starts_with('/') {
+                        self.edit(arg.span, format!("{prefix}{}", arg.text()));
+                    }
+                }
+            }
+            (_, n) if CONF_RELATIVE_FILES.contains(&n) => {
+                if let Some(arg) = d.arg(0) {
+                    let text = arg.text();
+                    if !text.starts_with('/')
+                        && !text.starts_with("data:")
+                        && !text.starts_with("engine:")
+                        && !text.contains('$')
+                    {
+                        self.edit(arg.span, format!("{}{text}", self.set.prefix));
+                    }
+                }
+            }
             (Ctx::Main, "stream" | "mail") => {
                 self.edit(d.span, format!("# {name} {{…}} left out by upkeep lab"))
             }
@@ -706,7 +764,8 @@ pub(crate) mod tests {
         std::fs::create_dir_all(dir.join("conf.d")).unwrap();
         std::fs::write(
             dir.join("nginx.conf"),
-            "user www-data;\nworker_processes 1;\npid /run/nginx.pid;\nerror_log /var/log/nginx/error.log;\n\n\
+            "user www-data;\nworker_processes 1;\npid /run/nginx.pid;\nerror_log /var/log/nginx/error.log;\n\
+             load_module modules/ngx_http_echo_module.so;\n\n\
              events {\n    worker_connections 512;\n}\n\n\
              http {\n    access_log /var/log/nginx/access.log;\n    proxy_temp_path /var/lib/nginx/proxy;\n    include conf.d/*.conf;\n}\n",
         )
@@ -714,7 +773,7 @@ pub(crate) mod tests {
         std::fs::write(
             dir.join("conf.d/app.conf"),
             "upstream app_backend {\n    server 10.20.30.40:8080 max_fails=3;\n    server 10.20.30.41:8080;\n}\n\n\
-             server {\n    listen 80;\n    listen [::]:80;\n    server_name app.example.com;\n\n\
+             server {\n    listen 80;\n    listen [::]:80;\n    server_name app.example.com;\n    ssl_certificate certs/app.pem;\n\n\
              \x20   location /api/ {\n        proxy_pass http://app_backend;\n    }\n\n\
              \x20   location / {\n        return 200 \"static\\n\";\n    }\n}\n\n\
              server {\n    listen 8080 default_server;\n    server_name other.example.com;\n\
@@ -733,6 +792,7 @@ pub(crate) mod tests {
             backend_specs: vec!["app_backend=gunicorn".to_string()],
             backend_facts_json: None,
             host: None,
+            nginx_prefix: Some("/usr/share/nginx/".into()),
         })
         .unwrap();
         let all: String = plan.files.iter().map(|f| f.text.as_str()).collect();
@@ -783,6 +843,16 @@ pub(crate) mod tests {
             plan.files[0].text
         );
         assert!(plan.files[0].text.contains("@STATUS_LISTEN@"));
+        assert!(plan.files[0]
+            .text
+            .contains("load_module /usr/share/nginx/modules/ngx_http_echo_module.so;"));
+        let conf_dir = format!("{}/", dir.path().display());
+        assert!(
+            app.text
+                .contains(&format!("ssl_certificate {conf_dir}certs/app.pem;")),
+            "{}",
+            app.text
+        );
         assert_eq!(plan.servers.len(), 3);
         let gunicorn = &plan.servers[0].profile;
         assert_eq!(gunicorn.idle_timeout, Some(Duration::from_secs(2)));
@@ -812,6 +882,7 @@ pub(crate) mod tests {
             backend_specs: vec![],
             backend_facts_json: None,
             host: None,
+            nginx_prefix: None,
         };
         let err = build(&opts).unwrap_err().to_string();
         assert!(
