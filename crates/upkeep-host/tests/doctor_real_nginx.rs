@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    get_each_on_new_connection, nginx, requests_on_kept_connections, Backend, Mode, Nginx,
+    get_each_on_new_connection, nginx, requests_on_kept_connections, wait_for_worker, Backend,
+    Mode, Nginx,
 };
 use upkeep_diag::{Finding, Severity};
 use upkeep_host::log_tail::STALE_SIGNATURES;
@@ -245,6 +246,7 @@ fn master_nofile_below_twice_worker_connections_fires_h004_and_r001() {
         "    access_log off;\n    server { listen 127.0.0.1:{port}; return 204; }",
     );
     let pid = n.instance.pid();
+    assert!(wait_for_worker(pid, |_| true), "no worker started");
     // Lower the running master's soft limit, as if started with ulimit -n 300.
     let mut old = libc::rlimit {
         rlim_cur: 0,
@@ -370,6 +372,11 @@ fn worker_rlimit_nofile_is_what_workers_get_and_what_h004_judges() {
         "worker_processes 1;\nworker_rlimit_nofile 1000;\nevents { worker_connections 800; }",
         "    access_log off;\n    server { listen 127.0.0.1:{port}; return 204; }",
     );
+    // The worker sets its own limit from worker_rlimit_nofile.
+    let set = wait_for_worker(n.instance.pid(), |w| {
+        upkeep_host::process::read_nofile(w).is_ok_and(|l| l.soft == Some(1000))
+    });
+    assert!(set, "no worker with RLIMIT_NOFILE 1000 within 5 s");
     let config = n.config();
     let mut input = DoctorInput::new(&config);
     input.check = check_options(&n);
@@ -378,7 +385,6 @@ fn worker_rlimit_nofile_is_what_workers_get_and_what_h004_judges() {
     input.window = Duration::from_millis(100);
     let report = upkeep_host::run(input);
 
-    // The workers set their own limit from worker_rlimit_nofile.
     let p = report.processes.as_ref().unwrap();
     assert_eq!(p.worker_soft_nofile(), Some(Some(1000)), "{p:?}");
     let h004 = findings(&report, "H004");

@@ -251,3 +251,21 @@ fn read_response(r: &mut impl BufRead) -> Option<u16> {
     r.read_exact(&mut body).ok()?;
     Some(status)
 }
+
+/// Waits (up to 5 s) until a worker of `master` satisfies `ready`; nginx
+/// writes its pid file before it forks the workers, and a new worker sets
+/// its limits a moment after the fork.
+pub fn wait_for_worker(master: i32, ready: impl Fn(i32) -> bool) -> bool {
+    use upkeep_host::process::{children, cmdline, role_of_cmdline, Role};
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        let found = children(master)
+            .into_iter()
+            .any(|c| cmdline(c).is_ok_and(|l| role_of_cmdline(&l) == Role::Worker) && ready(c));
+        if found {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
