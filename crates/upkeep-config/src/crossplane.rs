@@ -209,7 +209,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn line(&self, offset: u32) -> u64 {
-        self.file.line_col(offset).line as u64
+        self.file.line_of(offset) as u64
     }
 
     fn write_nodes(&self, w: &mut JsonWriter, nodes: &[Node]) {

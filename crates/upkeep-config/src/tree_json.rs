@@ -7,9 +7,9 @@
 //! `{"schema": 1, "status": "ok"|"failed", "errors": [error], "warnings":
 //! [error], "main": 0, "prefix": "…", "context": "main", "files": [{"id",
 //! "path", "nodes": [node]}]}` where a node is `{"type": "directive",
-//! "name": word, "args": [word], "line", "column", "end_line",
-//! "end_column", "block"?: [node], "lua"?: "…", "includes"?: [file id],
-//! "comments"?: [comment]}` or a comment `{"type": "comment", "text",
+//! "line", "column", "name": word, "args": [word], "block"?: [node],
+//! "lua"?: "…", "includes"?: [file id], "comments"?: [comment], "end_line",
+//! "end_column"}` (the end is just past the `;` or `}`) or a comment `{"type": "comment", "text",
 //! "line", "column"}`; a word is `{"value", "raw", "quote":
 //! "bare"|"single"|"double", "line", "column"}`; an error is `{"file",
 //! "line", "column", "message"}` (`line`/`column` null when there is no
@@ -84,7 +84,7 @@ pub fn upkeep_json(result: &Result<ConfigSet, LoadError>, indent: Option<usize>)
                 w.key("path");
                 w.string(&file.path);
                 w.key("nodes");
-                let out = Out { set, file };
+                let out = Out::new(set, file);
                 out.nodes(&mut w, &set.tree(file.id).nodes);
                 w.end_object();
             }
@@ -105,26 +105,67 @@ fn opt_number(w: &mut JsonWriter, n: Option<u32>) {
 struct Out<'a> {
     set: &'a ConfigSet,
     file: &'a SourceFile,
+    cursor: std::cell::RefCell<Cursor>,
 }
 
-impl Out<'_> {
+/// Line and column lookups walk forward from the previous one: the tree is
+/// written in source order, so a whole file costs one pass even when it is
+/// one enormous line (`SourceFile::line_col` rescans the line each time).
+#[derive(Default)]
+struct Cursor {
+    offset: u32,
+    line: u32,
+    col: u32,
+    line_is_utf8: bool,
+}
+
+impl<'a> Out<'a> {
+    fn new(set: &'a ConfigSet, file: &'a SourceFile) -> Self {
+        Out {
+            set,
+            file,
+            cursor: std::cell::RefCell::new(Cursor::default()),
+        }
+    }
+
     fn text(&self, span: Span) -> String {
         String::from_utf8_lossy(self.file.slice(span)).into_owned()
     }
 
-    fn position(&self, w: &mut JsonWriter, span: Span, with_end: bool) {
-        let start = self.file.line_col(span.start);
-        w.key("line");
-        w.number(start.line as u64);
-        w.key("column");
-        w.number(start.col as u64);
-        if with_end {
-            let end = self.file.line_col(span.end);
-            w.key("end_line");
-            w.number(end.line as u64);
-            w.key("end_column");
-            w.number(end.col as u64);
+    fn line_col(&self, offset: u32) -> (u32, u32) {
+        let mut c = self.cursor.borrow_mut();
+        let line = self.file.line_of(offset);
+        if c.line != line || offset < c.offset {
+            let start = self.file.line_start(line);
+            c.line = line;
+            c.offset = start;
+            c.col = 1;
+            c.line_is_utf8 = std::str::from_utf8(self.file.line_bytes(line)).is_ok();
         }
+        let between = &self.file.text[c.offset as usize..offset as usize];
+        c.col += if c.line_is_utf8 {
+            between.iter().filter(|&&b| (b as i8) >= -0x40).count() as u32
+        } else {
+            between.len() as u32
+        };
+        c.offset = offset;
+        (c.line, c.col)
+    }
+
+    fn position(&self, w: &mut JsonWriter, span: Span) {
+        let (line, col) = self.line_col(span.start);
+        w.key("line");
+        w.number(line as u64);
+        w.key("column");
+        w.number(col as u64);
+    }
+
+    fn end_position(&self, w: &mut JsonWriter, span: Span) {
+        let (line, col) = self.line_col(span.end);
+        w.key("end_line");
+        w.number(line as u64);
+        w.key("end_column");
+        w.number(col as u64);
     }
 
     fn nodes(&self, w: &mut JsonWriter, nodes: &[Node]) {
@@ -144,7 +185,7 @@ impl Out<'_> {
         w.string("comment");
         w.key("text");
         w.string(&self.text(c.span));
-        self.position(w, c.span, false);
+        self.position(w, c.span);
         w.end_object();
     }
 
@@ -160,7 +201,7 @@ impl Out<'_> {
             QuoteStyle::Single => "single",
             QuoteStyle::Double => "double",
         });
-        self.position(w, word.span, false);
+        self.position(w, word.span);
         w.end_object();
     }
 
@@ -168,6 +209,7 @@ impl Out<'_> {
         w.begin_object();
         w.key("type");
         w.string("directive");
+        self.position(w, d.span);
         w.key("name");
         self.word(w, &d.name);
         w.key("args");
@@ -176,7 +218,6 @@ impl Out<'_> {
             self.word(w, a);
         }
         w.end_array();
-        self.position(w, d.span, true);
         if let Some(b) = &d.block {
             match b.verbatim {
                 Some(body) => {
@@ -205,6 +246,7 @@ impl Out<'_> {
             }
             w.end_array();
         }
+        self.end_position(w, d.span);
         w.end_object();
     }
 }

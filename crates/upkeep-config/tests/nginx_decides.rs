@@ -272,3 +272,56 @@ fn lua_long_brackets_are_limited_like_nginx() {
         "{refused} of {probes} refused"
     );
 }
+
+/// nginx's first `[emerg]` message (without its place) and line, or None
+/// when `nginx -t` succeeds.
+fn nginx_error_line(nginx: &Nginx, text: &str) -> Option<(String, u32)> {
+    let prefix = Prefix::new().unwrap();
+    let conf = prefix.write("nginx.conf", text).unwrap();
+    let (ok, output) = nginx.test(&prefix, &conf);
+    if ok {
+        return None;
+    }
+    let line = output
+        .lines()
+        .find(|l| l.contains("[emerg] "))
+        .unwrap_or(&output);
+    let emerg = line.split("[emerg] ").nth(1).unwrap();
+    let place = format!(" in {}:", conf.display());
+    let (message, at) = emerg.split_once(&place).unwrap_or((emerg, "0"));
+    Some((message.to_string(), at.trim().parse().unwrap_or(0)))
+}
+
+/// Lua block errors: the same words and the same line as nginx with the
+/// Lua module.
+#[test]
+fn lua_block_errors_match_nginx() {
+    let nginx = Nginx::new();
+    let wrap = |body: &str| {
+        format!("events {{}}\nhttp {{ server {{ location / {{\ncontent_by_lua_block {{{body}")
+    };
+    let cases = [
+        wrap("\n local t = {\n  x = 1\n"),
+        wrap("\n local s = [==[ abc }\n }\n} } }\n"),
+        wrap("\n -- a comment with } and {\n ngx.say('}')\n }\n} } }\n"),
+        wrap("\n local s = \"}\n }\n} } }\n"),
+        wrap(" --[[ } ]] }\n} } }\n"),
+    ];
+    for text in &cases {
+        let theirs = nginx_error_line(&nginx, text);
+        let file = SourceFile::new(FileId(0), "t", text.as_bytes().to_vec());
+        let ours = parse(&file)
+            .err()
+            .map(|e| (e.to_string(), file.line_col(e.span.start).line));
+        // upkeep may add what it expected after nginx's words.
+        match (&ours, &theirs) {
+            (Some((o, ol)), Some((t, tl))) => {
+                assert!(
+                    o.starts_with(t.as_str()) && ol == tl,
+                    "{text}: {ours:?} {theirs:?}"
+                )
+            }
+            _ => assert_eq!(ours, theirs, "{text}"),
+        }
+    }
+}

@@ -50,11 +50,14 @@ pub(crate) fn scan_block(
     open: usize,
     buf: &mut ReadBuffer,
 ) -> Result<usize, SyntaxError> {
-    let eof_error = || {
+    // nginx reports a missing end at the line of the last `{` it saw (the
+    // block's own, or one inside the Lua code).
+    let mut last_open = open;
+    let eof_error = |last_open: usize| {
         SyntaxError::new(
-            Span::new(file, open as u32, open as u32 + 1),
-            "unexpected end of file, expecting terminating characters for lua code block",
-            &["\"}\" closing the Lua block opened here"],
+            Span::new(file, last_open as u32, last_open as u32 + 1),
+            "unexpected end of file",
+            &["terminating characters for lua code block"],
         )
     };
     let too_long = |start: usize| {
@@ -67,13 +70,14 @@ pub(crate) fn scan_block(
     let len = text.len();
     let mut level = 1usize;
     let mut pos = open + 1;
+    let mut failed = FailedStrings::default();
     loop {
         // One call of ngx_http_lua_conf_read_lua_token.
         let mut start = pos;
         let (end, token) = loop {
             if pos >= buf.end || (buf.end - pos < NGX_CONF_BUFFER / 2 && buf.end < len) {
                 if buf.end >= len {
-                    return Err(eof_error());
+                    return Err(eof_error(last_open));
                 }
                 if buf.end - start == NGX_CONF_BUFFER {
                     return Err(too_long(start));
@@ -81,11 +85,11 @@ pub(crate) fn scan_block(
                 buf.start = start;
                 buf.end = len.min(start + NGX_CONF_BUFFER);
             }
-            match next_match(text, pos, buf.end) {
+            match next_match(text, pos, buf.end, &mut failed) {
                 Some(found) => break found,
                 None => {
                     if buf.end >= len {
-                        return Err(eof_error());
+                        return Err(eof_error(last_open));
                     }
                     if buf.end - pos == NGX_CONF_BUFFER {
                         return Err(too_long(pos));
@@ -102,7 +106,10 @@ pub(crate) fn scan_block(
         };
         pos = end;
         match token {
-            LuaToken::Open => level += 1,
+            LuaToken::Open => {
+                level += 1;
+                last_open = end - 1;
+            }
             LuaToken::Close => {
                 level -= 1;
                 if level == 0 {
@@ -121,7 +128,7 @@ pub(crate) fn scan_block(
                                 "Lua code block missing the closing long bracket \"{closing}\", \
                                  the inlined Lua code may be too long"
                             ),
-                            &[&format!("\"{closing}\"")],
+                            &[],
                         ));
                     }
                 };
@@ -131,8 +138,35 @@ pub(crate) fn scan_block(
     }
 }
 
+/// Where a quoted-string attempt failed, per quote kind: the line feed (or
+/// the buffer end) it ran into. Every later attempt with the same quote that
+/// starts before that point fails there too (that quote was escaped in the
+/// first attempt, and from the byte after it both attempts pair backslashes
+/// the same way), so it is not scanned again: this keeps a line full of
+/// `\"` linear instead of quadratic.
+#[derive(Default)]
+struct FailedStrings {
+    /// (fail point, the buffer end it was found with, or None for a line
+    /// feed) for `"` and `'`.
+    until: [Option<(usize, Option<usize>)>; 2],
+}
+
+impl FailedStrings {
+    fn known_to_fail(&self, kind: usize, at: usize, limit: usize) -> bool {
+        match self.until[kind] {
+            Some((until, at_limit)) => at < until && at_limit.map_or(true, |l| l == limit),
+            None => false,
+        }
+    }
+}
+
 /// The leftmost Lua token in `text[from..limit]`: its end and kind.
-fn next_match(text: &[u8], from: usize, limit: usize) -> Option<(usize, LuaToken)> {
+fn next_match(
+    text: &[u8],
+    from: usize,
+    limit: usize,
+    failed: &mut FailedStrings,
+) -> Option<(usize, LuaToken)> {
     let text = &text[..limit];
     let mut i = from;
     while i < limit {
@@ -163,8 +197,15 @@ fn next_match(text: &[u8], from: usize, limit: usize) -> Option<(usize, LuaToken
                 }
             }
             q @ (b'"' | b'\'') => {
-                if let Some(end) = short_string_end(text, i, q) {
-                    return Some((end, LuaToken::Other));
+                let kind = usize::from(q == b'\'');
+                if !failed.known_to_fail(kind, i, limit) {
+                    match short_string_end(text, i, q) {
+                        Ok(end) => return Some((end, LuaToken::Other)),
+                        Err(stop) => {
+                            let at_limit = (stop >= limit).then_some(limit);
+                            failed.until[kind] = Some((stop, at_limit));
+                        }
+                    }
                 }
             }
             _ => {}
@@ -199,22 +240,22 @@ fn long_bracket_close(text: &[u8], from: usize, limit: usize, eq: usize) -> Opti
     None
 }
 
-/// At an opening quote: the offset past the closing one, if the string
-/// closes on this line.
-fn short_string_end(text: &[u8], at: usize, quote: u8) -> Option<usize> {
+/// At an opening quote: the offset past the closing one if the string
+/// closes on this line, else where the attempt stopped (the line feed or
+/// the end of `text`).
+fn short_string_end(text: &[u8], at: usize, quote: u8) -> Result<usize, usize> {
     let mut i = at + 1;
     while i < text.len() {
         match text[i] {
-            b'\n' => return None,
-            b'\\' => {
-                if matches!(text.get(i + 1), None | Some(b'\n')) {
-                    return None;
-                }
-                i += 2;
-            }
-            b if b == quote => return Some(i + 1),
+            b'\n' => return Err(i),
+            b'\\' => match text.get(i + 1) {
+                None => return Err(text.len()),
+                Some(b'\n') => return Err(i + 1),
+                Some(_) => i += 2,
+            },
+            b if b == quote => return Ok(i + 1),
             _ => i += 1,
         }
     }
-    None
+    Err(text.len())
 }

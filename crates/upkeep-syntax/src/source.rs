@@ -110,6 +110,15 @@ impl SourceFile {
         s
     }
 
+    /// 1-based line of a byte offset (a binary search; no scan of the line).
+    pub fn line_of(&self, offset: u32) -> u32 {
+        let offset = offset.min(self.text.len() as u32);
+        match self.line_starts.binary_search(&offset) {
+            Ok(i) => i as u32 + 1,
+            Err(i) => i as u32,
+        }
+    }
+
     /// 1-based line and column of a byte offset.
     pub fn line_col(&self, offset: u32) -> LineCol {
         let offset = offset.min(self.text.len() as u32);
