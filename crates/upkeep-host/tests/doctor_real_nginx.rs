@@ -122,10 +122,16 @@ fn requests_without_reuse_pile_up_time_wait_and_fire_h001_h003() {
         .find(|f| f.message.contains("per client connection"))
         .expect("client-side H003");
     assert!(delta.connections() >= 20, "{delta:?}");
-    assert_eq!(delta.requests(), delta.connections(), "{delta:?}");
+    // One request per connection (a connection accepted just before the
+    // end sample may not have sent its request yet).
+    assert!(
+        delta.requests() <= delta.connections() && delta.connections() <= delta.requests() + 1,
+        "{delta:?}"
+    );
+    let ratio = delta.requests() as f64 / delta.connections() as f64;
     assert!(client
         .message
-        .starts_with("1.00 requests per client connection"));
+        .starts_with(&format!("{ratio:.2} requests per client connection")));
     assert!(text_of(client).contains(&format!(
         "stub_status: {} requests and {} handled connections",
         delta.requests(),
