@@ -56,6 +56,10 @@ impl Interner {
         id
     }
 
+    pub fn bytes(&self, id: u32) -> &[u8] {
+        &self.names[id as usize]
+    }
+
     pub fn name(&self, id: u32) -> String {
         String::from_utf8_lossy(&self.names[id as usize]).into_owned()
     }
@@ -273,6 +277,11 @@ impl Analysis {
             .collect();
         rows.sort();
         rows
+    }
+
+    /// An upstream's name as logged; empty for none.
+    pub fn upstream_bytes(&self, id: Option<u32>) -> &[u8] {
+        id.map_or(&[][..], |u| self.upstreams.bytes(u))
     }
 
     pub fn phases_of(&self, sig: Signature) -> Vec<(String, u64)> {

@@ -85,7 +85,8 @@ fn is_about_upstream(l: &ErrorLine<'_>) -> bool {
     l.upstream.is_some() || l.phase.is_some_and(|p| p.ends_with(b"upstream"))
 }
 
-fn signature_of(l: &ErrorLine<'_>) -> Option<Signature> {
+/// The signature of a line; needs only the head (message, errno, phase).
+pub(crate) fn signature_of(l: &ErrorLine<'_>) -> Option<Signature> {
     let m = l.message;
     let phase = l.phase.unwrap_or(b"");
     let errno = l.errno.unwrap_or(0);

@@ -134,6 +134,16 @@ impl<'a> ErrorLine<'a> {
     /// Splits a line (without its `\n`). `None` if it does not have the
     /// error-log shape.
     pub fn parse(line: &'a [u8]) -> Option<ErrorLine<'a>> {
+        let (mut parsed, context) = ErrorLine::parse_head(line)?;
+        if let Some(ctx) = context {
+            parsed.split_context(ctx);
+        }
+        Some(parsed)
+    }
+
+    /// Everything up to the context (`, client: …`), which is returned
+    /// unsplit: the scanner splits it only for lines that need it.
+    pub(crate) fn parse_head(line: &'a [u8]) -> Option<(ErrorLine<'a>, Option<&'a [u8]>)> {
         let line = strip_cr(line);
         let (time, rest) = if let Some(rest) = line.strip_prefix(b"nginx: ") {
             (None, rest)
@@ -184,11 +194,12 @@ impl<'a> ErrorLine<'a> {
             upstream: None,
             host: None,
         };
-        out.split_text(rest);
-        Some(out)
+        let context = out.split_text(rest);
+        Some((out, context))
     }
 
-    fn split_text(&mut self, text: &'a [u8]) {
+    /// Splits message, errno and phase; returns the context.
+    fn split_text(&mut self, text: &'a [u8]) -> Option<&'a [u8]> {
         let (head, ctx) = match find_anchored(text, b", client: ", 0) {
             Some(i) => (&text[..i], Some(&text[i + 2..])),
             None => (text, None),
@@ -215,12 +226,10 @@ impl<'a> ErrorLine<'a> {
                 }
             }
         }
-        if let Some(ctx) = ctx {
-            self.split_context(ctx);
-        }
+        ctx
     }
 
-    fn split_context(&mut self, ctx: &'a [u8]) {
+    pub(crate) fn split_context(&mut self, ctx: &'a [u8]) {
         // ctx starts with "client: ".
         let mut rest = &ctx[b"client: ".len()..];
         let (client, r) = plain_value(rest);
@@ -318,11 +327,17 @@ fn plain_value(b: &[u8]) -> (&[u8], &[u8]) {
 /// headers come from clients and may themselves contain quotes.
 fn quoted_value<'a>(b: &'a [u8], next_keys: &[&[u8]]) -> (&'a [u8], &'a [u8]) {
     let mut from = 0;
-    while let Some(i) = find_anchored(&b[from..], b"\", ", 0) {
+    while let Some(i) = memchr::memchr(b'"', &b[from..]) {
         let at = from + i;
-        let after = &b[at + 3..];
-        if next_keys.iter().any(|k| after.starts_with(k)) {
-            return (&b[..at], &b[at + 1..]);
+        let after = &b[at + 1..];
+        if after.len() > 2 && after[0] == b',' && after[1] == b' ' {
+            let key = &after[2..];
+            if next_keys
+                .iter()
+                .any(|k| key[0] == k[0] && key.starts_with(k))
+            {
+                return (&b[..at], after);
+            }
         }
         from = at + 1;
     }

@@ -5,11 +5,65 @@ use crate::analysis::{Analysis, InputReport};
 use crate::join::{AccessReport, Outcomes};
 use crate::signature::Signature;
 use crate::time::LogTime;
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 use std::fmt::Write as _;
 
-/// The JSON document for `upkeep logs --format json`.
+/// The JSON document for `upkeep logs --format json`, built in memory.
 pub fn to_json(a: &Analysis) -> Value {
+    serde_json::to_value(JsonReport(a)).expect("plain data serializes")
+}
+
+/// The JSON document as a serializable value: `serde_json::to_writer(w,
+/// &JsonReport(&analysis))` streams it, so the per-minute rows (one per
+/// minute, signature and upstream: the largest part for long logs) are
+/// never held as JSON in memory.
+pub struct JsonReport<'a>(pub &'a Analysis);
+
+impl Serialize for JsonReport<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Value::Object(head) = summary_json(self.0) else {
+            unreachable!("summary_json builds an object")
+        };
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in &head {
+            m.serialize_entry(k, v)?;
+        }
+        m.serialize_entry("per_minute", &PerMinute(self.0))?;
+        m.end()
+    }
+}
+
+struct PerMinute<'a>(&'a Analysis);
+
+impl Serialize for PerMinute<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let a = self.0;
+        let mut keys: Vec<_> = a.per_minute.iter().collect();
+        keys.sort_by(|(x, _), (y, _)| {
+            (x.minute, x.signature)
+                .cmp(&(y.minute, y.signature))
+                .then_with(|| {
+                    a.upstream_bytes(x.upstream)
+                        .cmp(a.upstream_bytes(y.upstream))
+                })
+        });
+        let mut seq = s.serialize_seq(Some(keys.len()))?;
+        for (k, n) in keys {
+            seq.serialize_element(&json!({
+                "minute": LogTime::minute_label(k.minute),
+                "signature": k.signature.id(),
+                "upstream": k.upstream.map(|u| a.upstreams.name(u)),
+                "count": n,
+            }))?;
+        }
+        seq.end()
+    }
+}
+
+/// Everything but the per-minute rows.
+fn summary_json(a: &Analysis) -> Value {
     let total = a.total_stats();
     let access = a.access.as_ref();
     let signatures: Vec<Value> = seen_signatures(a)
@@ -46,13 +100,6 @@ pub fn to_json(a: &Analysis) -> Value {
             })
         })
         .collect();
-    let per_minute: Vec<Value> = a
-        .per_minute_rows()
-        .into_iter()
-        .map(|(minute, sig, up, n)| {
-            json!({"minute": LogTime::minute_label(minute), "signature": sig.id(), "upstream": up, "count": n})
-        })
-        .collect();
     let top: Vec<Value> = a
         .top_upstreams(10)
         .into_iter()
@@ -77,7 +124,6 @@ pub fn to_json(a: &Analysis) -> Value {
         "signatures": signatures,
         "other_upstream": {"count": a.other_upstream, "samples": a.other_samples},
         "top_upstreams": top,
-        "per_minute": per_minute,
         "access": access.map(access_json),
     })
 }

@@ -7,8 +7,10 @@
 //! is one of the few that other signatures use. Nothing is allocated per
 //! line.
 
-use crate::classify::{level_may_carry_signature, verdict, Classified, Verdict, NEEDLE};
-use crate::error_line::{has_error_log_shape, has_timestamp_shape, ErrorLine};
+use crate::classify::{
+    level_may_carry_signature, signature_of, verdict, Classified, Verdict, NEEDLE,
+};
+use crate::error_line::{has_error_log_shape, has_timestamp_shape, ErrorLine, Level};
 use crate::time::{parse_error_log_time, LogTime};
 use memchr::memmem;
 
@@ -206,20 +208,32 @@ impl Scanner {
         if !has_needle && !level_may_carry_signature(line) {
             return;
         }
-        let Some(parsed) = ErrorLine::parse(line) else {
+        let Some((mut parsed, context)) = ErrorLine::parse_head(line) else {
             // The cheap shape test passed but the fields did not parse
             // (bad level, bad date): unknown shape after all.
             self.stats.unparsed += 1;
             self.stats.first_unparsed.get_or_insert(self.stats.lines);
             return;
         };
-        match verdict(&parsed) {
-            Verdict::Signature(signature) => sink.on_signature(&Classified {
+        let signature = signature_of(&parsed);
+        // Lines below error level without a signature are noise whatever
+        // their context says; skip splitting it.
+        if signature.is_none() && parsed.level > Level::Error {
+            return;
+        }
+        if let Some(ctx) = context {
+            parsed.split_context(ctx);
+        }
+        match signature {
+            Some(signature) => sink.on_signature(&Classified {
                 signature,
                 line: parsed,
             }),
-            Verdict::OtherUpstream => sink.on_other_upstream(&parsed),
-            Verdict::Noise => {}
+            None => {
+                if verdict(&parsed) == Verdict::OtherUpstream {
+                    sink.on_other_upstream(&parsed);
+                }
+            }
         }
     }
 }

@@ -156,7 +156,7 @@ fn emit(analysis: &Analysis, format: Format) -> anyhow::Result<ExitCode> {
     match format {
         Format::Human => out.write_all(report::to_human(analysis).as_bytes())?,
         Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &report::to_json(analysis))?;
+            serde_json::to_writer_pretty(&mut out, &report::JsonReport(analysis))?;
             out.write_all(b"\n")?;
         }
     }
