@@ -392,6 +392,30 @@ impl<'a> Rewriter<'a> {
             .insert((span.start, span.end), text.into());
     }
 
+    /// Removes a directive; with its whole line when nothing else is on it.
+    fn delete(&mut self, span: Span) {
+        let text = &self.set.file(span.file).text;
+        let (start, end) = (span.start as usize, span.end as usize);
+        let line_start = text[..start]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        let line_end = text[end..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(text.len(), |i| end + i + 1);
+        let blank = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .all(|b| *b == b' ' || *b == b'\t' || *b == b'\r' || *b == b'\n')
+        };
+        if blank(&text[line_start..start]) && blank(&text[end..line_end]) {
+            self.edit(Span::new(span.file, line_start as u32, line_end as u32), "");
+        } else {
+            self.edit(span, "");
+        }
+    }
+
     fn insert(&mut self, at: u32, file: FileId, text: impl Into<String>) {
         self.edit(Span::new(file, at, at), text);
     }
@@ -419,7 +443,7 @@ impl<'a> Rewriter<'a> {
             return;
         }
         match (ctx, name.as_str()) {
-            (Ctx::Main, "pid" | "user" | "daemon" | "master_process") => self.edit(d.span, ""),
+            (Ctx::Main, "pid" | "user" | "daemon" | "master_process") => self.delete(d.span),
             // Relative to nginx's compiled-in prefix, not the config's directory.
             (Ctx::Main, "load_module") => {
                 if let (Some(arg), Some(prefix)) = (d.arg(0), &self.nginx_prefix) {
@@ -443,9 +467,9 @@ impl<'a> Rewriter<'a> {
             (Ctx::Main, "stream" | "mail") => {
                 self.edit(d.span, format!("# {name} {{…}} left out by upkeep lab"))
             }
-            (_, "error_log") => self.edit(d.span, ""),
+            (_, "error_log") => self.delete(d.span),
             (_, "access_log") => self.edit(d.span, ACCESS_LOG),
-            (_, n) if TEMP_PATH_DIRECTIVES.contains(&n) => self.edit(d.span, ""),
+            (_, n) if TEMP_PATH_DIRECTIVES.contains(&n) => self.delete(d.span),
             (Ctx::Main, "events") => self.block(d, Ctx::Events),
             (Ctx::Main, "http") => {
                 self.saw_http = true;
@@ -536,7 +560,7 @@ impl<'a> Rewriter<'a> {
             Some((first, rest)) => {
                 self.edit(first.span, listen);
                 for l in rest {
-                    self.edit(l.span, "");
+                    self.delete(l.span);
                 }
             }
         }
