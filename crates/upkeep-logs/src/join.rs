@@ -51,6 +51,11 @@ pub struct Outcomes {
     pub client_aborted: u64,
     /// No access record was found for it.
     pub unmatched: u64,
+    /// Matched failures whose attempt logged `$upstream_connect_time`
+    /// `0.000`: what a reused keep-alive connection shows (nginx sends on a
+    /// cached connection within the same event-loop tick), though a fast
+    /// fresh connect on a LAN can show it too (facts/behaviors.md (g)).
+    pub connect_time_zero: u64,
     pub visible_by_method: BTreeMap<String, u64>,
     pub visible_by_status: BTreeMap<u16, u64>,
 }
@@ -88,7 +93,9 @@ pub struct AccessReport {
     pub retries_recovered: u64,
     /// 502/504 answers with upstream attempts but no matching error line
     /// (error_log level above `error`, or the logs cover different times).
+    /// Meaningful only when error logs were read (`with_error_log`).
     pub unexplained_5xx: u64,
+    pub with_error_log: bool,
     pub reuse: Option<ConnectionReuse>,
     pub per_signature: [Outcomes; Signature::COUNT],
 }
@@ -336,16 +343,23 @@ fn process_record(
         if let Some(q) = pending.get_mut(&key) {
             let failed = rec.upstream_statuses().filter(|&s| s >= 500).count();
             let want = if failed > 0 { failed } else { usize::MAX };
+            // The attempts that failed, in order: the n-th failure logged
+            // for this request is the n-th 5xx attempt.
+            let mut failed_attempts = rec
+                .upstream_statuses()
+                .enumerate()
+                .filter(|&(_, s)| s >= 500)
+                .map(|(i, _)| i);
             while matched < want {
                 match q.front() {
                     Some(p) if rec.time.map_or(true, |t| p.time.0 <= t.0 + SLACK) => {
                         let p = q.pop_front().expect("front exists");
-                        record_outcome(
-                            &mut report.per_signature[p.signature.index()],
-                            rec,
-                            status,
-                            p.in_body,
-                        );
+                        let o = &mut report.per_signature[p.signature.index()];
+                        record_outcome(o, rec, status, p.in_body);
+                        let attempt = failed_attempts.next();
+                        if attempt.and_then(|i| rec.connect_time(i)) == Some(b"0.000") {
+                            o.connect_time_zero += 1;
+                        }
                         matched += 1;
                     }
                     _ => break,

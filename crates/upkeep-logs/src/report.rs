@@ -93,6 +93,7 @@ fn summary_json(a: &Analysis) -> Value {
                 "truncated": o.map(|o| o.truncated),
                 "client_aborted": o.map(|o| o.client_aborted),
                 "unmatched": o.map(|o| o.unmatched),
+                "connect_time_zero": o.map(|o| o.connect_time_zero),
                 "client_visible_by_method": o.map(|o| &o.visible_by_method),
                 "client_visible_by_status": o.map(|o| o.visible_by_status.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Map<_, _>>()),
                 "meaning": info.meaning,
@@ -153,7 +154,7 @@ fn access_json(r: &AccessReport) -> Value {
         "status_5xx": r.status_5xx.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<Map<_, _>>(),
         "requests_retried": r.requests_retried,
         "retries_recovered": r.retries_recovered,
-        "unexplained_5xx": r.unexplained_5xx,
+        "unexplained_5xx": r.with_error_log.then_some(r.unexplained_5xx),
         "requests_per_connection": r.reuse.map(|u| json!({
             "requests": u.requests, "connections": u.connections, "mean": u.mean(), "max": u.max
         })),
@@ -403,6 +404,14 @@ fn write_signature(o: &mut String, a: &Analysis, sig: Signature) {
             num(oc.client_aborted),
             num(oc.unmatched)
         );
+        if oc.connect_time_zero > 0 {
+            let _ = writeln!(
+                o,
+                "  {} failed attempt{} logged $upstream_connect_time 0.000, as a reused keep-alive connection does",
+                num(oc.connect_time_zero),
+                plural(oc.connect_time_zero)
+            );
+        }
     }
 }
 
@@ -504,7 +513,7 @@ fn write_access(o: &mut String, r: &AccessReport) {
             num(r.retries_recovered)
         );
     }
-    if r.unexplained_5xx > 0 {
+    if r.with_error_log && r.unexplained_5xx > 0 {
         let _ = writeln!(
             o,
             "  {} 502/504 answer{} had no matching error-log line (error_log level above \"error\", or logs from different times)",

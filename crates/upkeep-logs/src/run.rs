@@ -63,7 +63,9 @@ pub fn analyze(inputs: &[Input], opts: &Options, mut joiner: Option<Joiner>) -> 
         analysis.inputs.push(report);
     }
     if let Some(j) = joiner {
-        analysis.access = Some(j.finish());
+        let mut report = j.finish();
+        report.with_error_log = !inputs.is_empty();
+        analysis.access = Some(report);
     }
     analysis
 }

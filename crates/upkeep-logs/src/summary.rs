@@ -1,11 +1,11 @@
 //! The small counting API other crates use (`upkeep lab`, `upkeep watch`,
 //! `upkeep doctor`): how many lines carried each signature.
 
-use crate::classify::Classified;
-use crate::error_line::ErrorLine;
+use crate::classify::{verdict, Classified, Verdict};
+use crate::error_line::{has_error_log_shape, ErrorLine};
 use crate::input::Input;
 use crate::reader::scan_stream;
-use crate::scan::{EventSink, Scanner, TimeWindow};
+use crate::scan::{EventSink, Scanner, TimeWindow, MAX_LINE};
 use crate::signature::Signature;
 use std::collections::BTreeMap;
 use std::io::{self, Read};
@@ -40,12 +40,26 @@ impl Summary {
     }
 
     /// Adds one line (for callers that see lines one at a time, e.g. while
-    /// tailing a log).
+    /// tailing a log). Overlong lines count as unparsed here.
     pub fn add_line(&mut self, line: &[u8]) {
-        let mut scanner = Scanner::new(TimeWindow::default());
-        scanner.scan_line(line, self);
-        self.lines += scanner.stats.lines;
-        self.unparsed += scanner.stats.unparsed;
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        self.lines += 1;
+        if line.is_empty() {
+            return;
+        }
+        if line.len() > MAX_LINE || !has_error_log_shape(line) {
+            self.unparsed += 1;
+            return;
+        }
+        match ErrorLine::parse(line) {
+            None => self.unparsed += 1,
+            Some(parsed) => match verdict(&parsed) {
+                Verdict::Signature(sig) => self.counts[sig.index()] += 1,
+                Verdict::OtherUpstream => self.other_upstream += 1,
+                Verdict::Noise => {}
+            },
+        }
     }
 
     pub fn count(&self, signature: Signature) -> u64 {

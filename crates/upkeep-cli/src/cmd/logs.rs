@@ -29,8 +29,8 @@ pub enum Format {
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Error logs: files, glob patterns (quoted), `-` for standard input.
-    /// Gzip is detected and streamed. Default: standard input when it is not
-    /// a terminal.
+    /// Gzip is detected and streamed. Default: standard input, unless it is
+    /// a terminal or --access-log is given.
     pub files: Vec<String>,
 
     /// Access log(s) to tell client-visible failures from retried ones
@@ -100,13 +100,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .transpose()?,
     };
     let mut file_args = args.files.clone();
-    if file_args.is_empty() {
-        if std::io::stdin().is_terminal() && args.access_log.is_empty() {
+    if file_args.is_empty() && args.access_log.is_empty() {
+        if std::io::stdin().is_terminal() {
             bail!("no input: give error log files, or pipe a log on standard input");
         }
-        if !std::io::stdin().is_terminal() {
-            file_args.push("-".into());
-        }
+        file_args.push("-".into());
     }
     let inputs = expand_inputs(&file_args)?;
     if args.follow {
