@@ -14,6 +14,8 @@
 //!   upkeep-logs;
 //! * [`live_config`]: what the running configuration says about all that;
 //! * [`rules`]: H001–H005 (and R001 with the real limit);
+//! * [`watch`]: the same sources interval by interval, for `upkeep watch`
+//!   (rates, and a Prometheus exposition);
 //! * [`doctor::run`] puts it together into one ranked [`DoctorReport`],
 //!   rendered by [`report`].
 //!
@@ -31,5 +33,6 @@ pub mod sampling;
 pub mod sockets;
 pub mod stub_status;
 pub mod sysctl;
+pub mod watch;
 
 pub use doctor::{run, DoctorInput, DoctorReport};

@@ -1,0 +1,426 @@
+//! `upkeep watch`: a running nginx, interval by interval.
+//!
+//! Each interval (1 s by default) yields an [`Interval`]:
+//!
+//! * client requests/s and accepted connections/s, and requests per
+//!   connection, from two stub_status samples ([`client`]);
+//! * per backend address, the connections opened towards it, from socket
+//!   censuses polled several times per interval ([`new_connections`]), and
+//!   its ESTABLISHED and TIME_WAIT sockets at the end of the interval (the
+//!   census of [`crate::sockets`]);
+//! * the failure signatures logged meanwhile, from following the error
+//!   logs ([`error_signatures`]);
+//! * running totals since the watch started ([`Totals`]), which is what the
+//!   Prometheus exposition ([`prometheus`], served by [`metrics_server`])
+//!   publishes as counters.
+//!
+//! [`view`] renders an interval for people, [`json`] for programs.
+
+pub mod client;
+pub mod error_signatures;
+pub mod json;
+pub mod metrics_server;
+pub mod new_connections;
+pub mod prometheus;
+pub mod view;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::live_config::Backend;
+use crate::sampling::STATUS_TIMEOUT;
+use crate::sockets::{canonical, AddressCount, Census, CensusSource, SocketReader};
+use crate::stub_status::{self, StatusUrl, StubStatus};
+
+use client::{per_second, ratio, ClientCounter, ClientInterval, ClientSample};
+use error_signatures::{ErrorLogs, SignatureCounts};
+use new_connections::NewConnections;
+
+/// `--interval` by default.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+/// The socket census is taken this often inside an interval (and at its
+/// end): often enough to see connections that live shorter than an
+/// interval, cheap enough for a busy host.
+pub const CENSUS_EVERY: Duration = Duration::from_millis(200);
+
+/// A backend address to watch, and what the configuration calls it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchedBackend {
+    pub addr: SocketAddr,
+    /// As written in the configuration (or on the command line).
+    pub written: String,
+    /// The `upstream{}` blocks that list it; empty for a `proxy_pass` to
+    /// the address itself or an address given on the command line.
+    pub upstreams: Vec<String>,
+}
+
+impl From<&Backend> for WatchedBackend {
+    fn from(b: &Backend) -> WatchedBackend {
+        WatchedBackend {
+            addr: b.addr,
+            written: b.written.clone(),
+            upstreams: b.upstreams.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct WatchOptions {
+    pub interval: Duration,
+    pub census_every: Duration,
+    /// stub_status to sample; without it there are no client rates.
+    pub status: Option<StatusUrl>,
+    pub reader: SocketReader,
+    pub backends: Vec<WatchedBackend>,
+    pub error_logs: Vec<PathBuf>,
+    /// `ip_local_port_range`, for the census's ephemeral-port count.
+    pub port_range: Option<(u16, u16)>,
+}
+
+impl WatchOptions {
+    pub fn new(status: Option<StatusUrl>, backends: Vec<WatchedBackend>) -> WatchOptions {
+        WatchOptions {
+            interval: DEFAULT_INTERVAL,
+            census_every: CENSUS_EVERY,
+            status,
+            reader: SocketReader::OwnNamespace,
+            backends,
+            error_logs: Vec::new(),
+            port_range: None,
+        }
+    }
+}
+
+/// One backend in one interval.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackendInterval {
+    pub backend: WatchedBackend,
+    /// Connections towards it that appeared in the interval (a lower bound,
+    /// see [`new_connections`]).
+    pub new_connections: u64,
+    /// Its sockets at the last census of the interval; `None` when no census
+    /// succeeded in the interval.
+    pub sockets: Option<AddressCount>,
+}
+
+/// What one interval showed.
+#[derive(Clone, Debug)]
+pub struct Interval {
+    /// 1 for the first interval.
+    pub index: u64,
+    /// When it ended.
+    pub time: SystemTime,
+    /// Since the watch started.
+    pub elapsed: Duration,
+    /// Its real length (rates are per second of this).
+    pub duration: Duration,
+    /// Client traffic; `None` without stub_status, when a sample failed, or
+    /// right after a failure or a restart (a new baseline).
+    pub client: Option<ClientInterval>,
+    /// The last stub_status sample of the interval (its gauges: active,
+    /// reading, writing, waiting), even when `client` is `None`.
+    pub status: Option<StubStatus>,
+    pub status_error: Option<String>,
+    pub backends: Vec<BackendInterval>,
+    pub census_source: Option<CensusSource>,
+    pub census_polls: u32,
+    pub census_error: Option<String>,
+    /// Error-log lines of the interval.
+    pub errors: SignatureCounts,
+    /// Read errors of the error logs, restarts of nginx, …
+    pub notes: Vec<String>,
+    /// Since the watch started, this interval included.
+    pub totals: Totals,
+}
+
+impl Interval {
+    pub fn seconds(&self) -> f64 {
+        self.duration.as_secs_f64()
+    }
+
+    /// New connections towards all backends.
+    pub fn new_connections(&self) -> u64 {
+        self.backends.iter().map(|b| b.new_connections).sum()
+    }
+
+    pub fn new_connections_per_second(&self) -> f64 {
+        per_second(self.new_connections(), self.duration)
+    }
+
+    /// Client requests per new backend connection: an upper bound of the
+    /// proxied requests per new connection, since the client count includes
+    /// requests nginx answers itself. `None` without stub_status or new
+    /// connections.
+    pub fn requests_per_new_connection(&self) -> Option<f64> {
+        ratio(self.client?.requests(), self.new_connections())
+    }
+
+    /// TIME_WAIT sockets towards all backends, at both ends.
+    pub fn time_wait(&self) -> u64 {
+        self.backends
+            .iter()
+            .filter_map(|b| b.sockets)
+            .map(|s| s.time_wait_total())
+            .sum()
+    }
+
+    /// ESTABLISHED sockets from nginx's side towards all backends.
+    pub fn established(&self) -> u64 {
+        self.backends
+            .iter()
+            .filter_map(|b| b.sockets)
+            .map(|s| s.established)
+            .sum()
+    }
+
+    pub fn signatures_per_second(&self, sig: upkeep_logs::Signature) -> f64 {
+        per_second(self.errors.count(sig), self.duration)
+    }
+}
+
+/// Running totals since the watch started.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Totals {
+    pub intervals: u64,
+    /// Sums of the client intervals (ours left out).
+    pub client_requests: u64,
+    pub client_accepts: u64,
+    pub client_handled: u64,
+    pub client_dropped: u64,
+    pub status_failures: u64,
+    /// New connections per backend address.
+    pub new_connections: BTreeMap<SocketAddr, u64>,
+    pub census_polls: u64,
+    pub errors: SignatureCounts,
+}
+
+impl Totals {
+    /// Requests per handled client connection since the start.
+    pub fn requests_per_connection(&self) -> Option<f64> {
+        ratio(self.client_requests, self.client_handled)
+    }
+
+    pub fn new_connections_total(&self) -> u64 {
+        self.new_connections.values().sum()
+    }
+}
+
+/// The sampler: keeps what the previous interval ended with.
+pub struct Watcher {
+    opts: WatchOptions,
+    addresses: Vec<SocketAddr>,
+    client: ClientCounter,
+    last_status: Option<StubStatus>,
+    connections: NewConnections,
+    logs: ErrorLogs,
+    totals: Totals,
+    started: Instant,
+    /// The end of the interval being sampled.
+    deadline: Instant,
+    previous_end: Instant,
+    /// Problems found at the start (to tell the user once).
+    pub problems: Vec<String>,
+}
+
+impl Watcher {
+    /// Takes the baseline: a stub_status sample, a census, and the current
+    /// end of each error log.
+    pub fn start(opts: WatchOptions) -> Watcher {
+        let addresses: Vec<SocketAddr> = opts.backends.iter().map(|b| b.addr).collect();
+        let (logs, mut problems) = ErrorLogs::open(&opts.error_logs);
+        let mut w = Watcher {
+            connections: NewConnections::new(addresses.iter().copied()),
+            addresses,
+            client: ClientCounter::default(),
+            last_status: None,
+            logs,
+            totals: Totals::default(),
+            started: Instant::now(),
+            deadline: Instant::now(),
+            previous_end: Instant::now(),
+            problems: Vec::new(),
+            opts,
+        };
+        if !w.addresses.is_empty() {
+            if let Err(e) = w.census() {
+                problems.push(format!("socket census failed: {e}"));
+            }
+        }
+        if let Some(url) = w.opts.status.clone() {
+            match stub_status::fetch(&url, STATUS_TIMEOUT) {
+                Ok(s) => {
+                    w.client.observe(s, Instant::now());
+                    w.last_status = Some(s);
+                }
+                Err(e) => problems.push(format!("stub_status: {e}")),
+            }
+        }
+        w.problems = problems;
+        w.started = Instant::now();
+        w.previous_end = w.started;
+        w.deadline = w.started;
+        w
+    }
+
+    pub fn options(&self) -> &WatchOptions {
+        &self.opts
+    }
+
+    pub fn error_logs(&self) -> impl Iterator<Item = &Path> {
+        self.logs.paths()
+    }
+
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    /// The Prometheus page after `last` (`None`: before the first interval).
+    pub fn exposition(&self, last: Option<&Interval>) -> String {
+        prometheus::exposition(&self.opts, !self.logs.is_empty(), &self.totals, last)
+    }
+
+    /// The last stub_status sample.
+    pub fn last_status(&self) -> Option<StubStatus> {
+        self.last_status
+    }
+
+    /// Samples until the end of the next interval. `None` when `stop` was
+    /// set meanwhile (checked at every census, so within
+    /// [`WatchOptions::census_every`]).
+    pub fn next(&mut self, stop: &AtomicBool) -> Option<Interval> {
+        // Deadlines follow each other without drift; after a stall (a
+        // stub_status request that waited for its timeout), start afresh.
+        let now = Instant::now();
+        self.deadline += self.opts.interval;
+        if self.deadline < now {
+            self.deadline = now + self.opts.interval;
+        }
+        let every = self.opts.census_every.max(Duration::from_millis(10));
+
+        let mut new: BTreeMap<SocketAddr, u64> = BTreeMap::new();
+        let mut census: Option<Census> = None;
+        let mut source = None;
+        let mut polls = 0u32;
+        let mut census_error = None;
+        let mut errors = SignatureCounts::default();
+        let mut notes: Vec<String> = Vec::new();
+        loop {
+            let now = Instant::now();
+            let wake = (now + every).min(self.deadline);
+            std::thread::sleep(wake.saturating_duration_since(now));
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            if !self.addresses.is_empty() {
+                match self.census() {
+                    Ok((c, s, appeared)) => {
+                        polls += 1;
+                        source = Some(s);
+                        census = Some(c);
+                        for (addr, n) in appeared {
+                            *new.entry(addr).or_insert(0) += n;
+                        }
+                    }
+                    Err(e) => census_error = Some(e),
+                }
+            }
+            for p in self.logs.poll(&mut errors) {
+                if !notes.contains(&p) {
+                    notes.push(p);
+                }
+            }
+            if Instant::now() >= self.deadline {
+                break;
+            }
+        }
+
+        let (client, status, status_error) = self.sample_status(&mut notes);
+        let end = Instant::now();
+        let duration = end.saturating_duration_since(self.previous_end);
+        self.previous_end = end;
+
+        let t = &mut self.totals;
+        t.intervals += 1;
+        t.census_polls += u64::from(polls);
+        if let Some(c) = &client {
+            t.client_requests += c.requests();
+            t.client_accepts += c.accepts();
+            t.client_handled += c.handled();
+            t.client_dropped += c.dropped();
+        }
+        if status_error.is_some() {
+            t.status_failures += 1;
+        }
+        for b in &self.opts.backends {
+            t.new_connections.entry(canonical(b.addr)).or_insert(0);
+        }
+        for (addr, n) in &new {
+            *t.new_connections.entry(*addr).or_insert(0) += n;
+        }
+        t.errors.merge(&errors);
+        let backends = self
+            .opts
+            .backends
+            .iter()
+            .map(|b| BackendInterval {
+                backend: b.clone(),
+                new_connections: new.get(&canonical(b.addr)).copied().unwrap_or(0),
+                sockets: census.as_ref().map(|c| c.get(&b.addr)),
+            })
+            .collect();
+        Some(Interval {
+            index: t.intervals,
+            time: SystemTime::now(),
+            elapsed: end.saturating_duration_since(self.started),
+            duration,
+            client,
+            status,
+            status_error,
+            backends,
+            census_source: source,
+            census_polls: polls,
+            census_error,
+            errors,
+            notes,
+            totals: t.clone(),
+        })
+    }
+
+    /// One census: the counts per backend, the source, and the connections
+    /// new since the previous census.
+    fn census(&mut self) -> Result<(Census, CensusSource, BTreeMap<SocketAddr, u64>), String> {
+        let (sockets, source) = self.opts.reader.read().map_err(|e| e.to_string())?;
+        let appeared = self.connections.observe(&sockets);
+        let census = Census::count(&sockets, &self.addresses, self.opts.port_range);
+        Ok((census, source, appeared))
+    }
+
+    fn sample_status(
+        &mut self,
+        notes: &mut Vec<String>,
+    ) -> (Option<ClientInterval>, Option<StubStatus>, Option<String>) {
+        let Some(url) = &self.opts.status else {
+            return (None, None, None);
+        };
+        match stub_status::fetch(url, STATUS_TIMEOUT) {
+            Ok(s) => {
+                self.last_status = Some(s);
+                match self.client.observe(s, Instant::now()) {
+                    ClientSample::Interval(c) => (Some(c), Some(s), None),
+                    ClientSample::Baseline { reason } => {
+                        notes.extend(reason);
+                        (None, Some(s), None)
+                    }
+                }
+            }
+            Err(e) => {
+                self.client.lost();
+                self.last_status = None;
+                (None, None, Some(e))
+            }
+        }
+    }
+}
