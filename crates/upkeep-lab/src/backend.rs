@@ -244,3 +244,160 @@ async fn serve_connection(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    async fn start(profile: BackendProfile) -> (Backend, Cancel, JoinSet<()>) {
+        let stop = Cancel::new();
+        let mut tasks = JoinSet::new();
+        let b = Backend::start(
+            "127.0.0.1:0".parse().unwrap(),
+            profile,
+            stop.clone(),
+            &mut tasks,
+        )
+        .await
+        .unwrap();
+        (b, stop, tasks)
+    }
+
+    /// Sends one request and returns the raw response head and whether the
+    /// backend closed the connection right after it.
+    async fn exchange(c: &mut TcpStream, request: &str) -> (String, bool) {
+        c.write_all(request.as_bytes()).await.unwrap();
+        let mut conn = HttpConn::new(c.try_clone_for_test());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let head = conn.read_head(deadline).await.unwrap();
+        conn.read_response_body("GET", &head, deadline)
+            .await
+            .unwrap();
+        let closed = matches!(
+            tokio::time::timeout(Duration::from_millis(100), c.read(&mut [0u8; 1])).await,
+            Ok(Ok(0))
+        );
+        let mut text = format!("{} {} {}", head.first, head.second, head.third);
+        for (n, v) in &head.headers {
+            text.push_str(&format!("\n{n}: {v}"));
+        }
+        (text, closed)
+    }
+
+    trait CloneForTest {
+        fn try_clone_for_test(&self) -> TcpStream;
+    }
+
+    impl CloneForTest for TcpStream {
+        fn try_clone_for_test(&self) -> TcpStream {
+            let std = socket2::SockRef::from(self).try_clone().unwrap();
+            let std: std::net::TcpStream = std.into();
+            std.set_nonblocking(true).unwrap();
+            TcpStream::from_std(std).unwrap()
+        }
+    }
+
+    const GET: &str = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    #[test]
+    fn request_cap_closes_with_or_without_saying_so() {
+        rt().block_on(async {
+            for announce in [true, false] {
+                let profile = BackendProfile {
+                    max_requests: Some(2),
+                    announce_close: announce,
+                    ..BackendProfile::keepalive("cap", None)
+                };
+                let (b, stop, _tasks) = start(profile).await;
+                let mut c = TcpStream::connect(b.addr).await.unwrap();
+                let (first, closed) = exchange(&mut c, GET).await;
+                assert!(!first.contains("Connection: close") && !closed, "{first}");
+                let (second, closed) = exchange(&mut c, GET).await;
+                assert_eq!(second.contains("Connection: close"), announce, "{second}");
+                assert!(closed, "closed after the cap");
+                assert_eq!(b.counters.accepted.load(Ordering::Relaxed), 1);
+                assert_eq!(b.counters.cap_closes.load(Ordering::Relaxed), 1);
+                stop.cancel();
+            }
+        });
+    }
+
+    #[test]
+    fn idle_timeout_closes_an_idle_connection() {
+        rt().block_on(async {
+            let profile = BackendProfile::keepalive("idle", Some(Duration::from_millis(200)));
+            let (b, stop, _tasks) = start(profile).await;
+            let mut c = TcpStream::connect(b.addr).await.unwrap();
+            let (_, closed) = exchange(&mut c, GET).await;
+            assert!(!closed);
+            let started = Instant::now();
+            let n = c.read(&mut [0u8; 1]).await.unwrap();
+            assert_eq!(n, 0, "FIN after the idle timeout");
+            assert!(started.elapsed() >= Duration::from_millis(90));
+            assert_eq!(b.counters.idle_closes.load(Ordering::Relaxed), 1);
+            stop.cancel();
+        });
+    }
+
+    #[test]
+    fn http10_only_and_close_always_close_after_every_response() {
+        rt().block_on(async {
+            let http10 = BackendProfile {
+                http10_only: true,
+                ..BackendProfile::keepalive("1.0", None)
+            };
+            let (b, stop, _tasks) = start(http10).await;
+            let mut c = TcpStream::connect(b.addr).await.unwrap();
+            let (head, closed) = exchange(&mut c, GET).await;
+            assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+            assert!(closed);
+            stop.cancel();
+
+            let close = BackendProfile {
+                always_close: true,
+                ..BackendProfile::keepalive("close", None)
+            };
+            let (b, stop, _tasks) = start(close).await;
+            let mut c = TcpStream::connect(b.addr).await.unwrap();
+            let (head, closed) = exchange(&mut c, GET).await;
+            assert!(
+                head.starts_with("HTTP/1.1 200") && head.contains("Connection: close"),
+                "{head}"
+            );
+            assert!(closed);
+            stop.cancel();
+        });
+    }
+
+    #[test]
+    fn honours_the_request_s_connection_header_and_reads_bodies() {
+        rt().block_on(async {
+            let (b, stop, _tasks) = start(BackendProfile::keepalive("k", None)).await;
+            let mut c = TcpStream::connect(b.addr).await.unwrap();
+            // HTTP/1.0 without keep-alive, as nginx sends by default: close.
+            let (head, closed) =
+                exchange(&mut c, "POST / HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc").await;
+            assert!(head.starts_with("HTTP/1.0 200") && closed, "{head}");
+            let mut c = TcpStream::connect(b.addr).await.unwrap();
+            let chunked =
+                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+            let (head, closed) = exchange(&mut c, chunked).await;
+            assert!(!closed, "{head}");
+            let (head, closed) =
+                exchange(&mut c, "GET / HTTP/1.1\r\nConnection: close\r\n\r\n").await;
+            assert!(head.contains("Connection: close") && closed, "{head}");
+            assert_eq!(b.counters.accepted.load(Ordering::Relaxed), 2);
+            assert_eq!(b.counters.requests.load(Ordering::Relaxed), 3);
+            stop.cancel();
+        });
+    }
+}

@@ -9,8 +9,9 @@
 //! socket, as it does between real hosts.
 //!
 //! A new connection also costs a round trip before its first byte is passed on
-//! (the relay connects to the backend `2d` after accepting), so the latency
-//! saved by reusing connections shows in the measurements.
+//! (the relay connects to the backend `d` after accepting and starts relaying
+//! `d` after that), so the latency saved by reusing connections shows in the
+//! measurements.
 
 use crate::cancel::Cancel;
 use socket2::SockRef;
@@ -87,15 +88,29 @@ async fn accept_loop(
 
 async fn relay_connection(client: TcpStream, target: SocketAddr, delay: Duration, abort: Cancel) {
     // The handshake with the backend takes a round trip, as it would across a
-    // network; the client's first bytes wait in the socket meanwhile.
-    tokio::select! {
-        _ = abort.cancelled() => return,
-        _ = tokio::time::sleep(delay * 2) => {}
+    // network: the SYN travels `delay` before the connect, the answer
+    // (SYN-ACK, or the refusal's RST) `delay` after it. The client's first
+    // bytes wait in its socket meanwhile.
+    let wait = |d: Duration| {
+        let abort = abort.clone();
+        async move {
+            tokio::select! {
+                _ = abort.cancelled() => false,
+                _ = tokio::time::sleep(d) => true,
+            }
+        }
+    };
+    if !wait(delay).await {
+        return;
     }
-    let server = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await {
+    let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await;
+    if !wait(delay).await {
+        return;
+    }
+    let server = match connected {
         Ok(Ok(s)) => s,
         _ => {
-            // Refused or unreachable: the client sees a reset, as it would.
+            // Refused, reset or unreachable: the client sees a reset.
             reset(&client);
             return;
         }
@@ -304,6 +319,44 @@ mod tests {
             // First the delayed FIN (EOF), or directly the reset.
             let first = client.read(&mut buf).await;
             assert!(matches!(first, Ok(0)) || first.is_err());
+            stop.cancel();
+            while tasks.join_next().await.is_some() {}
+        });
+    }
+
+    #[test]
+    fn a_reset_crosses_late_too() {
+        rt().block_on(async {
+            let stop = Cancel::new();
+            let mut tasks = JoinSet::new();
+            let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let target = server.local_addr().unwrap();
+            let delay = Duration::from_millis(40);
+            let relay = Relay::start(
+                "127.0.0.1:0".parse().unwrap(),
+                target,
+                delay,
+                stop.clone(),
+                &mut tasks,
+            )
+            .await
+            .unwrap();
+            let mut client = TcpStream::connect(relay.addr).await.unwrap();
+            let (mut backend, _) = server.accept().await.unwrap();
+            // Once a byte has crossed, the relay holds both connections.
+            client.write_all(b"x").await.unwrap();
+            backend.read_exact(&mut [0u8; 1]).await.unwrap();
+            let reset_at = Instant::now();
+            reset(&backend);
+            drop(backend);
+            let mut buf = [0u8; 8];
+            let got = client.read(&mut buf).await;
+            assert!(got.is_err(), "expected a reset, got {got:?}");
+            assert!(
+                reset_at.elapsed() >= delay,
+                "RST crossed in {:?}",
+                reset_at.elapsed()
+            );
             stop.cancel();
             while tasks.join_next().await.is_some() {}
         });

@@ -389,3 +389,131 @@ fn error_kind(err: &ReadError) -> String {
         ReadError::Io(e) => format!("{}", e.kind()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Backend, BackendProfile};
+    use tokio::task::JoinSet;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    async fn backend(profile: BackendProfile) -> (Backend, Cancel, JoinSet<()>) {
+        let stop = Cancel::new();
+        let mut tasks = JoinSet::new();
+        let b = Backend::start(
+            "127.0.0.1:0".parse().unwrap(),
+            profile,
+            stop.clone(),
+            &mut tasks,
+        )
+        .await
+        .unwrap();
+        (b, stop, tasks)
+    }
+
+    #[test]
+    fn clients_keep_their_connections_and_count_by_method() {
+        rt().block_on(async {
+            let (b, stop, _tasks) = backend(BackendProfile::keepalive("k", None)).await;
+            let profile = TrafficProfile {
+                concurrency: 3,
+                post_ratio: 0.5,
+                gap_min: Duration::from_millis(5),
+                gap_max: Duration::from_millis(10),
+                duration: Duration::from_millis(400),
+                ..TrafficProfile::default()
+            };
+            let r = run(&profile, b.addr, Instant::now(), &stop).await;
+            assert!(r.records.len() > 20, "{}", r.records.len());
+            assert!(r.records.iter().all(|x| x.status == Some(200)));
+            assert!(r.records.iter().any(|x| x.method == Method::Get));
+            assert!(r.records.iter().any(|x| x.method == Method::Post));
+            assert_eq!(
+                r.connections_opened, 3,
+                "one kept-alive connection per client"
+            );
+            assert!(r.records.windows(2).all(|w| w[0].at <= w[1].at));
+            stop.cancel();
+        });
+    }
+
+    #[test]
+    fn clients_reconnect_when_told_to_close() {
+        rt().block_on(async {
+            let close = BackendProfile {
+                always_close: true,
+                ..BackendProfile::keepalive("close", None)
+            };
+            let (b, stop, _tasks) = backend(close).await;
+            let profile = TrafficProfile {
+                concurrency: 1,
+                gap_min: Duration::from_millis(5),
+                gap_max: Duration::from_millis(5),
+                duration: Duration::from_millis(200),
+                ..TrafficProfile::default()
+            };
+            let r = run(&profile, b.addr, Instant::now(), &stop).await;
+            assert!(r.records.len() > 3);
+            assert_eq!(r.connections_opened, r.records.len() as u64);
+            assert_eq!(r.client_retries, 0);
+            stop.cancel();
+        });
+    }
+
+    #[test]
+    fn open_loop_keeps_its_rate_and_clients_in_step() {
+        rt().block_on(async {
+            let (b, stop, _tasks) = backend(BackendProfile::keepalive("k", None)).await;
+            let profile = TrafficProfile {
+                concurrency: 2,
+                post_ratio: 0.0,
+                gap_min: Duration::from_millis(90),
+                gap_max: Duration::from_millis(110),
+                mode: LoopMode::Open,
+                duration: Duration::from_millis(1000),
+                ..TrafficProfile::default()
+            };
+            let r = run(&profile, b.addr, Instant::now(), &stop).await;
+            // Due at 0, 100, …, 900 ms (±10 ms): ten each.
+            assert!((18..=22).contains(&r.records.len()), "{}", r.records.len());
+            // The k-th requests of both clients go out within the jitter.
+            let mut at: Vec<Duration> = r.records.iter().map(|x| x.at).collect();
+            at.sort();
+            for pair in at.chunks(2) {
+                if let [a, b] = pair {
+                    assert!(*b - *a <= Duration::from_millis(40), "{a:?} {b:?}");
+                }
+            }
+            stop.cancel();
+        });
+    }
+
+    #[test]
+    fn nothing_listening_is_a_client_error_not_a_hang() {
+        rt().block_on(async {
+            let addr = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap();
+            let profile = TrafficProfile {
+                concurrency: 1,
+                duration: Duration::from_millis(100),
+                ..TrafficProfile::default()
+            };
+            let r = run(&profile, addr, Instant::now(), &Cancel::new()).await;
+            assert!(!r.records.is_empty());
+            assert!(r.records.iter().all(|x| x.status.is_none()));
+            assert!(
+                r.errors.keys().all(|k| k.starts_with("connect")),
+                "{:?}",
+                r.errors
+            );
+        });
+    }
+}
