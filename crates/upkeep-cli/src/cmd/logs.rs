@@ -76,6 +76,9 @@ pub struct Args {
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub threads: usize,
 
+    /// Output: a text report, or JSON (schema 1; fields in
+    /// crates/upkeep-logs/README.md). With --follow: one JSON object per
+    /// failure, then the report.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 
