@@ -1,8 +1,5 @@
 //! The block tree nginx builds its configuration levels from.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use upkeep_syntax::{Directive, Node};
 
 pub type BlockId = usize;
@@ -75,35 +72,34 @@ pub struct ConfBlock<'a> {
     pub nodes: Vec<&'a Node>,
     /// Child blocks the model understands (servers, locations, ifs…).
     pub children: Vec<BlockId>,
-    /// Direct child directives by name, in order: resolving a value walks
-    /// up to `http`, whose block can hold thousands of servers, so lookups
-    /// by name must not scan.
-    pub(crate) by_name: HashMap<&'a [u8], Vec<&'a Directive>, BuildHasherDefault<NameHasher>>,
+    /// For blocks with many children (`http` can hold thousands of servers
+    /// and upstreams): the directives sorted by name, document order kept
+    /// among equal names, so resolving a value does not scan them. `None`
+    /// for small blocks, which are scanned.
+    by_name: Option<Vec<(&'a [u8], &'a Directive)>>,
 }
 
-/// FNV-1a: directive names are short and not attacker-chosen in a way that
-/// matters for a local analysis, and SipHash showed up in profiles.
-#[derive(Default)]
-pub(crate) struct NameHasher(u64);
+/// The directives of a block with a given name, in document order.
+pub enum Named<'s, 'a> {
+    Indexed(std::slice::Iter<'s, (&'a [u8], &'a Directive)>),
+    Scan(std::slice::Iter<'s, &'a Node>, &'s [u8]),
+}
 
-impl Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+impl<'a> Iterator for Named<'_, 'a> {
+    type Item = &'a Directive;
+
+    fn next(&mut self) -> Option<&'a Directive> {
+        match self {
+            Named::Indexed(it) => it.next().map(|(_, d)| *d),
+            Named::Scan(it, name) => it
+                .filter_map(|n| n.as_directive())
+                .find(|d| d.name.value.as_slice() == *name),
         }
-        self.0 = h;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
+
+/// Blocks with more direct children than this get a name index.
+const INDEX_ABOVE: usize = 24;
 
 impl<'a> ConfBlock<'a> {
     /// Direct child directives (includes expanded), blocks included.
@@ -122,42 +118,66 @@ impl<'a> ConfBlock<'a> {
             parent,
             nodes: Vec::new(),
             children: Vec::new(),
-            by_name: HashMap::default(),
+            by_name: None,
         }
     }
 
     pub(crate) fn push(&mut self, node: &'a Node) {
         self.nodes.push(node);
-        if let Node::Directive(d) = node {
-            self.by_name
-                .entry(d.name.value.as_slice())
-                .or_default()
-                .push(d);
+    }
+
+    /// Called once all children are in: indexes large blocks.
+    pub(crate) fn finish(&mut self) {
+        if self.nodes.len() <= INDEX_ABOVE {
+            return;
         }
+        let mut index: Vec<(&'a [u8], &'a Directive)> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.as_directive())
+            .map(|d| (d.name.value.as_slice(), d))
+            .collect();
+        index.sort_by(|a, b| a.0.cmp(b.0)); // stable: document order kept
+        self.by_name = Some(index);
     }
 
     /// Direct child directives named `name`, in order.
-    pub fn directives_named<'s>(
-        &'s self,
-        name: &'s str,
-    ) -> impl Iterator<Item = &'a Directive> + 's {
-        self.by_name
-            .get(name.as_bytes())
-            .into_iter()
-            .flat_map(|v| v.iter().copied())
+    pub fn directives_named<'s>(&'s self, name: &'s str) -> Named<'s, 'a> {
+        match &self.by_name {
+            Some(index) => {
+                let key = name.as_bytes();
+                let lo = index.partition_point(|(n, _)| *n < key);
+                let hi = index.partition_point(|(n, _)| *n <= key);
+                Named::Indexed(index[lo..hi].iter())
+            }
+            None => Named::Scan(self.nodes.iter(), name.as_bytes()),
+        }
     }
 
     /// The last direct child named `name` (nginx rejects most duplicates; where
     /// it does not, the last one wins).
     pub fn last(&self, name: &str) -> Option<&'a Directive> {
-        self.by_name
-            .get(name.as_bytes())
-            .and_then(|v| v.last().copied())
+        match &self.by_name {
+            Some(index) => {
+                let key = name.as_bytes();
+                let hi = index.partition_point(|(n, _)| *n <= key);
+                index[..hi]
+                    .last()
+                    .filter(|(n, _)| *n == key)
+                    .map(|(_, d)| *d)
+            }
+            None => self
+                .nodes
+                .iter()
+                .rev()
+                .filter_map(|n| n.as_directive())
+                .find(|d| d.name_is(name)),
+        }
     }
 
     /// Whether the block has a direct child named `name`.
     pub fn has(&self, name: &str) -> bool {
-        self.by_name.contains_key(name.as_bytes())
+        self.last(name).is_some()
     }
 
     /// A short human description: `location /api/`, `server example.com`,

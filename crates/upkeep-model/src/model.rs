@@ -95,6 +95,7 @@ impl<'a> Model<'a> {
                 self.walk(&body.nodes, id);
             }
         }
+        self.blocks[block].finish();
     }
 
     fn collect_main(&mut self) {
@@ -169,9 +170,13 @@ impl<'a> Model<'a> {
 
     /// The upstream block named `name` (case-insensitive, as nginx matches).
     pub fn upstream_named(&self, name: &str) -> Option<UpstreamId> {
-        self.upstream_by_name
-            .get(&name.to_ascii_lowercase())
-            .copied()
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.upstream_by_name
+                .get(&name.to_ascii_lowercase())
+                .copied()
+        } else {
+            self.upstream_by_name.get(name).copied()
+        }
     }
 
     pub fn block(&self, id: BlockId) -> &ConfBlock<'a> {

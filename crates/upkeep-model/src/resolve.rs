@@ -63,6 +63,16 @@ impl<'a> Value<'a> {
         }
     }
 
+    /// Whether the value is exactly `s` (one argument, or the default text),
+    /// without building a string.
+    pub fn is(&self, s: &str) -> bool {
+        match self {
+            Value::Set(set) => set.directive.args.len() == 1 && set.directive.args[0].is(s),
+            Value::Default(d) => *d == s,
+            Value::Absent => false,
+        }
+    }
+
     pub fn setting(&self) -> Option<Setting<'a>> {
         match self {
             Value::Set(s) => Some(*s),

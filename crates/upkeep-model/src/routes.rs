@@ -44,6 +44,17 @@ impl Protocol {
         }
     }
 
+    /// `proxy_next_upstream`, `fastcgi_next_upstream`, …
+    pub fn next_upstream_directive(self) -> &'static str {
+        match self {
+            Protocol::Http => "proxy_next_upstream",
+            Protocol::FastCgi => "fastcgi_next_upstream",
+            Protocol::Grpc => "grpc_next_upstream",
+            Protocol::Uwsgi => "uwsgi_next_upstream",
+            Protocol::Scgi => "scgi_next_upstream",
+        }
+    }
+
     /// Whether nginx can cache this protocol's connections at all
     /// (behaviors.md §c "Other protocols": uwsgi and SCGI never set
     /// `u->keepalive`).
@@ -93,24 +104,28 @@ pub struct Route<'a> {
 impl<'a> Route<'a> {
     pub(crate) fn new(model: &Model<'a>, block: BlockId, pass: &'a Directive) -> Option<Route<'a>> {
         let protocol = Protocol::of_directive(pass)?;
-        let url = pass.args.first()?.text().into_owned();
+        let url = pass.args.first()?.text();
         let (scheme, rest) = match url.find("://") {
             Some(i) => (Some(url[..i].to_ascii_lowercase()), &url[i + 3..]),
-            None => (None, url.as_str()),
+            None => (None, &url[..]),
         };
-        let host_port = if rest.starts_with("unix:") {
+        let host_port: &str = if let Some(path) = rest.strip_prefix("unix:") {
             // unix:/path[:uri]; the whole socket path is the address.
-            rest.split(':').take(2).collect::<Vec<_>>().join(":")
+            let end = path.find(':').map_or(rest.len(), |i| i + "unix:".len());
+            &rest[..end]
         } else {
-            rest.split('/').next().unwrap_or("").to_string()
+            rest.split('/').next().unwrap_or("")
         };
         let target = if host_port.contains('$') {
-            dynamic_target(model, &host_port)
+            dynamic_target(model, host_port)
         } else {
-            let (host, port) = split_host_port(&host_port);
-            match model.upstream_named(&host) {
+            let (host, port) = split_host_port_str(host_port);
+            match model.upstream_named(host) {
                 Some(id) if !host.starts_with("unix:") => PassTarget::Upstream(id),
-                _ => PassTarget::Direct { host, port },
+                _ => PassTarget::Direct {
+                    host: host.to_string(),
+                    port,
+                },
             }
         };
         Some(Route {
@@ -144,21 +159,24 @@ impl<'a> Route<'a> {
 /// Splits `host:port` (IPv6 in brackets allowed); a missing or unparsable
 /// port is `None`.
 pub fn split_host_port(s: &str) -> (String, Option<u16>) {
+    let (h, p) = split_host_port_str(s);
+    (h.to_string(), p)
+}
+
+/// [`split_host_port`] without allocating.
+fn split_host_port_str(s: &str) -> (&str, Option<u16>) {
     if s.starts_with("unix:") {
-        return (s.to_string(), None);
+        return (s, None);
     }
-    if let Some(rest) = s.strip_prefix('[') {
-        if let Some(end) = rest.find(']') {
-            let host = format!("[{}]", &rest[..end]);
-            let port = rest[end + 1..]
-                .strip_prefix(':')
-                .and_then(|p| p.parse().ok());
-            return (host, port);
+    if s.starts_with('[') {
+        if let Some(end) = s.find(']') {
+            let port = s[end + 1..].strip_prefix(':').and_then(|p| p.parse().ok());
+            return (&s[..=end], port);
         }
     }
     match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => (h.to_string(), p.parse().ok()),
-        _ => (s.to_string(), None),
+        Some((h, p)) if !h.contains(':') => (h, p.parse().ok()),
+        _ => (s, None),
     }
 }
 

@@ -1,9 +1,11 @@
 //! What a rule's check gets: the model, the options, resolved backend facts,
 //! and small helpers for messages.
 
+use std::cell::OnceCell;
 use upkeep_diag::Finding;
 use upkeep_facts::{BackendFacts, NginxVersion};
-use upkeep_model::{BlockId, Model, RouteId, UpstreamId};
+
+use upkeep_model::{ArrayValue, BlockId, Model, RouteId, UpstreamId, Value};
 use upkeep_syntax::{Directive, SourceFile, Span};
 
 use crate::options::{CheckOptions, VersionSource};
@@ -24,6 +26,10 @@ pub struct Ctx<'m, 'a> {
     pub backends: Vec<Option<BackendFacts>>,
     pub comment_problems: Vec<CommentProblem>,
     keepalive_routes: Vec<RouteId>,
+    /// Per route, resolved on first use: several rules ask the same
+    /// questions of every route.
+    headers: Vec<OnceCell<ArrayValue<'a>>>,
+    http_version: Vec<OnceCell<Value<'a>>>,
 }
 
 impl<'m, 'a> Ctx<'m, 'a> {
@@ -35,6 +41,8 @@ impl<'m, 'a> Ctx<'m, 'a> {
             backends: Vec::new(),
             comment_problems: Vec::new(),
             keepalive_routes: Vec::new(),
+            headers: vec![OnceCell::new(); model.routes.len()],
+            http_version: vec![OnceCell::new(); model.routes.len()],
         };
         crate::backends::resolve(&mut ctx);
         ctx.keepalive_routes = (0..model.routes.len())
@@ -77,6 +85,22 @@ impl<'m, 'a> Ctx<'m, 'a> {
     /// idle pool ("keepalive upstream" in RULES.md).
     pub fn keepalive_routes(&self) -> Vec<RouteId> {
         self.keepalive_routes.clone()
+    }
+
+    /// The effective `proxy_set_header` lines of route `r`.
+    pub fn headers(&self, r: RouteId) -> &ArrayValue<'a> {
+        self.headers[r].get_or_init(|| {
+            self.model
+                .array(self.model.route(r).block, "proxy_set_header")
+        })
+    }
+
+    /// The effective `proxy_http_version` of route `r`.
+    pub fn http_version(&self, r: RouteId) -> Value<'a> {
+        *self.http_version[r].get_or_init(|| {
+            self.model
+                .value(self.model.route(r).block, "proxy_http_version")
+        })
     }
 
     /// The keepalive upstreams route `r` reaches.

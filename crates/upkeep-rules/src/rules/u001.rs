@@ -136,17 +136,8 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             let needs_more = routes.iter().any(|&r| {
                 let route = ctx.model.route(r);
                 route.protocol == Protocol::Http
-                    && (ctx
-                        .model
-                        .value(route.block, "proxy_http_version")
-                        .text()
-                        .as_deref()
-                        == Some("1.0")
-                        || ctx
-                            .model
-                            .array(route.block, "proxy_set_header")
-                            .entry("Connection")
-                            .is_none())
+                    && (ctx.http_version(r).is("1.0")
+                        || ctx.headers(r).entry("Connection").is_none())
             });
             if needs_more {
                 finding = finding.note(

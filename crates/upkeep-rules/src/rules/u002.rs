@@ -59,7 +59,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         if route.protocol != Protocol::Http {
             continue;
         }
-        match ctx.model.value(route.block, "proxy_http_version") {
+        match ctx.http_version(r) {
             Value::Set(s) if s.arg(0).as_deref() == Some("1.0") => {
                 let key = (s.directive.span.file.0, s.directive.span.start);
                 explicit.entry(key).or_insert((s, Vec::new())).1.push(r);

@@ -74,16 +74,10 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             continue;
         }
         // HTTP/2 to the backend (1.29.4+) has no Connection header.
-        if ctx
-            .model
-            .value(route.block, "proxy_http_version")
-            .text()
-            .as_deref()
-            == Some("2")
-        {
+        if ctx.http_version(r).is("2") {
             continue;
         }
-        let list = ctx.model.array(route.block, "proxy_set_header");
+        let list = ctx.headers(r);
         match list.entry("Connection") {
             None => {
                 if ctx.version >= landmarks::KEEPALIVE_BY_DEFAULT {
@@ -179,7 +173,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 .at(route.pass.span)
                 .with_label("no `proxy_set_header Connection` in effect here");
             if let Some(l) = level {
-                let first = ctx.model.array(route.block, "proxy_set_header").entries[0];
+                let first = ctx.headers(r).entries[0];
                 f = f.related(
                     first.span,
                     format!("the proxy_set_header list in effect ({})", ctx.describe(l)),

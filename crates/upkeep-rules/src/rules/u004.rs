@@ -70,7 +70,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         if route.protocol != Protocol::Http {
             continue;
         }
-        if let Some(level) = ctx.model.array(route.block, "proxy_set_header").level {
+        if let Some(level) = ctx.headers(r).level {
             levels.entry(level).or_default().push(r);
         }
     }

@@ -65,16 +65,10 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         if route.protocol != Protocol::Http {
             continue;
         }
-        if ctx
-            .model
-            .value(route.block, "proxy_http_version")
-            .text()
-            .as_deref()
-            == Some("2")
-        {
+        if ctx.http_version(r).is("2") {
             continue; // HTTP/2 to the backend has no Connection header
         }
-        let list = ctx.model.array(route.block, "proxy_set_header");
+        let list = ctx.headers(r);
         let Some(header) = list.entry("Connection") else {
             continue;
         };

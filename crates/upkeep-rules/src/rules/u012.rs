@@ -57,8 +57,8 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         BTreeMap::new();
     for r in ctx.keepalive_routes() {
         let route = ctx.model.route(r);
-        let name = format!("{}_next_upstream", route.protocol.prefix());
-        let Some(s) = ctx.model.setting(route.block, &name) else {
+        let name = route.protocol.next_upstream_directive();
+        let Some(s) = ctx.model.setting(route.block, name) else {
             continue; // default `error timeout`
         };
         let has_error = s.directive.args.iter().any(|a| a.is("error"));

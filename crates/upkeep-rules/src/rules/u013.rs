@@ -83,7 +83,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             continue;
         }
         let value = ctx.model.value(route.block, directive);
-        if value.text().as_deref() == Some("on") {
+        if value.is("on") {
             continue;
         }
         let mut f = INFO
