@@ -34,6 +34,8 @@ enum Command {
     Doctor(Box<cmd::doctor::Args>),
     /// Reproduce on a real nginx with emulated backends, then prove the fix.
     Lab(Box<cmd::lab::Args>),
+    /// Live view of a running nginx: requests/s, new upstream connections/s, TIME_WAIT, errors/s.
+    Watch(Box<cmd::watch::Args>),
 }
 
 /// Exit codes shared by every command (SPEC.md): 0 clean, 1 findings, 2 usage
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Logs(args) => cmd::logs::run(*args),
         Command::Doctor(args) => cmd::doctor::run(*args),
         Command::Lab(args) => cmd::lab::run(*args),
+        Command::Watch(args) => cmd::watch::run(*args),
     };
     match result {
         Ok(code) => code,

@@ -7,3 +7,4 @@ pub mod logs;
 pub mod parse;
 pub mod probe;
 pub mod rules;
+pub mod watch;

@@ -45,7 +45,7 @@
 //! * `signatures` hold the non-zero signature IDs of facts/signatures.tsv;
 //!   `by_backend` the peers named by the lines (`upstream: "…"`).
 //! * `totals` run from the start of the watch; rates are per second of
-//!   `duration_ms`.
+//!   `duration_ms`; rates and ratios are rounded to 3 decimals.
 
 use serde_json::{json, Map, Value};
 use upkeep_logs::Signature;
@@ -69,8 +69,8 @@ pub fn interval(i: &Interval, status_url: Option<&str>) -> Value {
         "stub_status": status_url.map(|url| json!({"url": url, "error": i.status_error})),
         "upstream": {
             "new_connections": i.new_connections(),
-            "new_connections_per_s": i.new_connections_per_second(),
-            "requests_per_new_connection": i.requests_per_new_connection(),
+            "new_connections_per_s": rounded(i.new_connections_per_second()),
+            "requests_per_new_connection": i.requests_per_new_connection().map(rounded),
             "established": i.established(),
             "time_wait": i.time_wait(),
         },
@@ -89,12 +89,12 @@ pub fn interval(i: &Interval, status_url: Option<&str>) -> Value {
 fn clients(c: Option<&ClientInterval>, s: &StubStatus) -> Value {
     json!({
         "requests": c.map(|c| c.requests()),
-        "requests_per_s": c.map(|c| c.requests_per_second()),
+        "requests_per_s": c.map(|c| rounded(c.requests_per_second())),
         "accepts": c.map(|c| c.accepts()),
-        "accepts_per_s": c.map(|c| c.accepts_per_second()),
+        "accepts_per_s": c.map(|c| rounded(c.accepts_per_second())),
         "handled": c.map(|c| c.handled()),
         "dropped": c.map(|c| c.dropped()),
-        "requests_per_connection": c.and_then(|c| c.requests_per_connection()),
+        "requests_per_connection": c.and_then(|c| c.requests_per_connection()).map(rounded),
         "active": s.active,
         "reading": s.reading,
         "writing": s.writing,
@@ -109,7 +109,7 @@ fn backend(b: &BackendInterval, i: &Interval) -> Value {
         "written": b.backend.written,
         "upstreams": b.backend.upstreams,
         "new_connections": b.new_connections,
-        "new_connections_per_s": per_second(b.new_connections, i.duration),
+        "new_connections_per_s": rounded(per_second(b.new_connections, i.duration)),
         "established": s.map(|s| s.established),
         "time_wait": s.map(|s| s.time_wait),
         "time_wait_backend_end": s.map(|s| s.backend_end_time_wait),
@@ -134,7 +134,7 @@ fn errors(e: &SignatureCounts, i: &Interval) -> Value {
             sig.id().to_string(),
             json!({
                 "count": count,
-                "per_s": per_second(count, i.duration),
+                "per_s": rounded(per_second(count, i.duration)),
                 "by_backend": by_backend,
             }),
         );
@@ -159,11 +159,17 @@ fn totals(t: &Totals) -> Value {
         "client_accepts": t.client_accepts,
         "client_handled": t.client_handled,
         "client_dropped": t.client_dropped,
-        "requests_per_connection": t.requests_per_connection(),
+        "requests_per_connection": t.requests_per_connection().map(rounded),
         "new_connections": new,
         "error_lines": t.errors.lines,
         "signatures": signatures,
     })
+}
+
+/// Rates and ratios to 3 decimals: more digits only suggest a precision
+/// the sampling does not have.
+fn rounded(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
 }
 
 /// `2026-11-23T14:26:24.120Z`

@@ -1,0 +1,460 @@
+//! `upkeep watch`: a running nginx, live — client requests/s, new upstream
+//! connections/s, requests per connection, TIME_WAIT, error signatures/s —
+//! and optionally a Prometheus endpoint. The sampling is upkeep-host's
+//! [`Watcher`]; this module finds what to watch (as `doctor` does: the
+//! running configuration's backends, stub_status location and error logs)
+//! and prints each interval.
+
+use std::io::{IsTerminal, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use upkeep_config::{ConfigSet, LoadOptions};
+use upkeep_host::build_info::{self, BuildPaths};
+use upkeep_host::live_config::{resolve_path, LiveConfig};
+use upkeep_host::process;
+use upkeep_host::sockets::SocketReader;
+use upkeep_host::stub_status::StatusUrl;
+use upkeep_host::watch::metrics_server::{MetricsServer, Page};
+use upkeep_host::watch::view::{self, Style};
+use upkeep_host::watch::{json, WatchOptions, WatchedBackend, Watcher};
+use upkeep_nginx::NginxBinary;
+use upkeep_rules::NginxVersion;
+
+use super::check::{self, ColorChoice};
+use crate::EXIT_INPUT_ERROR;
+
+/// Shortest and longest `--interval`.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Every interval shows: client requests/s and connections/s and requests per \
+connection (from stub_status, the watch's own requests left out); per backend \
+address, the new connections/s (seen appearing in the socket census, polled \
+every 200 ms: a lower bound), ESTABLISHED and TIME_WAIT sockets; and the \
+failure signatures logged per second (the IDs of `upkeep logs`).
+
+On a terminal the view is redrawn in place; otherwise one line per interval. \
+`--format json` prints one JSON object per interval, one per line (schema 1: \
+interval, time, duration_ms, clients, upstream, backends, census, errors, \
+totals, notes). `--listen` serves the totals since the start as Prometheus \
+metrics on /metrics (counters) with the last interval's gauges.")]
+pub struct Args {
+    /// The nginx binary (default: `nginx` on PATH, then /usr/sbin).
+    #[arg(long, value_name = "PATH")]
+    pub nginx: Option<PathBuf>,
+
+    /// Read this configuration instead of running `nginx -T` (it names the
+    /// backends, the stub_status location and the error logs).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// nginx's prefix (`nginx -p`), for relative error_log and pid paths
+    /// (default: the binary's compiled-in prefix).
+    #[arg(long, value_name = "DIR")]
+    pub prefix: Option<PathBuf>,
+
+    /// The nginx master's pid, to read the sockets of its network
+    /// namespace (default: the config's pid file, else the only
+    /// `nginx: master process` on this host).
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<i32>,
+
+    /// The stub_status page (default: a `stub_status` location of the
+    /// configuration that listens on loopback).
+    #[arg(long, value_name = "URL")]
+    pub status_url: Option<String>,
+
+    /// A backend address to watch besides the configuration's (repeatable).
+    #[arg(long = "backend-address", value_name = "HOST:PORT")]
+    pub backend_addresses: Vec<String>,
+
+    /// An error log to follow instead of the configuration's (repeatable).
+    #[arg(long = "error-log", value_name = "FILE")]
+    pub error_logs: Vec<PathBuf>,
+
+    /// Length of an interval (nginx syntax: 1s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub interval: String,
+
+    /// Stop after N intervals (default: until Ctrl-C).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    /// Serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9145.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// Colours in the terminal view.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    /// Do not print what is watched and what is not.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let interval = parse_interval(&args.interval)?;
+    let status_url = args
+        .status_url
+        .as_deref()
+        .map(StatusUrl::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--status-url {e}"))?;
+    let listen = args.listen.as_deref().map(parse_listen).transpose()?;
+    let mut given_backends = Vec::new();
+    for a in &args.backend_addresses {
+        given_backends.extend(resolve_backend(a)?);
+    }
+    let explicit_sources = status_url.is_some() || !given_backends.is_empty();
+
+    let binary = match &args.nginx {
+        Some(p) => Some(
+            NginxBinary::find(Some(p))
+                .with_context(|| format!("--nginx {}: no such file", p.display()))?,
+        ),
+        None => NginxBinary::find(None),
+    };
+    let build = match &binary {
+        Some(b) => build_info::read(&b.path).unwrap_or_default(),
+        None => BuildPaths::default(),
+    };
+    let prefix = args
+        .prefix
+        .clone()
+        .or_else(|| build.prefix.as_deref().map(PathBuf::from));
+
+    let mut notes: Vec<String> = Vec::new();
+    let config = match load_config(&args, binary.as_ref()) {
+        Ok(Some(c)) => Some(c),
+        Ok(None) => None,
+        Err(LoadFailure::Input) => return Ok(ExitCode::from(EXIT_INPUT_ERROR)),
+        Err(LoadFailure::Unavailable(why)) if explicit_sources => {
+            notes.push(format!("{why}; watching only what was given"));
+            None
+        }
+        Err(LoadFailure::Unavailable(why)) => bail!(
+            "{why}: give --config PATH, or what to watch with --status-url and --backend-address"
+        ),
+    };
+    let version = binary
+        .as_ref()
+        .and_then(|b| b.version().ok())
+        .and_then(|v| NginxVersion::parse(&v).ok())
+        .unwrap_or(NginxVersion::DEFAULT_ASSUMED);
+    let live = config
+        .as_ref()
+        .map(|c| LiveConfig::of(c, version))
+        .unwrap_or_default();
+    notes.extend(live.skipped.iter().cloned());
+
+    let status = status_url.or_else(|| live.status_urls.first().cloned());
+    let mut backends: Vec<WatchedBackend> =
+        live.backends.iter().map(WatchedBackend::from).collect();
+    for addr in given_backends {
+        if !backends.iter().any(|b| b.addr == addr) {
+            backends.push(WatchedBackend {
+                addr,
+                written: addr.to_string(),
+                upstreams: Vec::new(),
+            });
+        }
+    }
+    let error_logs = if args.error_logs.is_empty() {
+        config_error_logs(&live, &build, prefix.as_deref(), &mut notes)
+    } else {
+        args.error_logs.clone()
+    };
+    if status.is_none() && backends.is_empty() && error_logs.is_empty() {
+        bail!("nothing to watch: no stub_status location, backend address or error log in the configuration; give --status-url, --backend-address or --error-log");
+    }
+    if status.is_none() {
+        notes.push("no stub_status URL given or found in the configuration (a `stub_status` location on a loopback listener): no client rates".into());
+    }
+    if backends.is_empty() {
+        notes.push("no TCP backend addresses: no upstream connections or TIME_WAIT".into());
+    }
+    if error_logs.is_empty() {
+        notes.push("no readable error log: no error signatures".into());
+    }
+
+    let pid = match args.pid {
+        Some(pid) => Some(pid),
+        None => {
+            let pid_file = live
+                .settings
+                .pid
+                .as_deref()
+                .or(build.pid_path.as_deref())
+                .and_then(|p| resolve_path(p, prefix.as_deref()));
+            match process::find_master(pid_file.as_deref()) {
+                Ok(pid) => Some(pid),
+                Err(e) => {
+                    notes.push(format!(
+                        "{e}; reading the sockets of this network namespace"
+                    ));
+                    None
+                }
+            }
+        }
+    };
+
+    let mut opts = WatchOptions::new(status.clone(), backends);
+    opts.interval = interval;
+    opts.reader = SocketReader::for_process(pid);
+    opts.error_logs = error_logs;
+    let mut watcher = Watcher::start(opts);
+    notes.extend(watcher.problems.iter().cloned());
+
+    let page: Page = Arc::new(Mutex::new(watcher.exposition(None)));
+    let _server = match listen {
+        Some(addr) => {
+            let server = MetricsServer::start(addr, page.clone())
+                .with_context(|| format!("--listen {addr}"))?;
+            if !args.quiet {
+                eprintln!(
+                    "serving Prometheus metrics on http://{}/metrics",
+                    server.local_addr()
+                );
+            }
+            Some(server)
+        }
+        None => None,
+    };
+    if !args.quiet {
+        print_sources(&watcher, pid, &notes);
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
+        eprintln!("warning: Ctrl-C handler not installed: {e}");
+    }
+
+    let stdout = std::io::stdout();
+    let redraw = args.format == Format::Human && stdout.is_terminal();
+    let style = Style {
+        color: args.color.enabled(stdout.is_terminal()),
+    };
+    let header = header(status.as_ref(), pid);
+    let status_text = status.as_ref().map(|s| s.to_string());
+    let mut drawn_lines = 0usize;
+    let mut done = 0u64;
+    while args.count.map_or(true, |n| done < n) {
+        let Some(interval) = watcher.next(&stop) else {
+            break;
+        };
+        done += 1;
+        if let Ok(mut p) = page.lock() {
+            *p = watcher.exposition(Some(&interval));
+        }
+        let mut out = stdout.lock();
+        match args.format {
+            Format::Json => {
+                serde_json::to_writer(
+                    &mut out,
+                    &json::interval(&interval, status_text.as_deref()),
+                )?;
+                out.write_all(b"\n")?;
+            }
+            Format::Human if redraw => {
+                let frame = view::frame(&interval, &header, style);
+                if drawn_lines > 0 {
+                    // Back to the top of the previous frame, and clear below.
+                    write!(out, "\x1b[{drawn_lines}A\r\x1b[J")?;
+                }
+                out.write_all(frame.as_bytes())?;
+                drawn_lines = frame.lines().count();
+            }
+            Format::Human => writeln!(out, "{}", view::line(&interval))?,
+        }
+        out.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Why no configuration was read.
+enum LoadFailure {
+    /// A configuration was given or read and is broken: already reported.
+    Input,
+    /// None could be read (no binary, `nginx -T` failed).
+    Unavailable(String),
+}
+
+fn load_config(
+    args: &Args,
+    binary: Option<&NginxBinary>,
+) -> Result<Option<ConfigSet>, LoadFailure> {
+    // Includes resolve against the main file's directory (a dump names
+    // every file by its full path).
+    let opts = LoadOptions::default();
+    let loaded = match &args.config {
+        Some(path) => ConfigSet::load_path(&path.display().to_string(), &opts),
+        None => {
+            let Some(b) = binary else {
+                return Err(LoadFailure::Unavailable(
+                    "no nginx binary found to run `nginx -T`".into(),
+                ));
+            };
+            let dump = b.dump_config().map_err(|e| {
+                LoadFailure::Unavailable(format!("`{} -T` failed: {e}", b.path.display()))
+            })?;
+            ConfigSet::from_nginx_t(&dump, &opts)
+        }
+    };
+    match loaded {
+        Ok(c) => {
+            check::print_load_warnings(&c);
+            Ok(Some(c))
+        }
+        Err(e) => {
+            check::print_load_error(&e);
+            Err(LoadFailure::Input)
+        }
+    }
+}
+
+/// The configuration's error logs that exist here (else the one nginx was
+/// built with), with a note for a level that hides the `[error]` lines.
+fn config_error_logs(
+    live: &LiveConfig,
+    build: &BuildPaths,
+    prefix: Option<&Path>,
+    notes: &mut Vec<String>,
+) -> Vec<PathBuf> {
+    if live.error_logs.is_empty() {
+        return build
+            .error_log_path
+            .as_deref()
+            .filter(|p| *p != "stderr")
+            .and_then(|p| resolve_path(p, prefix))
+            .filter(|p| p.is_file())
+            .into_iter()
+            .collect();
+    }
+    let mut found = Vec::new();
+    for (path, level) in &live.error_logs {
+        let Some(resolved) = resolve_path(path, prefix) else {
+            notes.push(format!(
+                "error_log {path}: relative path and no prefix known (give --prefix or --error-log)"
+            ));
+            continue;
+        };
+        if !resolved.is_file() {
+            notes.push(format!(
+                "error_log {}: not readable here",
+                resolved.display()
+            ));
+            continue;
+        }
+        // Levels above `error` drop the lines of most signatures
+        // (facts/signatures.tsv levels).
+        if let Some(l) = level
+            .as_deref()
+            .filter(|l| matches!(*l, "crit" | "alert" | "emerg"))
+        {
+            notes.push(format!(
+                "error_log {} is at level {l}: the [error] lines of upstream failures are not written to it",
+                resolved.display()
+            ));
+        }
+        if !found.contains(&resolved) {
+            found.push(resolved);
+        }
+    }
+    found
+}
+
+fn print_sources(watcher: &Watcher, pid: Option<i32>, notes: &[String]) {
+    let opts = watcher.options();
+    let mut what = Vec::new();
+    if let Some(s) = &opts.status {
+        what.push(format!("stub_status {s}"));
+    }
+    if !opts.backends.is_empty() {
+        what.push(format!(
+            "{} backend address{} ({})",
+            opts.backends.len(),
+            if opts.backends.len() == 1 { "" } else { "es" },
+            opts.backends
+                .iter()
+                .map(|b| b.addr.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let logs: Vec<String> = watcher
+        .error_logs()
+        .map(|p| p.display().to_string())
+        .collect();
+    if !logs.is_empty() {
+        what.push(format!("error log {}", logs.join(", ")));
+    }
+    if let Some(pid) = pid {
+        what.push(format!("nginx master {pid}"));
+    }
+    eprintln!("watching {}", what.join("; "));
+    for n in notes {
+        eprintln!("note: {n}");
+    }
+}
+
+fn header(status: Option<&StatusUrl>, pid: Option<i32>) -> String {
+    match (status, pid) {
+        (Some(s), Some(pid)) => format!("nginx {pid}  {s}"),
+        (Some(s), None) => s.to_string(),
+        (None, Some(pid)) => format!("nginx {pid}"),
+        (None, None) => "nginx".into(),
+    }
+}
+
+fn parse_interval(s: &str) -> anyhow::Result<Duration> {
+    let ms =
+        upkeep_facts::parse_duration(s).map_err(|e| anyhow::anyhow!("--interval {s:?}: {e}"))?;
+    let d = Duration::from_millis(ms);
+    if !(MIN_INTERVAL..=MAX_INTERVAL).contains(&d) {
+        bail!("--interval {s:?}: give an interval between 100ms and 1h");
+    }
+    Ok(d)
+}
+
+fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
+    let mut addrs = s.to_socket_addrs().map_err(|e| {
+        anyhow::anyhow!("--listen {s:?}: {e} (expected ADDR:PORT, e.g. 127.0.0.1:9145)")
+    })?;
+    addrs
+        .next()
+        .with_context(|| format!("--listen {s:?}: no address"))
+}
+
+fn resolve_backend(s: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = s
+        .to_socket_addrs()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--backend-address {s:?}: {e} (expected HOST:PORT, e.g. 127.0.0.1:8080)"
+            )
+        })?
+        .collect();
+    if addrs.is_empty() {
+        bail!("--backend-address {s:?}: no address");
+    }
+    Ok(addrs)
+}

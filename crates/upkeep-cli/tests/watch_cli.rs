@@ -1,0 +1,295 @@
+//! `upkeep watch` end to end: the binary against a real nginx whose upstream
+//! has no keep-alive, stopped with Ctrl-C (SIGINT); its JSON lines, its
+//! Prometheus endpoint and its line output; and bad input. Skipped (loudly)
+//! without an nginx binary.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use upkeep_nginx::{free_port, NginxBinary, NginxInstance, Prefix};
+
+fn upkeep() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_upkeep"))
+}
+
+/// Answers every request with a 2-byte body and waits for nginx to close.
+fn backend() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for _ in 0..200 {
+            let Ok((mut s, _)) = l.accept() else { return };
+            std::thread::spawn(move || {
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    if seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        seen.clear();
+                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// One GET per new client connection; the status codes.
+fn get(port: u16, path: &str, n: usize) -> Vec<u16> {
+    (0..n)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.write_all(format!("GET {path} HTTP/1.0\r\nHost: t\r\n\r\n").as_bytes())
+                .unwrap();
+            let mut resp = String::new();
+            s.read_to_string(&mut resp).unwrap();
+            resp.split_whitespace().nth(1).unwrap().parse().unwrap()
+        })
+        .collect()
+}
+
+/// Lines of a child's stream, as they come.
+fn lines_of(stream: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn next_line(rx: &Receiver<String>, what: &str) -> String {
+    rx.recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("no {what} within 10 s"))
+}
+
+fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("upkeep watch did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn scrape(addr: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200 OK"), "{raw}");
+    raw.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+fn metric(page: &str, sample: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{sample} not in\n{page}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn json_lines_and_metrics_until_ctrl_c() {
+    let Some(bin) = NginxBinary::find(None) else {
+        eprintln!("SKIPPED: no nginx binary found (install Debian's nginx)");
+        return;
+    };
+    let backend = backend();
+    let prefix = Prefix::new().unwrap();
+    let port = free_port().unwrap();
+    let error_log = prefix.error_log();
+    let conf = prefix
+        .write(
+            "nginx.conf",
+            &format!(
+                "worker_processes 1;\nerror_log {};\nevents {{ worker_connections 128; }}\nhttp {{\n    {}    access_log off;\n    upstream app {{ server {backend}; }}\n    server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://app; }} location = /status {{ stub_status; }} }}\n}}\n",
+                error_log.display(),
+                prefix.http_temp_paths()
+            ),
+        )
+        .unwrap();
+    let nginx = NginxInstance::start(&bin, &prefix, &conf).unwrap();
+
+    // Everything found from the configuration: backend, stub_status, log.
+    let mut child = upkeep()
+        .args(["watch", "--config"])
+        .arg(&conf)
+        .args(["--pid", &nginx.pid().to_string()])
+        .args(["--interval", "200ms", "--format", "json"])
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = lines_of(child.stdout.take().unwrap());
+    let stderr = lines_of(child.stderr.take().unwrap());
+    let serving = next_line(&stderr, "metrics address");
+    let metrics_addr = serving
+        .strip_prefix("serving Prometheus metrics on http://")
+        .and_then(|r| r.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("{serving}"))
+        .to_string();
+    let watching = next_line(&stderr, "sources");
+    assert!(
+        watching.contains(&format!("stub_status http://127.0.0.1:{port}/status"))
+            && watching.contains(&backend.to_string())
+            && watching.contains(&error_log.display().to_string()),
+        "{watching}"
+    );
+
+    // The baseline is taken before "watching" is printed.
+    let statuses = get(port, "/", 30);
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    // Two whole intervals after the traffic.
+    let mut last = String::new();
+    for _ in 0..2 {
+        last = next_line(&stdout, "an interval");
+    }
+    let page = scrape(&metrics_addr);
+
+    // Ctrl-C: a clean exit.
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = wait_with_timeout(&mut child, Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    while let Ok(l) = stdout.recv_timeout(Duration::from_millis(200)) {
+        last = l;
+    }
+
+    let j: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(j["schema"], 1);
+    assert_eq!(j["totals"]["client_requests"], 30, "{j}");
+    assert_eq!(j["totals"]["client_accepts"], 30, "{j}");
+    assert_eq!(j["totals"]["requests_per_connection"], 1.0, "{j}");
+    let seen = j["totals"]["new_connections"][backend.to_string()]
+        .as_u64()
+        .unwrap();
+    assert!(
+        (27..=30).contains(&seen),
+        "one upstream connection per request: {j}"
+    );
+    assert_eq!(j["backends"][0]["address"], backend.to_string());
+    assert_eq!(j["backends"][0]["upstreams"][0], "app");
+    assert_eq!(j["census"]["error"], serde_json::Value::Null);
+    assert!(j["clients"]["active"].as_u64().unwrap() >= 1, "{j}");
+
+    // The endpoint, scraped before the last interval, already had it all.
+    assert_eq!(metric(&page, "upkeep_client_requests_total"), 30.0);
+    assert_eq!(
+        metric(
+            &page,
+            &format!("upkeep_upstream_connections_opened_total{{backend=\"{backend}\"}}")
+        ),
+        seen as f64
+    );
+    assert!(page.contains("# TYPE upkeep_client_requests_total counter\n"));
+    assert!(page.contains("# TYPE upkeep_upstream_sockets gauge\n"));
+    assert_eq!(
+        metric(
+            &page,
+            "upkeep_error_signatures_total{signature=\"connect-refused\"}"
+        ),
+        0.0
+    );
+
+    // Piped human output: one line per interval.
+    let out = upkeep()
+        .args(["watch", "--quiet", "--count", "2", "--interval", "100ms"])
+        .args(["--status-url", &format!("http://127.0.0.1:{port}/status")])
+        .args(["--backend-address", &backend.to_string()])
+        .args(["--error-log"])
+        .arg(&error_log)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for l in lines {
+        assert!(
+            l.contains(" req/s=0.0 conn/s=0.0 ") && l.contains(&format!("[{backend} new/s=0.0")),
+            "{l}"
+        );
+        assert!(!l.contains('\x1b'), "no escape codes in a pipe: {l:?}");
+    }
+    assert!(
+        out.stderr.is_empty(),
+        "--quiet: {:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn bad_input_exits_2_with_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("nginx.conf");
+    std::fs::write(&broken, "http {\n    server {\n        listen 80\n    }\n").unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--interval", "0s", "--status-url", "http://127.0.0.1:1/s"],
+            "--interval",
+        ),
+        (&["--interval", "fast"], "--interval"),
+        (
+            &[
+                "--listen",
+                "nonsense",
+                "--status-url",
+                "http://127.0.0.1:1/s",
+            ],
+            "--listen",
+        ),
+        (&["--status-url", "ftp://x/s"], "--status-url"),
+        (&["--backend-address", "no-port"], "--backend-address"),
+        (&["--count", "0"], "--count"),
+    ];
+    for (args, needle) in cases {
+        let out = upkeep().arg("watch").args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let out = upkeep()
+        .args(["watch", "--config"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("nginx.conf:4:"),
+        "the place of the error: {err}"
+    );
+
+    let out = upkeep()
+        .args(["watch", "--config"])
+        .arg(dir.path().join("missing.conf"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("missing.conf"), "{err}");
+}
