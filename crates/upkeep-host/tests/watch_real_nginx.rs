@@ -85,6 +85,35 @@ fn read_response(r: &mut impl BufRead) -> u16 {
     status
 }
 
+/// Runs `traffic` on its own thread and samples intervals until one whole
+/// interval after it ended (at most `MAX_INTERVALS`), publishing each on
+/// `page`. Returns the intervals and what `traffic` returned.
+fn sample_while<T: Send + 'static>(
+    watcher: &mut Watcher,
+    page: &Page,
+    traffic: impl FnOnce() -> T + Send + 'static,
+) -> (Vec<Interval>, T) {
+    let stop = AtomicBool::new(false);
+    let sender = std::thread::spawn(traffic);
+    let mut intervals = Vec::new();
+    let mut after_traffic = 0;
+    while intervals.len() < MAX_INTERVALS && after_traffic < 2 {
+        let i = watcher.next(&stop).unwrap();
+        *page.lock().unwrap() = watcher.exposition(Some(&i));
+        intervals.push(i);
+        // The interval that ends after the traffic may have begun before
+        // it ended; the one after that is wholly after it.
+        if sender.is_finished() {
+            after_traffic += 1;
+        }
+    }
+    assert_eq!(
+        after_traffic, 2,
+        "the traffic ended within the intervals sampled"
+    );
+    (intervals, sender.join().unwrap())
+}
+
 /// A loopback port where nothing listens.
 fn closed_port() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -147,23 +176,8 @@ fn rates_connections_errors_and_metrics_follow_real_traffic() {
     assert_eq!(quiet.new_connections(), 0);
 
     let port = n.port;
-    let sender = std::thread::spawn(move || traffic(port));
-    let mut intervals: Vec<Interval> = vec![quiet];
-    let mut after_traffic = 0;
-    while intervals.len() < MAX_INTERVALS && after_traffic < 2 {
-        let i = watcher.next(&stop).unwrap();
-        *page.lock().unwrap() = watcher.exposition(Some(&i));
-        intervals.push(i);
-        // Sample one whole interval after the traffic has ended.
-        if sender.is_finished() {
-            after_traffic += 1;
-        }
-    }
-    let statuses = sender.join().unwrap();
-    assert_eq!(
-        after_traffic, 2,
-        "the traffic ended within the intervals sampled"
-    );
+    let (mut intervals, statuses) = sample_while(&mut watcher, &page, move || traffic(port));
+    intervals.insert(0, quiet);
     let proxied = CONNECTIONS * PER_CONNECTION;
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), proxied);
     assert_eq!(statuses.iter().filter(|s| **s == 502).count(), REFUSED);
@@ -490,4 +504,69 @@ fn parse_sample(line: &str) -> (&str, BTreeMap<String, String>, &str) {
     }
     let value = rest.strip_prefix(' ').expect("space before the value");
     (name, labels, value)
+}
+
+#[test]
+fn a_pooled_upstream_shows_reuse_not_new_connections() {
+    let Some(bin) = nginx() else { return };
+    let backend = Backend::start(Mode::Serve);
+    let n = Nginx::start(
+        bin,
+        MAIN,
+        &format!(
+            "    access_log off;
+    upstream app {{ server {}; keepalive 4; }}
+    server {{
+        listen 127.0.0.1:{{port}};
+        location / {{
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }}
+        location = /status {{ stub_status; }}
+    }}",
+            backend.addr
+        ),
+    );
+    let status = StatusUrl::parse(&format!("http://127.0.0.1:{}/status", n.port)).unwrap();
+    let mut opts = WatchOptions::new(
+        Some(status),
+        vec![WatchedBackend {
+            addr: backend.addr,
+            written: backend.addr.to_string(),
+            upstreams: vec!["app".into()],
+        }],
+    );
+    opts.interval = Duration::from_millis(300);
+    opts.reader = SocketReader::for_process(Some(n.instance.pid()));
+    let mut watcher = Watcher::start(opts);
+    assert!(watcher.problems.is_empty(), "{:?}", watcher.problems);
+    let page: Page = Arc::new(Mutex::new(String::new()));
+
+    let port = n.port;
+    let requests = 100;
+    let (intervals, statuses) = sample_while(&mut watcher, &page, move || {
+        common::requests_on_kept_connections(port, 10, requests / 10, "GET")
+    });
+    assert_eq!(statuses, vec![200; requests]);
+    let last = intervals.last().unwrap();
+    for i in &intervals {
+        eprintln!("{}", upkeep_host::watch::view::line(i));
+    }
+
+    // Sequential requests through one worker: nginx opens one connection
+    // and reuses it. It stays open in every census, so it is counted once,
+    // exactly like the backend counted it.
+    let opened = backend.connections();
+    assert!(opened >= 1 && opened <= 4, "{opened}");
+    assert_eq!(last.totals.new_connections_total(), opened);
+    assert_eq!(last.totals.client_requests, requests as u64);
+    let sockets = last.backends[0].sockets.unwrap();
+    assert_eq!(sockets.established, opened, "the pooled connection is kept");
+    assert_eq!(sockets.time_wait_total(), 0, "nothing was closed");
+    let per_new = last.totals.client_requests as f64 / opened as f64;
+    assert!(
+        per_new >= 25.0,
+        "{per_new} requests per new upstream connection"
+    );
 }

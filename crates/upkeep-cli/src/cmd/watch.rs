@@ -216,6 +216,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
 
+    // Before the baseline is taken (its stub_status request may wait for
+    // a timeout), so an early Ctrl-C ends the watch cleanly too.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
+        eprintln!("warning: Ctrl-C handler not installed: {e}");
+    }
+
     let mut opts = WatchOptions::new(status.clone(), backends);
     opts.interval = interval;
     opts.reader = SocketReader::for_process(pid);
@@ -240,12 +248,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     if !args.quiet {
         print_sources(&watcher, pid, &notes);
-    }
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    if let Err(e) = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed)) {
-        eprintln!("warning: Ctrl-C handler not installed: {e}");
     }
 
     let stdout = std::io::stdout();
