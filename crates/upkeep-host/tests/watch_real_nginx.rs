@@ -558,7 +558,7 @@ fn a_pooled_upstream_shows_reuse_not_new_connections() {
     // and reuses it. It stays open in every census, so it is counted once,
     // exactly like the backend counted it.
     let opened = backend.connections();
-    assert!(opened >= 1 && opened <= 4, "{opened}");
+    assert!((1..=4).contains(&opened), "at most the pool size: {opened}");
     assert_eq!(last.totals.new_connections_total(), opened);
     assert_eq!(last.totals.client_requests, requests as u64);
     let sockets = last.backends[0].sockets.unwrap();
