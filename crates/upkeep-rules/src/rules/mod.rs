@@ -1,29 +1,9 @@
 //! One file per rule. Each declares `pub const INFO: RuleInfo` (metadata and
-//! documentation) and `pub fn check(ctx: &Ctx) -> Vec<Finding>`, and is listed
-//! once in `registry.rs`.
+//! documentation) and `pub fn check(ctx: &Ctx) -> Vec<Finding>`. The list
+//! below declares the modules and builds the registry, in ID order: a new
+//! rule is a new file plus its name here.
 
-pub mod c001;
-pub mod c002;
-pub mod c003;
-pub mod c004;
-pub mod r001;
-pub mod r002;
-pub mod r003;
-pub mod u001;
-pub mod u002;
-pub mod u003;
-pub mod u004;
-pub mod u005;
-pub mod u006;
-pub mod u007;
-pub mod u008;
-pub mod u009;
-pub mod u010;
-pub mod u011;
-pub mod u012;
-pub mod u013;
-pub mod u014;
-pub mod u015;
-pub mod u016;
-pub mod x001;
-pub mod x002;
+crate::registry::registry!(
+    u001, u002, u003, u004, u005, u006, u007, u008, u009, u010, u011, u012, u013, u014, u015, u016,
+    c001, c002, c003, c004, r001, r002, r003, x001, x002,
+);
