@@ -257,7 +257,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let header = header(status.as_ref(), pid);
     let status_text = status.as_ref().map(|s| s.to_string());
-    let mut drawn_lines = 0usize;
+    let mut drawn_rows = 0usize;
     let mut done = 0u64;
     while args.count.map_or(true, |n| done < n) {
         let Some(interval) = watcher.next(&stop) else {
@@ -278,18 +278,52 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Format::Human if redraw => {
                 let frame = view::frame(&interval, &header, style);
-                if drawn_lines > 0 {
+                if drawn_rows > 0 {
                     // Back to the top of the previous frame, and clear below.
-                    write!(out, "\x1b[{drawn_lines}A\r\x1b[J")?;
+                    write!(out, "\x1b[{drawn_rows}A\r\x1b[J")?;
                 }
                 out.write_all(frame.as_bytes())?;
-                drawn_lines = frame.lines().count();
+                drawn_rows = screen_rows(&frame, terminal_width());
             }
             Format::Human => writeln!(out, "{}", view::line(&interval))?,
         }
         out.flush()?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The terminal rows `text` takes: a line wider than the terminal wraps.
+/// Escape sequences (colours) take no room.
+fn screen_rows(text: &str, width: Option<usize>) -> usize {
+    text.lines()
+        .map(|line| {
+            let mut visible = 0usize;
+            let mut in_escape = false;
+            for c in line.chars() {
+                match (in_escape, c) {
+                    (false, '\x1b') => in_escape = true,
+                    (true, 'm') => in_escape = false,
+                    (true, _) => {}
+                    (false, _) => visible += 1,
+                }
+            }
+            match width {
+                Some(w) if w > 0 && visible > w => visible.div_ceil(w),
+                _ => 1,
+            }
+        })
+        .sum()
+}
+
+/// Columns of the terminal on standard output, if it is one.
+fn terminal_width() -> Option<usize> {
+    // SAFETY: TIOCGWINSZ writes one `winsize` into the struct we own; a
+    // failure leaves it zeroed and is reported by the return value.
+    unsafe {
+        let mut size: libc::winsize = std::mem::zeroed();
+        (libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) == 0 && size.ws_col > 0)
+            .then_some(usize::from(size.ws_col))
+    }
 }
 
 /// Why no configuration was read.
@@ -459,4 +493,17 @@ fn resolve_backend(s: &str) -> anyhow::Result<Vec<SocketAddr>> {
         bail!("--backend-address {s:?}: no address");
     }
     Ok(addrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapped_lines_take_more_rows_and_colours_none() {
+        let frame = "12345\n1234567890ab\n\x1b[31;1mred\x1b[0m\n";
+        assert_eq!(screen_rows(frame, Some(5)), 1 + 3 + 1);
+        assert_eq!(screen_rows(frame, Some(80)), 3);
+        assert_eq!(screen_rows(frame, None), 3);
+    }
 }

@@ -307,9 +307,12 @@ impl Watcher {
         let mut census_error = None;
         let mut errors = SignatureCounts::default();
         let mut notes: Vec<String> = Vec::new();
+        let mut next_census = Instant::now();
         loop {
+            // Censuses on a fixed cadence, whatever each one costs.
             let now = Instant::now();
-            let wake = (now + every).min(self.deadline);
+            next_census = (next_census + every).max(now);
+            let wake = next_census.min(self.deadline);
             std::thread::sleep(wake.saturating_duration_since(now));
             if stop.load(Ordering::Relaxed) {
                 return None;
