@@ -28,6 +28,14 @@ impl Backend {
     /// An HTTP/1.1 backend that keeps connections open unless asked to close,
     /// recording every request. Runs at most 60 s.
     fn start() -> Backend {
+        Backend::start_with(false)
+    }
+
+    /// With `close_second`, the backend closes every connection when the
+    /// second request arrives on it, without answering: what a backend that
+    /// closed an idle connection just as nginx reused it looks like
+    /// (behaviors.md §a, "close2fin").
+    fn start_with(close_second: bool) -> Backend {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -42,7 +50,7 @@ impl Backend {
                     Ok((stream, _)) => {
                         let id = conns.fetch_add(1, Ordering::Relaxed);
                         let seen = seen2.clone();
-                        std::thread::spawn(move || serve(stream, id, seen));
+                        std::thread::spawn(move || serve(stream, id, seen, close_second));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -58,14 +66,14 @@ impl Drop for Backend {
     }
 }
 
-fn serve(mut stream: TcpStream, id: usize, seen: Seen) {
+fn serve(mut stream: TcpStream, id: usize, seen: Seen, close_second: bool) {
     stream.set_nonblocking(false).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
-    for _ in 0..100 {
+    for n in 0..100 {
         // One request head at a time (GET, no body).
         while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
             match stream.read(&mut chunk) {
@@ -86,6 +94,9 @@ fn serve(mut stream: TcpStream, id: usize, seen: Seen) {
             .map(|(_, v)| v.trim().to_ascii_lowercase());
         let close = connection.as_deref() == Some("close");
         seen.lock().unwrap().push((id, path, connection));
+        if close_second && n == 1 {
+            return; // FIN instead of a response
+        }
         let reply: &[u8] = if close {
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
         } else {
@@ -365,4 +376,56 @@ fn pool_rules_and_fixes_match_a_real_nginx() {
         );
         assert!(after.iter().all(|(_, c)| c.is_none()), "{after:?}");
     }
+}
+
+/// U012 on a real nginx: with `proxy_next_upstream off`, a request that meets
+/// a pooled connection the backend has just closed gets a 502; with upkeep's
+/// fix (`error timeout`) nginx retries it transparently and the client gets
+/// 200.
+#[test]
+fn u012_finding_and_fix_match_a_real_nginx() {
+    let Some(bin) = upkeep_nginx::NginxBinary::find(None) else {
+        assert!(std::env::var_os("CI").is_none(), "CI must install nginx");
+        eprintln!("no nginx binary; skipping");
+        return;
+    };
+    let version = NginxVersion::parse(&bin.version().unwrap()).unwrap();
+    let backend = Backend::start_with(true);
+    let port = upkeep_nginx::free_port().unwrap();
+    let scratch = upkeep_nginx::Prefix::new().unwrap();
+    let temp = scratch.http_temp_paths();
+    let b = backend.port;
+    let text = format!(
+        "events {{}}\nhttp {{\n    {temp}\n    proxy_http_version 1.1;\n    proxy_set_header Connection \"\";\n    upstream app {{\n        server 127.0.0.1:{b};\n        keepalive 8;\n    }}\n    server {{\n        listen 127.0.0.1:{port};\n        proxy_next_upstream off;\n        location / {{\n            proxy_pass http://app;\n        }}\n    }}\n}}\n"
+    );
+    let report = check_text(&scratch, &text, version);
+    assert!(
+        report.findings.iter().any(|f| f.rule == "U012"),
+        "{:#?}",
+        report.findings
+    );
+
+    let statuses = |conf: &str| -> Vec<String> {
+        let prefix = upkeep_nginx::Prefix::new().unwrap();
+        let path = prefix.write("conf/nginx.conf", conf).unwrap();
+        let mut nginx = upkeep_nginx::NginxInstance::start(&bin, &prefix, &path).unwrap();
+        // The second request reuses the pooled connection, which the
+        // backend closes instead of answering.
+        let out = (0..2)
+            .map(|_| get(port, "/").lines().next().unwrap_or("").to_string())
+            .collect();
+        nginx.stop().unwrap();
+        out
+    };
+    let before = statuses(&text);
+    assert_eq!(before[0], "HTTP/1.1 200 OK");
+    assert!(before[1].starts_with("HTTP/1.1 502"), "{before:?}");
+
+    let fixed = apply(&text, &report, &["U012"]);
+    assert!(
+        fixed.contains("proxy_next_upstream error timeout;"),
+        "{fixed}"
+    );
+    let after = statuses(&fixed);
+    assert_eq!(after, vec!["HTTP/1.1 200 OK", "HTTP/1.1 200 OK"], "{fixed}");
 }
