@@ -33,4 +33,4 @@ pub use cancel::{cancel_on_signals, Cancel};
 pub use error::LabError;
 pub use plan::{LabPlan, Phase};
 pub use report::LabReport;
-pub use run::{run, RunOptions};
+pub use run::{nginx_version, run, RunOptions};

@@ -18,6 +18,15 @@ pub struct RunOptions<'a> {
     pub keep_dir: Option<&'a Path>,
 }
 
+/// The version of `nginx` (from `nginx -v`), which scenarios are built for.
+pub fn nginx_version(nginx: &NginxBinary) -> Result<upkeep_facts::NginxVersion, LabError> {
+    let text = nginx
+        .version()
+        .map_err(|e| LabError::NginxNotFound(format!("{}: {e}", nginx.path.display())))?;
+    upkeep_facts::NginxVersion::parse(&text)
+        .map_err(|e| LabError::NginxNotFound(format!("{}: {e}", nginx.path.display())))
+}
+
 pub fn run(
     plan: &LabPlan,
     nginx: &NginxBinary,

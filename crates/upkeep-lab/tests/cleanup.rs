@@ -38,6 +38,11 @@ fn run_cancelled_after(plan: &LabPlan, after: Duration) -> Result<LabReport, Lab
     report
 }
 
+fn version() -> upkeep_lab::scenario::NginxVersion {
+    upkeep_lab::nginx_version(&upkeep_nginx::NginxBinary::find(None).expect("a real nginx"))
+        .unwrap()
+}
+
 fn alive(pid: i32) -> bool {
     // SAFETY: signal 0 only checks for existence.
     unsafe { libc::kill(pid, 0) == 0 }
@@ -45,7 +50,7 @@ fn alive(pid: i32) -> bool {
 
 #[test]
 fn cancelling_mid_phase_stops_nginx_and_keeps_what_was_measured() {
-    let mut plan = (scenario::find("no-pool").unwrap().build)();
+    let mut plan = (scenario::find("no-pool").unwrap().build)(version());
     plan.traffic.duration = Duration::from_secs(60);
     let started = Instant::now();
     let report = run_cancelled_after(&plan, Duration::from_secs(2)).unwrap();
@@ -68,7 +73,7 @@ fn cancelling_mid_phase_stops_nginx_and_keeps_what_was_measured() {
 
 #[test]
 fn the_namespace_is_removed_when_cancelled() {
-    let mut plan = (scenario::find("port-exhaustion").unwrap().build)();
+    let mut plan = (scenario::find("port-exhaustion").unwrap().build)(version());
     plan.traffic.duration = Duration::from_secs(60);
     let report = match run_cancelled_after(&plan, Duration::from_secs(2)) {
         Err(LabError::Skipped(why)) => {

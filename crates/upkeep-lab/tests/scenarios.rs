@@ -21,7 +21,8 @@ fn nginx() -> NginxBinary {
 }
 
 fn built_in(name: &str, duration: Duration) -> LabPlan {
-    let mut plan = (scenario::find(name).expect("scenario").build)();
+    let version = upkeep_lab::nginx_version(&nginx()).unwrap();
+    let mut plan = (scenario::find(name).expect("scenario").build)(version);
     plan.traffic.duration = duration;
     plan
 }
@@ -205,7 +206,8 @@ fn client_churn_accepts_about_every_request_until_fixed() {
 }
 
 fn plan_concurrency() -> u32 {
-    (scenario::find("client-churn").unwrap().build)()
+    let version = upkeep_lab::nginx_version(&nginx()).unwrap();
+    (scenario::find("client-churn").unwrap().build)(version)
         .traffic
         .concurrency
 }

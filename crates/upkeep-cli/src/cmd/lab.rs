@@ -229,7 +229,7 @@ fn plan(args: &Args, nginx: &upkeep_nginx::NginxBinary) -> Result<LabPlan, LabEr
         )));
     }
     match scenario::find(name) {
-        Some(s) => Ok((s.build)()),
+        Some(s) => Ok((s.build)(upkeep_lab::nginx_version(nginx)?)),
         None => Err(LabError::Usage(format!(
             "unknown scenario {name:?} (known: {}, user)",
             scenario::BUILT_IN

@@ -8,6 +8,7 @@ pub const SCENARIO: Scenario = Scenario {
     summary: "keepalive_requests 1 on the client side: stub_status accepts ≈ requests",
     build,
     fixed_by: &["C001"],
+    fixed_by_since_1_29_7: &["C001"],
 };
 
 const EXPLANATION: &str = "The server sets keepalive_requests 1, so nginx answers the first request on \
@@ -17,7 +18,7 @@ requests. The upstream side is pooled correctly here, so only the client side ch
 keepalive_requests to 1000 (the default since nginx 1.19.10); the clients then keep their connections \
 and accepts stay at about one per client.";
 
-fn build() -> LabPlan {
+fn build(_version: super::NginxVersion) -> LabPlan {
     let config = BuiltInConfig {
         scenario: SCENARIO.name,
         http: "keepalive_requests 1;\n",

@@ -14,16 +14,26 @@ pub use port_exhaustion::PORT_RANGE as PORT_EXHAUSTION_RANGE;
 use crate::plan::{ConfigFile, LabPlan, Network, ServerSlot};
 use crate::traffic::TrafficProfile;
 use std::time::Duration;
+pub use upkeep_facts::NginxVersion;
+
+/// Whether `version` pools upstream connections by default (1.29.7+).
+fn pools_by_default(version: NginxVersion) -> bool {
+    version >= upkeep_facts::landmarks::KEEPALIVE_BY_DEFAULT
+}
 
 /// A scenario the `--scenario` flag can name.
 pub struct Scenario {
     pub name: &'static str,
     /// One line for `--scenario` help and listings.
     pub summary: &'static str,
-    pub build: fn() -> LabPlan,
+    /// The plan for the nginx version that will run it: the defaults that
+    /// make the failure differ across versions (1.29.7 turned pooling on).
+    pub build: fn(NginxVersion) -> LabPlan,
     /// The rules whose fixes `upkeep fix` must apply to the built-in config
     /// (checked by a test, so config, rules and scenario cannot drift apart).
     pub fixed_by: &'static [&'static str],
+    /// The same on nginx 1.29.7 and later.
+    pub fixed_by_since_1_29_7: &'static [&'static str],
 }
 
 /// Every built-in scenario (`user` is built from the user's config instead).
@@ -148,7 +158,7 @@ mod tests {
     #[test]
     fn every_built_in_config_has_its_placeholders() {
         for s in BUILT_IN {
-            let plan = (s.build)();
+            let plan = (s.build)(NginxVersion::new(1, 22, 1));
             let text = &plan.main_file().text;
             for p in [
                 "@LISTEN@",
@@ -166,8 +176,11 @@ mod tests {
 
     #[test]
     fn upkeep_fix_applies_the_rules_each_scenario_is_about() {
-        for s in BUILT_IN {
-            let plan = (s.build)();
+        for (s, version) in BUILT_IN
+            .iter()
+            .flat_map(|s| ["1.22.1", "1.31.4"].map(|v| (s, v)))
+        {
+            let plan = (s.build)(NginxVersion::parse(version).unwrap());
             let addresses = crate::render::Addresses {
                 listen: "127.0.0.1:8080".parse().unwrap(),
                 status: "127.0.0.1:8081".parse().unwrap(),
@@ -179,14 +192,19 @@ mod tests {
             let rendered = crate::render::render(&plan.files, &addresses).unwrap();
             let ctx = crate::fix::FixContext {
                 plan: &plan,
-                nginx_version: "1.22.1",
+                nginx_version: version,
             };
             let (fixed, summary) = crate::fix::apply(&ctx, rendered.clone()).unwrap();
             let applied: Vec<&str> = summary.applied.iter().map(|a| a.rule.as_str()).collect();
-            for rule in s.fixed_by {
+            let expected = if pools_by_default(NginxVersion::parse(version).unwrap()) {
+                s.fixed_by_since_1_29_7
+            } else {
+                s.fixed_by
+            };
+            for rule in expected {
                 assert!(
                     applied.contains(rule),
-                    "{}: {rule} not applied; applied {applied:?}\n{}",
+                    "{} on {version}: {rule} not applied; applied {applied:?}\n{}",
                     s.name,
                     summary.diff
                 );

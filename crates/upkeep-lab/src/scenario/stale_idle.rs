@@ -9,6 +9,7 @@ pub const SCENARIO: Scenario = Scenario {
     summary: "backend idles out before nginx's upstream keepalive_timeout: POSTs get 502",
     build,
     fixed_by: &["U007"],
+    fixed_by_since_1_29_7: &["U007"],
 };
 
 const EXPLANATION: &str = "The backend closes a keep-alive connection after 1 s idle, but nginx keeps \
@@ -30,7 +31,7 @@ backend would close it anyway), and nginx opens a new one instead of failing on 
 /// `upkeep fix` knows it.
 const BACKEND_IDLE: Duration = Duration::from_secs(1);
 
-fn build() -> LabPlan {
+fn build(_version: super::NginxVersion) -> LabPlan {
     let config = BuiltInConfig {
         scenario: SCENARIO.name,
         http: "",
