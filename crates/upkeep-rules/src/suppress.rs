@@ -46,12 +46,33 @@ fn walk(ctx: &Ctx, nodes: &[Node], out: &mut Vec<Suppression>, problems: &mut Ve
                 let Some(rest) = upkeep_directive(&text) else {
                     continue;
                 };
-                let Some(spec) = rest.strip_prefix("ignore") else {
-                    continue;
-                };
-                if !spec.is_empty() && !spec.starts_with(char::is_whitespace) {
+                let keyword = rest.split_whitespace().next().unwrap_or("");
+                if keyword == "backend" {
+                    // Read with the upstream it sits in (backends.rs); here
+                    // only a misplaced one is reported.
+                    let in_upstream = ctx
+                        .model
+                        .upstreams
+                        .iter()
+                        .any(|u| u.comments.iter().any(|uc| uc.span == c.span));
+                    if !in_upstream {
+                        problems.push(CommentProblem {
+                            span: c.span,
+                            message: "`# upkeep: backend` works only inside an upstream block; here it declares nothing".into(),
+                        });
+                    }
                     continue;
                 }
+                if keyword != "ignore" {
+                    problems.push(CommentProblem {
+                        span: c.span,
+                        message: format!(
+                            "unknown upkeep comment `{keyword}`: expected `# upkeep: ignore RULE reason` or `# upkeep: backend …`"
+                        ),
+                    });
+                    continue;
+                }
+                let spec = &rest["ignore".len()..];
                 let rules = match parse_rules(spec) {
                     Ok(r) => r,
                     Err(message) => {
