@@ -14,7 +14,7 @@ pub const SCENARIO: Scenario = Scenario {
 const EXPLANATION: &str = "The upstream block has no keepalive directive, so (before nginx 1.29.7) \
 nginx keeps no idle upstream connections: every request opens a new TCP connection to the backend and \
 closes it after the response. With the default proxy_http_version 1.0 nginx also sends \"Connection: \
-close\", so the backend closes its end first. Each closed connection leaves a socket in TIME_WAIT for 60 s \
+close\", so the backend closes its end after each response too. Each closed connection leaves a socket in TIME_WAIT for 60 s \
 on the side that closed first, and every request pays a TCP handshake (one round trip through the relay). \
 The fix adds keepalive 32 to the upstream and, because a pooled connection needs HTTP/1.1 without \
 \"Connection: close\", proxy_http_version 1.1 and proxy_set_header Connection \"\" to the route.";

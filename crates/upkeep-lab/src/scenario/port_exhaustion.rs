@@ -23,7 +23,7 @@ response. The side that closes first keeps the connection in TIME_WAIT for 60 s,
 local port cannot be used again towards the same backend address and port. The lab runs this in a \
 network namespace of its own, with nginx on 10.241.0.1, the backend on 10.241.0.2 and \
 ip_local_port_range set to 50 ports inside the namespace only (on 127.0.0.0/8 Linux's default \
-tcp_tw_reuse=2 would recycle the ports early). Once the 50 ports are in TIME_WAIT, connect() fails and \
+net.ipv4.tcp_tw_reuse=2 would let new connections take ports still in TIME_WAIT). Once the 50 ports are in TIME_WAIT, connect() fails and \
 nginx logs \"connect() to 10.241.0.2:9001 failed (99: Cannot assign requested address) while connecting \
 to upstream\" at crit and answers 502. With a pool (the fix adds keepalive 32, or removes keepalive 0) a \
 handful of connections carry all requests and no port is burnt per request.";
