@@ -161,10 +161,11 @@ fn json_lines_and_metrics_until_ctrl_c() {
     // The baseline is taken before "watching" is printed.
     let statuses = get(port, "/", 30);
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
-    // Two whole intervals after the traffic.
-    let mut last = String::new();
+    // Lines printed meanwhile, then two more: the second is of an interval
+    // wholly after the traffic (the page is updated before each line).
+    let mut all: Vec<String> = stdout.try_iter().collect();
     for _ in 0..2 {
-        last = next_line(&stdout, "an interval");
+        all.push(next_line(&stdout, "an interval"));
     }
     let page = scrape(&metrics_addr);
 
@@ -176,7 +177,24 @@ fn json_lines_and_metrics_until_ctrl_c() {
     let status = wait_with_timeout(&mut child, Duration::from_secs(5));
     assert_eq!(status.code(), Some(0), "{status:?}");
     while let Ok(l) = stdout.recv_timeout(Duration::from_millis(200)) {
-        last = l;
+        all.push(l);
+    }
+    let last = all.last().unwrap().clone();
+
+    // Every line is one object that the published JSON Schema accepts.
+    let schema: serde_json::Value =
+        serde_json::from_str(upkeep_host::watch::json::JSON_SCHEMA).unwrap();
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft7)
+        .build(&schema)
+        .unwrap();
+    for line in &all {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&v)
+            .map(|e| format!("{e} at {}", e.instance_path))
+            .collect();
+        assert!(errors.is_empty(), "{line}\n{}", errors.join("\n"));
     }
 
     let j: serde_json::Value = serde_json::from_str(&last).unwrap();

@@ -1,6 +1,7 @@
 //! `upkeep watch --format json`: one JSON object per interval, one per line.
 //!
-//! Schema 1 (fields may be added, never changed):
+//! Schema 1 (fields may be added, never changed; the JSON Schema is
+//! [`JSON_SCHEMA`], `interval.schema.json` next to this file):
 //!
 //! ```text
 //! {"schema": 1, "interval": 3, "time": "2026-11-23T14:26:24.120Z",
@@ -57,6 +58,9 @@ use crate::stub_status::StubStatus;
 
 /// Bumped only on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The JSON Schema (draft 7) of one interval's object.
+pub const JSON_SCHEMA: &str = include_str!("interval.schema.json");
 
 pub fn interval(i: &Interval, status_url: Option<&str>) -> Value {
     json!({
@@ -186,6 +190,108 @@ pub fn rfc3339_utc(t: std::time::SystemTime) -> String {
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    use crate::sockets::AddressCount;
+    use crate::watch::client::ClientInterval;
+    use crate::watch::{BackendInterval, WatchedBackend};
+
+    fn keys(v: &Value) -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    }
+
+    fn required(schema: &Value) -> Vec<String> {
+        let mut k: Vec<String> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        k.sort();
+        k
+    }
+
+    #[test]
+    fn output_and_schema_name_the_same_fields() {
+        let schema: Value = serde_json::from_str(JSON_SCHEMA).unwrap();
+        let status = StubStatus {
+            active: 3,
+            accepts: 12,
+            handled: 12,
+            requests: 40,
+            reading: 0,
+            writing: 1,
+            waiting: 2,
+        };
+        let start = StubStatus {
+            accepts: 2,
+            handled: 2,
+            requests: 10,
+            ..status
+        };
+        let mut errors = SignatureCounts::default();
+        errors.add_line(br#"2026/11/23 14:26:25 [error] 1#0: *15 connect() failed (111: Connection refused) while connecting to upstream, client: 127.0.0.1, server: , request: "GET / HTTP/1.1", upstream: "http://127.0.0.1:8080/", host: "t""#);
+        let backend = WatchedBackend {
+            addr: "127.0.0.1:8080".parse().unwrap(),
+            written: "127.0.0.1:8080".into(),
+            upstreams: vec!["app".into()],
+        };
+        let mut totals = Totals::default();
+        totals.errors.merge(&errors);
+        totals.new_connections.insert(backend.addr, 4);
+        let i = Interval {
+            index: 1,
+            time: UNIX_EPOCH,
+            elapsed: Duration::from_secs(1),
+            duration: Duration::from_secs(1),
+            client: Some(ClientInterval {
+                delta: crate::sampling::StatusDelta { start, end: status },
+                span: Duration::from_secs(1),
+            }),
+            status: Some(status),
+            status_error: None,
+            backends: vec![BackendInterval {
+                backend,
+                new_connections: 4,
+                sockets: Some(AddressCount::default()),
+            }],
+            census_source: None,
+            census_polls: 5,
+            census_error: None,
+            errors,
+            notes: Vec::new(),
+            totals,
+        };
+        let v = interval(&i, Some("http://127.0.0.1/status"));
+        let p = &schema["properties"];
+        assert_eq!(keys(&v), required(&schema));
+        for key in [
+            "clients",
+            "stub_status",
+            "upstream",
+            "census",
+            "errors",
+            "totals",
+        ] {
+            assert_eq!(keys(&v[key]), required(&p[key]), "{key}");
+        }
+        assert_eq!(keys(&v["backends"][0]), required(&p["backends"]["items"]));
+        let sig = &v["errors"]["signatures"]["connect-refused"];
+        assert_eq!(
+            keys(sig),
+            required(&p["errors"]["properties"]["signatures"]["additionalProperties"])
+        );
+        assert_eq!(v["clients"]["requests"], 29, "ours left out");
+        // Every signature ID of the catalogue is in the schema's list.
+        let ids = schema["definitions"]["signature_id"]["enum"]
+            .as_array()
+            .unwrap();
+        assert_eq!(ids.len(), Signature::COUNT);
+        for s in Signature::ALL {
+            assert!(ids.iter().any(|v| v == s.id()), "{s}");
+        }
+    }
 
     #[test]
     fn formats_utc_time() {

@@ -126,8 +126,10 @@ pub fn frame(i: &Interval, source: &str, style: Style) -> String {
                 opt_count(s.map(|s| s.established)),
                 opt_count(s.map(|s| s.time_wait)),
                 opt_count(s.map(|s| s.backend_end_time_wait)),
+                // No upstream block: a `proxy_pass` to the address (shown
+                // as written there) or an address given on the command line.
                 if b.backend.upstreams.is_empty() {
-                    format!("(proxy_pass {})", b.backend.written)
+                    b.backend.written.clone()
                 } else {
                     b.backend.upstreams.join(", ")
                 }
