@@ -570,3 +570,37 @@ fn a_pooled_upstream_shows_reuse_not_new_connections() {
         "{per_new} requests per new upstream connection"
     );
 }
+
+#[test]
+fn nginx_going_away_is_reported_and_the_watch_goes_on() {
+    let Some(bin) = nginx() else { return };
+    let mut n = Nginx::start(
+        bin,
+        MAIN,
+        "    access_log off;
+    server { listen 127.0.0.1:{port}; location = /status { stub_status; } }",
+    );
+    let status = StatusUrl::parse(&format!("http://127.0.0.1:{}/status", n.port)).unwrap();
+    let mut opts = WatchOptions::new(Some(status), Vec::new());
+    opts.interval = Duration::from_millis(200);
+    let mut watcher = Watcher::start(opts);
+    let stop = AtomicBool::new(false);
+    let before = watcher.next(&stop).unwrap();
+    assert!(before.client.is_some() && before.status_error.is_none());
+
+    n.instance.stop().unwrap();
+    let after = watcher.next(&stop).unwrap();
+    let e = after
+        .status_error
+        .as_deref()
+        .expect("the failure is reported");
+    assert!(e.contains(&format!("127.0.0.1:{}", n.port)), "{e}");
+    assert!(after.client.is_none() && after.status.is_none());
+    let j = json::interval(&after, Some("u"));
+    assert_eq!(j["clients"], serde_json::Value::Null);
+    assert_eq!(j["stub_status"]["error"], e);
+    let page = watcher.exposition(Some(&after));
+    assert!(page.contains("\nupkeep_stub_status_up 0\n"), "{page}");
+    assert_eq!(after.totals.status_failures, 1);
+    assert!(upkeep_host::watch::view::line(&after).contains("stub_status_error="));
+}
