@@ -213,7 +213,6 @@ pub struct Watcher {
     opts: WatchOptions,
     addresses: Vec<SocketAddr>,
     client: ClientCounter,
-    last_status: Option<StubStatus>,
     connections: NewConnections,
     logs: ErrorLogs,
     totals: Totals,
@@ -235,7 +234,6 @@ impl Watcher {
             connections: NewConnections::new(addresses.iter().copied()),
             addresses,
             client: ClientCounter::default(),
-            last_status: None,
             logs,
             totals: Totals::default(),
             started: Instant::now(),
@@ -253,7 +251,6 @@ impl Watcher {
             match stub_status::fetch(&url, STATUS_TIMEOUT) {
                 Ok(s) => {
                     w.client.observe(s, Instant::now());
-                    w.last_status = Some(s);
                 }
                 Err(e) => problems.push(format!("stub_status: {e}")),
             }
@@ -280,11 +277,6 @@ impl Watcher {
     /// The Prometheus page after `last` (`None`: before the first interval).
     pub fn exposition(&self, last: Option<&Interval>) -> String {
         prometheus::exposition(&self.opts, !self.logs.is_empty(), &self.totals, last)
-    }
-
-    /// The last stub_status sample.
-    pub fn last_status(&self) -> Option<StubStatus> {
-        self.last_status
     }
 
     /// Samples until the end of the next interval. `None` when `stop` was
@@ -409,19 +401,15 @@ impl Watcher {
             return (None, None, None);
         };
         match stub_status::fetch(url, STATUS_TIMEOUT) {
-            Ok(s) => {
-                self.last_status = Some(s);
-                match self.client.observe(s, Instant::now()) {
-                    ClientSample::Interval(c) => (Some(c), Some(s), None),
-                    ClientSample::Baseline { reason } => {
-                        notes.extend(reason);
-                        (None, Some(s), None)
-                    }
+            Ok(s) => match self.client.observe(s, Instant::now()) {
+                ClientSample::Interval(c) => (Some(c), Some(s), None),
+                ClientSample::Baseline { reason } => {
+                    notes.extend(reason);
+                    (None, Some(s), None)
                 }
-            }
+            },
             Err(e) => {
                 self.client.lost();
-                self.last_status = None;
                 (None, None, Some(e))
             }
         }
