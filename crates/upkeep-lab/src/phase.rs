@@ -43,6 +43,8 @@ pub struct PhaseEnv<'a> {
     pub log: &'a dyn Fn(&str),
     /// Copy the phase's config and logs here before the prefix is removed.
     pub keep_dir: Option<&'a Path>,
+    /// The binary has the stub_status module (`nginx -V`).
+    pub stub_status: bool,
 }
 
 /// Runs one phase. `prepare` turns the rendered config into the one to run
@@ -100,7 +102,8 @@ pub fn run_phase(
         };
         let addresses = Addresses {
             listen,
-            status,
+            status: env.stub_status.then_some(status),
+            status_path: plan.status_path.clone(),
             servers: servers.nginx_targets.clone(),
             temp_paths: prefix.http_temp_paths(),
         };
@@ -169,6 +172,10 @@ pub fn run_phase(
     let elapsed = epoch.elapsed();
     let mut warnings = Vec::new();
     let stub = if env.cancel.is_cancelled() {
+        None
+    } else if !env.stub_status {
+        warnings
+            .push("this nginx has no stub_status module: no accepts/requests counters".to_string());
         None
     } else {
         let path = plan.status_path.clone();

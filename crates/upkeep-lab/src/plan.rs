@@ -40,8 +40,9 @@ pub enum Network {
 pub mod placeholder {
     /// `listen` address of the proxied server(s).
     pub const LISTEN: &str = "@LISTEN@";
-    /// `listen` address of the lab's stub_status server.
-    pub const STATUS_LISTEN: &str = "@STATUS_LISTEN@";
+    /// The lab's own stub_status server (http context), or a comment when
+    /// the nginx binary has no stub_status module.
+    pub const STATUS_SERVER: &str = "@STATUS_SERVER@";
     /// Directives keeping nginx's temp files inside the prefix (http context).
     pub const TEMP_PATHS: &str = "@TEMP_PATHS@";
     /// Prefix of a backend slot: `@SERVER:key@`.

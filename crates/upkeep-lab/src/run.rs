@@ -27,6 +27,15 @@ pub fn nginx_version(nginx: &NginxBinary) -> Result<upkeep_facts::NginxVersion, 
         .map_err(|e| LabError::NginxNotFound(format!("{}: {e}", nginx.path.display())))
 }
 
+/// Whether the binary was built with the stub_status module (`nginx -V`).
+fn has_stub_status(nginx: &NginxBinary) -> bool {
+    std::process::Command::new(&nginx.path)
+        .arg("-V")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stderr).contains("--with-http_stub_status_module"))
+        .unwrap_or(false)
+}
+
 pub fn run(
     plan: &LabPlan,
     nginx: &NginxBinary,
@@ -42,6 +51,7 @@ pub fn run(
         cancel: opts.cancel,
         log: opts.log,
         keep_dir: opts.keep_dir,
+        stub_status: has_stub_status(nginx),
     };
     let mut report = LabReport {
         schema: SCHEMA,

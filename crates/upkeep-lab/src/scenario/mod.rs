@@ -90,8 +90,7 @@ impl BuiltInConfig<'_> {
              \n    upstream app {{\n{upstream}    }}\n\
              \n    server {{\n        listen @LISTEN@;\n\
              \n        location / {{\n            proxy_pass http://app;\n{location}        }}\n    }}\n\
-             \n    # The lab's own status page.\n    server {{\n        listen @STATUS_LISTEN@;\n\
-             \x20       location = {STATUS_PATH} {{\n            stub_status;\n        }}\n    }}\n}}\n",
+             \n    @STATUS_SERVER@\n}}\n",
             scenario = self.scenario,
             http = indent(self.http, 4),
             upstream = indent(self.upstream, 8),
@@ -162,7 +161,7 @@ mod tests {
             let text = &plan.main_file().text;
             for p in [
                 "@LISTEN@",
-                "@STATUS_LISTEN@",
+                "@STATUS_SERVER@",
                 "@TEMP_PATHS@",
                 "@SERVER:app@",
             ] {
@@ -183,7 +182,8 @@ mod tests {
             let plan = (s.build)(NginxVersion::parse(version).unwrap());
             let addresses = crate::render::Addresses {
                 listen: "127.0.0.1:8080".parse().unwrap(),
-                status: "127.0.0.1:8081".parse().unwrap(),
+                status: Some("127.0.0.1:8081".parse().unwrap()),
+                status_path: STATUS_PATH.to_string(),
                 servers: [("app".to_string(), "127.0.0.1:9001".parse().unwrap())]
                     .into_iter()
                     .collect(),

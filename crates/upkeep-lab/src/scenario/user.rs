@@ -479,13 +479,7 @@ impl<'a> Rewriter<'a> {
                         d.span.file,
                         format!("\n    @TEMP_PATHS@\n    {LOG_FORMAT}\n    {ACCESS_LOG}\n"),
                     );
-                    self.insert(
-                        b.close.start,
-                        d.span.file,
-                        format!(
-                            "\n    # Added by upkeep lab: its status page.\n    server {{\n        listen @STATUS_LISTEN@;\n        location = {STATUS_PATH} {{\n            stub_status;\n        }}\n    }}\n"
-                        ),
-                    );
+                    self.insert(b.close.start, d.span.file, "\n    @STATUS_SERVER@\n");
                 }
                 self.block(d, Ctx::Http)
             }
@@ -866,7 +860,7 @@ pub(crate) mod tests {
             "{}",
             plan.files[0].text
         );
-        assert!(plan.files[0].text.contains("@STATUS_LISTEN@"));
+        assert!(plan.files[0].text.contains("@STATUS_SERVER@"));
         assert!(plan.files[0]
             .text
             .contains("load_module /usr/share/nginx/modules/ngx_http_echo_module.so;"));
