@@ -93,7 +93,7 @@ fn json_and_html_report_of_a_run() {
 
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>"));
-    assert_eq!(page.matches("<svg").count(), 3, "three charts");
+    assert_eq!(page.matches("<svg").count(), 4, "four charts");
     assert!(
         !page.contains("<script") && !page.contains("http-equiv"),
         "self-contained, no script"

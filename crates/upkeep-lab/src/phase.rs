@@ -576,6 +576,9 @@ fn timeline(input: &SummaryInput) -> Timeline {
             _ => {}
         }
     }
+    for at in &input.traffic.connection_times {
+        buckets[index(*at)].new_client_connections += 1;
+    }
     for at in &input.accept_times {
         let offset = at.saturating_duration_since(input.epoch);
         buckets[index(offset)].new_upstream_connections += 1;

@@ -152,6 +152,8 @@ pub struct TrafficResult {
     pub records: Vec<RequestRecord>,
     /// Client connections the generator opened to nginx.
     pub connections_opened: u64,
+    /// When each was opened, from the phase start.
+    pub connection_times: Vec<Duration>,
     /// Requests re-sent after a reused client connection failed silently.
     pub client_retries: u64,
     /// Open loop: requests sent after their scheduled time.
@@ -190,6 +192,7 @@ pub async fn run(
         if let Ok(r) = done {
             total.records.extend(r.records);
             total.connections_opened += r.connections_opened;
+            total.connection_times.extend(r.connection_times);
             total.client_retries += r.client_retries;
             total.late_starts += r.late_starts;
             for (k, v) in r.errors {
@@ -326,6 +329,7 @@ impl Client {
                     Ok(Ok(stream)) => {
                         let _ = stream.set_nodelay(true);
                         result.connections_opened += 1;
+                        result.connection_times.push(self.epoch.elapsed());
                         *conn = Some(HttpConn::new(stream));
                     }
                     Ok(Err(e)) => return Outcome::Failed(format!("connect: {}", e.kind())),

@@ -63,6 +63,11 @@ pub fn render(report: &LabReport) -> String {
             |b: &super::Bucket| b.new_upstream_connections as f64,
         ),
         (
+            "New client connections over time",
+            "connections opened by the clients",
+            |b: &super::Bucket| b.new_client_connections as f64,
+        ),
+        (
             "TIME_WAIT sockets on the lab's ports",
             "sockets (highest sample)",
             |b: &super::Bucket| b.time_wait as f64,

@@ -143,6 +143,8 @@ pub struct Bucket {
     pub status_502: u64,
     pub client_errors: u64,
     pub new_upstream_connections: u64,
+    /// Connections the clients opened to nginx.
+    pub new_client_connections: u64,
     /// Highest TIME_WAIT sample in the interval.
     pub time_wait: u64,
 }
