@@ -117,6 +117,52 @@ fn judges_an_upstream_against_a_measured_backend() {
             upkeep_probe::render::seconds(idle)
         )
     );
+
+    // The same JSON drives `check --backend-facts`: U007 is judged with the
+    // measured idle timeout, not a guess, and `fix` sets a timeout below it.
+    let facts = dir.path().join("facts.json");
+    std::fs::write(&facts, stdout.as_bytes()).unwrap();
+    let facts = facts.to_str().unwrap();
+    let out = upkeep(&[
+        "check",
+        conf,
+        "--nginx-version",
+        "1.22.1",
+        "--backend-facts",
+        facts,
+        "--select",
+        "U007",
+        "--format",
+        "json",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{report:#}");
+    assert_eq!(findings[0]["rule"], "U007");
+    assert_eq!(findings[0]["severity"], "error");
+    assert_eq!(findings[0]["file"], "conf.d/app.conf");
+    let message = findings[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("probed at 127.0.0.1:{port}")),
+        "{message}"
+    );
+    let out = upkeep(&[
+        "fix",
+        conf,
+        "--nginx-version",
+        "1.22.1",
+        "--backend-facts",
+        facts,
+        "--rule",
+        "U007",
+        "--color",
+        "never",
+    ]);
+    let diff = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        diff.contains(&format!("+    keepalive_timeout {suggestion};")),
+        "expected the measured timeout minus the margin in the diff:\n{diff}"
+    );
 }
 
 #[test]

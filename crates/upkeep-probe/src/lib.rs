@@ -14,7 +14,6 @@
 //! [`report`]; [`verdict`] compares the measurements with an nginx upstream.
 
 pub mod config;
-pub mod facts;
 pub mod http;
 mod measure;
 mod pace;

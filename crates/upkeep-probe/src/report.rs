@@ -47,10 +47,10 @@
 //! }
 //! ```
 //!
-//! Consumers (`upkeep check --backend-facts FILE`, through
-//! [`crate::facts::ProbeFacts`]) match a target to an
-//! upstream by `upstream` when present, else by `target`/`address` against the
-//! upstream's `server` addresses. Fields are only ever added, never renamed,
+//! `upkeep check --backend-facts FILE` (`upkeep_rules::settings::apply_probe_json`)
+//! matches a target to an upstream by `upstream` when present (an upstream
+//! takes its worst server's values), else by `target` against the upstream's
+//! `server` addresses. Fields are only ever added, never renamed,
 //! within one schema number.
 
 use crate::target::Scheme;

@@ -1,6 +1,7 @@
 //! Settings from strings: `--backend` specs, upkeep.toml, probe JSON. No I/O:
 //! the CLI reads the files and hands the text over.
 
+use std::collections::BTreeMap;
 use upkeep_diag::Severity;
 use upkeep_facts::{backend_profile, parse_duration, BackendFacts, NginxVersion};
 
@@ -270,15 +271,24 @@ fn duration_value(key: &str, v: &toml::Value) -> Result<u64, String> {
     }
 }
 
-/// Applies the output of `upkeep probe --format json`: facts keyed by the
-/// probed address (and by upstream name when the probe says which).
+/// Applies the output of `upkeep probe --format json`: facts keyed by each
+/// probed address, and by upstream name when the probe ran from a config.
+/// An upstream's facts are those of its worst server, because nginx hands a
+/// request to any of them: the shortest idle timeout, the lowest request cap,
+/// and a silent close if any server closes without announcing it.
 pub fn apply_probe_json(opts: &mut CheckOptions, json: &str) -> Result<(), String> {
     let doc: serde_json::Value =
         serde_json::from_str(json).map_err(|e| format!("backend facts: invalid JSON: {e}"))?;
+    match doc.get("schema").and_then(|v| v.as_u64()) {
+        Some(1) => {}
+        Some(n) => return Err(format!("backend facts: schema {n} is not supported (expected 1)")),
+        None => return Err("backend facts: no \"schema\" field; expected the output of `upkeep probe --format json`".into()),
+    }
     let targets = doc
         .get("targets")
         .and_then(|t| t.as_array())
         .ok_or("backend facts: expected {\"schema\":1,\"targets\":[…]} as written by `upkeep probe --format json`")?;
+    let mut per_upstream: BTreeMap<String, BackendFacts> = BTreeMap::new();
     for t in targets {
         let target = t
             .get("target")
@@ -288,38 +298,60 @@ pub fn apply_probe_json(opts: &mut CheckOptions, json: &str) -> Result<(), Strin
             continue;
         }
         let num = |k: &str| t.get(k).and_then(|v| v.as_u64());
-        let closes_every = t.get("closes_after_response").and_then(|v| v.as_bool());
+        let closes_every = t.get("closes_after_response").and_then(|v| v.as_bool()) == Some(true);
         let facts = BackendFacts {
             idle_timeout_ms: num("idle_timeout_ms"),
-            max_requests: if closes_every == Some(true) {
+            max_requests: if closes_every {
                 Some(1)
             } else {
                 num("max_requests")
             },
-            announces_close: t.get("announces_close").and_then(|v| v.as_bool()).or(
-                if closes_every == Some(true) {
-                    Some(true)
-                } else {
-                    None
-                },
-            ),
+            announces_close: t
+                .get("announces_close")
+                .and_then(|v| v.as_bool())
+                .or(closes_every.then_some(true)),
             max_connections: num("max_connections"),
             source: format!("probed at {target}"),
         };
-        // `--config` probes say which upstream a server belongs to.
+        if let Some(up) = t.get("upstream").and_then(|v| v.as_str()) {
+            per_upstream
+                .entry(up.to_string())
+                .and_modify(|worst| merge_worst(worst, &facts))
+                .or_insert_with(|| facts.clone());
+        }
         let key = target
             .strip_prefix("http://")
+            .or_else(|| target.strip_prefix("https://"))
             .unwrap_or(target)
             .trim_end_matches('/')
             .to_string();
-        if let Some(up) = t.get("upstream").and_then(|v| v.as_str()) {
-            opts.backends
-                .entry(up.to_string())
-                .or_insert_with(|| facts.clone());
-        }
         opts.backends.insert(key, facts);
     }
+    opts.backends.extend(per_upstream);
     Ok(())
+}
+
+/// Folds one more server's measurements into an upstream's worst case.
+fn merge_worst(worst: &mut BackendFacts, next: &BackendFacts) {
+    fn min_known(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+        match (a, b) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        }
+    }
+    if next.idle_timeout_ms.is_some()
+        && min_known(worst.idle_timeout_ms, next.idle_timeout_ms) == next.idle_timeout_ms
+        && worst.idle_timeout_ms != next.idle_timeout_ms
+    {
+        worst.source = next.source.clone();
+    }
+    worst.idle_timeout_ms = min_known(worst.idle_timeout_ms, next.idle_timeout_ms);
+    worst.max_requests = min_known(worst.max_requests, next.max_requests);
+    worst.max_connections = min_known(worst.max_connections, next.max_connections);
+    worst.announces_close = match (worst.announces_close, next.announces_close) {
+        (Some(false), _) | (_, Some(false)) => Some(false),
+        (a, b) => a.or(b),
+    };
 }
 
 #[cfg(test)]
@@ -399,5 +431,27 @@ mod tests {
         assert_eq!((f.idle_timeout_ms, f.max_requests), (Some(5003), Some(100)));
         assert!(!o.backends.contains_key("127.0.0.1:8081"));
         assert!(apply_probe_json(&mut o, "{}").is_err());
+        assert!(apply_probe_json(&mut o, r#"{"schema":2,"targets":[]}"#).is_err());
+    }
+
+    #[test]
+    fn probe_json_upstream_takes_its_worst_server() {
+        let mut o = CheckOptions::default();
+        apply_probe_json(
+            &mut o,
+            r#"{"schema":1,"targets":[
+                {"target":"10.0.0.5:8080","upstream":"app","keepalive":true,"idle_timeout_ms":30000,
+                 "max_requests":null,"announces_close":null,"error":null},
+                {"target":"10.0.0.6:8080","upstream":"app","keepalive":true,"idle_timeout_ms":5003,
+                 "max_requests":100,"announces_close":false,"error":null},
+                {"target":"10.0.0.7:8080","upstream":"app","error":"connection refused"}]}"#,
+        )
+        .unwrap();
+        let app = &o.backends["app"];
+        assert_eq!(app.idle_timeout_ms, Some(5003));
+        assert_eq!(app.max_requests, Some(100));
+        assert_eq!(app.announces_close, Some(false));
+        assert_eq!(app.source, "probed at 10.0.0.6:8080");
+        assert_eq!(o.backends["10.0.0.5:8080"].idle_timeout_ms, Some(30000));
     }
 }
