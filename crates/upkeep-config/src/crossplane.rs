@@ -24,8 +24,9 @@
 
 use crate::json::JsonWriter;
 use crate::{ConfigSet, LoadError, LoadWarning};
+use std::borrow::Cow;
 use std::collections::HashMap;
-use upkeep_syntax::{Directive, FileId, Node, QuoteStyle, SourceFile, Word};
+use upkeep_syntax::{Directive, FileId, Node, QuoteStyle, SourceFile, Span, Word};
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CrossplaneOptions {
@@ -42,11 +43,30 @@ pub struct CrossplaneOptions {
 /// The payload for a loaded configuration, or for one that failed to load.
 pub fn crossplane_json(result: &Result<ConfigSet, LoadError>, opts: &CrossplaneOptions) -> String {
     let mut w = JsonWriter::new(opts.indent);
-    match result {
-        Ok(set) => write_set(&mut w, set, opts),
-        Err(err) => write_failure(&mut w, err),
-    }
+    write_payload(&mut w, result, opts);
     w.finish()
+}
+
+/// [`crossplane_json`], written to `out` as it is produced.
+pub fn write_crossplane_json(
+    result: &Result<ConfigSet, LoadError>,
+    opts: &CrossplaneOptions,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let mut w = JsonWriter::streaming(opts.indent, out);
+    write_payload(&mut w, result, opts);
+    w.finish_streaming()
+}
+
+fn write_payload(
+    w: &mut JsonWriter,
+    result: &Result<ConfigSet, LoadError>,
+    opts: &CrossplaneOptions,
+) {
+    match result {
+        Ok(set) => write_set(w, set, opts),
+        Err(err) => write_failure(w, err),
+    }
 }
 
 fn write_failure(w: &mut JsonWriter, err: &LoadError) {
@@ -117,12 +137,21 @@ fn crossplane_order(set: &ConfigSet, single_file: bool) -> Vec<FileId> {
     if single_file {
         return order;
     }
+    // The include directives of each file, in document order.
+    let mut sites: Vec<Vec<&Span>> = vec![Vec::new(); set.files.len()];
+    for span in set.includes.keys() {
+        sites[span.file.0 as usize].push(span);
+    }
+    for s in &mut sites {
+        s.sort();
+    }
     let mut seen = vec![false; set.files.len()];
     seen[set.main.0 as usize] = true;
     let mut i = 0;
     while i < order.len() {
-        let mut includes = Vec::new();
-        collect_include_targets(set, &set.tree(order[i]).nodes, &mut includes);
+        let includes = sites[order[i].0 as usize]
+            .iter()
+            .flat_map(|span| set.includes[span].iter().copied());
         for id in includes {
             if !seen[id.0 as usize] {
                 seen[id.0 as usize] = true;
@@ -132,17 +161,6 @@ fn crossplane_order(set: &ConfigSet, single_file: bool) -> Vec<FileId> {
         i += 1;
     }
     order
-}
-
-fn collect_include_targets(set: &ConfigSet, nodes: &[Node], out: &mut Vec<FileId>) {
-    for d in nodes.iter().filter_map(Node::as_directive) {
-        if d.name_is("include") {
-            out.extend_from_slice(set.included(d));
-        }
-        if let Some(b) = &d.block {
-            collect_include_targets(set, &b.nodes, out);
-        }
-    }
 }
 
 fn write_set(w: &mut JsonWriter, set: &ConfigSet, opts: &CrossplaneOptions) {
@@ -192,6 +210,7 @@ fn write_set(w: &mut JsonWriter, set: &ConfigSet, opts: &CrossplaneOptions) {
             file,
             index: &index,
             opts,
+            line_cursor: std::cell::Cell::new(0),
         };
         ctx.write_nodes(w, &set.tree(id).nodes);
         w.end_object();
@@ -205,11 +224,24 @@ struct Ctx<'a> {
     file: &'a SourceFile,
     index: &'a HashMap<FileId, usize>,
     opts: &'a CrossplaneOptions,
+    /// The line index of the last lookup: directives are written in source
+    /// order, so the next one is on the same line or a little after.
+    line_cursor: std::cell::Cell<u32>,
 }
 
 impl Ctx<'_> {
     fn line(&self, offset: u32) -> u64 {
-        self.file.line_of(offset) as u64
+        let starts = self.file.line_starts();
+        let mut i = self.line_cursor.get() as usize;
+        if i >= starts.len() || starts[i] > offset {
+            i = starts.partition_point(|&s| s <= offset) - 1;
+        } else {
+            while i + 1 < starts.len() && starts[i + 1] <= offset {
+                i += 1;
+            }
+        }
+        self.line_cursor.set(i as u32);
+        i as u64 + 1
     }
 
     fn write_nodes(&self, w: &mut JsonWriter, nodes: &[Node]) {
@@ -244,29 +276,36 @@ impl Ctx<'_> {
         w.begin_array();
         w.end_array();
         w.key("comment");
-        w.string(&String::from_utf8_lossy(&text[start as usize + 1..end]));
+        w.string_lossy(&text[start as usize + 1..end]);
         w.end_object();
     }
 
     fn write_directive(&self, w: &mut JsonWriter, d: &Directive) {
         let line = self.line(d.name.span.start);
-        let mut args: Vec<String> = d.args.iter().map(|a| self.word_text(a)).collect();
-        if d.name_is("if") {
-            strip_if_parens(&mut args);
-        }
-        let verbatim = d.block.as_ref().and_then(|b| b.verbatim);
-        if let Some(body) = verbatim {
-            args.push(String::from_utf8_lossy(self.file.slice(body)).into_owned());
-        }
         w.begin_object();
         w.key("directive");
-        w.string(&self.word_text(&d.name));
+        w.string_lossy(&self.word_bytes(&d.name));
         w.key("line");
         w.number(line);
         w.key("args");
         w.begin_array();
-        for a in &args {
-            w.string(a);
+        if d.name_is("if") {
+            let mut args: Vec<String> = d
+                .args
+                .iter()
+                .map(|a| String::from_utf8_lossy(&self.word_bytes(a)).into_owned())
+                .collect();
+            strip_if_parens(&mut args);
+            for a in &args {
+                w.string(a);
+            }
+        } else {
+            for a in &d.args {
+                w.string_lossy(&self.word_bytes(a));
+            }
+        }
+        if let Some(body) = d.block.as_ref().and_then(|b| b.verbatim) {
+            w.string_lossy(self.file.slice(body));
         }
         w.end_array();
         if !self.opts.single_file && d.name_is("include") && self.set.includes.contains_key(&d.span)
@@ -290,15 +329,19 @@ impl Ctx<'_> {
         }
     }
 
-    /// The token as crossplane's lexer yields it.
-    fn word_text(&self, word: &Word) -> String {
+    /// The token as crossplane's lexer yields it: quotes removed, and in a
+    /// quoted token a backslash before that same quote dropped.
+    fn word_bytes<'w>(&'w self, word: &Word) -> Cow<'w, [u8]> {
         let raw = self.file.slice(word.span);
         let quote = match word.quote {
-            QuoteStyle::Bare => return String::from_utf8_lossy(raw).into_owned(),
+            QuoteStyle::Bare => return Cow::Borrowed(raw),
             QuoteStyle::Double => b'"',
             QuoteStyle::Single => b'\'',
         };
         let inner = &raw[1..raw.len() - 1];
+        if !inner.contains(&b'\\') {
+            return Cow::Borrowed(inner);
+        }
         let mut out = Vec::with_capacity(inner.len());
         let mut i = 0;
         while i < inner.len() {
@@ -313,7 +356,7 @@ impl Ctx<'_> {
                 i += 1;
             }
         }
-        String::from_utf8_lossy(&out).into_owned()
+        Cow::Owned(out)
     }
 }
 

@@ -31,6 +31,9 @@ pub(crate) enum Token {
         /// The bytes nginx unescapes into the value (inside the quotes).
         content: (u32, u32),
         quote: QuoteStyle,
+        /// A backslash occurs in `content` (otherwise the value is the
+        /// content as it is).
+        escapes: bool,
     },
     Semicolon(u32),
     BlockOpen(u32),
@@ -58,6 +61,18 @@ pub(crate) struct Lexer<'a> {
     /// A quoted word just ended; nginx requires a separator next.
     need_space: bool,
 }
+
+/// Bytes that end a bare word or change how the next byte is read.
+const BARE_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let special = b" \t\r\n;{\\$";
+    let mut i = 0;
+    while i < special.len() {
+        t[special[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
 
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
@@ -99,10 +114,16 @@ impl<'a> Lexer<'a> {
     /// Called before reading `text[pos]` (which exists). nginx refills its
     /// buffer when it is empty, keeping the current token; if that token
     /// already fills the whole buffer, it gives up.
+    #[inline]
     fn refill(&mut self, state: LongState) -> Result<(), SyntaxError> {
         if self.pos < self.buf.end {
             return Ok(());
         }
+        self.refill_buffer(state)
+    }
+
+    #[cold]
+    fn refill_buffer(&mut self, state: LongState) -> Result<(), SyntaxError> {
         if self.pos - self.start < NGX_CONF_BUFFER {
             self.buf.start = self.start;
             self.buf.end = self.text.len().min(self.start + NGX_CONF_BUFFER);
@@ -137,6 +158,19 @@ impl<'a> Lexer<'a> {
     pub(crate) fn next_token(&mut self) -> Result<Token, SyntaxError> {
         let text = self.text;
         loop {
+            if !self.need_space {
+                // Runs of whitespace, within the current buffer.
+                let end = self.buf.end;
+                let before = self.pos;
+                while self.pos < end && is_space(text[self.pos]) {
+                    self.pos += 1;
+                }
+                if self.pos > before {
+                    // nginx's `start` follows each whitespace byte it reads
+                    // at a token start.
+                    self.start = self.pos - 1;
+                }
+            }
             if self.pos >= text.len() {
                 return Ok(Token::Eof);
             }
@@ -247,7 +281,15 @@ impl<'a> Lexer<'a> {
         // nginx moves `start` past the opening quote.
         self.start = at + 1;
         let mut escaped = false;
+        let mut escapes = false;
         loop {
+            if !escaped {
+                // Ordinary bytes, within the current buffer.
+                let end = self.buf.end;
+                while self.pos < end && text[self.pos] != quote_char && text[self.pos] != b'\\' {
+                    self.pos += 1;
+                }
+            }
             if self.pos >= text.len() {
                 return Err(self.unexpected_eof_in_word(at, style));
             }
@@ -260,12 +302,14 @@ impl<'a> Lexer<'a> {
             }
             if ch == b'\\' {
                 escaped = true;
+                escapes = true;
             } else if ch == quote_char {
                 self.need_space = true;
                 return Ok(Token::Word {
                     raw: (at as u32, self.pos as u32),
                     content: (at as u32 + 1, self.pos as u32 - 1),
                     quote: style,
+                    escapes,
                 });
             }
             // `$` and `${` change nothing inside quotes: the closing quote
@@ -276,8 +320,16 @@ impl<'a> Lexer<'a> {
     fn bare(&mut self, at: usize, first: u8) -> Result<Token, SyntaxError> {
         let text = self.text;
         let mut escaped = first == b'\\';
+        let mut escapes = escaped;
         let mut variable = first == b'$';
         loop {
+            if !escaped && !variable {
+                // Ordinary bytes, within the current buffer.
+                let end = self.buf.end;
+                while self.pos < end && !BARE_SPECIAL[text[self.pos] as usize] {
+                    self.pos += 1;
+                }
+            }
             if self.pos >= text.len() {
                 return Err(self.unexpected_eof_in_word(at, QuoteStyle::Bare));
             }
@@ -293,7 +345,10 @@ impl<'a> Lexer<'a> {
             }
             variable = false;
             match ch {
-                b'\\' => escaped = true,
+                b'\\' => {
+                    escaped = true;
+                    escapes = true;
+                }
                 b'$' => variable = true,
                 b' ' | b'\t' | b'\r' | b'\n' | b';' | b'{' => {
                     let end = self.pos - 1;
@@ -306,6 +361,7 @@ impl<'a> Lexer<'a> {
                         raw: (at as u32, end as u32),
                         content: (at as u32, end as u32),
                         quote: QuoteStyle::Bare,
+                        escapes,
                     });
                 }
                 _ => {}
@@ -325,9 +381,6 @@ enum LongState {
 /// their backslash, `\t`, `\r`, `\n` become control characters, every other
 /// backslash stays.
 pub(crate) fn unescape(content: &[u8]) -> Vec<u8> {
-    if !content.contains(&b'\\') {
-        return content.to_vec();
-    }
     let mut out = Vec::with_capacity(content.len());
     let mut i = 0;
     while i < content.len() {

@@ -24,7 +24,8 @@ struct OpenBlock {
     args: Vec<Word>,
     inner_comments: Vec<Comment>,
     open: Span,
-    nodes: Vec<Node>,
+    /// Where this block's children start in the parser's node stack.
+    first_child: usize,
 }
 
 /// Parse one file. The tree covers every byte: tokens and comments are
@@ -54,21 +55,25 @@ impl Parser<'_> {
     }
 
     fn run(mut self) -> Result<SyntaxTree, SyntaxError> {
-        let mut top: Vec<Node> = Vec::new();
+        // Finished nodes of the file and of every open block, innermost
+        // last; a block's children move into an exact-size Vec when it
+        // closes, so no Vec of the tree carries spare capacity.
+        let mut nodes: Vec<Node> = Vec::new();
         let mut open: Vec<OpenBlock> = Vec::new();
         loop {
-            let nodes = match open.last_mut() {
-                Some(b) => &mut b.nodes,
-                None => &mut top,
-            };
             match self.lexer.next_token()? {
                 Token::Word {
                     raw,
                     content,
                     quote,
+                    escapes,
                 } => {
-                    let value =
-                        unescape(&self.lexer.text()[content.0 as usize..content.1 as usize]);
+                    let bytes = &self.lexer.text()[content.0 as usize..content.1 as usize];
+                    let value = if escapes {
+                        unescape(bytes)
+                    } else {
+                        bytes.to_vec()
+                    };
                     self.words.push(Word {
                         span: self.span(raw.0, raw.1),
                         value,
@@ -132,7 +137,7 @@ impl Parser<'_> {
                         args,
                         inner_comments,
                         open: brace,
-                        nodes: Vec::new(),
+                        first_child: nodes.len(),
                     });
                 }
                 Token::BlockClose(at) => {
@@ -159,15 +164,12 @@ impl Parser<'_> {
                         semicolon: None,
                         block: Some(Block {
                             open: b.open,
-                            nodes: b.nodes,
+                            nodes: nodes.drain(b.first_child..).collect(),
                             close: brace,
                             verbatim: None,
                         }),
                     };
-                    match open.last_mut() {
-                        Some(parent) => parent.nodes.push(Node::Directive(directive)),
-                        None => top.push(Node::Directive(directive)),
-                    }
+                    nodes.push(Node::Directive(directive));
                 }
                 Token::Eof => {
                     let len = self.lexer.text().len() as u32;
@@ -182,9 +184,10 @@ impl Parser<'_> {
                     if !open.is_empty() {
                         return Err(SyntaxError::new(eof, "unexpected end of file", &["\"}\""]));
                     }
+                    nodes.shrink_to_fit();
                     return Ok(SyntaxTree {
                         file: self.file,
-                        nodes: top,
+                        nodes,
                         len,
                     });
                 }
@@ -206,8 +209,9 @@ impl Parser<'_> {
                 &[EXPECT_DIRECTIVE],
             ));
         }
-        let mut args = std::mem::take(&mut self.words);
-        let name = args.remove(0);
+        // An exact-size argument list; the word buffer keeps its capacity.
+        let args: Vec<Word> = self.words.drain(1..).collect();
+        let name = self.words.pop().expect("checked non-empty");
         Ok((name, args, std::mem::take(&mut self.comments)))
     }
 }

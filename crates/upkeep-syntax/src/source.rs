@@ -64,11 +64,7 @@ pub struct SourceFile {
 impl SourceFile {
     pub fn new(id: FileId, path: impl Into<String>, text: Vec<u8>) -> Self {
         let mut line_starts = vec![0u32];
-        for (i, b) in text.iter().enumerate() {
-            if *b == b'\n' {
-                line_starts.push(i as u32 + 1);
-            }
-        }
+        line_starts.extend(memchr::memchr_iter(b'\n', &text).map(|i| i as u32 + 1));
         SourceFile {
             id,
             path: path.into(),
@@ -108,6 +104,11 @@ impl SourceFile {
             s = rest;
         }
         s
+    }
+
+    /// Byte offsets where lines start: 0, then one past each `\n`.
+    pub fn line_starts(&self) -> &[u32] {
+        &self.line_starts
     }
 
     /// 1-based line of a byte offset (a binary search; no scan of the line).

@@ -4,7 +4,7 @@
 use crate::EXIT_INPUT_ERROR;
 use std::io::{Read, Write};
 use std::process::ExitCode;
-use upkeep_config::crossplane::{crossplane_json, CrossplaneOptions};
+use upkeep_config::crossplane::{write_crossplane_json, CrossplaneOptions};
 use upkeep_config::tree_json::upkeep_json;
 use upkeep_config::{ConfigSet, Context, LoadError, LoadErrorKind, LoadOptions};
 
@@ -62,19 +62,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         load_input(&args.path, &opts)
     };
-    let json = match args.format {
-        Format::Crossplane => crossplane_json(
-            &result,
-            &CrossplaneOptions {
+    let mut stdout = std::io::stdout().lock();
+    match args.format {
+        Format::Crossplane => {
+            let opts = CrossplaneOptions {
                 single_file: args.single_file,
                 include_comments: args.include_comments,
                 indent: args.indent,
-            },
-        ),
-        Format::Json => upkeep_json(&result, args.indent),
-    };
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(json.as_bytes())?;
+            };
+            write_crossplane_json(&result, &opts, &mut stdout)?;
+        }
+        Format::Json => stdout.write_all(upkeep_json(&result, args.indent).as_bytes())?,
+    }
     stdout.write_all(b"\n")?;
     stdout.flush()?;
     match result {
@@ -82,6 +81,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             for w in &set.warnings {
                 eprintln!("warning: {w}");
             }
+            // The process ends here: freeing every node of a large tree one
+            // by one would only add time.
+            std::mem::forget(set);
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
