@@ -121,16 +121,14 @@ impl<'s> JsonWriter<'s> {
         self.flush(1 << 16);
     }
 
+    /// An object key: a plain ASCII name (every key upkeep writes is one),
+    /// written without escaping.
     pub fn key(&mut self, key: &str) {
+        debug_assert!(!key.bytes().any(|b| NEEDS_ESCAPE[b as usize]), "{key:?}");
         self.before_item();
-        if key.bytes().any(|b| NEEDS_ESCAPE[b as usize]) {
-            write_bytes(&mut self.out, key.as_bytes());
-        } else {
-            self.out.push(b'"');
-            self.out.extend_from_slice(key.as_bytes());
-            self.out.push(b'"');
-        }
-        self.out.extend_from_slice(b": ");
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\": ");
         self.after_key = true;
     }
 

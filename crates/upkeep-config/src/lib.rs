@@ -12,6 +12,7 @@ mod error;
 pub mod glob;
 pub mod json;
 mod loader;
+mod readahead;
 mod set;
 pub mod tree_json;
 

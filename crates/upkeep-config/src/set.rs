@@ -4,6 +4,7 @@
 use crate::dump::split_dump;
 use crate::error::{LoadError, LoadErrorKind, LoadWarning};
 use crate::glob::has_wildcard;
+use crate::readahead::{Prepared, ReadAhead};
 use crate::{Context, Loader, MemoryLoader};
 use std::collections::HashMap;
 use upkeep_syntax::{parse, Directive, FileId, Node, SourceFile, SourceMap, Span, SyntaxTree};
@@ -114,6 +115,7 @@ impl ConfigSet {
         }
         let mut on_stack = vec![true];
         let mut stack = vec![set.visit(main)];
+        let mut read_ahead = ReadAhead::default();
         while let Some(top) = stack.last_mut() {
             if let Some(path) = top.pending.next() {
                 let include = top.current.expect("pending paths belong to an include");
@@ -126,9 +128,18 @@ impl ConfigSet {
                         }
                         id
                     }
-                    None => match loader.read(&path) {
-                        Ok(bytes) => {
-                            let id = set.add_file(path, bytes)?;
+                    None => match read_ahead.take(&key).map_or_else(
+                        || loader.read(&path).map(Err),
+                        |prepared| match prepared {
+                            Prepared::Unreadable(e) => Err(e),
+                            Prepared::Parsed { file, tree } => Ok(Ok((file, tree))),
+                        },
+                    ) {
+                        Ok(read) => {
+                            let id = match read {
+                                Err(bytes) => set.add_file(path, bytes)?,
+                                Ok((file, tree)) => set.add_parsed(file, tree)?,
+                            };
                             by_path.insert(key, id);
                             on_stack.push(true);
                             set.includes.entry(include).or_default().push(id);
@@ -159,7 +170,16 @@ impl ConfigSet {
                 };
                 let paths = if has_wildcard(&full) {
                     match loader.glob(&full) {
-                        Ok(paths) => paths,
+                        Ok(paths) => {
+                            read_ahead.prepare(
+                                &paths,
+                                normalize,
+                                |k| !by_path.contains_key(k),
+                                loader,
+                                set.files.len() as u32,
+                            );
+                            paths
+                        }
                         Err(e) => {
                             let from = top.file;
                             let message = format!("glob \"{full}\" failed: {e}");
@@ -263,7 +283,23 @@ impl ConfigSet {
     fn add_file(&mut self, path: String, bytes: Vec<u8>) -> Result<FileId, LoadError> {
         let id = FileId(self.files.len() as u32);
         let file = SourceFile::new(id, path, bytes);
-        let tree = parse(&file).map_err(|e| LoadError::syntax(&file, e))?;
+        let tree = parse(&file);
+        self.add_parsed(file, tree)
+    }
+
+    /// A file parsed ahead; parsed again if it was given another id than
+    /// the one it gets now.
+    fn add_parsed(
+        &mut self,
+        file: SourceFile,
+        tree: Result<SyntaxTree, upkeep_syntax::SyntaxError>,
+    ) -> Result<FileId, LoadError> {
+        let id = FileId(self.files.len() as u32);
+        if file.id != id {
+            let SourceFile { path, text, .. } = file;
+            return self.add_file(path, text);
+        }
+        let tree = tree.map_err(|e| LoadError::syntax(&file, e))?;
         self.files.push(file);
         self.trees.push(tree);
         Ok(id)

@@ -194,3 +194,42 @@ fn context_can_be_given_or_guessed() {
     assert_eq!(set.context, Context::Location);
     assert!("nope".parse::<Context>().is_err());
 }
+
+/// Files of a large glob are parsed ahead on several threads; ids still
+/// follow nginx's depth-first order, and every span names its own file,
+/// also when a file of the glob includes another one.
+#[test]
+fn large_globs_keep_depth_first_ids() {
+    let body = "server { listen 80; location / { proxy_pass http://u; } }\n".repeat(2000);
+    let mut l = loader(&[
+        ("n.conf", "http { include conf.d/*.conf; }\n"),
+        ("nested.conf", "x 1;\n"),
+    ]);
+    for name in ["a", "b", "c", "d"] {
+        let mut text = body.clone();
+        if name == "b" {
+            text.push_str("include nested.conf;\n");
+        }
+        l.insert(format!("conf.d/{name}.conf"), text);
+    }
+    let set = ConfigSet::load("n.conf", &l, &LoadOptions::default()).unwrap();
+    let paths: Vec<&str> = set.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "n.conf",
+            "conf.d/a.conf",
+            "conf.d/b.conf",
+            "nested.conf",
+            "conf.d/c.conf",
+            "conf.d/d.conf"
+        ]
+    );
+    for (i, (file, tree)) in set.files.iter().zip(&set.trees).enumerate() {
+        assert_eq!(file.id.0 as usize, i);
+        assert_eq!(tree.file, file.id);
+        for d in tree.directives() {
+            assert_eq!(d.span.file, file.id, "{}", file.path);
+        }
+    }
+}

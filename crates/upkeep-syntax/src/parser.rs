@@ -164,7 +164,7 @@ impl Parser<'_> {
                         semicolon: None,
                         block: Some(Block {
                             open: b.open,
-                            nodes: nodes.drain(b.first_child..).collect(),
+                            nodes: nodes.split_off(b.first_child),
                             close: brace,
                             verbatim: None,
                         }),
