@@ -11,7 +11,7 @@ use crate::cancel::Cancel;
 use crate::error::{harness, LabError};
 use crate::measure::error_log;
 use crate::measure::percentile::nearest_rank;
-use crate::measure::stub_status::StubStatus;
+use upkeep_host::stub_status::StubStatus;
 use crate::measure::time_wait::SocketTables;
 use crate::netns::{self, LabNamespace};
 use crate::plan::{ConfigFile, LabPlan, Network, Phase};

@@ -2,5 +2,4 @@
 
 pub mod error_log;
 pub mod percentile;
-pub mod stub_status;
 pub mod time_wait;

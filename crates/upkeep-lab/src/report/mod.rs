@@ -5,7 +5,7 @@ pub mod html;
 pub mod svg;
 pub mod table;
 
-use crate::measure::stub_status::StubStatus;
+use upkeep_host::stub_status::StubStatus;
 use crate::plan::{ConfigFile, Phase};
 use crate::traffic::TrafficProfile;
 use serde::Serialize;
