@@ -71,11 +71,12 @@ run_one() {
 
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-declare -A TIME CPU RSS
+declare -A TIME CPU RSS LINES
 for scale in 1 0.5; do
     dir="$work/scale-$scale"
     python3 bench/gen-large-config.py "$dir" --scale "$scale"
     lines=$(cat "$dir"/nginx.conf "$dir"/upstreams/*.conf "$dir"/servers/*.conf | wc -l)
+    LINES[$scale]=$lines
     files=$(( 1 + $(ls "$dir"/upstreams "$dir"/servers | grep -c '\.conf$') ))
     echo "scale $scale: $lines lines in $files files ($(du -sh "$dir" | cut -f1))" >&2
     for tool in upkeep crossplane nginx; do
@@ -105,9 +106,12 @@ for scale in 1 0.5; do
     done
 done
 echo
+# Peak RSS = fixed part + cost per line: the two sizes give both.
 for tool in upkeep crossplane nginx; do
-    printf 'memory growth %-10s half -> full size: %.2fx (2.00 = linear)\n' "$tool" \
-        "$(echo "${RSS[$tool,1]} / ${RSS[$tool,0.5]}" | bc -l)"
+    per_line=$(echo "(${RSS[$tool,1]} - ${RSS[$tool,0.5]}) * 1024 / (${LINES[1]} - ${LINES[0.5]})" | bc -l)
+    fixed=$(echo "(${RSS[$tool,1]} * 1024 - $per_line * ${LINES[1]}) / 1048576" | bc -l)
+    printf 'memory %-10s half -> full size: %.2fx; about %.1f MB + %.0f bytes per line\n' "$tool" \
+        "$(echo "${RSS[$tool,1]} / ${RSS[$tool,0.5]}" | bc -l)" "$fixed" "$per_line"
 done
 echo
 ratio() { echo "${1} / ${2}" | bc -l; }

@@ -33,28 +33,53 @@ impl SyntaxError {
     pub fn render(&self, file: &SourceFile) -> String {
         let pos = file.line_col(self.span.start);
         let line = file.line_bytes(pos.line);
-        let line_text = String::from_utf8_lossy(line).replace('\t', " ");
-        let gutter = pos.line.to_string();
-        let pad = " ".repeat(gutter.len());
-        let caret_col = pos.col.saturating_sub(1) as usize;
-        let width = if self.span.is_empty() {
+        // One char per column, in the units `line_col` counts: characters
+        // on a UTF-8 line, bytes on any other.
+        let chars: Vec<char> = match std::str::from_utf8(line) {
+            Ok(text) => text.chars().collect(),
+            Err(_) => line
+                .iter()
+                .map(|&b| if b.is_ascii() { b as char } else { '\u{fffd}' })
+                .collect(),
+        };
+        let chars: Vec<char> = chars
+            .into_iter()
+            .map(|c| if c == '\t' { ' ' } else { c })
+            .collect();
+        let mut caret = (pos.col.saturating_sub(1) as usize).min(chars.len());
+        let mut width = if self.span.is_empty() {
             1
         } else {
             let end = file.line_col(self.span.end);
             if end.line == pos.line {
                 (end.col.saturating_sub(pos.col)).max(1) as usize
             } else {
-                line_text.chars().count().saturating_sub(caret_col).max(1)
+                chars.len().saturating_sub(caret).max(1)
             }
         };
+        // A long line is cut to a window around the error.
+        const CONTEXT: usize = 60;
+        let from = caret.saturating_sub(CONTEXT);
+        let to = (caret + CONTEXT).min(chars.len());
+        let mut shown: String = chars[from..to].iter().collect();
+        if from > 0 {
+            shown.insert(0, '…');
+            caret = caret - from + 1;
+        }
+        if to < chars.len() {
+            shown.push('…');
+        }
+        width = width.min(to.saturating_sub(pos.col as usize - 1).max(1));
+        let gutter = pos.line.to_string();
+        let pad = " ".repeat(gutter.len());
         format!(
             "{}:{}:{}: {}\n{pad} |\n{gutter} | {}\n{pad} | {}{}\n",
             file.path,
             pos.line,
             pos.col,
             self,
-            line_text,
-            " ".repeat(caret_col),
+            shown,
+            " ".repeat(caret),
             "^".repeat(width),
         )
     }

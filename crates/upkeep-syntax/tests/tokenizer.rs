@@ -204,3 +204,29 @@ fn nesting_is_limited_with_a_clear_error() {
     );
     parse_ok(ok.as_bytes());
 }
+
+#[test]
+fn rendering_shows_the_line_with_a_caret_and_cuts_long_lines() {
+    let f = file(b"events {}\nhttp {\n\tlisten 80\n}\n");
+    let e = parse(&f).unwrap_err();
+    assert_eq!(
+        e.render(&f),
+        "test.conf:4:1: unexpected \"}\", expecting \";\" or \"{\"\n  |\n4 | }\n  | ^\n"
+    );
+    let long = format!("{} }}\n", "a ".repeat(500));
+    let f = file(long.as_bytes());
+    let r = parse(&f).unwrap_err().render(&f);
+    let shown = r.lines().nth(2).unwrap();
+    assert!(shown.chars().count() < 140, "{shown}");
+    assert!(
+        shown.starts_with("1 | …") && shown.ends_with(" }"),
+        "{shown}"
+    );
+    let caret = r.lines().nth(3).unwrap();
+    assert_eq!(caret.find('^'), Some(shown.chars().count() - 1), "{r}");
+    // Not UTF-8: one column per byte.
+    let f = file(b"a \xff\xfe \"b\"c;\n");
+    let r = parse(&f).unwrap_err().render(&f);
+    assert!(r.starts_with("test.conf:1:9: unexpected \"c\""), "{r}");
+    assert!(r.contains(&format!("\n  |{}^\n", " ".repeat(9))), "{r}");
+}
