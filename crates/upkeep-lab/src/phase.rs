@@ -11,7 +11,6 @@ use crate::cancel::Cancel;
 use crate::error::{harness, LabError};
 use crate::measure::error_log;
 use crate::measure::percentile::nearest_rank;
-use upkeep_host::stub_status::StubStatus;
 use crate::measure::time_wait::SocketTables;
 use crate::netns::{self, LabNamespace};
 use crate::plan::{ConfigFile, LabPlan, Network, Phase};
@@ -25,6 +24,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
+use upkeep_host::stub_status::StubStatus;
 use upkeep_nginx::{NginxBinary, NginxInstance, Prefix};
 
 /// How often the TIME_WAIT census runs.

@@ -5,11 +5,11 @@ pub mod html;
 pub mod svg;
 pub mod table;
 
-use upkeep_host::stub_status::StubStatus;
 use crate::plan::{ConfigFile, Phase};
 use crate::traffic::TrafficProfile;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use upkeep_host::stub_status::StubStatus;
 
 /// Version of the JSON document; bumped on incompatible changes.
 pub const SCHEMA: u32 = 1;
