@@ -116,6 +116,16 @@ impl<'m, 'a> Ctx<'m, 'a> {
             .collect()
     }
 
+    /// The names of the keepalive upstreams a route reaches, joined for a
+    /// message as "a`, `b" (the caller supplies the outer backticks).
+    pub fn keepalive_upstream_names(&self, r: RouteId) -> String {
+        self.keepalive_upstreams_of(r)
+            .into_iter()
+            .map(|u| self.upstream_name(u))
+            .collect::<Vec<_>>()
+            .join("`, `")
+    }
+
     /// Adds "assuming nginx X" when the verdict rests on a version nobody gave.
     pub fn with_version_note(&self, finding: Finding) -> Finding {
         match self.opts.version_source {

@@ -106,16 +106,12 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
     });
     for &r in &defaulted {
         let route = ctx.model.route(r);
-        let ups: Vec<&str> = ctx
-            .keepalive_upstreams_of(r)
-            .into_iter()
-            .map(|u| ctx.upstream_name(u))
-            .collect();
+        let ups = ctx.keepalive_upstream_names(r);
         let mut f = INFO
             .finding(format!(
                 "{} proxies to keepalive upstream `{}` over HTTP/1.0 (the default before nginx 1.29.7): the idle pool stays empty",
                 ctx.describe(route.block),
-                ups.join("`, `")
+                ups
             ))
             .at(route.pass.span)
             .with_label("HTTP/1.0 request (default)");

@@ -159,16 +159,12 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         });
         for &r in &routes {
             let route = ctx.model.route(r);
-            let ups: Vec<&str> = ctx
-                .keepalive_upstreams_of(r)
-                .into_iter()
-                .map(|u| ctx.upstream_name(u))
-                .collect();
+            let ups = ctx.keepalive_upstream_names(r);
             let mut f = INFO
                 .finding(format!(
                     "{} sends `Connection: close` to keepalive upstream `{}` (nginx's default before 1.29.7): the backend closes after every response",
                     ctx.describe(route.block),
-                    ups.join("`, `")
+                    ups
                 ))
                 .at(route.pass.span)
                 .with_label("no `proxy_set_header Connection` in effect here");

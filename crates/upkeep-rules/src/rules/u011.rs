@@ -109,16 +109,12 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             });
         for &r in &defaulted {
             let route = ctx.model.route(r);
-            let ups: Vec<&str> = ctx
-                .keepalive_upstreams_of(r)
-                .into_iter()
-                .map(|u| ctx.upstream_name(u))
-                .collect();
+            let ups = ctx.keepalive_upstream_names(r);
             let mut f = INFO
                 .finding(format!(
                     "{} passes FastCGI requests to keepalive upstream `{}` without `fastcgi_keep_conn on`: the application closes after every request and the pool stays empty",
                     ctx.describe(route.block),
-                    ups.join("`, `")
+                    ups
                 ))
                 .at(route.pass.span)
                 .with_label("fastcgi_keep_conn is off (default)");
