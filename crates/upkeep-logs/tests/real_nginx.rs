@@ -151,10 +151,16 @@ http {{
         (2, 1, 1, 0),
         "{ctx}"
     );
-    // Connect time 0.000 for the failed attempts: both /stale/ ones (reused
-    // connections) and /fin/1 (a fresh loopback connect is that fast too).
-    // The mid-body failure has no failed attempt in $upstream_status (200).
-    assert_eq!(closed.connect_time_zero, 3, "{ctx}");
+    // Connect time 0.000 for the failed attempts: both /stale/ ones always
+    // (reused connections make no connect), and /fin/1 usually (a fresh
+    // loopback connect is that fast, but on a loaded machine it can take a
+    // millisecond). The mid-body failure has no failed attempt in
+    // $upstream_status (200).
+    assert!(
+        (2..=3).contains(&closed.connect_time_zero),
+        "connect_time_zero {}: {ctx}",
+        closed.connect_time_zero
+    );
     assert_eq!(closed.visible_by_method.get("GET"), Some(&1));
     assert_eq!(closed.visible_by_method.get("POST"), Some(&1));
     assert_eq!(
