@@ -245,25 +245,52 @@ mod tests {
             .unwrap()
     }
 
+    /// A backend listener, a relay in front of it with `delay`, one client
+    /// connected through the relay, and the backend's end of that connection.
+    struct Rig {
+        stop: Cancel,
+        tasks: JoinSet<()>,
+        relay: Relay,
+        client: TcpStream,
+        backend: TcpStream,
+    }
+
+    async fn rig(delay: Duration) -> Rig {
+        let stop = Cancel::new();
+        let mut tasks = JoinSet::new();
+        let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = server.local_addr().unwrap();
+        let relay = Relay::start(
+            "127.0.0.1:0".parse().unwrap(),
+            target,
+            delay,
+            stop.clone(),
+            &mut tasks,
+        )
+        .await
+        .unwrap();
+        let client = TcpStream::connect(relay.addr).await.unwrap();
+        let (backend, _) = server.accept().await.unwrap();
+        Rig {
+            stop,
+            tasks,
+            relay,
+            client,
+            backend,
+        }
+    }
+
     #[test]
     fn delays_bytes_and_fin_in_both_directions() {
         rt().block_on(async {
-            let stop = Cancel::new();
-            let mut tasks = JoinSet::new();
-            let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let target = server.local_addr().unwrap();
             let delay = Duration::from_millis(40);
-            let relay = Relay::start(
-                "127.0.0.1:0".parse().unwrap(),
-                target,
-                delay,
-                stop.clone(),
-                &mut tasks,
-            )
-            .await
-            .unwrap();
-            let mut client = TcpStream::connect(relay.addr).await.unwrap();
-            let (mut backend, _) = server.accept().await.unwrap();
+            let Rig {
+                stop,
+                mut tasks,
+                relay,
+                mut client,
+                mut backend,
+            } = rig(delay).await;
 
             let sent = Instant::now();
             client.write_all(b"ping").await.unwrap();
@@ -295,22 +322,14 @@ mod tests {
     #[test]
     fn a_request_sent_after_the_backend_closed_is_answered_by_a_reset() {
         rt().block_on(async {
-            let stop = Cancel::new();
-            let mut tasks = JoinSet::new();
-            let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let target = server.local_addr().unwrap();
             let delay = Duration::from_millis(30);
-            let relay = Relay::start(
-                "127.0.0.1:0".parse().unwrap(),
-                target,
-                delay,
-                stop.clone(),
-                &mut tasks,
-            )
-            .await
-            .unwrap();
-            let mut client = TcpStream::connect(relay.addr).await.unwrap();
-            let (backend, _) = server.accept().await.unwrap();
+            let Rig {
+                stop,
+                mut tasks,
+                relay: _,
+                mut client,
+                backend,
+            } = rig(delay).await;
             // The backend closes; within the delay the client still sees an
             // open connection and writes, like nginx reusing a pooled one.
             drop(backend);
@@ -327,22 +346,14 @@ mod tests {
     #[test]
     fn a_reset_crosses_late_too() {
         rt().block_on(async {
-            let stop = Cancel::new();
-            let mut tasks = JoinSet::new();
-            let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let target = server.local_addr().unwrap();
             let delay = Duration::from_millis(40);
-            let relay = Relay::start(
-                "127.0.0.1:0".parse().unwrap(),
-                target,
-                delay,
-                stop.clone(),
-                &mut tasks,
-            )
-            .await
-            .unwrap();
-            let mut client = TcpStream::connect(relay.addr).await.unwrap();
-            let (mut backend, _) = server.accept().await.unwrap();
+            let Rig {
+                stop,
+                mut tasks,
+                relay: _,
+                mut client,
+                mut backend,
+            } = rig(delay).await;
             // Once a byte has crossed, the relay holds both connections.
             client.write_all(b"x").await.unwrap();
             backend.read_exact(&mut [0u8; 1]).await.unwrap();
