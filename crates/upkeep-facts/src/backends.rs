@@ -614,3 +614,31 @@ mod tests {
         }
     }
 }
+
+/// The upstream `keepalive_timeout` to set for a backend that closes idle
+/// connections after `backend_ms`: shorter by the smaller of 1 s or 10 %
+/// (RULES.md U007, so nginx always closes first), rounded down to a readable
+/// value (100 ms steps from 1 s up, 10 ms below) because measured timeouts
+/// come with jitter (1998 ms suggests 1700ms, a declared 2s suggests 1800ms).
+/// `upkeep check`/`fix` and `upkeep probe` both use this, so they agree.
+pub fn suggested_upstream_keepalive_timeout_ms(backend_ms: u64) -> u64 {
+    let margin = (backend_ms / 10).min(1000);
+    let t = backend_ms.saturating_sub(margin);
+    let step = if t >= 1000 { 100 } else { 10 };
+    (t / step * step).max(1)
+}
+
+#[cfg(test)]
+mod suggestion_tests {
+    use super::suggested_upstream_keepalive_timeout_ms as suggest;
+
+    #[test]
+    fn margin_is_the_smaller_of_one_second_or_ten_percent() {
+        assert_eq!(suggest(2000), 1800);
+        assert_eq!(suggest(1998), 1700);
+        assert_eq!(suggest(5000), 4500);
+        assert_eq!(suggest(75_000), 74_000);
+        assert_eq!(suggest(1000), 900);
+        assert_eq!(suggest(5), 1);
+    }
+}

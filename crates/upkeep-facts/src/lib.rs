@@ -12,8 +12,8 @@ mod duration;
 mod version;
 
 pub use backends::{
-    backend_profile, backend_profiles, front_profile, front_profiles, BackendFacts, BackendProfile,
-    FrontProfile,
+    backend_profile, backend_profiles, front_profile, front_profiles,
+    suggested_upstream_keepalive_timeout_ms, BackendFacts, BackendProfile, FrontProfile,
 };
 pub use directives::{
     directive, is_array_directive, Context, DirectiveFact, Inheritance, DIRECTIVES,

@@ -73,14 +73,10 @@ const U001: (&str, &str) = ("U001", "upstream-without-keepalive");
 const U007: (&str, &str) = ("U007", "upstream-idle-outlives-backend");
 const U008: (&str, &str) = ("U008", "backend-request-cap");
 
-/// The timeout to suggest for a backend that idles out after `backend_ms`:
-/// shorter by the smaller of 1 s or 10 % (RULES.md U007), rounded down to a
-/// readable value.
+/// The timeout to suggest for a backend that idles out after `backend_ms`;
+/// the same computation `upkeep fix` uses for U007.
 pub fn suggested_keepalive_timeout_ms(backend_ms: u64) -> u64 {
-    let margin = (backend_ms / 10).min(1000);
-    let t = backend_ms.saturating_sub(margin);
-    let step = if t >= 1000 { 100 } else { 10 };
-    (t / step * step).max(1)
+    upkeep_facts::suggested_upstream_keepalive_timeout_ms(backend_ms)
 }
 
 /// Judges one upstream from the reports of its servers.

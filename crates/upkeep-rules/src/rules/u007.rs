@@ -118,8 +118,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         match nginx_timeout {
             Some(t) if t < backend_idle => {}
             Some(t) => {
-                let margin = (backend_idle / 10).min(1000);
-                let new = backend_idle.saturating_sub(margin).max(1);
+                let new = upkeep_facts::suggested_upstream_keepalive_timeout_ms(backend_idle);
                 let new_text = format_duration(new);
                 let setting = match explicit {
                     Some(_) => format!("keepalive_timeout {}", describe_duration(t)),
