@@ -248,29 +248,9 @@ async fn serve_connection(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{rt, start_backend};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
-
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
-
-    async fn start(profile: BackendProfile) -> (Backend, Cancel, JoinSet<()>) {
-        let stop = Cancel::new();
-        let mut tasks = JoinSet::new();
-        let b = Backend::start(
-            "127.0.0.1:0".parse().unwrap(),
-            profile,
-            stop.clone(),
-            &mut tasks,
-        )
-        .await
-        .unwrap();
-        (b, stop, tasks)
-    }
 
     /// Sends one request and returns the raw response head and whether the
     /// backend closed the connection right after it.
@@ -317,7 +297,7 @@ mod tests {
                     announce_close: announce,
                     ..BackendProfile::keepalive("cap", None)
                 };
-                let (b, stop, _tasks) = start(profile).await;
+                let (b, stop, _tasks) = start_backend(profile).await;
                 let mut c = TcpStream::connect(b.addr).await.unwrap();
                 let (first, closed) = exchange(&mut c, GET).await;
                 assert!(!first.contains("Connection: close") && !closed, "{first}");
@@ -335,7 +315,7 @@ mod tests {
     fn idle_timeout_closes_an_idle_connection() {
         rt().block_on(async {
             let profile = BackendProfile::keepalive("idle", Some(Duration::from_millis(200)));
-            let (b, stop, _tasks) = start(profile).await;
+            let (b, stop, _tasks) = start_backend(profile).await;
             let mut c = TcpStream::connect(b.addr).await.unwrap();
             let (_, closed) = exchange(&mut c, GET).await;
             assert!(!closed);
@@ -355,7 +335,7 @@ mod tests {
                 http10_only: true,
                 ..BackendProfile::keepalive("1.0", None)
             };
-            let (b, stop, _tasks) = start(http10).await;
+            let (b, stop, _tasks) = start_backend(http10).await;
             let mut c = TcpStream::connect(b.addr).await.unwrap();
             let (head, closed) = exchange(&mut c, GET).await;
             assert!(head.starts_with("HTTP/1.0 200"), "{head}");
@@ -366,7 +346,7 @@ mod tests {
                 always_close: true,
                 ..BackendProfile::keepalive("close", None)
             };
-            let (b, stop, _tasks) = start(close).await;
+            let (b, stop, _tasks) = start_backend(close).await;
             let mut c = TcpStream::connect(b.addr).await.unwrap();
             let (head, closed) = exchange(&mut c, GET).await;
             assert!(
@@ -381,7 +361,7 @@ mod tests {
     #[test]
     fn honours_the_request_s_connection_header_and_reads_bodies() {
         rt().block_on(async {
-            let (b, stop, _tasks) = start(BackendProfile::keepalive("k", None)).await;
+            let (b, stop, _tasks) = start_backend(BackendProfile::keepalive("k", None)).await;
             let mut c = TcpStream::connect(b.addr).await.unwrap();
             // HTTP/1.0 without keep-alive, as nginx sends by default: close.
             let (head, closed) =

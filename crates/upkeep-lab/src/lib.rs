@@ -27,6 +27,8 @@ mod render;
 pub mod report;
 pub mod run;
 pub mod scenario;
+#[cfg(test)]
+mod test_support;
 pub mod traffic;
 
 pub use cancel::{cancel_on_signals, Cancel};

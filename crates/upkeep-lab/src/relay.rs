@@ -236,14 +236,8 @@ fn reset(stream: &TcpStream) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::rt;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
 
     /// A backend listener, a relay in front of it with `delay`, one client
     /// connected through the relay, and the backend's end of that connection.

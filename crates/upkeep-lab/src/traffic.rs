@@ -397,34 +397,13 @@ fn error_kind(err: &ReadError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{Backend, BackendProfile};
-    use tokio::task::JoinSet;
-
-    fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    }
-
-    async fn backend(profile: BackendProfile) -> (Backend, Cancel, JoinSet<()>) {
-        let stop = Cancel::new();
-        let mut tasks = JoinSet::new();
-        let b = Backend::start(
-            "127.0.0.1:0".parse().unwrap(),
-            profile,
-            stop.clone(),
-            &mut tasks,
-        )
-        .await
-        .unwrap();
-        (b, stop, tasks)
-    }
+    use crate::backend::BackendProfile;
+    use crate::test_support::{rt, start_backend};
 
     #[test]
     fn clients_keep_their_connections_and_count_by_method() {
         rt().block_on(async {
-            let (b, stop, _tasks) = backend(BackendProfile::keepalive("k", None)).await;
+            let (b, stop, _tasks) = start_backend(BackendProfile::keepalive("k", None)).await;
             let profile = TrafficProfile {
                 concurrency: 3,
                 post_ratio: 0.5,
@@ -454,7 +433,7 @@ mod tests {
                 always_close: true,
                 ..BackendProfile::keepalive("close", None)
             };
-            let (b, stop, _tasks) = backend(close).await;
+            let (b, stop, _tasks) = start_backend(close).await;
             let profile = TrafficProfile {
                 concurrency: 1,
                 gap_min: Duration::from_millis(5),
@@ -473,7 +452,7 @@ mod tests {
     #[test]
     fn open_loop_keeps_its_rate_and_clients_in_step() {
         rt().block_on(async {
-            let (b, stop, _tasks) = backend(BackendProfile::keepalive("k", None)).await;
+            let (b, stop, _tasks) = start_backend(BackendProfile::keepalive("k", None)).await;
             let profile = TrafficProfile {
                 concurrency: 2,
                 post_ratio: 0.0,
