@@ -8,6 +8,7 @@
 //! `wasm32-unknown-unknown`.
 
 mod finding;
+pub mod parallel;
 pub mod render;
 
 pub use finding::{Applicability, Edit, Finding, Fix, Label, Severity};

@@ -77,8 +77,7 @@ impl<'a> Model<'a> {
     fn walk(&mut self, nodes: &'a [Node], block: BlockId) {
         let expanded = self.source.expand_nodes(nodes);
         let kind = self.blocks[block].kind;
-        for node in expanded {
-            self.blocks[block].push(node);
+        for &node in &expanded {
             let Node::Directive(d) = node else { continue };
             let Some(body) = &d.block else { continue };
             let Some(child_kind) = classify(kind, d) else {
@@ -95,7 +94,7 @@ impl<'a> Model<'a> {
                 self.walk(&body.nodes, id);
             }
         }
-        self.blocks[block].finish();
+        self.blocks[block].set_nodes(expanded);
     }
 
     fn collect_main(&mut self) {

@@ -104,7 +104,7 @@ impl<'a> ArrayValue<'a> {
             .find(|d| {
                 d.args
                     .first()
-                    .is_some_and(|a| a.text().eq_ignore_ascii_case(key))
+                    .is_some_and(|a| a.value.eq_ignore_ascii_case(key.as_bytes()))
             })
             .copied()
     }

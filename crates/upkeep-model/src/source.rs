@@ -4,7 +4,8 @@
 
 use upkeep_syntax::{FileId, Node, SourceFile, SyntaxTree};
 
-pub trait ConfigSource {
+/// `Sync` so that the rules can read one model from several threads.
+pub trait ConfigSource: Sync {
     /// The top-level nodes of the main file.
     fn root_nodes(&self) -> &[Node];
     /// `nodes` with every `include` directive replaced, recursively, by the

@@ -1,7 +1,7 @@
 //! What a rule's check gets: the model, the options, resolved backend facts,
 //! and small helpers for messages.
 
-use std::cell::OnceCell;
+use std::sync::OnceLock;
 use upkeep_diag::Finding;
 use upkeep_facts::{BackendFacts, NginxVersion};
 
@@ -28,8 +28,8 @@ pub struct Ctx<'m, 'a> {
     keepalive_routes: Vec<RouteId>,
     /// Per route, resolved on first use: several rules ask the same
     /// questions of every route.
-    headers: Vec<OnceCell<ArrayValue<'a>>>,
-    http_version: Vec<OnceCell<Value<'a>>>,
+    headers: Vec<OnceLock<ArrayValue<'a>>>,
+    http_version: Vec<OnceLock<Value<'a>>>,
 }
 
 impl<'m, 'a> Ctx<'m, 'a> {
@@ -41,8 +41,8 @@ impl<'m, 'a> Ctx<'m, 'a> {
             backends: Vec::new(),
             comment_problems: Vec::new(),
             keepalive_routes: Vec::new(),
-            headers: vec![OnceCell::new(); model.routes.len()],
-            http_version: vec![OnceCell::new(); model.routes.len()],
+            headers: vec![OnceLock::new(); model.routes.len()],
+            http_version: vec![OnceLock::new(); model.routes.len()],
         };
         crate::backends::resolve(&mut ctx);
         ctx.keepalive_routes = (0..model.routes.len())

@@ -34,12 +34,12 @@ pub fn check<C: ConfigSource>(config: &C, opts: &CheckOptions) -> CheckReport {
     let model = Model::build(config, version);
     let ctx = Ctx::new(&model, opts);
 
-    let mut findings: Vec<Finding> = Vec::new();
-    for (info, check) in registry::CHECKS {
-        if opts.is_enabled(info.id, info.name) {
-            findings.extend(check(&ctx));
-        }
-    }
+    let enabled: Vec<registry::CheckFn> = registry::CHECKS
+        .iter()
+        .filter(|(info, _)| opts.is_enabled(info.id, info.name))
+        .map(|(_, check)| *check)
+        .collect();
+    let mut findings = run_checks(&ctx, &enabled);
 
     // Suppressions.
     let mut problems = Vec::new();
@@ -98,6 +98,21 @@ pub fn check<C: ConfigSource>(config: &C, opts: &CheckOptions) -> CheckReport {
         version_source: opts.version_source,
         assumptions,
     }
+}
+
+/// Below this many blocks a config is checked on the calling thread alone:
+/// starting threads would cost more than they save.
+const PARALLEL_ABOVE_BLOCKS: usize = 2_000;
+
+/// Runs `checks` and returns their findings in registry order. On a large
+/// config the rules run on all cores: each is a pure function of the shared,
+/// read-only model.
+fn run_checks(ctx: &Ctx, checks: &[registry::CheckFn]) -> Vec<Finding> {
+    let parallel = ctx.model.blocks.len() > PARALLEL_ABOVE_BLOCKS;
+    upkeep_diag::parallel::map_ordered(checks, parallel, |check| check(ctx))
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// Drops repeated findings (a snippet included in several places yields the

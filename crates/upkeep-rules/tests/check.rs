@@ -184,3 +184,60 @@ fn findings_are_sorted_and_shared_fixes_are_offered_once() {
         .iter()
         .any(|f| f.notes.iter().any(|n| n.contains("covers this too"))));
 }
+
+/// On a large config the rules run on several threads. The report must be
+/// the one the rules give one at a time (a single selected rule runs on the
+/// calling thread): same findings, same order, the shared fix on the same
+/// finding.
+#[test]
+fn rules_on_several_threads_report_what_they_report_one_by_one() {
+    let mut text = String::from(
+        "events {}\nhttp {\n    proxy_http_version 1.1;\n    proxy_set_header Connection \"\";\n",
+    );
+    for i in 0..400 {
+        text.push_str(&format!(
+            "    upstream app{i} {{ {} server 10.0.0.{}:80; }}\n",
+            if i % 2 == 0 {
+                "keepalive 8; least_conn;"
+            } else {
+                ""
+            },
+            i % 250
+        ));
+        text.push_str(&format!(
+            "    server {{ listen 80; server_name s{i};\n        location / {{ proxy_set_header X-A a; proxy_pass http://app{i}; }}\n        location /b/ {{ if ($arg_x) {{ proxy_pass http://app{i}; }} proxy_pass http://127.0.0.1:{}; }}\n        location /c/ {{ proxy_set_header Connection close; proxy_pass http://app{i}; }}\n    }}\n",
+            9000 + i
+        ));
+    }
+    text.push_str("}\n");
+    let src = SingleFile::parse("nginx.conf", &text).unwrap();
+    let opts = CheckOptions {
+        nginx_version: Some(NginxVersion::new(1, 28, 0)),
+        version_source: VersionSource::Given,
+        ..Default::default()
+    };
+    let together = check(&src, &opts);
+    assert!(
+        together.findings.len() > 1000,
+        "the config is meant to produce many findings: {}",
+        together.findings.len()
+    );
+    let mut one_by_one = Vec::new();
+    for rule in upkeep_rules::rules() {
+        let alone = CheckOptions {
+            select: Some(vec![rule.id.to_string()]),
+            ..opts.clone()
+        };
+        one_by_one.extend(check(&src, &alone).findings);
+    }
+    // Each rule alone sees no fix of another rule, so compare what does not
+    // depend on that: rule, place and message, in report order.
+    let key = |f: &upkeep_diag::Finding| (f.primary, f.rule, f.message.clone());
+    one_by_one.sort_by_key(|f| {
+        let p = f.primary.unwrap_or_default();
+        (p.file, p.start, p.end, f.rule)
+    });
+    let a: Vec<_> = together.findings.iter().map(key).collect();
+    let b: Vec<_> = one_by_one.iter().map(key).collect();
+    assert_eq!(a, b);
+}

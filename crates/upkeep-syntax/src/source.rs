@@ -146,7 +146,8 @@ impl SourceFile {
 
 /// Anything that can hand out the source file behind a [`FileId`]: a loaded
 /// configuration, or a single file in a test. Renderers take this.
-pub trait SourceMap {
+/// `Sync` so that renderers can read the files from several threads.
+pub trait SourceMap: Sync {
     fn source(&self, id: FileId) -> &SourceFile;
 }
 

@@ -15,11 +15,20 @@ pub struct HumanOptions {
     pub color: bool,
 }
 
+/// Below this many findings, rendering stays on the calling thread.
+const PARALLEL_ABOVE_FINDINGS: usize = 200;
+
 /// The whole report: every finding, the assumptions, the summary line.
 pub fn render(report: &Report<'_>, options: HumanOptions) -> String {
     let mut out = String::new();
-    for finding in report.sorted_findings() {
-        out.push_str(&render_finding(report, finding, options));
+    let findings = report.sorted_findings();
+    // annotate-snippets takes tens of microseconds per finding: a large
+    // config's thousands of findings are rendered on all cores.
+    let parallel = findings.len() > PARALLEL_ABOVE_FINDINGS;
+    for text in
+        crate::parallel::map_ordered(&findings, parallel, |f| render_finding(report, f, options))
+    {
+        out.push_str(&text);
         out.push_str("\n\n");
     }
     for assumption in report.assumptions {
