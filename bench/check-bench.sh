@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Check benchmark: `upkeep check` against `upkeep parse` on the parser
+# benchmark's generated config (bench/gen-large-config.py: ~165,000 lines,
+# 2,000 upstreams, 5,000 servers, 70 included files). Target: check takes
+# at most 2x the parse time.
+#
+# `upkeep parse` loads the config (every include, parsed on all cores) and
+# prints crossplane's JSON; `upkeep check` loads the same config, builds the
+# effective-config model, runs every rule and prints the findings (2,000
+# infos and 2 warnings on this config). Both are timed with hyperfine as
+# whole processes, alternating, and the ratio of the means is printed with
+# its uncertainty. Wall time is the figure that counts; on a busy or shared
+# machine it wanders, so the script also prints the load average.
+#
+# Usage: bench/check-bench.sh             (RUNS=30 by default)
+# Requirements: python3, hyperfine, cargo.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-30}
+command -v hyperfine >/dev/null || { echo "missing: hyperfine" >&2; exit 2; }
+
+if [ -z "${UPKEEP:-}" ]; then
+    echo "building upkeep (release)..." >&2
+    cargo build --release -q -p upkeep-cli
+    target_dir=$(cargo metadata --format-version 1 --no-deps \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+    UPKEEP="$target_dir/release/upkeep"
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/upkeep-check-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+python3 bench/gen-large-config.py "$work/conf" >/dev/null
+conf="$work/conf/nginx.conf"
+echo "config: $(cat "$work"/conf/nginx.conf "$work"/conf/*/*.conf | wc -l) lines" >&2
+echo "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+json="$work/results.json"
+# check exits 1 when it reports findings: not a failure here (-i).
+hyperfine -N -i --style basic --warmup 3 --runs "$RUNS" --export-json "$json" \
+    -n parse "$UPKEEP parse $conf" \
+    -n "check (human)" "$UPKEEP check $conf --nginx-version 1.28.0" \
+    -n "check (json)" "$UPKEEP check $conf --nginx-version 1.28.0 --format json" >&2
+
+python3 - "$json" <<'EOF'
+import json, math, sys
+results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+parse = results["parse"]
+print(f"{'command':<15} {'mean':>9} {'median':>9} {'min':>9}  ratio to parse (mean ± σ)")
+for name, r in results.items():
+    ratio = r["mean"] / parse["mean"]
+    # Relative errors of a quotient add in quadrature.
+    err = ratio * math.hypot(r["stddev"] / r["mean"], parse["stddev"] / parse["mean"])
+    print(f"{name:<15} {r['mean']*1e3:7.1f}ms {r['median']*1e3:7.1f}ms {r['min']*1e3:7.1f}ms  "
+          f"{ratio:.2f} ± {err:.2f}")
+print("target: check <= 2.00x parse")
+EOF
