@@ -243,7 +243,12 @@ fn explain_and_rules() {
 
     let out = upkeep(&["rules"]);
     let list = text(&out.stdout);
-    for r in upkeep_rules::rules() {
+    let every = || {
+        upkeep_rules::rules()
+            .iter()
+            .chain(upkeep_host::rules::INFOS.iter())
+    };
+    for r in every() {
         assert!(
             list.contains(r.id) && list.contains(r.name),
             "{} missing",
@@ -252,10 +257,15 @@ fn explain_and_rules() {
     }
     let json: Value =
         serde_json::from_slice(&upkeep(&["rules", "--format", "json"]).stdout).unwrap();
-    assert_eq!(
-        json["rules"].as_array().unwrap().len(),
-        upkeep_rules::rules().len()
-    );
+    let listed: Vec<(&str, &str)> = json["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap(), r["command"].as_str().unwrap()))
+        .collect();
+    assert_eq!(listed.len(), every().count());
+    assert!(listed.contains(&("U001", "check")), "{listed:?}");
+    assert!(listed.contains(&("H001", "doctor")), "{listed:?}");
 }
 
 #[test]

@@ -15,6 +15,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let Some(info) = found else {
         let close: Vec<String> = upkeep_rules::rules()
             .iter()
+            .chain(upkeep_host::rules::INFOS.iter())
             .filter(|r| {
                 r.name.contains(&args.rule.to_ascii_lowercase())
                     || r.id.starts_with(&args.rule.to_ascii_uppercase())

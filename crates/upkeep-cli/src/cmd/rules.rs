@@ -16,18 +16,27 @@ pub enum Format {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let rules = upkeep_rules::rules();
+    // Config rules (found by `check`, fixed by `fix`), then the host rules
+    // that `doctor` measures on a running nginx. One registry each.
+    let config = upkeep_rules::rules();
+    let host = &upkeep_host::rules::INFOS[..];
+    let all = || {
+        config
+            .iter()
+            .map(|r| (r, "check"))
+            .chain(host.iter().map(|r| (r, "doctor")))
+    };
     match args.format {
         Format::Json => {
-            let list: Vec<serde_json::Value> = rules
-                .iter()
-                .map(|r| {
+            let list: Vec<serde_json::Value> = all()
+                .map(|(r, command)| {
                     serde_json::json!({
                         "id": r.id,
                         "name": r.name,
                         "severity": r.severity.as_str(),
                         "fixable": r.fixable,
                         "summary": r.summary,
+                        "command": command,
                     })
                 })
                 .collect();
@@ -37,8 +46,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
         Format::Human => {
-            let name_width = rules.iter().map(|r| r.name.len()).max().unwrap_or(0);
-            for r in rules {
+            let name_width = all().map(|(r, _)| r.name.len()).max().unwrap_or(0);
+            let line = |r: &upkeep_rules::RuleInfo| {
                 let fix = if r.fixable { "fix" } else { "   " };
                 println!(
                     "{}  {:name_width$}  {:7}  {fix}  {}",
@@ -47,10 +56,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     r.severity.as_str(),
                     r.summary
                 );
-            }
+            };
+            println!("Configuration rules (`upkeep check`):");
+            config.iter().for_each(line);
+            println!("\nHost rules, measured on a running nginx (`upkeep doctor`):");
+            host.iter().for_each(line);
             println!(
                 "\n{} rules; `upkeep explain ID` for the details",
-                rules.len()
+                config.len() + host.len()
             );
         }
     }
