@@ -1,8 +1,8 @@
 //! Text edits that add, change or remove directives while keeping the
 //! neighbours' indentation, quoting and line endings.
 
-use upkeep_diag::Edit;
-use upkeep_model::BlockId;
+use upkeep_diag::{Applicability, Edit, Finding, Fix};
+use upkeep_model::{BlockId, RouteId};
 use upkeep_syntax::{Directive, Node, SourceFile, Span};
 
 use crate::context::Ctx;
@@ -257,4 +257,54 @@ pub fn insert_lines_in_block(
     };
     edit.content = format!("{before}{joined}{after}");
     Some(edit)
+}
+
+/// One directive added to one block as the shared fix of several findings:
+/// rules that find the same missing setting on many routes write it once, at
+/// a level that covers them all, and offer that edit on every finding.
+pub struct SharedInsert {
+    /// The block that receives the directive.
+    pub level: BlockId,
+    text: String,
+    edit: Edit,
+}
+
+impl SharedInsert {
+    /// Writes `text` in `level`, placed as [`insert_in_block`] places it.
+    pub fn in_block(
+        ctx: &Ctx,
+        level: BlockId,
+        text: &str,
+        prefer: impl Fn(&Directive) -> bool,
+    ) -> Option<Self> {
+        let edit = insert_in_block(ctx, level, text, prefer)?;
+        Some(SharedInsert {
+            level,
+            text: text.to_string(),
+            edit,
+        })
+    }
+
+    /// Writes `text` in the narrowest writable block that covers every one
+    /// of `routes` (see [`covering_level`]).
+    pub fn covering_routes(
+        ctx: &Ctx,
+        routes: &[RouteId],
+        text: &str,
+        prefer: impl Fn(&Directive) -> bool,
+    ) -> Option<Self> {
+        let blocks: Vec<_> = routes.iter().map(|&r| ctx.model.route(r).block).collect();
+        let level = covering_level(ctx, &blocks)?;
+        Self::in_block(ctx, level, text, prefer)
+    }
+
+    /// `finding` with "add `text` to <level>" as its help and as its safe fix.
+    pub fn offer(&self, ctx: &Ctx, finding: Finding) -> Finding {
+        let action = format!("add `{}` to {}", self.text, ctx.describe(self.level));
+        finding.help(action.clone()).with_fix(Fix {
+            applicability: Applicability::Safe,
+            description: action,
+            edits: vec![self.edit.clone()],
+        })
+    }
 }

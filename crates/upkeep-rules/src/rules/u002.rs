@@ -94,15 +94,8 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
     if defaulted.is_empty() {
         return out;
     }
-    let blocks: Vec<_> = defaulted
-        .iter()
-        .map(|&r| ctx.model.route(r).block)
-        .collect();
-    let fix = edits::covering_level(ctx, &blocks).and_then(|level| {
-        let edit = edits::insert_in_block(ctx, level, "proxy_http_version 1.1;", |d| {
-            d.name.value.starts_with(b"proxy_")
-        })?;
-        Some((level, edit))
+    let fix = edits::SharedInsert::covering_routes(ctx, &defaulted, "proxy_http_version 1.1;", |d| {
+        d.name.value.starts_with(b"proxy_")
     });
     for &r in &defaulted {
         let route = ctx.model.route(r);
@@ -115,20 +108,8 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             ))
             .at(route.pass.span)
             .with_label("HTTP/1.0 request (default)");
-        if let Some((level, edit)) = &fix {
-            f = f
-                .help(format!(
-                    "add `proxy_http_version 1.1;` to {}",
-                    ctx.describe(*level)
-                ))
-                .with_fix(Fix {
-                    applicability: Applicability::Safe,
-                    description: format!(
-                        "add `proxy_http_version 1.1;` to {}",
-                        ctx.describe(*level)
-                    ),
-                    edits: vec![edit.clone()],
-                });
+        if let Some(fix) = &fix {
+            f = fix.offer(ctx, f);
         }
         out.push(ctx.with_version_note(f));
     }

@@ -140,23 +140,21 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
     }
 
     for (level, routes) in missing {
-        let target = match level {
-            Some(l) => Some(l),
-            None => {
-                let blocks: Vec<_> = routes.iter().map(|&r| ctx.model.route(r).block).collect();
-                edits::covering_level(ctx, &blocks)
+        // The list in effect gets the entry next to its other headers;
+        // with no list, the covering level gets it next to the proxy_ settings.
+        let prefer_headers = level.is_some();
+        let prefer = |d: &upkeep_syntax::Directive| {
+            if prefer_headers {
+                d.name_is("proxy_set_header")
+            } else {
+                d.name.value.starts_with(b"proxy_")
             }
         };
-        let edit = target.and_then(|t| {
-            let prefer_headers = level.is_some();
-            edits::insert_in_block(ctx, t, "proxy_set_header Connection \"\";", |d| {
-                if prefer_headers {
-                    d.name_is("proxy_set_header")
-                } else {
-                    d.name.value.starts_with(b"proxy_")
-                }
-            })
-        });
+        const ENTRY: &str = "proxy_set_header Connection \"\";";
+        let fix = match level {
+            Some(l) => edits::SharedInsert::in_block(ctx, l, ENTRY, prefer),
+            None => edits::SharedInsert::covering_routes(ctx, &routes, ENTRY, prefer),
+        };
         for &r in &routes {
             let route = ctx.model.route(r);
             let ups = ctx.keepalive_upstream_names(r);
@@ -175,17 +173,8 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                     format!("the proxy_set_header list in effect ({})", ctx.describe(l)),
                 );
             }
-            if let (Some(t), Some(edit)) = (target, &edit) {
-                let where_ = ctx.describe(t);
-                f = f
-                    .help(format!(
-                        "add `proxy_set_header Connection \"\";` to {where_}"
-                    ))
-                    .with_fix(Fix {
-                        applicability: Applicability::Safe,
-                        description: format!("add `proxy_set_header Connection \"\";` to {where_}"),
-                        edits: vec![edit.clone()],
-                    });
+            if let Some(fix) = &fix {
+                f = fix.offer(ctx, f);
             }
             out.push(ctx.with_version_note(f));
         }

@@ -94,19 +94,14 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         out.push(f);
     }
     if !defaulted.is_empty() {
-        let blocks: Vec<_> = defaulted
-            .iter()
-            .map(|&r| ctx.model.route(r).block)
-            .collect();
         let writable = ctx.available("fastcgi_keep_conn", false);
-        let fix = edits::covering_level(ctx, &blocks)
-            .filter(|_| writable)
-            .and_then(|level| {
-                let edit = edits::insert_in_block(ctx, level, "fastcgi_keep_conn on;", |d| {
-                    d.name.value.starts_with(b"fastcgi_") && !d.name_is("fastcgi_param")
-                })?;
-                Some((level, edit))
-            });
+        let fix = if writable {
+            edits::SharedInsert::covering_routes(ctx, &defaulted, "fastcgi_keep_conn on;", |d| {
+                d.name.value.starts_with(b"fastcgi_") && !d.name_is("fastcgi_param")
+            })
+        } else {
+            None
+        };
         for &r in &defaulted {
             let route = ctx.model.route(r);
             let ups = ctx.keepalive_upstream_names(r);
@@ -118,20 +113,8 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 ))
                 .at(route.pass.span)
                 .with_label("fastcgi_keep_conn is off (default)");
-            if let Some((level, edit)) = &fix {
-                f = f
-                    .help(format!(
-                        "add `fastcgi_keep_conn on;` to {}",
-                        ctx.describe(*level)
-                    ))
-                    .with_fix(Fix {
-                        applicability: Applicability::Safe,
-                        description: format!(
-                            "add `fastcgi_keep_conn on;` to {}",
-                            ctx.describe(*level)
-                        ),
-                        edits: vec![edit.clone()],
-                    });
+            if let Some(fix) = &fix {
+                f = fix.offer(ctx, f);
             }
             out.push(f);
         }
