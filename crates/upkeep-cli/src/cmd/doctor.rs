@@ -8,18 +8,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
-use upkeep_config::ConfigSet;
+use anyhow::bail;
 use upkeep_diag::Severity;
-use upkeep_host::build_info::{self, BuildPaths};
 use upkeep_host::live_config::{resolve_path, LiveConfig};
 use upkeep_host::log_tail::AccessLogInput;
-use upkeep_host::stub_status::StatusUrl;
-use upkeep_host::{process, DoctorInput};
+use upkeep_host::DoctorInput;
 use upkeep_nginx::NginxBinary;
 use upkeep_rules::{NginxVersion, VersionSource};
 
 use super::check::{self, ColorChoice, FailOn, InputArgs};
+use super::live::{self, LoadFailure, LocalNginx};
 use crate::{EXIT_FINDINGS, EXIT_INPUT_ERROR};
 
 /// The longest sampling window accepted.
@@ -86,47 +84,23 @@ pub enum Format {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let window = parse_window(&args.sample)?;
-    let status_url = args
-        .status_url
-        .as_deref()
-        .map(StatusUrl::parse)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--status-url {e}"))?;
-    let binary = match &args.nginx {
-        Some(p) => Some(
-            NginxBinary::find(Some(p))
-                .with_context(|| format!("--nginx {}: no such file", p.display()))?,
-        ),
-        None => NginxBinary::find(None),
-    };
-    let build = match &binary {
-        Some(b) => build_info::read(&b.path).unwrap_or_default(),
-        None => BuildPaths::default(),
-    };
+    let status_url = live::status_url(args.status_url.as_deref())?;
+    let nginx = LocalNginx::find(args.nginx.as_deref())?;
 
     let load_opts = check::load_options(&args.input);
-    let loaded = match &args.config {
-        Some(path) => ConfigSet::load_path(&path.display().to_string(), &load_opts),
-        None => {
-            let Some(b) = &binary else {
-                bail!(
-                    "no nginx binary found to run `nginx -T`: give --nginx PATH or --config PATH"
-                );
-            };
-            let dump = b.dump_config().with_context(|| {
-                format!("`{} -T` (give --config PATH instead)", b.path.display())
-            })?;
-            ConfigSet::from_nginx_t(&dump, &load_opts)
-        }
-    };
-    let config = match loaded {
+    let config = match nginx.load_config(args.config.as_deref(), &load_opts) {
         Ok(c) => c,
-        Err(e) => {
-            check::print_load_error(&e);
-            return Ok(ExitCode::from(EXIT_INPUT_ERROR));
+        Err(LoadFailure::Broken) => return Ok(ExitCode::from(EXIT_INPUT_ERROR)),
+        Err(LoadFailure::NoBinary) => {
+            bail!("no nginx binary found to run `nginx -T`: give --nginx PATH or --config PATH")
+        }
+        Err(LoadFailure::DumpFailed { binary, error }) => {
+            return Err(anyhow::Error::new(error).context(format!(
+                "`{} -T` (give --config PATH instead)",
+                binary.display()
+            )))
         }
     };
-    check::print_load_warnings(&config);
 
     let main_dir = args.config.as_deref().and_then(Path::parent);
     // Host rules (H…) are not in the static registry: take them out of
@@ -157,36 +131,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let prefix = build.prefix.as_deref().map(PathBuf::from);
+    let prefix = nginx.build.prefix.as_deref().map(PathBuf::from);
     let live = LiveConfig::of(&config, check_opts.version());
 
-    let pid = match args.pid {
-        Some(pid) => Some(pid),
-        None => {
-            let pid_file = live
-                .settings
-                .pid
-                .as_deref()
-                .or(build.pid_path.as_deref())
-                .and_then(|p| resolve_path(p, prefix.as_deref()));
-            match process::find_master(pid_file.as_deref()) {
-                Ok(pid) => Some(pid),
-                Err(e) => {
-                    eprintln!("warning: {e}; continuing without it");
-                    None
-                }
-            }
+    let pid = match nginx.master_pid(args.pid, &live, prefix.as_deref()) {
+        Ok(pid) => Some(pid),
+        Err(e) => {
+            eprintln!("warning: {e}; continuing without it");
+            None
         }
     };
 
     let error_log = args.error_log.clone().or_else(|| {
         // No error_log in the configuration: the one nginx was built with.
         if live.error_logs.is_empty() {
-            build
-                .error_log_path
-                .as_deref()
-                .filter(|p| *p != "stderr")
-                .and_then(|p| resolve_path(p, prefix.as_deref()))
+            nginx.built_error_log(prefix.as_deref())
         } else {
             None
         }

@@ -127,12 +127,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let Some(nginx) = upkeep_nginx::NginxBinary::find(args.nginx.as_deref()) else {
-        let what = match &args.nginx {
-            Some(p) => format!("--nginx {}: no such file", p.display()),
-            None => "no nginx binary found on PATH or in /usr/sbin, /usr/local/sbin, /usr/local/nginx/sbin; pass --nginx PATH".to_string(),
-        };
-        eprintln!("error: {what}");
+    let Some(nginx) = super::live::find_binary(args.nginx.as_deref())? else {
+        eprintln!("error: no nginx binary found on PATH or in /usr/sbin, /usr/local/sbin, /usr/local/nginx/sbin; pass --nginx PATH");
         return Ok(ExitCode::from(EXIT_INPUT_ERROR));
     };
 

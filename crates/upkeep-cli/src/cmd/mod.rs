@@ -3,6 +3,7 @@ pub mod doctor;
 pub mod explain;
 pub mod fix;
 pub mod lab;
+pub mod live;
 pub mod logs;
 pub mod parse;
 pub mod probe;

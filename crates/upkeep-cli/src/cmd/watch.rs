@@ -14,19 +14,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use upkeep_config::{ConfigSet, LoadOptions};
-use upkeep_host::build_info::{self, BuildPaths};
+use upkeep_config::LoadOptions;
 use upkeep_host::live_config::{resolve_path, LiveConfig};
-use upkeep_host::process;
 use upkeep_host::sockets::SocketReader;
 use upkeep_host::stub_status::StatusUrl;
 use upkeep_host::watch::metrics_server::{MetricsServer, Page};
 use upkeep_host::watch::view::{self, Style};
 use upkeep_host::watch::{json, WatchOptions, WatchedBackend, Watcher};
-use upkeep_nginx::NginxBinary;
 use upkeep_rules::NginxVersion;
 
-use super::check::{self, ColorChoice};
+use super::check::ColorChoice;
+use super::live::{self, LoadFailure, LocalNginx};
 use crate::EXIT_INPUT_ERROR;
 
 /// Shortest and longest `--interval`.
@@ -112,12 +110,7 @@ pub enum Format {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let interval = parse_interval(&args.interval)?;
-    let status_url = args
-        .status_url
-        .as_deref()
-        .map(StatusUrl::parse)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--status-url {e}"))?;
+    let status_url = live::status_url(args.status_url.as_deref())?;
     let listen = args.listen.as_deref().map(parse_listen).transpose()?;
     let mut given_backends = Vec::new();
     for a in &args.backend_addresses {
@@ -125,36 +118,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let explicit_sources = status_url.is_some() || !given_backends.is_empty();
 
-    let binary = match &args.nginx {
-        Some(p) => Some(
-            NginxBinary::find(Some(p))
-                .with_context(|| format!("--nginx {}: no such file", p.display()))?,
-        ),
-        None => NginxBinary::find(None),
-    };
-    let build = match &binary {
-        Some(b) => build_info::read(&b.path).unwrap_or_default(),
-        None => BuildPaths::default(),
-    };
+    let nginx = LocalNginx::find(args.nginx.as_deref())?;
     let prefix = args
         .prefix
         .clone()
-        .or_else(|| build.prefix.as_deref().map(PathBuf::from));
+        .or_else(|| nginx.build.prefix.as_deref().map(PathBuf::from));
 
     let mut notes: Vec<String> = Vec::new();
-    let config = match load_config(&args, binary.as_ref()) {
-        Ok(Some(c)) => Some(c),
-        Ok(None) => None,
-        Err(LoadFailure::Input) => return Ok(ExitCode::from(EXIT_INPUT_ERROR)),
-        Err(LoadFailure::Unavailable(why)) if explicit_sources => {
+    // Includes resolve against the main file's directory (a dump names
+    // every file by its full path).
+    let config = match nginx.load_config(args.config.as_deref(), &LoadOptions::default()) {
+        Ok(c) => Some(c),
+        Err(LoadFailure::Broken) => return Ok(ExitCode::from(EXIT_INPUT_ERROR)),
+        Err(why) if explicit_sources => {
             notes.push(format!("{why}; watching only what was given"));
             None
         }
-        Err(LoadFailure::Unavailable(why)) => bail!(
+        Err(why) => bail!(
             "{why}: give --config PATH, or what to watch with --status-url and --backend-address"
         ),
     };
-    let version = binary
+    let version = nginx
+        .binary
         .as_ref()
         .and_then(|b| b.version().ok())
         .and_then(|v| NginxVersion::parse(&v).ok())
@@ -178,7 +163,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let error_logs = if args.error_logs.is_empty() {
-        config_error_logs(&live, &build, prefix.as_deref(), &mut notes)
+        config_error_logs(&live, &nginx, prefix.as_deref(), &mut notes)
     } else {
         args.error_logs.clone()
     };
@@ -195,24 +180,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         notes.push("no readable error log: no error signatures".into());
     }
 
-    let pid = match args.pid {
-        Some(pid) => Some(pid),
-        None => {
-            let pid_file = live
-                .settings
-                .pid
-                .as_deref()
-                .or(build.pid_path.as_deref())
-                .and_then(|p| resolve_path(p, prefix.as_deref()));
-            match process::find_master(pid_file.as_deref()) {
-                Ok(pid) => Some(pid),
-                Err(e) => {
-                    notes.push(format!(
-                        "{e}; reading the sockets of this network namespace"
-                    ));
-                    None
-                }
-            }
+    let pid = match nginx.master_pid(args.pid, &live, prefix.as_deref()) {
+        Ok(pid) => Some(pid),
+        Err(e) => {
+            notes.push(format!(
+                "{e}; reading the sockets of this network namespace"
+            ));
+            None
         }
     };
 
@@ -326,61 +300,17 @@ fn terminal_width() -> Option<usize> {
     }
 }
 
-/// Why no configuration was read.
-enum LoadFailure {
-    /// A configuration was given or read and is broken: already reported.
-    Input,
-    /// None could be read (no binary, `nginx -T` failed).
-    Unavailable(String),
-}
-
-fn load_config(
-    args: &Args,
-    binary: Option<&NginxBinary>,
-) -> Result<Option<ConfigSet>, LoadFailure> {
-    // Includes resolve against the main file's directory (a dump names
-    // every file by its full path).
-    let opts = LoadOptions::default();
-    let loaded = match &args.config {
-        Some(path) => ConfigSet::load_path(&path.display().to_string(), &opts),
-        None => {
-            let Some(b) = binary else {
-                return Err(LoadFailure::Unavailable(
-                    "no nginx binary found to run `nginx -T`".into(),
-                ));
-            };
-            let dump = b.dump_config().map_err(|e| {
-                LoadFailure::Unavailable(format!("`{} -T` failed: {e}", b.path.display()))
-            })?;
-            ConfigSet::from_nginx_t(&dump, &opts)
-        }
-    };
-    match loaded {
-        Ok(c) => {
-            check::print_load_warnings(&c);
-            Ok(Some(c))
-        }
-        Err(e) => {
-            check::print_load_error(&e);
-            Err(LoadFailure::Input)
-        }
-    }
-}
-
 /// The configuration's error logs that exist here (else the one nginx was
 /// built with), with a note for a level that hides the `[error]` lines.
 fn config_error_logs(
     live: &LiveConfig,
-    build: &BuildPaths,
+    nginx: &LocalNginx,
     prefix: Option<&Path>,
     notes: &mut Vec<String>,
 ) -> Vec<PathBuf> {
     if live.error_logs.is_empty() {
-        return build
-            .error_log_path
-            .as_deref()
-            .filter(|p| *p != "stderr")
-            .and_then(|p| resolve_path(p, prefix))
+        return nginx
+            .built_error_log(prefix)
             .filter(|p| p.is_file())
             .into_iter()
             .collect();
