@@ -1,22 +1,13 @@
 //! `upkeep check`, `explain` and `rules` through the binary: exit codes,
 //! input errors with their place, formats, SARIF against the official schema.
 
+mod common;
+
+use common::{text, upkeep};
 use serde_json::Value;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn upkeep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_upkeep"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run upkeep")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use std::process::{Command, Stdio};
 
 const BROKEN_POOL: &str = "\
 events {}

@@ -1,20 +1,10 @@
 //! `upkeep fix` through the binary: diff and exit codes, `--write` with its
 //! backups and `nginx -t`, `--rule`, and the refusals.
 
+mod common;
+
+use common::{text, upkeep};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn upkeep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_upkeep"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run upkeep")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 /// An upstream without a pool (U001) in an included file, and no
 /// `worker_shutdown_timeout` (R003) in the main one.

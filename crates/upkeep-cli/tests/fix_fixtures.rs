@@ -9,24 +9,14 @@
 //! `INSTA_UPDATE=always cargo test -p upkeep-cli --test fix_fixtures` and
 //! `git diff`.
 
+mod common;
+
+use common::{text, upkeep};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../upkeep-rules/tests/fixtures")
-}
-
-fn upkeep(args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_upkeep"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run upkeep")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 struct Case {

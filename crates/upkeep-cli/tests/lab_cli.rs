@@ -1,20 +1,10 @@
 //! `upkeep lab` through the binary: usage errors, the JSON document SPEC.md
 //! promises, the HTML report, and the user scenario from flags.
 
+mod common;
+
+use common::{text, upkeep};
 use serde_json::Value;
-use std::process::{Command, Output};
-
-fn upkeep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_upkeep"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run upkeep")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 #[test]
 fn lists_scenarios_and_refuses_bad_usage() {

@@ -3,6 +3,9 @@
 //! Prometheus endpoint and its line output; and bad input. Skipped (loudly)
 //! without an nginx binary.
 
+mod common;
+
+use common::answer_ok_until_closed;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -21,22 +24,8 @@ fn backend() -> SocketAddr {
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
         for _ in 0..200 {
-            let Ok((mut s, _)) = l.accept() else { return };
-            std::thread::spawn(move || {
-                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                let mut buf = [0u8; 4096];
-                let mut seen = Vec::new();
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    seen.extend_from_slice(&buf[..n]);
-                    if seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                        seen.clear();
-                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-                    }
-                }
-            });
+            let Ok((s, _)) = l.accept() else { return };
+            std::thread::spawn(move || answer_ok_until_closed(s));
         }
     });
     addr
