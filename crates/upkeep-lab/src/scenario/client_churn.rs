@@ -1,7 +1,5 @@
 use super::{BuiltIn, BuiltInConfig, Scenario};
-use crate::backend::BackendProfile;
-use crate::plan::{LabPlan, Network};
-use std::time::Duration;
+use crate::plan::LabPlan;
 
 pub const SCENARIO: Scenario = Scenario {
     name: "client-churn",
@@ -25,17 +23,5 @@ fn build(_version: super::NginxVersion) -> LabPlan {
         upstream: "# upkeep: backend idle=75s\nserver @SERVER:app@;\nkeepalive 32;\n",
         location: "proxy_http_version 1.1;\nproxy_set_header Connection \"\";\n",
     };
-    BuiltIn {
-        name: SCENARIO.name,
-        explanation: EXPLANATION,
-        config,
-        profile: BackendProfile::keepalive(
-            "HTTP/1.1 keep-alive server",
-            Some(Duration::from_secs(75)),
-        ),
-        relay_delay: Some(Duration::from_millis(5)),
-        traffic: super::busy_traffic(),
-        network: Network::Loopback,
-    }
-    .into_plan()
+    BuiltIn::counting_connections(SCENARIO.name, EXPLANATION, config).into_plan()
 }

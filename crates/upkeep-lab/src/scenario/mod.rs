@@ -126,7 +126,30 @@ struct BuiltIn<'a> {
     network: Network,
 }
 
-impl BuiltIn<'_> {
+impl<'a> BuiltIn<'a> {
+    /// The setting of the scenarios that count connections: [`busy_traffic`]
+    /// on loopback, through a 5 ms relay, to an HTTP/1.1 keep-alive backend
+    /// that closes idle connections after 75 s (the `backend idle=75s` their
+    /// upstreams declare).
+    fn counting_connections(
+        name: &'a str,
+        explanation: &'a str,
+        config: BuiltInConfig<'a>,
+    ) -> Self {
+        BuiltIn {
+            name,
+            explanation,
+            config,
+            profile: crate::backend::BackendProfile::keepalive(
+                "HTTP/1.1 keep-alive server",
+                Some(Duration::from_secs(75)),
+            ),
+            relay_delay: Some(Duration::from_millis(5)),
+            traffic: busy_traffic(),
+            network: Network::Loopback,
+        }
+    }
+
     fn into_plan(self) -> LabPlan {
         LabPlan {
             scenario: self.name.to_string(),

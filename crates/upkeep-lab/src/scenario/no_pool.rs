@@ -1,7 +1,5 @@
 use super::{BuiltIn, BuiltInConfig, Scenario};
-use crate::backend::BackendProfile;
-use crate::plan::{LabPlan, Network};
-use std::time::Duration;
+use crate::plan::LabPlan;
 
 pub const SCENARIO: Scenario = Scenario {
     name: "no-pool",
@@ -38,21 +36,10 @@ fn build(version: super::NginxVersion) -> LabPlan {
         },
         location: "",
     };
-    BuiltIn {
-        name: SCENARIO.name,
-        explanation: if pooled_by_default {
-            EXPLANATION_SINCE_1_29_7
-        } else {
-            EXPLANATION
-        },
-        config,
-        profile: BackendProfile::keepalive(
-            "HTTP/1.1 keep-alive server",
-            Some(Duration::from_secs(75)),
-        ),
-        relay_delay: Some(Duration::from_millis(5)),
-        traffic: super::busy_traffic(),
-        network: Network::Loopback,
-    }
-    .into_plan()
+    let explanation = if pooled_by_default {
+        EXPLANATION_SINCE_1_29_7
+    } else {
+        EXPLANATION
+    };
+    BuiltIn::counting_connections(SCENARIO.name, explanation, config).into_plan()
 }
