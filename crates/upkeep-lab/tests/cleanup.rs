@@ -2,19 +2,19 @@
 //! run's token) and on failure: nginx stopped, namespace gone, a report of
 //! what was measured until then.
 
-use std::sync::Mutex;
+mod common;
+
+use common::{nginx, ONE_AT_A_TIME};
 use std::time::{Duration, Instant};
 use upkeep_lab::plan::LabPlan;
 use upkeep_lab::scenario::user::{build, UserOptions};
 use upkeep_lab::{scenario, Cancel, LabError, LabReport, RunOptions};
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
 /// Runs `plan`, cancelling it after `after` (as Ctrl-C would) unless it
 /// ended before.
 fn run_cancelled_after(plan: &LabPlan, after: Duration) -> Result<LabReport, LabError> {
     let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let nginx = upkeep_nginx::NginxBinary::find(None).expect("a real nginx");
+    let nginx = nginx();
     let cancel = Cancel::new();
     let done = Cancel::new();
     let (trigger, finished) = (cancel.clone(), done.clone());
@@ -39,8 +39,7 @@ fn run_cancelled_after(plan: &LabPlan, after: Duration) -> Result<LabReport, Lab
 }
 
 fn version() -> upkeep_lab::scenario::NginxVersion {
-    upkeep_lab::nginx_version(&upkeep_nginx::NginxBinary::find(None).expect("a real nginx"))
-        .unwrap()
+    upkeep_lab::nginx_version(&nginx()).unwrap()
 }
 
 fn alive(pid: i32) -> bool {

@@ -6,40 +6,18 @@
 //! run one at a time (a lock), because the stale-connection race depends on
 //! timing and must not compete with another lab for the CPU.
 
-use std::sync::Mutex;
+mod common;
+
+use common::{applied_rules, nginx, run};
 use std::time::Duration;
 use upkeep_lab::plan::LabPlan;
-use upkeep_lab::{scenario, Cancel, LabError, LabReport, Phase, RunOptions};
-use upkeep_nginx::NginxBinary;
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn nginx() -> NginxBinary {
-    NginxBinary::find(None).expect(
-        "these tests run a real nginx: install it (Debian: apt-get install nginx-light or nginx)",
-    )
-}
+use upkeep_lab::{scenario, LabError, LabReport, Phase};
 
 fn built_in(name: &str, duration: Duration) -> LabPlan {
     let version = upkeep_lab::nginx_version(&nginx()).unwrap();
     let mut plan = (scenario::find(name).expect("scenario").build)(version);
     plan.traffic.duration = duration;
     plan
-}
-
-fn run(plan: &LabPlan) -> Result<LabReport, LabError> {
-    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let cancel = Cancel::new();
-    let quiet = |_: &str| {};
-    upkeep_lab::run(
-        plan,
-        &nginx(),
-        &RunOptions {
-            cancel: &cancel,
-            log: &quiet,
-            keep_dir: None,
-        },
-    )
 }
 
 fn phases(
@@ -149,14 +127,7 @@ fn no_pool_opens_a_connection_per_request_until_fixed() {
         Some(after.requests),
         "{s}"
     );
-    let rules: Vec<&str> = report
-        .fix
-        .as_ref()
-        .unwrap()
-        .applied
-        .iter()
-        .map(|a| a.rule.as_str())
-        .collect();
+    let rules = applied_rules(&report);
     for r in ["U001", "U002", "U003"] {
         assert!(rules.contains(&r), "{rules:?}");
     }
@@ -176,14 +147,7 @@ fn connection_close_keeps_the_pool_empty_until_fixed() {
         after.upstream_connections_per_request.unwrap() <= 0.05,
         "{s}"
     );
-    let rules: Vec<&str> = report
-        .fix
-        .as_ref()
-        .unwrap()
-        .applied
-        .iter()
-        .map(|a| a.rule.as_str())
-        .collect();
+    let rules = applied_rules(&report);
     assert!(rules.contains(&"U003"), "{rules:?}");
 }
 

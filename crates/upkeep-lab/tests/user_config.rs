@@ -2,9 +2,12 @@
 //! includes, two servers, an upstream without keepalive) rewritten for the
 //! lab, run as is and with `upkeep fix` applied.
 
+mod common;
+
+use common::{applied_rules, run};
 use std::time::Duration;
 use upkeep_lab::scenario::user::{build, UserOptions};
-use upkeep_lab::{Cancel, Phase, RunOptions};
+use upkeep_lab::Phase;
 
 #[test]
 fn a_users_config_without_a_pool_is_proved_fixed() {
@@ -33,19 +36,7 @@ fn a_users_config_without_a_pool_is_proved_fixed() {
     })
     .unwrap();
     plan.traffic.duration = Duration::from_secs(2);
-    let nginx = upkeep_nginx::NginxBinary::find(None).expect("a real nginx");
-    let cancel = Cancel::new();
-    let quiet = |_: &str| {};
-    let report = upkeep_lab::run(
-        &plan,
-        &nginx,
-        &RunOptions {
-            cancel: &cancel,
-            log: &quiet,
-            keep_dir: None,
-        },
-    )
-    .unwrap();
+    let report = run(&plan).unwrap();
     let before = report.run(Phase::Before).unwrap();
     let after = report.run(Phase::After).unwrap();
     let all = |r: &upkeep_lab::report::PhaseResult| {
@@ -55,14 +46,7 @@ fn a_users_config_without_a_pool_is_proved_fixed() {
     assert!(after.requests >= 100 && all(after), "{:?}", after.status);
     assert!(before.upstream_connections_per_request.unwrap() >= 0.9);
     assert!(after.upstream_connections_per_request.unwrap() <= 0.05);
-    let rules: Vec<&str> = report
-        .fix
-        .as_ref()
-        .unwrap()
-        .applied
-        .iter()
-        .map(|a| a.rule.as_str())
-        .collect();
+    let rules = applied_rules(&report);
     assert!(rules.contains(&"U001"), "{rules:?}");
     assert_eq!(report.backends.len(), 2);
 }
