@@ -289,40 +289,23 @@ fn input_that_does_not_parse_is_an_error() {
 
 #[test]
 fn rule_selection() {
-    let options = FixOptions {
-        rules: Some(vec!["toy-keepalive-timeout".into()]),
-        ..FixOptions::default()
+    // The config after fixing with only the rules `selector` names.
+    let fixed_with = |selector: &str| {
+        let options = FixOptions {
+            rules: Some(vec![selector.into()]),
+            ..FixOptions::default()
+        };
+        let toys = Toys {
+            upstream: true,
+            ..Toys::default()
+        };
+        let run = fix(&mut checker(UPSTREAMS, toys), &options).unwrap();
+        final_texts(&run)["nginx.conf"].clone()
     };
-    let run = fix(
-        &mut checker(
-            UPSTREAMS,
-            Toys {
-                upstream: true,
-                ..Toys::default()
-            },
-        ),
-        &options,
-    )
-    .unwrap();
-    let text = &final_texts(&run)["nginx.conf"];
+    let text = fixed_with("toy-keepalive-timeout");
     assert_eq!(text.matches("keepalive_timeout 4s;").count(), 2);
     assert!(!text.contains("keepalive 32;"));
-    let options = FixOptions {
-        rules: Some(vec!["t001".into()]),
-        ..FixOptions::default()
-    };
-    let run = fix(
-        &mut checker(
-            UPSTREAMS,
-            Toys {
-                upstream: true,
-                ..Toys::default()
-            },
-        ),
-        &options,
-    )
-    .unwrap();
-    let text = &final_texts(&run)["nginx.conf"];
+    let text = fixed_with("t001");
     assert!(text.contains("keepalive 32;") && !text.contains("keepalive_timeout"));
 }
 

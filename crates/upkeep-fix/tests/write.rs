@@ -6,6 +6,15 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use upkeep_fix::write::{nginx_test, write_files, PlannedWrite, WriteError, BACKUP_SUFFIX};
 
+/// Writing `new` over `path`, which was read as `original`.
+fn planned(path: &Path, original: impl Into<Vec<u8>>, new: impl Into<Vec<u8>>) -> PlannedWrite {
+    PlannedWrite {
+        path: path.to_path_buf(),
+        original: original.into(),
+        new: new.into(),
+    }
+}
+
 fn ok() -> impl FnMut() -> Result<(), String> {
     || Ok(())
 }
@@ -38,11 +47,7 @@ fn replaces_the_file_keeps_a_backup_mode_and_owner() {
         std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
     }
     let before = fs::metadata(&path).unwrap();
-    let plan = [PlannedWrite {
-        path: path.clone(),
-        original: b"old\n".to_vec(),
-        new: b"new\n".to_vec(),
-    }];
+    let plan = [planned(&path, "old\n", "new\n")];
     let written = write_files(&plan, &mut ok()).unwrap();
     assert_eq!(written.files, std::slice::from_ref(&path));
     assert_eq!(fs::read(&path).unwrap(), b"new\n");
@@ -67,18 +72,7 @@ fn refuses_when_a_file_changed_since_it_was_read() {
     let b = dir.path().join("b.conf");
     fs::write(&a, "a\n").unwrap();
     fs::write(&b, "b edited by someone else\n").unwrap();
-    let plan = [
-        PlannedWrite {
-            path: a.clone(),
-            original: b"a\n".to_vec(),
-            new: b"A\n".to_vec(),
-        },
-        PlannedWrite {
-            path: b.clone(),
-            original: b"b\n".to_vec(),
-            new: b"B\n".to_vec(),
-        },
-    ];
+    let plan = [planned(&a, "a\n", "A\n"), planned(&b, "b\n", "B\n")];
     let err = write_files(&plan, &mut ok()).unwrap_err();
     assert!(
         matches!(&err, WriteError::ChangedSinceRead { path } if path.ends_with("b.conf")),
@@ -99,18 +93,7 @@ fn failed_validation_rolls_every_file_back() {
     fs::write(&b, "b\n").unwrap();
     // b already has a backup from an earlier run: it must survive.
     fs::write(bak(&b), "older backup\n").unwrap();
-    let plan = [
-        PlannedWrite {
-            path: a.clone(),
-            original: b"a\n".to_vec(),
-            new: b"A\n".to_vec(),
-        },
-        PlannedWrite {
-            path: b.clone(),
-            original: b"b\n".to_vec(),
-            new: b"B\n".to_vec(),
-        },
-    ];
+    let plan = [planned(&a, "a\n", "A\n"), planned(&b, "b\n", "B\n")];
     let mut seen = Vec::new();
     let mut validate = || {
         seen.push((fs::read(&a).unwrap(), fs::read(&b).unwrap()));
@@ -139,11 +122,7 @@ fn writes_through_a_symlink() {
     let link = dir.path().join("sites-enabled/site");
     fs::write(&real, "old\n").unwrap();
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let plan = [PlannedWrite {
-        path: link.clone(),
-        original: b"old\n".to_vec(),
-        new: b"new\n".to_vec(),
-    }];
+    let plan = [planned(&link, "old\n", "new\n")];
     write_files(&plan, &mut ok()).unwrap();
     assert!(fs::symlink_metadata(&link)
         .unwrap()
@@ -166,11 +145,7 @@ fn read_only_directory_child() {
         return;
     };
     let path = PathBuf::from(file);
-    let plan = [PlannedWrite {
-        path: path.clone(),
-        original: b"original\n".to_vec(),
-        new: b"changed\n".to_vec(),
-    }];
+    let plan = [planned(&path, "original\n", "changed\n")];
     let err = write_files(&plan, &mut ok()).unwrap_err();
     assert!(matches!(&err, WriteError::Io { .. }), "{err}");
     assert!(err.to_string().contains("no file was changed"), "{err}");
@@ -213,11 +188,7 @@ fn read_only_directory_leaves_the_original_intact() {
         assert!(text.contains("1 passed"), "{text}");
     } else {
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o555)).unwrap();
-        let plan = [PlannedWrite {
-            path: path.clone(),
-            original: b"original\n".to_vec(),
-            new: b"changed\n".to_vec(),
-        }];
+        let plan = [planned(&path, "original\n", "changed\n")];
         let err = write_files(&plan, &mut ok()).unwrap_err();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         assert!(matches!(&err, WriteError::Io { .. }), "{err}");
@@ -243,22 +214,14 @@ fn real_nginx_t_accepts_or_rolls_back() {
 
     // A good fix stays.
     let good = "upstream app {\n    server 127.0.0.1:8080;\n    keepalive 32;\n}\n";
-    let plan = [PlannedWrite {
-        path: app.clone(),
-        original: app_text.into(),
-        new: good.into(),
-    }];
+    let plan = [planned(&app, app_text, good)];
     write_files(&plan, &mut || nginx_test(&nginx, &main)).unwrap();
     assert_eq!(fs::read_to_string(&app).unwrap(), good);
 
     // A bad one (nginx rejects `keepalive` outside an upstream) goes back,
     // with its backup, and the error says why.
     let bad = format!("{good}keepalive 32;\n");
-    let plan = [PlannedWrite {
-        path: app.clone(),
-        original: good.into(),
-        new: bad.into_bytes(),
-    }];
+    let plan = [planned(&app, good, bad)];
     let err = write_files(&plan, &mut || nginx_test(&nginx, &main)).unwrap_err();
     let WriteError::ValidationFailed { output } = &err else {
         panic!("{err}")
