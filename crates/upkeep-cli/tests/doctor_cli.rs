@@ -146,6 +146,12 @@ fn bad_input_exits_2_with_the_cause() {
     let (code, err) = run(&["--nginx", "/nonexistent/nginx"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("--nginx /nonexistent/nginx"), "{err}");
+    // A binary whose `-T` fails: the command is named once, with the exit
+    // status when it printed nothing.
+    let (code, err) = run(&["--nginx", "/bin/false"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(err.matches("`/bin/false -T` failed").count(), 1, "{err}");
+    assert!(err.contains("exit status: 1"), "{err}");
 }
 
 #[test]

@@ -54,14 +54,20 @@ impl NginxBinary {
 
     /// `nginx -T`: the full configuration as nginx reads it, every file
     /// preceded by a `# configuration file PATH:` line.
+    /// Errors name the command, so callers print them as they are.
     pub fn dump_config(&self) -> io::Result<Vec<u8>> {
-        let out = Command::new(&self.path).arg("-T").output()?;
+        let command = format!("`{} -T`", self.path.display());
+        let out = Command::new(&self.path)
+            .arg("-T")
+            .output()
+            .map_err(|e| io::Error::new(e.kind(), format!("{command} could not run: {e}")))?;
         if !out.status.success() {
-            return Err(io::Error::other(format!(
-                "`{} -T` failed: {}",
-                self.path.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let why = match stderr.trim() {
+                "" => out.status.to_string(),
+                text => text.to_string(),
+            };
+            return Err(io::Error::other(format!("{command} failed: {why}")));
         }
         Ok(out.stdout)
     }

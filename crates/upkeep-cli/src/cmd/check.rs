@@ -168,9 +168,9 @@ pub enum Source {
 pub fn sources(paths: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
     if paths.is_empty() {
         if let Some(nginx) = upkeep_nginx::NginxBinary::find(None) {
-            let bytes = nginx.dump_config().with_context(|| {
-                format!("`{} -T` (pass a config path instead)", nginx.path.display())
-            })?;
+            let bytes = nginx
+                .dump_config()
+                .map_err(|e| anyhow::anyhow!("{e} (pass a config path instead)"))?;
             return Ok(vec![Source::Dump { bytes }]);
         }
         return Ok(vec![Source::File("/etc/nginx/nginx.conf".into())]);

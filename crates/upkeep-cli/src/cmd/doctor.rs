@@ -94,11 +94,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(LoadFailure::NoBinary) => {
             bail!("no nginx binary found to run `nginx -T`: give --nginx PATH or --config PATH")
         }
-        Err(LoadFailure::DumpFailed { binary, error }) => {
-            return Err(anyhow::Error::new(error).context(format!(
-                "`{} -T` (give --config PATH instead)",
-                binary.display()
-            )))
+        Err(LoadFailure::DumpFailed(error)) => {
+            bail!("{error} (give --config PATH instead)")
         }
     };
 

@@ -49,11 +49,8 @@ pub enum LoadFailure {
     Broken,
     /// No `--config` and no binary to run `nginx -T`.
     NoBinary,
-    /// No `--config` and `nginx -T` failed.
-    DumpFailed {
-        binary: PathBuf,
-        error: std::io::Error,
-    },
+    /// No `--config` and `nginx -T` failed; the error names the command.
+    DumpFailed(std::io::Error),
 }
 
 impl fmt::Display for LoadFailure {
@@ -61,9 +58,7 @@ impl fmt::Display for LoadFailure {
         match self {
             LoadFailure::Broken => f.write_str("the configuration has errors"),
             LoadFailure::NoBinary => f.write_str("no nginx binary found to run `nginx -T`"),
-            LoadFailure::DumpFailed { binary, error } => {
-                write!(f, "`{} -T` failed: {error}", binary.display())
-            }
+            LoadFailure::DumpFailed(error) => write!(f, "{error}"),
         }
     }
 }
@@ -92,10 +87,7 @@ impl LocalNginx {
                 let Some(b) = &self.binary else {
                     return Err(LoadFailure::NoBinary);
                 };
-                let dump = b.dump_config().map_err(|error| LoadFailure::DumpFailed {
-                    binary: b.path.clone(),
-                    error,
-                })?;
+                let dump = b.dump_config().map_err(LoadFailure::DumpFailed)?;
                 ConfigSet::from_nginx_t(&dump, opts)
             }
         };
