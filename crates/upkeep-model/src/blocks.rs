@@ -1,5 +1,6 @@
 //! The block tree nginx builds its configuration levels from.
 
+use rustc_hash::FxHashMap;
 use upkeep_syntax::{Directive, Node};
 
 pub type BlockId = usize;
@@ -78,9 +79,11 @@ pub struct ConfBlock<'a> {
     /// questions on a large config). Document order.
     tagged: Vec<(NameTag, &'a Directive)>,
     /// For blocks with many children (`http` can hold thousands of servers
-    /// and upstreams): the directives sorted by name, document order kept
-    /// among equal names, for a binary search. `None` for small blocks.
-    by_name: Option<Vec<(&'a [u8], &'a Directive)>>,
+    /// and upstreams): the directives by name, each list in document order.
+    /// A hash lookup (a fast non-cryptographic hash: the keys are directive
+    /// names), because almost every question asked of `http` is about a
+    /// directive it does not have. `None` for small blocks.
+    by_name: Option<FxHashMap<&'a [u8], Vec<&'a Directive>>>,
 }
 
 /// A cheap fingerprint of a directive name: its length and three of its
@@ -110,7 +113,7 @@ impl NameTag {
 pub struct Named<'s, 'a>(NamedIter<'s, 'a>);
 
 enum NamedIter<'s, 'a> {
-    Indexed(std::slice::Iter<'s, (&'a [u8], &'a Directive)>),
+    Indexed(std::slice::Iter<'s, &'a Directive>),
     Scan(
         std::slice::Iter<'s, (NameTag, &'a Directive)>,
         NameTag,
@@ -123,7 +126,7 @@ impl<'a> Iterator for Named<'_, 'a> {
 
     fn next(&mut self) -> Option<&'a Directive> {
         match &mut self.0 {
-            NamedIter::Indexed(it) => it.next().map(|(_, d)| *d),
+            NamedIter::Indexed(it) => it.next().copied(),
             NamedIter::Scan(it, tag, name) => it
                 .find(|(t, d)| t == tag && d.name.value.as_slice() == *name)
                 .map(|(_, d)| *d),
@@ -166,12 +169,10 @@ impl<'a> ConfBlock<'a> {
             .collect();
         self.nodes = nodes;
         if self.tagged.len() > INDEX_ABOVE {
-            let mut index: Vec<(&'a [u8], &'a Directive)> = self
-                .tagged
-                .iter()
-                .map(|(_, d)| (d.name.value.as_slice(), *d))
-                .collect();
-            index.sort_by(|a, b| a.0.cmp(b.0)); // stable: document order kept
+            let mut index: FxHashMap<&'a [u8], Vec<&'a Directive>> = FxHashMap::default();
+            for (_, d) in &self.tagged {
+                index.entry(d.name.value.as_slice()).or_default().push(*d);
+            }
             self.by_name = Some(index);
         }
     }
@@ -180,11 +181,9 @@ impl<'a> ConfBlock<'a> {
     pub fn directives_named<'s>(&'s self, name: &'s str) -> Named<'s, 'a> {
         let key = name.as_bytes();
         match &self.by_name {
-            Some(index) => {
-                let lo = index.partition_point(|(n, _)| *n < key);
-                let hi = index.partition_point(|(n, _)| *n <= key);
-                Named(NamedIter::Indexed(index[lo..hi].iter()))
-            }
+            Some(index) => Named(NamedIter::Indexed(
+                index.get(key).map_or(&[][..], Vec::as_slice).iter(),
+            )),
             None => Named(NamedIter::Scan(self.tagged.iter(), NameTag::of(key), key)),
         }
     }
@@ -194,13 +193,7 @@ impl<'a> ConfBlock<'a> {
     pub fn last(&self, name: &str) -> Option<&'a Directive> {
         let key = name.as_bytes();
         match &self.by_name {
-            Some(index) => {
-                let hi = index.partition_point(|(n, _)| *n <= key);
-                index[..hi]
-                    .last()
-                    .filter(|(n, _)| *n == key)
-                    .map(|(_, d)| *d)
-            }
+            Some(index) => index.get(key).and_then(|list| list.last().copied()),
             None => {
                 let tag = NameTag::of(key);
                 self.tagged

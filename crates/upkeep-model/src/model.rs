@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use upkeep_facts::NginxVersion;
 use upkeep_syntax::{Directive, Node};
 
@@ -36,7 +38,7 @@ pub struct Model<'a> {
     pub main: MainSettings<'a>,
     /// `set $var value;` directives by variable name (without `$`).
     pub sets: HashMap<String, Vec<&'a Directive>>,
-    upstream_by_name: HashMap<String, UpstreamId>,
+    upstream_by_name: FxHashMap<String, UpstreamId>,
     /// Routes per upstream (index = UpstreamId).
     upstream_routes: Vec<Vec<RouteId>>,
 }
@@ -54,7 +56,7 @@ impl<'a> Model<'a> {
             maps: Vec::new(),
             main: MainSettings::default(),
             sets: HashMap::new(),
-            upstream_by_name: HashMap::new(),
+            upstream_by_name: FxHashMap::default(),
             upstream_routes: Vec::new(),
         };
         if model.blocks[0].kind == BlockKind::Http {

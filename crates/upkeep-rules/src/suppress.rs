@@ -5,6 +5,8 @@
 //! primary place lies inside that directive or block. An ignore that
 //! suppresses nothing is reported (X001), so stale ones do not pile up.
 
+use std::collections::HashSet;
+
 use upkeep_diag::Finding;
 use upkeep_syntax::{Directive, Node, Span};
 
@@ -26,19 +28,33 @@ pub struct Suppression {
 /// Finds every ignore comment in every loaded file.
 pub fn collect(ctx: &Ctx, problems: &mut Vec<CommentProblem>) -> Vec<Suppression> {
     let mut out = Vec::new();
-    for (file, tree) in ctx.model.source.trees() {
-        let _ = file;
-        walk(ctx, &tree.nodes, &mut out, problems);
+    // Comments that sit in an upstream block, where `# upkeep: backend`
+    // belongs. A set: a large config has thousands of upstreams, each with
+    // such a comment.
+    let in_upstreams: HashSet<Span> = ctx
+        .model
+        .upstreams
+        .iter()
+        .flat_map(|u| u.comments.iter().map(|c| c.span))
+        .collect();
+    for (_, tree) in ctx.model.source.trees() {
+        walk(ctx, &tree.nodes, &in_upstreams, &mut out, problems);
     }
     out
 }
 
-fn walk(ctx: &Ctx, nodes: &[Node], out: &mut Vec<Suppression>, problems: &mut Vec<CommentProblem>) {
+fn walk(
+    ctx: &Ctx,
+    nodes: &[Node],
+    in_upstreams: &HashSet<Span>,
+    out: &mut Vec<Suppression>,
+    problems: &mut Vec<CommentProblem>,
+) {
     for (i, node) in nodes.iter().enumerate() {
         match node {
             Node::Directive(d) => {
                 if let Some(body) = &d.block {
-                    walk(ctx, &body.nodes, out, problems);
+                    walk(ctx, &body.nodes, in_upstreams, out, problems);
                 }
             }
             Node::Comment(c) => {
@@ -50,12 +66,7 @@ fn walk(ctx: &Ctx, nodes: &[Node], out: &mut Vec<Suppression>, problems: &mut Ve
                 if keyword == "backend" {
                     // Read with the upstream it sits in (backends.rs); here
                     // only a misplaced one is reported.
-                    let in_upstream = ctx
-                        .model
-                        .upstreams
-                        .iter()
-                        .any(|u| u.comments.iter().any(|uc| uc.span == c.span));
-                    if !in_upstream {
+                    if !in_upstreams.contains(&c.span) {
                         problems.push(CommentProblem {
                             span: c.span,
                             message: "`# upkeep: backend` works only inside an upstream block; here it declares nothing".into(),
