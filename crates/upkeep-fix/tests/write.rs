@@ -237,3 +237,70 @@ fn real_nginx_t_accepts_or_rolls_back() {
         "the earlier backup is back"
     );
 }
+
+/// A small tmpfs mounted on a temporary directory, unmounted on drop.
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    /// `None` (the test then says it is skipped) where mounting is not
+    /// allowed: not root, or a container without the capability.
+    fn mount(size: &str) -> Option<SmallFs> {
+        let dir = tempfile::tempdir().ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallFs { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// A full disk: the second file's new text does not fit. Nothing may change:
+/// the first file (which fits) is not replaced either, no backup is left,
+/// no temporary file is left, and the error names the file and the cause.
+#[test]
+fn full_disk_changes_nothing() {
+    if !is_root() {
+        eprintln!("SKIPPED: mounting a small tmpfs needs root");
+        return;
+    }
+    let Some(fs_) = SmallFs::mount("64k") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here");
+        return;
+    };
+    let a = fs_.path().join("a.conf");
+    let b = fs_.path().join("b.conf");
+    fs::write(&a, "a\n").unwrap();
+    fs::write(&b, "b\n").unwrap();
+    // Leave about 24 KiB free (tmpfs counts whole 4 KiB pages).
+    fs::write(fs_.path().join("filler"), vec![b'x'; 32 * 1024]).unwrap();
+    let plan = [
+        planned(&a, "a\n", vec![b'A'; 4 * 1024]),
+        planned(&b, "b\n", vec![b'B'; 40 * 1024]),
+    ];
+    let err = write_files(&plan, &mut ok()).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(&err, WriteError::Io { path, source, .. }
+            if path.ends_with("b.conf") && source.raw_os_error() == Some(libc::ENOSPC)),
+        "{message}"
+    );
+    assert!(message.contains("no file was changed"), "{message}");
+    assert_eq!(fs::read(&a).unwrap(), b"a\n");
+    assert_eq!(fs::read(&b).unwrap(), b"b\n");
+    assert!(leftovers(fs_.path(), &["a.conf", "b.conf", "filler"]).is_empty());
+}
