@@ -169,19 +169,34 @@ fn read_only_directory_leaves_the_original_intact() {
         let bin = bin_dir.path().join("write-test");
         fs::copy(std::env::current_exe().unwrap(), &bin).unwrap();
         fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-        let out = std::process::Command::new(&bin)
-            .args([
-                "--exact",
-                "read_only_directory_child",
-                "--ignored",
-                "--nocapture",
-            ])
-            .env("UPKEEP_FIX_RO_FILE", &path)
-            .current_dir(bin_dir.path())
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .unwrap();
+        let run = || {
+            std::process::Command::new(&bin)
+                .args([
+                    "--exact",
+                    "read_only_directory_child",
+                    "--ignored",
+                    "--nocapture",
+                ])
+                .env("UPKEEP_FIX_RO_FILE", &path)
+                .current_dir(bin_dir.path())
+                .uid(65534)
+                .gid(65534)
+                .output()
+        };
+        // A process forked by another test of this binary while the copy
+        // was open for writing holds that descriptor until it execs: running
+        // the copy then fails with "Text file busy" for a moment.
+        let mut out = run();
+        for _ in 0..50 {
+            match &out {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    out = run();
+                }
+                _ => break,
+            }
+        }
+        let out = out.unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{text}");
