@@ -87,7 +87,7 @@ pub struct ConfBlock<'a> {
 }
 
 /// A cheap fingerprint of a directive name: its length and three of its
-/// bytes. Equal names have equal tags; a collision only costs one byte
+/// bytes. Equal names have equal tags; a collision only costs one name
 /// comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct NameTag(u32);
@@ -134,7 +134,7 @@ impl<'a> Iterator for Named<'_, 'a> {
     }
 }
 
-/// Blocks with more direct children than this get a sorted name index.
+/// Blocks with more direct children than this get a hash index of names.
 const INDEX_ABOVE: usize = 24;
 
 impl<'a> ConfBlock<'a> {

@@ -424,7 +424,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut last_report: Option<CheckReport> = None;
     let mut base_dirs = Vec::new();
     for source in &sources {
-        let loaded = match load(source, &load_opts) {
+        let mut loaded = match load(source, &load_opts) {
             Ok(l) => l,
             Err(e) => {
                 print_load_error(&e);
@@ -439,7 +439,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let opts = check_options(&args.input, main_dir.as_deref())?;
         let mut report = upkeep_rules::check(&loaded.set, &opts);
         base_dirs.push(loaded.base_dir());
-        let mut loaded = loaded;
         let files = std::mem::take(&mut loaded.set.files);
         findings.extend(combined.push(files, std::mem::take(&mut report.findings)));
         last_report = Some(report);
