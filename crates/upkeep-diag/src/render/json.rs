@@ -79,8 +79,9 @@ struct SummaryJson {
 }
 
 /// Start and end of a span as 1-based lines and columns; all `null` when the
-/// finding has no place in a file.
-#[derive(Default)]
+/// finding has no place in a file. Flattened into the objects that carry
+/// it, so its keys sit where the field is.
+#[derive(Default, Serialize)]
 struct Place {
     file: Option<String>,
     line: Option<u32>,
@@ -110,11 +111,8 @@ struct FindingJson<'a> {
     rule: &'a str,
     name: &'a str,
     severity: &'a str,
-    file: Option<String>,
-    line: Option<u32>,
-    column: Option<u32>,
-    end_line: Option<u32>,
-    end_column: Option<u32>,
+    #[serde(flatten)]
+    place: Place,
     message: &'a str,
     label: Option<&'a str>,
     help: Option<&'a str>,
@@ -125,16 +123,11 @@ struct FindingJson<'a> {
 
 impl<'a> FindingJson<'a> {
     fn new(report: &Report<'_>, f: &'a Finding) -> FindingJson<'a> {
-        let place = Place::of(report, f.primary);
         FindingJson {
             rule: f.rule,
             name: f.name,
             severity: f.severity.as_str(),
-            file: place.file,
-            line: place.line,
-            column: place.column,
-            end_line: place.end_line,
-            end_column: place.end_column,
+            place: Place::of(report, f.primary),
             message: &f.message,
             label: f.label.as_deref(),
             help: f.help.as_deref(),
@@ -151,23 +144,15 @@ impl<'a> FindingJson<'a> {
 
 #[derive(Serialize)]
 struct RelatedJson<'a> {
-    file: Option<String>,
-    line: Option<u32>,
-    column: Option<u32>,
-    end_line: Option<u32>,
-    end_column: Option<u32>,
+    #[serde(flatten)]
+    place: Place,
     message: &'a str,
 }
 
 impl<'a> RelatedJson<'a> {
     fn new(report: &Report<'_>, r: &'a Label) -> RelatedJson<'a> {
-        let place = Place::of(report, Some(r.span));
         RelatedJson {
-            file: place.file,
-            line: place.line,
-            column: place.column,
-            end_line: place.end_line,
-            end_column: place.end_column,
+            place: Place::of(report, Some(r.span)),
             message: &r.message,
         }
     }
