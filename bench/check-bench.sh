@@ -20,13 +20,9 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-30}
 command -v hyperfine >/dev/null || { echo "missing: hyperfine" >&2; exit 2; }
 
-if [ -z "${UPKEEP:-}" ]; then
-    echo "building upkeep (release)..." >&2
-    cargo build --release -q -p upkeep-cli
-    target_dir=$(cargo metadata --format-version 1 --no-deps \
-        | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-    UPKEEP="$target_dir/release/upkeep"
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+upkeep_release_binary
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/upkeep-check-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT

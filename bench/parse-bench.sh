@@ -40,13 +40,9 @@ for tool in python3 bc "$CROSSPLANE" "$NGINX" /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 2; }
 done
 
-if [ -z "${UPKEEP:-}" ]; then
-    echo "building upkeep (release)..." >&2
-    cargo build --release -q -p upkeep-cli
-    target_dir=$(cargo metadata --format-version 1 --no-deps \
-        | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-    UPKEEP="$target_dir/release/upkeep"
-fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+upkeep_release_binary
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/upkeep-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
