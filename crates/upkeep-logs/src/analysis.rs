@@ -89,7 +89,8 @@ pub struct Analysis {
     pub inputs: Vec<InputReport>,
     pub counts: [u64; Signature::COUNT],
     pub upstreams: Interner,
-    pub by_upstream: FxMap<(Signature, u32), u64>,
+    /// Counts per signature, indexed by upstream id.
+    pub by_upstream: Vec<[u64; Signature::COUNT]>,
     pub per_minute: FxMap<MinuteKey, u64>,
     pub phases: [Vec<(Box<[u8]>, u64)>; Signature::COUNT],
     pub first_time: Option<LogTime>,
@@ -98,6 +99,7 @@ pub struct Analysis {
     pub other_samples: Vec<String>,
     /// Filled when an access log was joined.
     pub access: Option<AccessReport>,
+    last_upstream: Option<u32>,
 }
 
 impl Analysis {
@@ -121,9 +123,9 @@ impl Analysis {
         let sig = event.signature;
         let l = &event.line;
         self.counts[sig.index()] += 1;
-        let upstream = l.upstream_addr().map(|a| self.upstreams.intern(a));
+        let upstream = l.upstream_addr().map(|a| self.intern_upstream(a));
         if let Some(up) = upstream {
-            *self.by_upstream.entry((sig, up)).or_insert(0) += 1;
+            self.by_upstream[up as usize][sig.index()] += 1;
         }
         if let Some(t) = l.time {
             self.first_time = Some(self.first_time.map_or(t, |f| f.min(t)));
@@ -138,6 +140,23 @@ impl Analysis {
         if let Some(phase) = l.phase {
             add_phase(&mut self.phases[sig.index()], phase, 1);
         }
+    }
+
+    /// The id of an upstream address. Failures come in runs against the
+    /// same peer, so the last one is tried before the map.
+    fn intern_upstream(&mut self, addr: &[u8]) -> u32 {
+        if let Some(last) = self.last_upstream {
+            if self.upstreams.bytes(last) == addr {
+                return last;
+            }
+        }
+        let id = self.upstreams.intern(addr);
+        if self.by_upstream.len() <= id as usize {
+            self.by_upstream
+                .resize(id as usize + 1, [0; Signature::COUNT]);
+        }
+        self.last_upstream = Some(id);
+        id
     }
 
     pub fn record_other(&mut self, line: &ErrorLine<'_>) {
@@ -172,13 +191,13 @@ impl Analysis {
             *a += b;
         }
         let remap: Vec<u32> = (0..other.upstreams.len() as u32)
-            .map(|id| self.upstreams.intern(&other.upstreams.names[id as usize]))
+            .map(|id| self.intern_upstream(&other.upstreams.names[id as usize]))
             .collect();
-        for ((sig, up), n) in other.by_upstream {
-            *self
-                .by_upstream
-                .entry((sig, remap[up as usize]))
-                .or_insert(0) += n;
+        for (up, counts) in other.by_upstream.iter().enumerate() {
+            let mine = &mut self.by_upstream[remap[up] as usize];
+            for (a, b) in mine.iter_mut().zip(counts) {
+                *a += b;
+            }
         }
         for (mut key, n) in other.per_minute {
             key.upstream = key.upstream.map(|u| remap[u as usize]);
@@ -216,21 +235,19 @@ impl Analysis {
 
     /// Upstreams by total failures, largest first.
     pub fn top_upstreams(&self, n: usize) -> Vec<UpstreamTotal> {
-        let mut totals: FxMap<u32, (u64, [u64; Signature::COUNT])> = FxMap::default();
-        for (&(sig, up), &count) in &self.by_upstream {
-            let e = totals.entry(up).or_insert((0, [0; Signature::COUNT]));
-            e.0 += count;
-            e.1[sig.index()] += count;
-        }
-        let mut rows: Vec<_> = totals
-            .into_iter()
-            .map(|(up, (total, per))| {
+        let mut rows: Vec<_> = self
+            .by_upstream
+            .iter()
+            .enumerate()
+            .filter(|(_, per)| per.iter().any(|&n| n > 0))
+            .map(|(up, per)| {
+                let total: u64 = per.iter().sum();
                 let sigs = Signature::ALL
                     .into_iter()
                     .filter(|s| per[s.index()] > 0)
                     .map(|s| (s, per[s.index()]))
                     .collect::<Vec<_>>();
-                (self.upstreams.name(up), total, sigs)
+                (self.upstreams.name(up as u32), total, sigs)
             })
             .collect();
         rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -243,8 +260,9 @@ impl Analysis {
         let mut rows: Vec<_> = self
             .by_upstream
             .iter()
-            .filter(|((s, _), _)| *s == sig)
-            .map(|((_, up), n)| (self.upstreams.name(*up), *n))
+            .enumerate()
+            .filter(|(_, per)| per[sig.index()] > 0)
+            .map(|(up, per)| (self.upstreams.name(up as u32), per[sig.index()]))
             .collect();
         rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         rows

@@ -11,18 +11,20 @@
 //! `nginx -t` and startup messages captured from stderr have the shape
 //! `nginx: [warn] <message> in <file>:<line>`; they parse with no time.
 
+use crate::short_search::{find_byte, rfind_byte};
 use crate::time::{parse_error_log_time, LogTime};
 
-/// Finds `needle` in a short haystack (one log line) by jumping with memchr
-/// to its byte at `anchor`, a byte that is rare in log lines. On haystacks
-/// this short that beats a general substring searcher, whose setup costs
-/// more than the search.
-fn find_anchored(hay: &[u8], needle: &[u8], anchor: usize) -> Option<usize> {
+/// Finds `needle` in a short haystack (one log line) by jumping to its byte
+/// at `anchor`, a byte that is rare in log lines. On haystacks this short
+/// that beats a general substring searcher, whose setup costs more than
+/// the search. The needle's length is a constant so that comparing it
+/// compiles to a few loads rather than a call to memcmp.
+fn find_anchored<const N: usize>(hay: &[u8], needle: &[u8; N], anchor: usize) -> Option<usize> {
     let mut from = anchor;
     while from < hay.len() {
-        let at = from + memchr::memchr(needle[anchor], &hay[from..])?;
+        let at = from + find_byte(needle[anchor], &hay[from..])?;
         let start = at - anchor;
-        if hay[start..].starts_with(needle) {
+        if hay.get(start..start + N) == Some(&needle[..]) {
             return Some(start);
         }
         from = at + 1;
@@ -31,12 +33,12 @@ fn find_anchored(hay: &[u8], needle: &[u8], anchor: usize) -> Option<usize> {
 }
 
 /// The last occurrence, as [`find_anchored`].
-fn rfind_anchored(hay: &[u8], needle: &[u8], anchor: usize) -> Option<usize> {
+fn rfind_anchored<const N: usize>(hay: &[u8], needle: &[u8; N], anchor: usize) -> Option<usize> {
     let mut end = hay.len();
     while end > anchor {
-        let at = memchr::memrchr(needle[anchor], &hay[anchor..end])? + anchor;
+        let at = rfind_byte(needle[anchor], &hay[anchor..end])? + anchor;
         let start = at - anchor;
-        if hay[start..].starts_with(needle) {
+        if hay.get(start..start + N) == Some(&needle[..]) {
             return Some(start);
         }
         end = at;
@@ -134,16 +136,17 @@ impl<'a> ErrorLine<'a> {
     /// Splits a line (without its `\n`). `None` if it does not have the
     /// error-log shape.
     pub fn parse(line: &'a [u8]) -> Option<ErrorLine<'a>> {
-        let (mut parsed, context) = ErrorLine::parse_head(line)?;
-        if let Some(ctx) = context {
+        let mut parsed = ErrorLine::parse_prefix(line)?;
+        if let Some(ctx) = parsed.split_text() {
             parsed.split_context(ctx);
         }
         Some(parsed)
     }
 
-    /// Everything up to the context (`, client: …`), which is returned
-    /// unsplit: the scanner splits it only for lines that need it.
-    pub(crate) fn parse_head(line: &'a [u8]) -> Option<(ErrorLine<'a>, Option<&'a [u8]>)> {
+    /// Time, level, pid and connection. `message` is left holding the
+    /// whole rest of the line, unsplit: the scanner looks at how it starts
+    /// before deciding whether to split it ([`ErrorLine::split_text`]).
+    pub(crate) fn parse_prefix(line: &'a [u8]) -> Option<ErrorLine<'a>> {
         let line = strip_cr(line);
         let (time, rest) = if let Some(rest) = line.strip_prefix(b"nginx: ") {
             (None, rest)
@@ -160,27 +163,24 @@ impl<'a> ErrorLine<'a> {
         let mut pid = None;
         if time.is_some() {
             // `<pid>#<tid>: `
-            let hash = rest.iter().take(12).position(|&c| c == b'#')?;
-            pid = Some(parse_u64(&rest[..hash])? as u32);
-            let colon = rest[hash..].iter().take(24).position(|&c| c == b':')? + hash;
-            rest = rest.get(colon + 1..)?;
+            let (n, digits) = leading_number(rest)?;
+            rest = rest[digits..].strip_prefix(b"#")?;
+            pid = Some(u32::try_from(n).ok()?);
+            let (_, digits) = leading_number(rest)?;
+            rest = rest[digits..].strip_prefix(b":")?;
             rest = rest.strip_prefix(b" ").unwrap_or(rest);
         }
 
         let mut connection = None;
         if let Some(after_star) = rest.strip_prefix(b"*") {
-            let end = after_star
-                .iter()
-                .position(|b| !b.is_ascii_digit())
-                .unwrap_or(after_star.len());
-            if end > 0 {
-                connection = parse_u64(&after_star[..end]);
-                rest = &after_star[end..];
+            if let Some((n, digits)) = leading_number(after_star) {
+                connection = Some(n);
+                rest = &after_star[digits..];
                 rest = rest.strip_prefix(b" ").unwrap_or(rest);
             }
         }
 
-        let mut out = ErrorLine {
+        Some(ErrorLine {
             time,
             level,
             pid,
@@ -193,13 +193,14 @@ impl<'a> ErrorLine<'a> {
             request: None,
             upstream: None,
             host: None,
-        };
-        let context = out.split_text(rest);
-        Some((out, context))
+        })
     }
 
-    /// Splits message, errno and phase; returns the context.
-    fn split_text(&mut self, text: &'a [u8]) -> Option<&'a [u8]> {
+    /// Splits the rest of the line left in `message` by
+    /// [`ErrorLine::parse_prefix`] into message, errno and phase; returns
+    /// the context (`client: …`), unsplit.
+    pub(crate) fn split_text(&mut self) -> Option<&'a [u8]> {
+        let text = self.message;
         let (head, ctx) = match find_anchored(text, b", client: ", 0) {
             Some(i) => (&text[..i], Some(&text[i + 2..])),
             None => (text, None),
@@ -213,12 +214,11 @@ impl<'a> ErrorLine<'a> {
         }
         self.message = before;
         if before.last() == Some(&b')') {
-            if let Some(open) =
-                memchr::memrchr(b'(', before).filter(|&i| i > 0 && before[i - 1] == b' ')
+            if let Some(open) = rfind_byte(b'(', before).filter(|&i| i > 0 && before[i - 1] == b' ')
             {
                 let open = open - 1;
                 let inner = &before[open + 2..before.len() - 1];
-                if let Some(colon) = memchr::memchr(b':', inner) {
+                if let Some(colon) = find_byte(b':', inner) {
                     if let Some(n) = parse_u64(&inner[..colon]) {
                         self.errno = u16::try_from(n).ok();
                         self.message = &before[..open];
@@ -240,28 +240,22 @@ impl<'a> ErrorLine<'a> {
             self.server = Some(server);
             rest = r;
         }
-        const AFTER_REQUEST: &[&[u8]] = &[
-            b"subrequest: \"",
-            b"upstream: \"",
-            b"host: \"",
-            b"referrer: \"",
-        ];
         if let Some(r) = rest.strip_prefix(b", request: \"") {
-            let (v, r) = quoted_value(r, AFTER_REQUEST);
+            let (v, r) = quoted_value(r, ContextKey::Subrequest);
             self.request = Some(v);
             rest = r;
         }
         if let Some(r) = rest.strip_prefix(b", subrequest: \"") {
-            let (_, r) = quoted_value(r, &AFTER_REQUEST[1..]);
+            let (_, r) = quoted_value(r, ContextKey::Upstream);
             rest = r;
         }
         if let Some(r) = rest.strip_prefix(b", upstream: \"") {
-            let (v, r) = quoted_value(r, &AFTER_REQUEST[2..]);
+            let (v, r) = quoted_value(r, ContextKey::Host);
             self.upstream = Some(v);
             rest = r;
         }
         if let Some(r) = rest.strip_prefix(b", host: \"") {
-            let (v, _) = quoted_value(r, &AFTER_REQUEST[3..]);
+            let (v, _) = quoted_value(r, ContextKey::Referrer);
             self.host = Some(v);
         }
     }
@@ -269,16 +263,16 @@ impl<'a> ErrorLine<'a> {
     /// The request method, from the request line.
     pub fn method(&self) -> Option<&'a [u8]> {
         let req = self.request?;
-        let sp = memchr::memchr(b' ', req).unwrap_or(req.len());
+        let sp = find_byte(b' ', req).unwrap_or(req.len());
         Some(&req[..sp])
     }
 
     /// The request URI, from the request line.
     pub fn uri(&self) -> Option<&'a [u8]> {
         let req = self.request?;
-        let sp = memchr::memchr(b' ', req)?;
+        let sp = find_byte(b' ', req)?;
         let rest = &req[sp + 1..];
-        let end = memchr::memrchr(b' ', rest).unwrap_or(rest.len());
+        let end = rfind_byte(b' ', rest).unwrap_or(rest.len());
         Some(&rest[..end])
     }
 
@@ -314,6 +308,22 @@ fn parse_u64(b: &[u8]) -> Option<u64> {
     Some(n)
 }
 
+/// The number at the start of `b` and how many digits it has; `None`
+/// without a digit or with more than 19 (beyond any pid or connection).
+#[inline]
+fn leading_number(b: &[u8]) -> Option<(u64, usize)> {
+    let mut n = 0u64;
+    let mut len = 0;
+    for &c in b.iter().take(20) {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        n = n.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+        len += 1;
+    }
+    (1..=19).contains(&len).then_some((n, len))
+}
+
 /// An unquoted context value: up to the next `, ` or the end.
 fn plain_value(b: &[u8]) -> (&[u8], &[u8]) {
     match find_anchored(b, b", ", 0) {
@@ -322,22 +332,45 @@ fn plain_value(b: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
+/// The quoted keys of the context, in the order nginx writes them
+/// (`ngx_http_log_error`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum ContextKey {
+    Subrequest,
+    Upstream,
+    Host,
+    Referrer,
+}
+
+impl ContextKey {
+    /// The key that `after` (the text after `", "`) starts with.
+    fn at_start_of(after: &[u8]) -> Option<ContextKey> {
+        // Each arm compares with a literal, so the comparison is inlined.
+        match after.first()? {
+            b's' if after.starts_with(b"subrequest: \"") => Some(ContextKey::Subrequest),
+            b'u' if after.starts_with(b"upstream: \"") => Some(ContextKey::Upstream),
+            b'h' if after.starts_with(b"host: \"") => Some(ContextKey::Host),
+            b'r' if after.starts_with(b"referrer: \"") => Some(ContextKey::Referrer),
+            _ => None,
+        }
+    }
+}
+
 /// A quoted value (the opening quote already consumed): up to the `"` that
-/// is followed by `, <next key>` or ends the line. Request lines and Host
-/// headers come from clients and may themselves contain quotes.
-fn quoted_value<'a>(b: &'a [u8], next_keys: &[&[u8]]) -> (&'a [u8], &'a [u8]) {
+/// is followed by `, <key>` for a key at or after `first_next` in the
+/// context's order, or that ends the line. Request lines and Host headers
+/// come from clients and may themselves contain quotes.
+fn quoted_value(b: &[u8], first_next: ContextKey) -> (&[u8], &[u8]) {
     let mut from = 0;
-    while let Some(i) = memchr::memchr(b'"', &b[from..]) {
+    while let Some(i) = find_byte(b'"', &b[from..]) {
         let at = from + i;
         let after = &b[at + 1..];
-        if after.len() > 2 && after[0] == b',' && after[1] == b' ' {
-            let key = &after[2..];
-            if next_keys
-                .iter()
-                .any(|k| key[0] == k[0] && key.starts_with(k))
-            {
-                return (&b[..at], after);
-            }
+        if after.len() > 2
+            && after[0] == b','
+            && after[1] == b' '
+            && ContextKey::at_start_of(&after[2..]).is_some_and(|k| k >= first_next)
+        {
+            return (&b[..at], after);
         }
         from = at + 1;
     }
@@ -358,10 +391,10 @@ pub fn peer_of_upstream_field(up: &[u8]) -> &[u8] {
         None => up,
     };
     if let Some(path) = rest.strip_prefix(b"unix:") {
-        let end = memchr::memchr(b':', path).map_or(rest.len(), |i| i + 5);
+        let end = find_byte(b':', path).map_or(rest.len(), |i| i + 5);
         return &rest[..end];
     }
-    let end = memchr::memchr(b'/', rest).unwrap_or(rest.len());
+    let end = find_byte(b'/', rest).unwrap_or(rest.len());
     &rest[..end]
 }
 

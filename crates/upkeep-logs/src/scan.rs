@@ -1,18 +1,18 @@
 //! The hot loop: walk a block of complete lines, count them, check their
 //! shape, and parse only the few that can carry a signature.
 //!
-//! Most of an error log is noise. Instead of searching every line for the
-//! prefilter needle, it is searched across the whole block (SIMD memmem),
-//! and a line is parsed only when an occurrence falls inside it or its level
-//! is one of the few that other signatures use. Nothing is allocated per
-//! line.
+//! Most of an error log is noise. The block is walked once for line ends
+//! and the prefilter needle together (line_walk.rs), and a line is parsed
+//! only when the needle occurs in it or its level is one of the few that
+//! other signatures use. Nothing is allocated per line.
 
 use crate::classify::{
-    level_may_carry_signature, signature_of, verdict, Classified, Verdict, NEEDLE,
+    level_may_carry_signature, message_may_carry_signature, signature_of, verdict, Classified,
+    Verdict,
 };
 use crate::error_line::{has_error_log_shape, has_timestamp_shape, ErrorLine, Level};
+use crate::line_walk::walk_lines;
 use crate::time::{parse_error_log_time, LogTime};
-use memchr::memmem;
 
 /// Lines longer than this are skipped and reported. nginx itself cuts
 /// error-log lines at 2048 bytes (NGX_MAX_ERROR_STR), so only foreign or
@@ -75,37 +75,8 @@ impl LineStats {
     }
 }
 
-/// Finds line ends. The AVX2 searcher is called directly when the CPU has
-/// it: per line, the generic entry point's dispatch is a measurable part of
-/// the cost.
-#[derive(Clone, Copy)]
-struct NewlineFinder {
-    #[cfg(target_arch = "x86_64")]
-    avx2: Option<memchr::arch::x86_64::avx2::memchr::One>,
-}
-
-impl NewlineFinder {
-    fn new() -> NewlineFinder {
-        NewlineFinder {
-            #[cfg(target_arch = "x86_64")]
-            avx2: memchr::arch::x86_64::avx2::memchr::One::new(b'\n'),
-        }
-    }
-
-    #[inline]
-    fn find(&self, hay: &[u8]) -> Option<usize> {
-        #[cfg(target_arch = "x86_64")]
-        if let Some(one) = &self.avx2 {
-            return one.find(hay);
-        }
-        memchr::memchr(b'\n', hay)
-    }
-}
-
 pub struct Scanner {
     window_open: bool,
-    finder: memmem::Finder<'static>,
-    newline: NewlineFinder,
     window: TimeWindow,
     pub stats: LineStats,
 }
@@ -114,8 +85,6 @@ impl Scanner {
     pub fn new(window: TimeWindow) -> Scanner {
         Scanner {
             window_open: window.is_open(),
-            finder: memmem::Finder::new(NEEDLE.as_bytes()),
-            newline: NewlineFinder::new(),
             window,
             stats: LineStats::default(),
         }
@@ -124,24 +93,7 @@ impl Scanner {
     /// Scans `block`, which must hold whole lines: every line ends with
     /// `\n` except possibly the last one of the input.
     pub fn scan_block<S: EventSink>(&mut self, block: &[u8], sink: &mut S) {
-        // The next needle occurrence at or after `pos`, searched across
-        // the block rather than line by line.
-        let mut next = self.finder.find(block).unwrap_or(usize::MAX);
-        let mut pos = 0;
-        while pos < block.len() {
-            let end = self
-                .newline
-                .find(&block[pos..])
-                .map_or(block.len(), |i| pos + i);
-            self.line(&block[pos..end], next < end, sink);
-            pos = end + 1;
-            if next < pos && pos < block.len() {
-                next = self
-                    .finder
-                    .find(&block[pos..])
-                    .map_or(usize::MAX, |i| pos + i);
-            }
-        }
+        walk_lines(block, |line, has_needle| self.line(line, has_needle, sink));
     }
 
     /// Accounts for a line too long to hold in memory, already skipped.
@@ -208,16 +160,22 @@ impl Scanner {
         if !has_needle && !level_may_carry_signature(line) {
             return;
         }
-        let Some((mut parsed, context)) = ErrorLine::parse_head(line) else {
+        let Some(mut parsed) = ErrorLine::parse_prefix(line) else {
             // The cheap shape test passed but the fields did not parse
             // (bad level, bad date): unknown shape after all.
             self.stats.unparsed += 1;
             self.stats.first_unparsed.get_or_insert(self.stats.lines);
             return;
         };
-        let signature = signature_of(&parsed);
         // Lines below error level without a signature are noise whatever
-        // their context says; skip splitting it.
+        // their context says. Most of them ("an upstream response is
+        // buffered to a temporary file") already show it in their first
+        // word; skip splitting those.
+        if parsed.level > Level::Error && !message_may_carry_signature(parsed.message) {
+            return;
+        }
+        let context = parsed.split_text();
+        let signature = signature_of(&parsed);
         if signature.is_none() && parsed.level > Level::Error {
             return;
         }
