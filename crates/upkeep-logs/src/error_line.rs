@@ -314,11 +314,12 @@ fn parse_u64(b: &[u8]) -> Option<u64> {
 fn leading_number(b: &[u8]) -> Option<(u64, usize)> {
     let mut n = 0u64;
     let mut len = 0;
-    for &c in b.iter().take(20) {
-        if !c.is_ascii_digit() {
+    while len < b.len() && len < 20 {
+        let digit = b[len].wrapping_sub(b'0');
+        if digit > 9 {
             break;
         }
-        n = n.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+        n = n.wrapping_mul(10).wrapping_add(u64::from(digit));
         len += 1;
     }
     (1..=19).contains(&len).then_some((n, len))
