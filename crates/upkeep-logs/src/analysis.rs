@@ -7,6 +7,7 @@ use crate::classify::Classified;
 use crate::error_line::ErrorLine;
 use crate::fxhash::FxMap;
 use crate::join::AccessReport;
+use crate::minutes::MinuteCounts;
 use crate::scan::{EventSink, LineStats};
 use crate::signature::Signature;
 use crate::time::LogTime;
@@ -91,7 +92,7 @@ pub struct Analysis {
     pub upstreams: Interner,
     /// Counts per signature, indexed by upstream id.
     pub by_upstream: Vec<[u64; Signature::COUNT]>,
-    pub per_minute: FxMap<MinuteKey, u64>,
+    pub per_minute: MinuteCounts,
     pub phases: [Vec<(Box<[u8]>, u64)>; Signature::COUNT],
     pub first_time: Option<LogTime>,
     pub last_time: Option<LogTime>,
@@ -130,12 +131,7 @@ impl Analysis {
         if let Some(t) = l.time {
             self.first_time = Some(self.first_time.map_or(t, |f| f.min(t)));
             self.last_time = Some(self.last_time.map_or(t, |f| f.max(t)));
-            let key = MinuteKey {
-                minute: t.minute(),
-                signature: sig,
-                upstream,
-            };
-            *self.per_minute.entry(key).or_insert(0) += 1;
+            self.per_minute.add(t.minute(), sig, upstream, 1);
         }
         if let Some(phase) = l.phase {
             add_phase(&mut self.phases[sig.index()], phase, 1);
@@ -199,9 +195,9 @@ impl Analysis {
                 *a += b;
             }
         }
-        for (mut key, n) in other.per_minute {
-            key.upstream = key.upstream.map(|u| remap[u as usize]);
-            *self.per_minute.entry(key).or_insert(0) += n;
+        for (key, n) in other.per_minute.iter() {
+            let upstream = key.upstream.map(|u| remap[u as usize]);
+            self.per_minute.add(key.minute, key.signature, upstream, n);
         }
         for (mine, theirs) in self.phases.iter_mut().zip(other.phases) {
             for (phase, n) in theirs {
@@ -271,7 +267,7 @@ impl Analysis {
     /// Counts per minute over all signatures, in time order.
     pub fn minutes(&self) -> Vec<(i64, [u64; Signature::COUNT])> {
         let mut by: FxMap<i64, [u64; Signature::COUNT]> = FxMap::default();
-        for (k, n) in &self.per_minute {
+        for (k, n) in self.per_minute.iter() {
             by.entry(k.minute).or_insert([0; Signature::COUNT])[k.signature.index()] += n;
         }
         let mut rows: Vec<_> = by.into_iter().collect();
@@ -283,13 +279,14 @@ impl Analysis {
     pub fn per_minute_rows(&self) -> Vec<(i64, Signature, Option<String>, u64)> {
         let mut rows: Vec<_> = self
             .per_minute
-            .iter()
+            .totals()
+            .into_iter()
             .map(|(k, n)| {
                 (
                     k.minute,
                     k.signature,
                     k.upstream.map(|u| self.upstreams.name(u)),
-                    *n,
+                    n,
                 )
             })
             .collect();

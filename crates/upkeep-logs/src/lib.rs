@@ -46,6 +46,7 @@ mod fxhash;
 pub mod input;
 pub mod join;
 mod line_walk;
+mod minutes;
 pub mod reader;
 pub mod report;
 pub mod run;

@@ -40,7 +40,7 @@ struct PerMinute<'a>(&'a Analysis);
 impl Serialize for PerMinute<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let a = self.0;
-        let mut keys: Vec<_> = a.per_minute.iter().collect();
+        let mut keys = a.per_minute.totals();
         keys.sort_by(|(x, _), (y, _)| {
             (x.minute, x.signature)
                 .cmp(&(y.minute, y.signature))
