@@ -124,10 +124,26 @@ std::thread_local! {
     /// The last date seen and its day number: consecutive log lines almost
     /// always share the date, and the calendar arithmetic is the costly part.
     static LAST_DATE: std::cell::Cell<([u8; 10], i64)> = const { std::cell::Cell::new(([0; 10], 0)) };
+    /// The last error-log time text parsed and its value: a busy error log
+    /// writes many lines within one second.
+    static LAST_ERROR_LOG_TIME: std::cell::Cell<Option<([u8; 19], LogTime)>> =
+        const { std::cell::Cell::new(None) };
 }
 
 /// The error-log prefix `YYYY/MM/DD HH:MM:SS` (exactly 19 bytes).
 pub fn parse_error_log_time(b: &[u8]) -> Option<LogTime> {
+    let text: &[u8; 19] = b.get(..19)?.try_into().expect("19 bytes");
+    if let Some((last_text, last_time)) = LAST_ERROR_LOG_TIME.with(|c| c.get()) {
+        if *text == last_text {
+            return Some(last_time);
+        }
+    }
+    let time = parse_error_log_time_uncached(b)?;
+    LAST_ERROR_LOG_TIME.with(|c| c.set(Some((*text, time))));
+    Some(time)
+}
+
+fn parse_error_log_time_uncached(b: &[u8]) -> Option<LogTime> {
     if b.len() < 19
         || b[4] != b'/'
         || b[7] != b'/'
@@ -254,6 +270,27 @@ mod tests {
         assert_eq!(e, i);
         assert_eq!(e.display().to_string(), "2026-11-23 14:26:24");
         assert_eq!(LogTime::minute_label(e.minute()), "2026-11-23T14:26");
+    }
+
+    #[test]
+    fn cached_error_log_times_stay_exact() {
+        // The same text twice (the cache), then a new second, a new day,
+        // garbage of the right length, then the first text again.
+        let t = |s: &[u8]| parse_error_log_time(s);
+        let first = t(b"2026/11/23 14:26:24 [error]");
+        assert_eq!(first, LogTime::from_civil(2026, 11, 23, 14, 26, 24));
+        assert_eq!(t(b"2026/11/23 14:26:24 [warn]"), first);
+        assert_eq!(
+            t(b"2026/11/23 14:26:25"),
+            LogTime::from_civil(2026, 11, 23, 14, 26, 25)
+        );
+        assert_eq!(
+            t(b"2026/11/24 00:00:00"),
+            LogTime::from_civil(2026, 11, 24, 0, 0, 0)
+        );
+        assert_eq!(t(&[0u8; 19]), None);
+        assert_eq!(t(b"2026/11/23 14:26:2x"), None);
+        assert_eq!(t(b"2026/11/23 14:26:24"), first);
     }
 
     #[test]
