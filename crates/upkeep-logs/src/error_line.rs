@@ -449,6 +449,19 @@ mod tests {
     }
 
     #[test]
+    fn timestamp_shape_checks_every_fixed_byte() {
+        let good = b"2026/11/23 14:26:24 [error] 1#0: x".to_vec();
+        assert!(has_timestamp_shape(&good));
+        assert!(!has_timestamp_shape(&good[..21]));
+        assert!(has_timestamp_shape(&good[..22]));
+        for at in [0, 4, 7, 10, 13, 16, 19, 20] {
+            let mut bad = good.clone();
+            bad[at] = b'x';
+            assert!(!has_timestamp_shape(&bad), "byte {at}");
+        }
+    }
+
+    #[test]
     fn anchored_search() {
         assert_eq!(find_anchored(b"a while b while c", b" while ", 1), Some(1));
         assert_eq!(rfind_anchored(b"a while b while c", b" while ", 1), Some(9));
