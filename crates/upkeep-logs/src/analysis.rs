@@ -4,7 +4,7 @@
 //! number of lines.
 
 use crate::classify::Classified;
-use crate::error_line::ErrorLine;
+use crate::error_line::{ContextFields, ErrorLine};
 use crate::fxhash::FxMap;
 use crate::join::AccessReport;
 use crate::minutes::MinuteCounts;
@@ -318,6 +318,11 @@ fn add_phase(phases: &mut Vec<(Box<[u8]>, u64)>, phase: &[u8], n: u64) {
 }
 
 impl EventSink for Analysis {
+    /// The counts need only the upstream of each line.
+    fn context_fields(&self) -> ContextFields {
+        ContextFields::UpstreamOnly
+    }
+
     fn on_signature(&mut self, event: &Classified<'_>) {
         self.record(event);
     }

@@ -110,6 +110,17 @@ pub struct ErrorLine<'a> {
     pub host: Option<&'a [u8]>,
 }
 
+/// Which fields of a line's context (`client: …, upstream: "…", …`) a
+/// reader needs. Splitting the context is a large part of the cost of a
+/// signature line, and counting failures needs only the upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContextFields {
+    /// client, server, request, upstream and host.
+    All,
+    /// request and upstream; client, server and host stay `None`.
+    UpstreamOnly,
+}
+
 /// Cheap test that a line looks like an error-log line at all: the fixed
 /// date/time punctuation and the `[` of the level. Used on every line to
 /// count lines of unknown shape without parsing them.
@@ -138,7 +149,7 @@ impl<'a> ErrorLine<'a> {
     pub fn parse(line: &'a [u8]) -> Option<ErrorLine<'a>> {
         let mut parsed = ErrorLine::parse_prefix(line)?;
         if let Some(ctx) = parsed.split_text() {
-            parsed.split_context(ctx);
+            parsed.split_context(ctx, ContextFields::All);
         }
         Some(parsed)
     }
@@ -229,9 +240,21 @@ impl<'a> ErrorLine<'a> {
         ctx
     }
 
-    pub(crate) fn split_context(&mut self, ctx: &'a [u8]) {
-        // ctx starts with "client: ".
+    /// Splits the context (which starts with `client: `) into the fields
+    /// `fields` asks for.
+    pub(crate) fn split_context(&mut self, ctx: &'a [u8], fields: ContextFields) {
         let mut rest = &ctx[b"client: ".len()..];
+        if fields == ContextFields::UpstreamOnly {
+            // The client and server values are an address and a configured
+            // name, which hold neither quotes nor ", ": the first
+            // `, request: "` is the real one. Without it there is no
+            // upstream field either (nginx logs one only for a request),
+            // but the full split below settles that case exactly.
+            if let Some(at) = find_anchored(rest, b", request: \"", 11) {
+                self.split_quoted_fields(&rest[at..], fields);
+                return;
+            }
+        }
         let (client, r) = plain_value(rest);
         self.client = Some(client);
         rest = r;
@@ -240,6 +263,12 @@ impl<'a> ErrorLine<'a> {
             self.server = Some(server);
             rest = r;
         }
+        self.split_quoted_fields(rest, ContextFields::All);
+    }
+
+    /// The quoted fields, from `, request: "` (or whichever comes first)
+    /// on; the host (and referrer) only for [`ContextFields::All`].
+    fn split_quoted_fields(&mut self, mut rest: &'a [u8], fields: ContextFields) {
         if let Some(r) = rest.strip_prefix(b", request: \"") {
             let (v, r) = quoted_value(r, ContextKey::Subrequest);
             self.request = Some(v);
@@ -253,6 +282,9 @@ impl<'a> ErrorLine<'a> {
             let (v, r) = quoted_value(r, ContextKey::Host);
             self.upstream = Some(v);
             rest = r;
+        }
+        if fields == ContextFields::UpstreamOnly {
+            return;
         }
         if let Some(r) = rest.strip_prefix(b", host: \"") {
             let (v, _) = quoted_value(r, ContextKey::Referrer);
@@ -446,6 +478,29 @@ mod tests {
         assert_eq!(p.errno, None);
         assert_eq!(p.upstream_addr(), Some(&b"[::1]:8443"[..]));
         assert_eq!(p.client, Some(&b"::1"[..]));
+    }
+
+    #[test]
+    fn upstream_only_split_finds_what_the_full_split_finds() {
+        let contexts: &[&[u8]] = &[
+            br#"client: 127.0.0.1, server: a, request: "GET /x HTTP/1.1", upstream: "http://127.0.0.1:9101/x", host: "h""#,
+            br#"client: ::1, server: , request: "GET /x HTTP/1.1", subrequest: "/auth", upstream: "http://unix:/run/a.sock:/auth", host: "h", referrer: "r""#,
+            // Quotes and field-like text inside the client's request line.
+            br#"client: 10.0.0.1, server: b, request: "GET /a", host: "x" HTTP/1.1", upstream: "http://10.0.0.9:80/a", host: "h""#,
+            br#"client: 10.0.0.1, server: b, request: "GET /"quoted" HTTP/1.1", upstream: "http://10.0.0.9:80/q", host: "h""#,
+            // No request: no upstream either.
+            br#"client: 10.0.0.1, server: 0.0.0.0:443"#,
+            br#"client: 10.0.0.1, server: b, upstream: "http://10.0.0.9:80/""#,
+        ];
+        for ctx in contexts {
+            let head = ErrorLine::parse_prefix(b"2026/11/23 14:26:24 [error] 1#0: *7 x").unwrap();
+            let (mut all, mut upstream_only) = (head, head);
+            all.split_context(ctx, ContextFields::All);
+            upstream_only.split_context(ctx, ContextFields::UpstreamOnly);
+            let shown = String::from_utf8_lossy(ctx);
+            assert_eq!(upstream_only.upstream, all.upstream, "{shown}");
+            assert_eq!(upstream_only.request, all.request, "{shown}");
+        }
     }
 
     #[test]

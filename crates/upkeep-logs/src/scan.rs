@@ -10,7 +10,9 @@ use crate::classify::{
     level_may_carry_signature, message_may_carry_signature, signature_of, verdict, Classified,
     Verdict,
 };
-use crate::error_line::{has_error_log_shape, has_timestamp_shape, ErrorLine, Level};
+use crate::error_line::{
+    has_error_log_shape, has_timestamp_shape, ContextFields, ErrorLine, Level,
+};
 use crate::line_walk::walk_lines;
 use crate::time::{parse_error_log_time, LogTime};
 
@@ -21,6 +23,10 @@ pub const MAX_LINE: usize = 64 * 1024;
 
 /// Receives what the scanner finds.
 pub trait EventSink {
+    /// The context fields this sink reads from the lines it is given.
+    fn context_fields(&self) -> ContextFields {
+        ContextFields::All
+    }
     fn on_signature(&mut self, event: &Classified<'_>);
     /// An error about an upstream that no signature describes.
     fn on_other_upstream(&mut self, _line: &ErrorLine<'_>) {}
@@ -180,7 +186,7 @@ impl Scanner {
             return;
         }
         if let Some(ctx) = context {
-            parsed.split_context(ctx);
+            parsed.split_context(ctx, sink.context_fields());
         }
         match signature {
             Some(signature) => sink.on_signature(&Classified {

@@ -2,7 +2,7 @@
 //! `upkeep doctor`): how many lines carried each signature.
 
 use crate::classify::{verdict, Classified, Verdict};
-use crate::error_line::{has_error_log_shape, ErrorLine};
+use crate::error_line::{has_error_log_shape, ContextFields, ErrorLine};
 use crate::input::Input;
 use crate::reader::scan_stream;
 use crate::scan::{EventSink, Scanner, TimeWindow, MAX_LINE};
@@ -82,6 +82,10 @@ impl Summary {
 }
 
 impl EventSink for Summary {
+    fn context_fields(&self) -> ContextFields {
+        ContextFields::UpstreamOnly
+    }
+
     fn on_signature(&mut self, event: &Classified<'_>) {
         self.counts[event.signature.index()] += 1;
     }
