@@ -32,14 +32,54 @@ pub struct InputReport {
 }
 
 /// Upstream addresses as small integers.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Interner {
     ids: FxMap<Box<[u8]>, u32>,
     names: Vec<Box<[u8]>>,
+    /// Recently interned ids plus one (0: empty), by [`recent_slot`].
+    /// Failures repeat a handful of peers; for those this skips hashing
+    /// the whole name and probing the map.
+    recent: [u32; RECENT_SLOTS],
+}
+
+const RECENT_SLOTS: usize = 64;
+
+impl Default for Interner {
+    fn default() -> Interner {
+        Interner {
+            ids: FxMap::default(),
+            names: Vec::new(),
+            recent: [0; RECENT_SLOTS],
+        }
+    }
+}
+
+/// A slot for `name` from its length and last eight bytes, where
+/// addresses such as `10.0.0.11:8080` and `10.0.0.12:8080` differ.
+#[inline]
+fn recent_slot(name: &[u8]) -> usize {
+    let tail = match name.len().checked_sub(8) {
+        Some(from) => u64::from_le_bytes(name[from..].try_into().expect("8 bytes")),
+        None => name.iter().fold(0, |w, &b| w << 8 | u64::from(b)),
+    };
+    let mixed = (tail ^ name.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (mixed >> 58) as usize % RECENT_SLOTS
 }
 
 impl Interner {
     pub fn intern(&mut self, name: &[u8]) -> u32 {
+        let slot = recent_slot(name);
+        if let Some(id) = self.recent[slot].checked_sub(1) {
+            if *self.names[id as usize] == *name {
+                return id;
+            }
+        }
+        let id = self.intern_slow(name);
+        self.recent[slot] = id + 1;
+        id
+    }
+
+    fn intern_slow(&mut self, name: &[u8]) -> u32 {
         if let Some(&id) = self.ids.get(name) {
             return id;
         }
@@ -100,7 +140,6 @@ pub struct Analysis {
     pub other_samples: Vec<String>,
     /// Filled when an access log was joined.
     pub access: Option<AccessReport>,
-    last_upstream: Option<u32>,
 }
 
 impl Analysis {
@@ -138,20 +177,13 @@ impl Analysis {
         }
     }
 
-    /// The id of an upstream address. Failures come in runs against the
-    /// same peer, so the last one is tried before the map.
+    /// The id of an upstream address, with a row in `by_upstream`.
     fn intern_upstream(&mut self, addr: &[u8]) -> u32 {
-        if let Some(last) = self.last_upstream {
-            if self.upstreams.bytes(last) == addr {
-                return last;
-            }
-        }
         let id = self.upstreams.intern(addr);
         if self.by_upstream.len() <= id as usize {
             self.by_upstream
                 .resize(id as usize + 1, [0; Signature::COUNT]);
         }
-        self.last_upstream = Some(id);
         id
     }
 
@@ -329,5 +361,41 @@ impl EventSink for Analysis {
 
     fn on_other_upstream(&mut self, line: &ErrorLine<'_>) {
         self.record_other(line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interner_ids_are_stable_through_the_recent_cache() {
+        let mut i = Interner::default();
+        let names: Vec<String> = (0..200)
+            .map(|n| format!("10.0.{}.{}:8080", n / 7, n))
+            .collect();
+        let first: Vec<u32> = names.iter().map(|n| i.intern(n.as_bytes())).collect();
+        assert_eq!(first, (0..200).collect::<Vec<u32>>());
+        // Again, in another order: many names share a cache slot.
+        for (n, name) in names.iter().enumerate().rev() {
+            assert_eq!(i.intern(name.as_bytes()), n as u32);
+            assert_eq!(i.bytes(n as u32), name.as_bytes());
+        }
+        assert_eq!(i.intern(b""), 200);
+        assert_eq!(i.intern(b"a"), 201);
+        assert_eq!(i.intern(b""), 200);
+        assert_eq!(i.len(), 202);
+    }
+
+    #[test]
+    fn interner_pools_addresses_beyond_its_limit() {
+        let mut i = Interner::default();
+        for n in 0..MAX_UPSTREAMS {
+            i.intern(format!("u{n}").as_bytes());
+        }
+        let over = i.intern(b"one too many");
+        assert_eq!(i.bytes(over), OVERFLOW_UPSTREAM.as_bytes());
+        assert_eq!(i.intern(b"another"), over);
+        assert_eq!(i.intern(b"u7"), 7);
     }
 }
