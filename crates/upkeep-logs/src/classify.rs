@@ -127,7 +127,13 @@ pub(crate) fn signature_of(l: &ErrorLine<'_>) -> Option<Signature> {
         || m.starts_with(b"connect() to ")
         || m.starts_with(b"kevent() reported that connect() failed")
     {
-        return connect_errno(errno);
+        // nginx connects to OCSP responders and resolvers with the same
+        // code and message; only the phase tells an upstream apart.
+        return if to_upstream {
+            connect_errno(errno)
+        } else {
+            None
+        };
     }
     if m.starts_with(b"bind(") && phase == PHASE_CONNECT {
         // proxy_bind: with a fixed source address, EADDRINUSE means its
@@ -172,6 +178,13 @@ pub(crate) fn signature_of(l: &ErrorLine<'_>) -> Option<Signature> {
     {
         return Some(Signature::UpstreamSslHandshake);
     }
+    // The rest are not about one upstream request. nginx logs them at
+    // fixed levels, never at error or below (facts/errors.tsv); the
+    // scanner reads lines without "upstream" only at those levels, so a
+    // line at another level is not one of them.
+    if !to_upstream && !context_free_level(l.level) {
+        return None;
+    }
     if starts_with_any(
         m,
         &[b"accept4() failed", b"accept() failed", b"socket() failed"],
@@ -194,6 +207,17 @@ pub(crate) fn signature_of(l: &ErrorLine<'_>) -> Option<Signature> {
         }
     }
     None
+}
+
+/// The levels nginx logs the signatures without an upstream at: accept4()
+/// and socket() failures (crit, alert), worker_connections (alert, warn),
+/// "load balancing method redefined" (warn). The same levels as
+/// [`level_may_carry_signature`] tests on the raw line.
+fn context_free_level(level: Level) -> bool {
+    matches!(
+        level,
+        Level::Emerg | Level::Alert | Level::Crit | Level::Warn
+    )
 }
 
 /// Messages that begin with `upstream `.
@@ -340,6 +364,17 @@ mod tests {
             Some(TooManyOpenFiles)
         );
         assert_eq!(sig("2026/11/23 14:27:30 [error] 7198#0: accept4() failed (103: Software caused connection abort)"), None);
+        // The levels nginx never logs these at.
+        assert_eq!(
+            sig("2026/11/23 14:27:30 [error] 7198#0: accept4() failed (24: Too many open files)"),
+            None
+        );
+        assert_eq!(
+            sig("2026/11/23 14:27:30 [info] 7198#0: 8 worker_connections are not enough"),
+            None
+        );
+        // The same connect() message for an OCSP responder.
+        assert_eq!(sig("2026/11/23 14:27:30 [error] 7198#0: *3 connect() to 192.0.2.1:80 failed (111: Connection refused) while requesting certificate status, responder: ocsp.example, peer: 192.0.2.1:80, certificate: \"/etc/ssl/a.pem\""), None);
         assert_eq!(
             sig("nginx: [warn] load balancing method redefined in /x/t3.conf:10"),
             Some(LbMethodRedefined)

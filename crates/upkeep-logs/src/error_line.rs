@@ -144,10 +144,10 @@ pub fn has_timestamp_shape(line: &[u8]) -> bool {
 }
 
 impl<'a> ErrorLine<'a> {
-    /// Splits a line (without its `\n`). `None` if it does not have the
-    /// error-log shape.
+    /// Splits a line (without its `\n`; a `\r` before it is dropped).
+    /// `None` if it does not have the error-log shape.
     pub fn parse(line: &'a [u8]) -> Option<ErrorLine<'a>> {
-        let mut parsed = ErrorLine::parse_prefix(line)?;
+        let mut parsed = ErrorLine::parse_prefix(strip_cr(line))?;
         if let Some(ctx) = parsed.split_text() {
             parsed.split_context(ctx, ContextFields::All);
         }
@@ -157,13 +157,14 @@ impl<'a> ErrorLine<'a> {
     /// Time, level, pid and connection. `message` is left holding the
     /// whole rest of the line, unsplit: the scanner looks at how it starts
     /// before deciding whether to split it ([`ErrorLine::split_text`]).
+    /// The line comes without its line end (`\n` and one `\r`).
     pub(crate) fn parse_prefix(line: &'a [u8]) -> Option<ErrorLine<'a>> {
-        let line = strip_cr(line);
         let (time, rest) = if let Some(rest) = line.strip_prefix(b"nginx: ") {
             (None, rest)
         } else {
             let time = parse_error_log_time(line)?;
-            (Some(time), line.get(20..)?)
+            // The space before `[level]`, as `has_timestamp_shape` expects.
+            (Some(time), line.get(19..)?.strip_prefix(b" ")?)
         };
         let rest = rest.strip_prefix(b"[")?;
         let close = rest.iter().take(8).position(|&c| c == b']')?;
@@ -243,14 +244,14 @@ impl<'a> ErrorLine<'a> {
     /// Splits the context (which starts with `client: `) into the fields
     /// `fields` asks for.
     pub(crate) fn split_context(&mut self, ctx: &'a [u8], fields: ContextFields) {
+        const REQUEST: &[u8; 12] = b", request: \"";
         let mut rest = &ctx[b"client: ".len()..];
         if fields == ContextFields::UpstreamOnly {
-            // The client and server values are an address and a configured
-            // name, which hold neither quotes nor ", ": the first
-            // `, request: "` is the real one. Without it there is no
-            // upstream field either (nginx logs one only for a request),
-            // but the full split below settles that case exactly.
-            if let Some(at) = find_anchored(rest, b", request: \"", 11) {
+            // The client and server values end at the first ", ", so the
+            // first `, request: "` is where the full split below would
+            // start the quoted fields too. Without one, that split settles
+            // the line.
+            if let Some(at) = find_anchored(rest, REQUEST, 11) {
                 self.split_quoted_fields(&rest[at..], fields);
                 return;
             }
@@ -262,6 +263,13 @@ impl<'a> ErrorLine<'a> {
             let (server, r) = plain_value(r);
             self.server = Some(server);
             rest = r;
+        }
+        // A field other than the server before the request (a damaged line,
+        // or one nginx might add) is skipped to the request.
+        if !rest.starts_with(REQUEST) {
+            if let Some(at) = find_anchored(rest, REQUEST, 11) {
+                rest = &rest[at..];
+            }
         }
         self.split_quoted_fields(rest, ContextFields::All);
     }
@@ -488,6 +496,9 @@ mod tests {
             // Quotes and field-like text inside the client's request line.
             br#"client: 10.0.0.1, server: b, request: "GET /a", host: "x" HTTP/1.1", upstream: "http://10.0.0.9:80/a", host: "h""#,
             br#"client: 10.0.0.1, server: b, request: "GET /"quoted" HTTP/1.1", upstream: "http://10.0.0.9:80/q", host: "h""#,
+            // A damaged or unknown field before the request.
+            br#"client: 10.2.45.141, snrver: shop.example, request: "GET /a HTTP/1.1", upstream: "http://10.8.0.16:8080/a", host: "h""#,
+            br#"client: 10.2.45.141, server: a, extra: b, request: "GET /a HTTP/1.1", upstream: "http://10.8.0.16:8080/a""#,
             // No request: no upstream either.
             br#"client: 10.0.0.1, server: 0.0.0.0:443"#,
             br#"client: 10.0.0.1, server: b, upstream: "http://10.0.0.9:80/""#,
@@ -500,7 +511,16 @@ mod tests {
             let shown = String::from_utf8_lossy(ctx);
             assert_eq!(upstream_only.upstream, all.upstream, "{shown}");
             assert_eq!(upstream_only.request, all.request, "{shown}");
+            if shown.contains("10.8.0.16") {
+                assert_eq!(all.upstream_addr(), Some(&b"10.8.0.16:8080"[..]), "{shown}");
+            }
         }
+    }
+
+    #[test]
+    fn only_one_carriage_return_is_a_line_end() {
+        let l = b"2026/11/23 14:26:24 [error] 1#0: *7 upstream prematurely closed connection, client: 1.1.1.1, server: a, request: \"GET / HTTP/1.1\", upstream: \"x\r\r";
+        assert_eq!(ErrorLine::parse(l).unwrap().upstream, Some(&b"x\r"[..]));
     }
 
     #[test]
@@ -557,6 +577,7 @@ mod tests {
         );
         assert!(ErrorLine::parse(b"\x00\x01garbage").is_none());
         assert!(ErrorLine::parse(b"2026/11/23 14:27:29 [bogus] 1#0: x").is_none());
+        assert!(ErrorLine::parse(b"2026/11/23 14:27:29\xff[error] 1#0: x").is_none());
         assert!(!has_error_log_shape(
             b"127.0.0.1 - - [23/Nov/2026:14:26:24 +0000] \"GET / HTTP/1.1\""
         ));

@@ -4,10 +4,10 @@
 //! Random logs are built from real nginx lines, near-misses and garbage,
 //! and cut into blocks of random sizes.
 
-use std::collections::BTreeMap;
-use upkeep_logs::analysis::Analysis;
-use upkeep_logs::scan::{Scanner, TimeWindow};
-use upkeep_logs::{classify_line, verdict, ErrorLine, Verdict};
+#[path = "common/two_counts.rs"]
+mod two_counts;
+
+use two_counts::{reference, scanned};
 
 const CONTEXT: &str = r#", client: 10.1.2.3, server: shop.example, request: "POST /api/v1/cart?id=7 HTTP/1.1", upstream: "http://10.8.0.12:8080/api/v1/cart?id=7", host: "shop.example""#;
 
@@ -45,69 +45,6 @@ fn pool() -> Vec<String> {
     // A long noise line, to cross many 64-byte chunks.
     lines.push(format!("{}{}", head("info", 16), "x".repeat(700)));
     lines
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Counts {
-    by_signature: BTreeMap<&'static str, u64>,
-    by_upstream: BTreeMap<(&'static str, String), u64>,
-    other_upstream: u64,
-    lines: u64,
-}
-
-/// The plain way: split, classify every line in full.
-fn reference(log: &[u8]) -> Counts {
-    let mut c = Counts::default();
-    let mut lines: Vec<&[u8]> = log.split(|&b| b == b'\n').collect();
-    if log.last() == Some(&b'\n') {
-        lines.pop();
-    }
-    for line in lines {
-        c.lines += 1;
-        if let Some(found) = classify_line(line) {
-            *c.by_signature.entry(found.signature.id()).or_default() += 1;
-            if let Some(up) = found.line.upstream_addr() {
-                let up = String::from_utf8_lossy(up).into_owned();
-                *c.by_upstream.entry((found.signature.id(), up)).or_default() += 1;
-            }
-        } else if let Some(parsed) = ErrorLine::parse(line.strip_suffix(b"\r").unwrap_or(line)) {
-            if verdict(&parsed) == Verdict::OtherUpstream {
-                c.other_upstream += 1;
-            }
-        }
-    }
-    c
-}
-
-/// The scanner, fed blocks of whole lines of the sizes `cuts` picks.
-fn scanned(log: &[u8], cuts: &mut impl FnMut() -> usize) -> Counts {
-    let mut scanner = Scanner::new(TimeWindow::default());
-    let mut analysis = Analysis::default();
-    let mut at = 0;
-    while at < log.len() {
-        // Extend a block of the chosen size to the next line end.
-        let want = (at + cuts()).min(log.len());
-        let end = match log[want..].iter().position(|&b| b == b'\n') {
-            Some(i) => want + i + 1,
-            None => log.len(),
-        };
-        scanner.scan_block(&log[at..end], &mut analysis);
-        at = end;
-    }
-    let mut c = Counts {
-        lines: scanner.stats.lines,
-        other_upstream: analysis.other_upstream,
-        ..Counts::default()
-    };
-    for sig in upkeep_logs::Signature::ALL {
-        if analysis.count(sig) > 0 {
-            c.by_signature.insert(sig.id(), analysis.count(sig));
-        }
-        for (up, n) in analysis.upstreams_of(sig) {
-            c.by_upstream.insert((sig.id(), up), n);
-        }
-    }
-    c
 }
 
 #[test]
