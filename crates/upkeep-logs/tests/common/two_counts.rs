@@ -34,7 +34,7 @@ pub fn reference(log: &[u8]) -> Counts {
                 let up = String::from_utf8_lossy(up).into_owned();
                 *c.by_upstream.entry((found.signature.id(), up)).or_default() += 1;
             }
-        } else if let Some(parsed) = ErrorLine::parse(line.strip_suffix(b"\r").unwrap_or(line)) {
+        } else if let Some(parsed) = ErrorLine::parse(line) {
             if verdict(&parsed) == Verdict::OtherUpstream {
                 c.other_upstream += 1;
             }
