@@ -127,8 +127,9 @@ pub(crate) fn signature_of(l: &ErrorLine<'_>) -> Option<Signature> {
         || m.starts_with(b"connect() to ")
         || m.starts_with(b"kevent() reported that connect() failed")
     {
-        // nginx connects to OCSP responders and resolvers with the same
-        // code and message; only the phase tells an upstream apart.
+        // nginx connects to OCSP responders (ngx_event_openssl_stapling.c)
+        // and the mail module's auth_http server with the same function
+        // and message; only the phase tells an upstream apart.
         return if to_upstream {
             connect_errno(errno)
         } else {
