@@ -230,8 +230,9 @@ impl<'a> ErrorLine<'a> {
             {
                 let open = open - 1;
                 let inner = &before[open + 2..before.len() - 1];
-                if let Some(colon) = find_byte(b':', inner) {
-                    if let Some(n) = parse_u64(&inner[..colon]) {
+                // `(<errno>: <strerror>)`: digits, then the colon.
+                if let Some((n, digits)) = leading_number(inner) {
+                    if inner.get(digits) == Some(&b':') {
                         self.errno = u16::try_from(n).ok();
                         self.message = &before[..open];
                     }
@@ -332,20 +333,6 @@ impl<'a> ErrorLine<'a> {
 
 fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-fn parse_u64(b: &[u8]) -> Option<u64> {
-    if b.is_empty() || b.len() > 19 {
-        return None;
-    }
-    let mut n = 0u64;
-    for &c in b {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        n = n * 10 + u64::from(c - b'0');
-    }
-    Some(n)
 }
 
 /// The number at the start of `b` and how many digits it has; `None`

@@ -110,10 +110,6 @@ impl MinuteCounts {
         }
         out
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty() && self.touched.is_empty()
-    }
 }
 
 #[cfg(test)]
