@@ -215,3 +215,134 @@ fn human_output_and_exit_codes() {
         "{stdout}"
     );
 }
+
+/// A backend for many targets: keep-alive, `Connection: close` on the
+/// second response of a connection, idle connections closed after 200 ms.
+fn quick_backend() -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    std::thread::spawn(move || {
+        while !stop2.load(Ordering::SeqCst) {
+            let Ok((mut s, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            };
+            std::thread::spawn(move || {
+                s.set_nonblocking(false).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+                let mut seen = Vec::new();
+                let mut answered = 0;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        answered += 1;
+                        let close = if answered == 2 {
+                            "Connection: close\r\n"
+                        } else {
+                            ""
+                        };
+                        let resp = format!("HTTP/1.1 200 OK\r\n{close}Content-Length: 2\r\n\r\nok");
+                        if s.write_all(resp.as_bytes()).is_err() || answered == 2 {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (port, stop)
+}
+
+/// 2,000 targets under `ulimit -n 256`: every target is probed, none fails
+/// for lack of file descriptors, and memory stays small.
+#[test]
+fn many_targets_fit_the_open_file_limit() {
+    let (port, stop) = quick_backend();
+    let targets: Vec<String> = (0..2000)
+        .map(|i| format!("http://127.0.0.1:{port}/t{i}"))
+        .collect();
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg("ulimit -n 256 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_upkeep"))
+        .args(["probe", "--format", "json", "--idle-samples", "1"])
+        .args(["--rate", "10000", "--max-wait", "5s", "--max-requests", "3"])
+        .args(&targets)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut { stdout }, &mut out).unwrap();
+        out
+    });
+    // Peak resident memory (VmHWM) and open descriptors, sampled until exit.
+    let (mut peak_kb, mut peak_fds) = (0u64, 0usize);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if let Some(kb) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            {
+                peak_kb = peak_kb.max(kb);
+            }
+        }
+        if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+            peak_fds = peak_fds.max(fds.count());
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("probe of 2000 targets still running after 240 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let out = reader.join().unwrap();
+    eprintln!("2000 targets, ulimit -n 256: peak RSS {peak_kb} kB, peak {peak_fds} fds; {status}");
+    assert!(
+        stderr.contains("open-file limit"),
+        "the lowered parallelism must be said: {stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| {
+        panic!("{e}: {stderr}");
+    });
+    let reports = json["targets"].as_array().unwrap();
+    assert_eq!(reports.len(), 2000);
+    let failed: Vec<_> = reports.iter().filter(|r| !r["error"].is_null()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} targets failed, first: {}",
+        failed.len(),
+        failed[0]
+    );
+    assert!(
+        reports.iter().all(|r| r["max_requests"] == 2),
+        "{}",
+        reports[0]
+    );
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(peak_fds <= 256, "{peak_fds}");
+    assert!(peak_kb < 200 * 1024, "peak RSS {peak_kb} kB");
+}

@@ -82,6 +82,12 @@ pub enum ReadError {
     Timeout,
     Cancelled,
     Malformed(String),
+    /// The body is longer than the cap; the rest was not read.
+    BodyTooLarge {
+        cap: u64,
+        /// The announced `Content-Length`, when there was one.
+        length: Option<u64>,
+    },
     Io(std::io::Error),
 }
 
@@ -95,6 +101,16 @@ impl std::fmt::Display for ReadError {
             ReadError::Timeout => write!(f, "no complete response before the timeout"),
             ReadError::Cancelled => write!(f, "interrupted"),
             ReadError::Malformed(why) => write!(f, "malformed response: {why}"),
+            ReadError::BodyTooLarge { cap, length } => {
+                let (size, read) = match length {
+                    Some(n) => (format!(" ({n} bytes)"), "it was not read"),
+                    None => (String::new(), "reading stopped there"),
+                };
+                write!(
+                    f,
+                    "the response body{size} is longer than the {cap}-byte cap (--max-body); {read}: probe a path with a small response (--path)"
+                )
+            }
             ReadError::Io(e) => write!(f, "read error: {e}"),
         }
     }
@@ -104,6 +120,8 @@ struct Reader<'a> {
     conn: &'a mut Connection,
     deadline: Instant,
     cancel: &'a Cancel,
+    /// Most body bytes read off one response.
+    max_body: u64,
 }
 
 impl Reader<'_> {
@@ -172,17 +190,22 @@ impl Reader<'_> {
 }
 
 /// Reads one response to a request sent with `method`. Interim 1xx
-/// responses (100 Continue, 103 Early Hints) are skipped.
+/// responses (100 Continue, 103 Early Hints) are skipped. A body longer
+/// than `max_body` bytes is an error as soon as that is known (at once for
+/// a `Content-Length`, at the cap otherwise): the connection is then
+/// useless for reuse and the rest of the body is never read.
 pub fn read_response(
     conn: &mut Connection,
     method: &str,
     deadline: Instant,
     cancel: &Cancel,
+    max_body: u64,
 ) -> Result<Response, ReadError> {
     let mut r = Reader {
         conn,
         deadline,
         cancel,
+        max_body,
     };
     let mut first = true;
     loop {
@@ -326,6 +349,12 @@ fn read_body(r: &mut Reader<'_>, head: Head, method: &str) -> Result<Response, R
     let done_at = match framing {
         Framing::NoBody => Instant::now(),
         Framing::Length(n) => {
+            if n > r.max_body {
+                return Err(ReadError::BodyTooLarge {
+                    cap: r.max_body,
+                    length: Some(n),
+                });
+            }
             r.skip(n, "body")?;
             body_bytes = n;
             Instant::now()
@@ -340,6 +369,12 @@ fn read_body(r: &mut Reader<'_>, head: Head, method: &str) -> Result<Response, R
                 })?;
                 if size == 0 {
                     break;
+                }
+                if size > r.max_body - body_bytes {
+                    return Err(ReadError::BodyTooLarge {
+                        cap: r.max_body,
+                        length: None,
+                    });
                 }
                 r.skip(size, "chunk")?;
                 body_bytes += size;
@@ -358,6 +393,12 @@ fn read_body(r: &mut Reader<'_>, head: Head, method: &str) -> Result<Response, R
         Framing::UntilClose => loop {
             body_bytes += r.conn.buf.len() as u64;
             r.conn.buf.clear();
+            if body_bytes > r.max_body {
+                return Err(ReadError::BodyTooLarge {
+                    cap: r.max_body,
+                    length: None,
+                });
+            }
             if let Some((kind, at)) = r.more()? {
                 closed = Some(kind);
                 break at;
@@ -404,7 +445,7 @@ mod tests {
         let mut out = Vec::new();
         loop {
             let deadline = Instant::now() + Duration::from_millis(300);
-            match read_response(&mut conn, method, deadline, &cancel) {
+            match read_response(&mut conn, method, deadline, &cancel, 1 << 20) {
                 Ok(r) => {
                     let until_close = r.framing == Framing::UntilClose;
                     out.push(Ok(r));
@@ -521,6 +562,7 @@ HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
             "GET",
             Instant::now() + Duration::from_secs(1),
             &Cancel::new(),
+            1 << 20,
         );
         assert!(matches!(
             r,
@@ -529,6 +571,52 @@ HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn bodies_past_the_cap_are_refused_not_read() {
+        let read_one = |wire: &[u8], cap: u64| {
+            let (client, mut server) = UnixStream::pair().unwrap();
+            server.write_all(wire).unwrap();
+            let mut conn = Connection::from_unix_stream(client);
+            let deadline = Instant::now() + Duration::from_millis(300);
+            let r = read_response(&mut conn, "GET", deadline, &Cancel::new(), cap);
+            (r, conn.buf.len())
+        };
+        // A Content-Length over the cap fails before any body byte is read.
+        let (r, _) = read_one(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10737418240\r\n\r\nxx",
+            100,
+        );
+        let err = r.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ReadError::BodyTooLarge {
+                    cap: 100,
+                    length: Some(10737418240)
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("--max-body"), "{err}");
+        // Exactly at the cap is fine.
+        let (r, _) = read_one(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcd", 4);
+        assert_eq!(r.unwrap().body_bytes, 4);
+        // Chunked: the chunk that would cross the cap is refused.
+        let (r, _) = read_one(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\nabc\r\n0\r\n\r\n",
+            5,
+        );
+        assert!(matches!(
+            r,
+            Err(ReadError::BodyTooLarge { length: None, .. })
+        ));
+        // Until close: stops once past the cap.
+        let mut wire = b"HTTP/1.0 200 OK\r\n\r\n".to_vec();
+        wire.extend(std::iter::repeat(b'x').take(50_000));
+        let (r, _) = read_one(&wire, 1000);
+        assert!(matches!(r, Err(ReadError::BodyTooLarge { .. })));
     }
 
     #[test]

@@ -5,10 +5,13 @@
 //! closes *silently* — without announcing it — which is what makes nginx
 //! send a request on a dead connection.
 //!
-//! Probes are polite and bounded: all targets run in parallel, each with at
-//! most `idle_samples + 1` connections, a request rate limit, a cap on the
-//! number of requests and a maximum wait; a [`Cancel`] flag (Ctrl-C) stops
-//! everything and keeps what was measured so far.
+//! Probes are polite and bounded: targets run in parallel, at most
+//! [`ProbeOptions::max_parallel`] at a time (fewer when the open-file limit
+//! would not allow that many), each with at most `idle_samples + 1`
+//! connections, a cap on the number of requests, on the size of a response
+//! body and on the time spent. The request rate limit holds per backend
+//! address, over all targets that reach it. A [`Cancel`] flag (Ctrl-C)
+//! stops everything and keeps what was measured so far.
 //!
 //! The JSON written by `upkeep probe --format json` is documented in
 //! [`report`]; [`verdict`] compares the measurements with an nginx upstream.
@@ -30,8 +33,8 @@ pub use tls::Trust;
 pub use upkeep_facts::NginxVersion;
 pub use verdict::{judge, UpstreamConfig, UpstreamVerdict};
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A shared stop flag: set it (from a Ctrl-C handler) and every probe ends
@@ -60,7 +63,8 @@ pub struct ProbeOptions {
     pub max_wait: Duration,
     /// Most requests sent on the request-cap connection.
     pub max_requests: u32,
-    /// Requests per second per target, over all its connections.
+    /// Requests per second per backend address (resolved `ip:port` or
+    /// socket path), over all connections of all targets that reach it.
     pub rate_per_sec: f64,
     /// Connect, TLS handshake and response timeout.
     pub io_timeout: Duration,
@@ -68,7 +72,21 @@ pub struct ProbeOptions {
     /// (1-4); the shortest is reported.
     pub idle_samples: u32,
     pub trust: Trust,
+    /// Most targets probed at the same time; lowered further so that their
+    /// connections fit in the open-file limit (see [`parallelism`]).
+    pub max_parallel: usize,
+    /// Longest response body read, in bytes; a longer one ends the target
+    /// with an error without being read.
+    pub max_body: u64,
 }
+
+/// Default of [`ProbeOptions::max_parallel`].
+pub const DEFAULT_MAX_PARALLEL: usize = 128;
+/// Default of [`ProbeOptions::max_body`]: 1 MiB.
+pub const DEFAULT_MAX_BODY: u64 = 1 << 20;
+/// File descriptors left free for everything else (stdio, resolver,
+/// certificate files).
+const FD_RESERVE: u64 = 32;
 
 impl Default for ProbeOptions {
     fn default() -> Self {
@@ -79,13 +97,63 @@ impl Default for ProbeOptions {
             io_timeout: Duration::from_secs(10),
             idle_samples: 2,
             trust: Trust::System,
+            max_parallel: DEFAULT_MAX_PARALLEL,
+            max_body: DEFAULT_MAX_BODY,
         }
     }
 }
 
-/// Probes every target in parallel (one thread each, plus one per extra
-/// connection) and returns the reports in the order of `targets`.
-/// `on_done` is called from the probing threads as each target finishes.
+/// How many targets run at once, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parallelism {
+    pub workers: usize,
+    /// The open-file limit, not `max_parallel`, set `workers`.
+    pub limited_by_fds: bool,
+}
+
+/// The number of targets probed at once: `max_parallel`, at most the number
+/// of targets, and at most what the free file descriptors allow (each
+/// target holds `idle_samples + 1` connections plus one for name
+/// resolution).
+pub fn parallelism(opts: &ProbeOptions, targets: usize) -> Parallelism {
+    let wanted = opts.max_parallel.max(1).min(targets.max(1));
+    let per_target = u64::from(opts.idle_samples.clamp(1, 4)) + 2;
+    match free_fds() {
+        Some(free) => {
+            let fit = (free.saturating_sub(FD_RESERVE) / per_target).max(1) as usize;
+            Parallelism {
+                workers: wanted.min(fit),
+                limited_by_fds: fit < wanted,
+            }
+        }
+        None => Parallelism {
+            workers: wanted,
+            limited_by_fds: false,
+        },
+    }
+}
+
+/// File descriptors this process may still open: the soft RLIMIT_NOFILE
+/// minus those open now. `None` when either is unknown.
+fn free_fds() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return None;
+    }
+    if lim.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    let open = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+    Some(lim.rlim_cur.saturating_sub(open))
+}
+
+/// Probes every target, [`parallelism`] of them at a time, and returns the
+/// reports in the order of `targets`. `on_done` is called from the probing
+/// threads as each target finishes.
 pub fn probe_all(
     targets: &[Target],
     opts: &ProbeOptions,
@@ -97,39 +165,61 @@ pub fn probe_all(
     } else {
         None
     };
+    let pacers = pace::Pacers::new(opts.rate_per_sec);
+    let workers = parallelism(opts, targets.len()).workers;
+    let next = AtomicUsize::new(0);
+    let done: Mutex<Vec<Option<TargetReport>>> = Mutex::new(vec![None; targets.len()]);
     std::thread::scope(|s| {
-        let handles: Vec<_> = targets
-            .iter()
-            .map(|t| {
-                let tls = tls.clone();
-                s.spawn(move || {
-                    let rep = match (t.scheme, tls) {
-                        (Scheme::Https, Some(Err(e))) => {
-                            let mut rep =
-                                TargetReport::new(t.spec.clone(), t.upstream.clone(), t.scheme);
-                            rep.error = Some(e);
-                            rep
-                        }
-                        (Scheme::Https, Some(Ok(config))) => {
-                            measure::probe_target(t, Some(config), opts, cancel)
-                        }
-                        _ => measure::probe_target(t, None, opts, cancel),
-                    };
-                    on_done(&rep);
-                    rep
-                })
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(t) = targets.get(i) else { break };
+                let rep = probe_one(t, tls.as_ref(), opts, &pacers, cancel);
+                on_done(&rep);
+                done.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(rep);
+            });
+        }
+    });
+    done.into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .zip(targets)
+        .map(|(rep, t)| {
+            rep.unwrap_or_else(|| {
+                failed(t, "internal error: the probe thread ended without a report")
             })
-            .collect();
-        handles
-            .into_iter()
-            .zip(targets)
-            .map(|(h, t)| {
-                h.join().unwrap_or_else(|_| {
-                    let mut rep = TargetReport::new(t.spec.clone(), t.upstream.clone(), t.scheme);
-                    rep.error = Some("internal error: the probe thread panicked".into());
-                    rep
-                })
-            })
-            .collect()
-    })
+        })
+        .collect()
+}
+
+/// One target; a panic becomes that target's error instead of ending the
+/// worker.
+fn probe_one(
+    t: &Target,
+    tls: Option<&Result<Arc<rustls::ClientConfig>, String>>,
+    opts: &ProbeOptions,
+    pacers: &pace::Pacers,
+    cancel: &Cancel,
+) -> TargetReport {
+    if cancel.is_cancelled() {
+        let mut rep = TargetReport::new(t.spec.clone(), t.upstream.clone(), t.scheme);
+        rep.notes
+            .push("interrupted before this target was probed".into());
+        return rep;
+    }
+    let run = || match (t.scheme, tls) {
+        (Scheme::Https, Some(Err(e))) => failed(t, e),
+        (Scheme::Https, Some(Ok(config))) => {
+            measure::probe_target(t, Some(config.clone()), opts, pacers, cancel)
+        }
+        _ => measure::probe_target(t, None, opts, pacers, cancel),
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+        .unwrap_or_else(|_| failed(t, "internal error: the probe thread panicked"))
+}
+
+fn failed(t: &Target, why: &str) -> TargetReport {
+    let mut rep = TargetReport::new(t.spec.clone(), t.upstream.clone(), t.scheme);
+    rep.error = Some(why.to_string());
+    rep
 }

@@ -19,7 +19,7 @@
 //! its time is the longer of the idle wait and the request loop.
 
 use crate::http::{build_request, read_response, ReadError, Response};
-use crate::pace::{sleep_until, Pacer};
+use crate::pace::{sleep_until, Pacer, Pacers};
 use crate::report::TargetReport;
 use crate::target::{ConnectAddr, Scheme, Target};
 use crate::transport::{is_closed_error, CloseKind, Connection, Fill};
@@ -37,7 +37,9 @@ struct Link<'a> {
     tls: Option<Arc<rustls::ClientConfig>>,
     opts: &'a ProbeOptions,
     request: Vec<u8>,
-    pacer: Pacer,
+    /// The rate limit of the backend address connected to, shared with
+    /// every other target that reaches the same address.
+    pacer: Arc<Pacer>,
     cancel: &'a Cancel,
     /// The target's overall end (start + max wait).
     deadline: Instant,
@@ -66,7 +68,13 @@ impl Link<'_> {
                 Exchange::Failed(format!("sending the request: {e}"))
             };
         }
-        match read_response(conn, &self.target.method, response_deadline, self.cancel) {
+        match read_response(
+            conn,
+            &self.target.method,
+            response_deadline,
+            self.cancel,
+            self.opts.max_body,
+        ) {
             Ok(resp) => Exchange::Response(resp),
             Err(ReadError::ClosedBeforeResponse { kind, at }) => Exchange::Closed { kind, at },
             Err(ReadError::Cancelled) => Exchange::Stopped,
@@ -93,11 +101,12 @@ pub fn probe_target(
     target: &Target,
     tls: Option<Arc<rustls::ClientConfig>>,
     opts: &ProbeOptions,
+    pacers: &Pacers,
     cancel: &Cancel,
 ) -> TargetReport {
     let started = Instant::now();
     let mut rep = TargetReport::new(target.spec.clone(), target.upstream.clone(), target.scheme);
-    run(target, tls, opts, cancel, started, &mut rep);
+    run(target, tls, opts, pacers, cancel, started, &mut rep);
     if cancel.is_cancelled() {
         rep.notes
             .push("interrupted: values are what was measured so far".into());
@@ -110,6 +119,7 @@ fn run(
     target: &Target,
     tls: Option<Arc<rustls::ClientConfig>>,
     opts: &ProbeOptions,
+    pacers: &Pacers,
     cancel: &Cancel,
     started: Instant,
     rep: &mut TargetReport,
@@ -131,7 +141,7 @@ fn run(
         tls,
         opts,
         request: build_request(&target.method, &target.path, &target.host_header),
-        pacer: Pacer::new(opts.rate_per_sec),
+        pacer: pacers.for_addr(&addrs[0]),
         cancel,
         deadline: started + opts.max_wait,
     };
@@ -143,6 +153,7 @@ fn run(
         link.addr = addr.clone();
         match link.open() {
             Ok(c) => {
+                link.pacer = pacers.for_addr(addr);
                 conn = Some(c);
                 break;
             }

@@ -1,10 +1,37 @@
-//! The per-target request rate limit: a token bucket shared by all of one
-//! target's connections, so a probe never sends a backend more than `rate`
-//! requests per second after a short initial burst.
+//! The request rate limit: one token bucket per backend address (resolved
+//! `ip:port` or socket path), shared by every connection of every target
+//! that reaches that address, so a probe never sends one backend more than
+//! `rate` requests per second after a short initial burst, however many
+//! upstreams or spellings name it.
 
+use crate::target::ConnectAddr;
 use crate::Cancel;
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The pacers of one probe run, one per backend address.
+pub struct Pacers {
+    rate: f64,
+    by_addr: Mutex<HashMap<ConnectAddr, Arc<Pacer>>>,
+}
+
+impl Pacers {
+    pub fn new(rate: f64) -> Pacers {
+        Pacers {
+            rate,
+            by_addr: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The pacer of `addr`, created on first use.
+    pub fn for_addr(&self, addr: &ConnectAddr) -> Arc<Pacer> {
+        let mut map = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(addr.clone())
+            .or_insert_with(|| Arc::new(Pacer::new(self.rate)))
+            .clone()
+    }
+}
 
 pub struct Pacer {
     state: Mutex<Bucket>,
@@ -95,6 +122,15 @@ mod tests {
             "{:?}",
             start.elapsed()
         );
+    }
+
+    #[test]
+    fn one_bucket_per_address() {
+        let pacers = Pacers::new(1.0);
+        let a = ConnectAddr::Inet("127.0.0.1:1".parse().unwrap());
+        let b = ConnectAddr::Inet("127.0.0.1:2".parse().unwrap());
+        assert!(Arc::ptr_eq(&pacers.for_addr(&a), &pacers.for_addr(&a)));
+        assert!(!Arc::ptr_eq(&pacers.for_addr(&a), &pacers.for_addr(&b)));
     }
 
     #[test]

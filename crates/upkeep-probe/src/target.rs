@@ -175,7 +175,7 @@ impl Target {
 }
 
 /// A resolved place to connect to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ConnectAddr {
     Inet(SocketAddr),
     Unix(PathBuf),

@@ -121,6 +121,17 @@ fn is_reset(e: &io::Error) -> bool {
     )
 }
 
+/// A connect error; running out of file descriptors is this process's
+/// problem, not the backend's, and says so.
+fn explain(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EMFILE) | Some(libc::ENFILE) => format!(
+            "{e}: this probe ran out of file descriptors, not the backend (lower --parallel or raise `ulimit -n`)"
+        ),
+        _ => e.to_string(),
+    }
+}
+
 /// Whether a write failed because the backend had already closed.
 pub fn is_closed_error(e: &io::Error) -> bool {
     is_reset(e) || e.kind() == io::ErrorKind::BrokenPipe
@@ -137,7 +148,7 @@ impl Connection {
         let socket = match addr {
             ConnectAddr::Inet(a) => {
                 let s = TcpStream::connect_timeout(a, timeout)
-                    .map_err(|e| format!("connect to {a}: {e}"))?;
+                    .map_err(|e| format!("connect to {a}: {}", explain(&e)))?;
                 // Requests are small and sent whole; don't let Nagle delay
                 // the next one behind an unacknowledged segment.
                 let _ = s.set_nodelay(true);
@@ -145,7 +156,7 @@ impl Connection {
             }
             ConnectAddr::Unix(p) => Socket::Unix(
                 UnixStream::connect(p)
-                    .map_err(|e| format!("connect to unix:{}: {e}", p.display()))?,
+                    .map_err(|e| format!("connect to unix:{}: {}", p.display(), explain(&e)))?,
             ),
         };
         socket

@@ -458,6 +458,7 @@ fn measures_real_backends() {
         io_timeout: Duration::from_secs(5),
         idle_samples: 2,
         trust: Trust::Insecure,
+        ..ProbeOptions::default()
     };
     let cancel = Cancel::new();
     // The TLS trust variants run alongside the main batch.
@@ -640,6 +641,7 @@ fn ctrl_c_and_max_wait_end_the_idle_wait_with_partial_results() {
         io_timeout: Duration::from_secs(5),
         idle_samples: 1,
         trust: Trust::System,
+        ..ProbeOptions::default()
     };
     // Cancelled after 600 ms: back well before the 60 s max wait.
     let cancel = Cancel::new();
@@ -703,4 +705,270 @@ fn unreachable_and_non_http_targets_are_reported_not_fatal() {
         "{:?}",
         reports[2]
     );
+}
+
+// ------------------------------------------------- bounds on the backends
+
+/// What the counting server saw.
+#[derive(Default)]
+struct Counters {
+    requests: std::sync::atomic::AtomicU64,
+    open: std::sync::atomic::AtomicI64,
+    peak_open: std::sync::atomic::AtomicI64,
+}
+
+/// Answers every request (keep-alive, never closes), counts the requests
+/// and the connections open at the same time.
+fn counting_server() -> (Fixture, Arc<Counters>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let counters = Arc::new(Counters::default());
+    let (stop2, counters2) = (stop.clone(), counters.clone());
+    std::thread::spawn(move || {
+        while !stop2.load(Ordering::SeqCst) {
+            match listener.accept() {
+                Ok((s, _)) => {
+                    let open = counters2.open.fetch_add(1, Ordering::SeqCst) + 1;
+                    counters2.peak_open.fetch_max(open, Ordering::SeqCst);
+                    let (stop3, c) = (stop2.clone(), counters2.clone());
+                    std::thread::spawn(move || {
+                        count_requests(s, &stop3, &c);
+                        c.open.fetch_sub(1, Ordering::SeqCst);
+                    });
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    });
+    (Fixture { port, stop }, counters)
+}
+
+fn count_requests(mut s: TcpStream, stop: &AtomicBool, c: &Counters) {
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !stop.load(Ordering::SeqCst) {
+        match s.read(&mut chunk) {
+            Ok(0) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            buf.drain(..end + 4);
+            c.requests.fetch_add(1, Ordering::SeqCst);
+            if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+#[test]
+fn rate_holds_per_backend_address_over_all_targets() {
+    let (server, counters) = counting_server();
+    // Twenty upstreams naming the same server, written three ways.
+    let targets: Vec<Target> = (0..20)
+        .map(|i| {
+            let spec = match i % 3 {
+                0 => format!("127.0.0.1:{}", server.port),
+                1 => format!("http://127.0.0.1:{}/u{i}", server.port),
+                _ => format!("http://127.0.0.1:{}/?n={i}", server.port),
+            };
+            let mut t = target(&spec);
+            t.upstream = Some(format!("up{i}"));
+            t
+        })
+        .collect();
+    let rate = 20.0;
+    let opts = ProbeOptions {
+        max_wait: Duration::from_secs(3),
+        max_requests: 1000,
+        rate_per_sec: rate,
+        io_timeout: Duration::from_secs(5),
+        idle_samples: 1,
+        trust: Trust::System,
+        ..ProbeOptions::default()
+    };
+    let started = Instant::now();
+    let reports = probe_all(&targets, &opts, &Cancel::new(), &|_| {});
+    let elapsed = started.elapsed().as_secs_f64();
+    let sent = counters.requests.load(Ordering::SeqCst);
+    eprintln!(
+        "{} targets, one backend: {sent} requests in {elapsed:.2} s = {:.1}/s (--rate {rate})",
+        targets.len(),
+        sent as f64 / elapsed
+    );
+    for r in &reports {
+        assert_eq!(r.error, None, "{r:?}");
+    }
+    // The token bucket allows a burst of 5, then `rate` per second. Every
+    // target got its first request through (it waits its turn in line).
+    let allowed = 5.0 + rate * elapsed;
+    assert!(
+        (sent as f64) <= allowed * 1.1 + 2.0,
+        "{sent} requests in {elapsed:.2} s to one backend: more than --rate {rate}/s allows ({allowed:.0})"
+    );
+    assert!(sent >= targets.len() as u64, "{sent}");
+    assert!(reports.iter().all(|r| r.requests_sent >= 1), "{reports:?}");
+}
+
+/// What the huge-body server sends after the head.
+#[derive(Clone, Copy, Debug)]
+enum HugeBody {
+    /// `Content-Length: 10737418240` (10 GiB), then bytes.
+    Length,
+    /// Chunked, 64 KiB chunks without end.
+    Chunked,
+    /// HTTP/1.0, delimited by the close, without end.
+    UntilClose,
+}
+
+/// Streams one huge body per connection, for at most 20 s, and counts the
+/// body bytes the kernel accepted.
+fn huge_body_server(kind: HugeBody) -> (Fixture, Arc<std::sync::atomic::AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (stop2, written2) = (stop.clone(), written.clone());
+    std::thread::spawn(move || {
+        while !stop2.load(Ordering::SeqCst) {
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    let (stop3, written3) = (stop2.clone(), written2.clone());
+                    std::thread::spawn(move || {
+                        s.set_nonblocking(false).unwrap();
+                        s.set_write_timeout(Some(Duration::from_millis(200)))
+                            .unwrap();
+                        let _ = s.read(&mut [0u8; 4096]);
+                        let head: &[u8] = match kind {
+                            HugeBody::Length => {
+                                b"HTTP/1.1 200 OK\r\nContent-Length: 10737418240\r\n\r\n"
+                            }
+                            HugeBody::Chunked => {
+                                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            }
+                            HugeBody::UntilClose => b"HTTP/1.0 200 OK\r\n\r\n",
+                        };
+                        if s.write_all(head).is_err() {
+                            return;
+                        }
+                        let data = vec![b'x'; 64 * 1024];
+                        let mut chunk = Vec::new();
+                        if let HugeBody::Chunked = kind {
+                            chunk.extend_from_slice(b"10000\r\n");
+                        }
+                        chunk.extend_from_slice(&data);
+                        if let HugeBody::Chunked = kind {
+                            chunk.extend_from_slice(b"\r\n");
+                        }
+                        let until = Instant::now() + Duration::from_secs(20);
+                        while !stop3.load(Ordering::SeqCst) && Instant::now() < until {
+                            match s.write(&chunk) {
+                                Ok(n) => {
+                                    written3.fetch_add(n as u64, Ordering::SeqCst);
+                                }
+                                Err(e)
+                                    if matches!(
+                                        e.kind(),
+                                        std::io::ErrorKind::WouldBlock
+                                            | std::io::ErrorKind::TimedOut
+                                    ) => {}
+                                Err(_) => return,
+                            }
+                        }
+                    });
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+    (Fixture { port, stop }, written)
+}
+
+#[test]
+fn huge_response_bodies_are_capped_not_read() {
+    let servers: Vec<_> = [HugeBody::Length, HugeBody::Chunked, HugeBody::UntilClose]
+        .into_iter()
+        .map(|k| (k, huge_body_server(k)))
+        .collect();
+    let targets: Vec<Target> = servers
+        .iter()
+        .map(|(_, (f, _))| target(&format!("127.0.0.1:{}", f.port)))
+        .collect();
+    let opts = ProbeOptions {
+        max_wait: Duration::from_secs(15),
+        io_timeout: Duration::from_secs(10),
+        max_body: 256 * 1024,
+        ..ProbeOptions::default()
+    };
+    let started = Instant::now();
+    let reports = probe_all(&targets, &opts, &Cancel::new(), &|_| {});
+    let elapsed = started.elapsed();
+    // Let the servers notice the close.
+    std::thread::sleep(Duration::from_millis(500));
+    for ((kind, (_, written)), r) in servers.iter().zip(&reports) {
+        let written = written.load(Ordering::SeqCst);
+        eprintln!(
+            "{kind:?}: server wrote {written} body bytes; error {:?}",
+            r.error
+        );
+        assert!(
+            r.error.as_deref().is_some_and(|e| e.contains("--max-body")),
+            "{kind:?}: {r:?}"
+        );
+        assert_eq!(r.keepalive, None, "{kind:?}: {r:?}");
+        // One connection, closed at the cap: what the server got out is the
+        // cap plus what the two sockets' buffers hold, nowhere near 10 GiB.
+        assert!(
+            written < 48 << 20,
+            "{kind:?}: the server wrote {written} bytes for a 256 KiB cap"
+        );
+    }
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+}
+
+#[test]
+fn targets_run_at_most_max_parallel_at_a_time() {
+    let (server, counters) = counting_server();
+    let targets: Vec<Target> = (0..40)
+        .map(|i| target(&format!("http://127.0.0.1:{}/t{i}", server.port)))
+        .collect();
+    let opts = ProbeOptions {
+        max_wait: Duration::from_millis(300),
+        max_requests: 3,
+        rate_per_sec: 10_000.0,
+        idle_samples: 1,
+        max_parallel: 4,
+        ..ProbeOptions::default()
+    };
+    assert_eq!(upkeep_probe::parallelism(&opts, targets.len()).workers, 4);
+    let began = Instant::now();
+    let reports = probe_all(&targets, &opts, &Cancel::new(), &|_| {});
+    let took = began.elapsed();
+    let peak = counters.peak_open.load(Ordering::SeqCst);
+    eprintln!("40 targets, --parallel 4: peak {peak} connections open, {took:?}");
+    assert_eq!(reports.len(), 40);
+    for r in &reports {
+        assert_eq!(r.error, None, "{r:?}");
+        assert_eq!(r.keepalive, Some(true), "{r:?}");
+    }
+    // Two connections per target (idle sample + request cap), four targets
+    // at a time; a closing connection may overlap the next target's by a
+    // moment.
+    assert!(peak <= 4 * 2 + 2, "peak {peak} open connections");
+    // 40 targets of about 300 ms each, 4 at a time: at least 10 rounds.
+    assert!(took >= Duration::from_millis(2800), "{took:?}");
 }

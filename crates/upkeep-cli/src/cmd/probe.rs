@@ -71,9 +71,20 @@ pub struct Args {
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub max_requests: u32,
 
-    /// Requests per second to one backend, all its connections together.
+    /// Requests per second to one backend address (resolved ip:port or
+    /// socket), all connections of all targets that reach it together.
     #[arg(long, default_value_t = 100.0, value_name = "PER_SECOND")]
     pub rate: f64,
+
+    /// Most targets probed at the same time (each holds up to
+    /// idle-samples + 1 connections); lowered to fit the open-file limit.
+    #[arg(long, default_value_t = upkeep_probe::DEFAULT_MAX_PARALLEL, value_name = "N")]
+    pub parallel: usize,
+
+    /// Longest response body read (nginx size syntax: 64k, 1m); a longer
+    /// body is not read and the target fails with a note to use --path.
+    #[arg(long, default_value = "1m", value_name = "SIZE")]
+    pub max_body: String,
 
     /// Connect, TLS handshake and response timeout (nginx syntax).
     #[arg(long, default_value = "10s", value_name = "DURATION")]
@@ -128,10 +139,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cancel = Cancel::new();
     install_ctrl_c(&cancel);
     let progress = !args.quiet && std::io::stderr().is_terminal();
+    let parallel = upkeep_probe::parallelism(&opts, targets.len());
+    if parallel.limited_by_fds && !args.quiet {
+        eprintln!(
+            "note: probing {} target(s) at a time (not {}): that is what the open-file limit allows (`ulimit -n`)",
+            parallel.workers, args.parallel
+        );
+    }
     if progress {
         eprintln!(
-            "probing {} target(s) in parallel, up to {} each (Ctrl-C prints what was measured so far)…",
+            "probing {} target(s), {} at a time, up to {} each (Ctrl-C prints what was measured so far)…",
             targets.len(),
+            parallel.workers,
             args.max_wait
         );
     }
@@ -193,6 +212,11 @@ fn options(args: &Args) -> anyhow::Result<ProbeOptions> {
     if !(args.rate.is_finite() && args.rate > 0.0 && args.rate <= 10_000.0) {
         bail!("--rate must be between 0 and 10000 requests per second");
     }
+    if args.parallel == 0 {
+        bail!("--parallel must be at least 1");
+    }
+    let max_body = parse_size(&args.max_body)
+        .map_err(|why| anyhow::anyhow!("--max-body {}: {why}", args.max_body))?;
     let trust = if args.insecure {
         Trust::Insecure
     } else if let Some(pem) = &args.cacert {
@@ -208,7 +232,29 @@ fn options(args: &Args) -> anyhow::Result<ProbeOptions> {
         io_timeout: duration("--timeout", &args.timeout)?,
         idle_samples: args.idle_samples,
         trust,
+        max_parallel: args.parallel,
+        max_body,
     })
+}
+
+/// A size in nginx syntax: bytes, or a number with `k`/`K` or `m`/`M`
+/// (`g`/`G` too, as nginx accepts for offsets).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.as_bytes().last() {
+        Some(b'k' | b'K') => (&t[..t.len() - 1], 1u64 << 10),
+        Some(b'm' | b'M') => (&t[..t.len() - 1], 1 << 20),
+        Some(b'g' | b'G') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("expected a size such as 4096, 64k or 1m".into());
+    }
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| "size too large".to_string())
 }
 
 /// The version the verdicts assume, and where it came from.
