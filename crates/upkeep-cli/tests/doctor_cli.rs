@@ -178,3 +178,158 @@ fn explain_knows_the_host_rules() {
         }
     }
 }
+
+/// An nginx started by hand with a prefix and a configuration file relative
+/// to it (`nginx -p DIR -c site.conf`), as an operator runs a second
+/// instance; stopped through its pid file on drop.
+struct PrefixedNginx {
+    pid: i32,
+}
+
+impl PrefixedNginx {
+    fn start(bin: &NginxBinary, prefix: &Prefix) -> PrefixedNginx {
+        let out = Command::new(&bin.path)
+            .arg("-p")
+            .arg(prefix.path())
+            .args(["-c", "site.conf", "-e"])
+            .arg(prefix.error_log())
+            .args(["-g", "pid nginx.pid;"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pid_file = prefix.pid_file();
+        for _ in 0..500 {
+            if let Some(pid) = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+            {
+                return PrefixedNginx { pid };
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("nginx wrote no pid file at {}", pid_file.display());
+    }
+
+    fn worker(&self) -> i32 {
+        let children =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid)).unwrap();
+        children.split_whitespace().next().unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for PrefixedNginx {
+    fn drop(&mut self) {
+        // SAFETY: plain syscalls on the pid nginx wrote into our prefix.
+        unsafe { libc::kill(self.pid, libc::SIGTERM) };
+        for _ in 0..500 {
+            if unsafe { libc::kill(self.pid, 0) } != 0 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        unsafe { libc::kill(-self.pid, libc::SIGKILL) };
+    }
+}
+
+#[test]
+fn pid_reads_the_configuration_the_master_was_started_with() {
+    let Some(bin) = NginxBinary::find(None) else {
+        eprintln!("SKIPPED: no nginx binary found (install Debian's nginx)");
+        return;
+    };
+    let prefix = Prefix::new().unwrap();
+    let port = free_port().unwrap();
+    // A backend address nothing listens on: the census only needs it named.
+    let backend = format!("127.0.0.1:{}", free_port().unwrap());
+    prefix
+        .write(
+            "site.conf",
+            &format!(
+                "worker_processes 1;\nevents {{ worker_connections 64; }}\nhttp {{\n    {}    access_log off;\n    upstream private_app {{ server {backend}; keepalive 4; }}\n    server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://private_app; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} location = /private_status {{ stub_status; }} }}\n}}\n",
+                prefix.http_temp_paths()
+            ),
+        )
+        .unwrap();
+    let nginx = PrefixedNginx::start(&bin, &prefix);
+
+    let out = upkeep()
+        .args(["doctor", "--format", "json", "--sample", "100ms", "--pid"])
+        .arg(nginx.pid.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{stdout}\n{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["host"]["processes"]["master"], nginx.pid, "{stdout}");
+    assert_eq!(
+        v["host"]["stub_status"]["url"],
+        format!("http://127.0.0.1:{port}/private_status"),
+        "{stdout}"
+    );
+    let backends = v["host"]["backends"].as_array().unwrap();
+    assert_eq!(backends.len(), 1, "{stdout}");
+    assert_eq!(backends[0]["address"], backend);
+    // The error log of the private prefix, not /var/log/nginx.
+    let error_log = prefix.error_log().display().to_string();
+    assert!(stdout.contains(&error_log), "{stdout}");
+
+    // A worker is not the master: refused, naming the master.
+    let worker = nginx.worker();
+    let out = upkeep()
+        .args(["doctor", "--sample", "100ms", "--pid"])
+        .arg(worker.to_string())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "--pid {worker}: process {worker} is an nginx worker process, not an nginx master process; its master is {}",
+            nginx.pid
+        )),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn pid_of_a_process_that_is_not_nginx_is_refused() {
+    let me = std::process::id();
+    let out = upkeep()
+        .args([
+            "doctor",
+            "--config",
+            "/dev/null",
+            "--sample",
+            "100ms",
+            "--pid",
+        ])
+        .arg(me.to_string())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("--pid {me}: process {me} is `"))
+            && stderr.contains("not an nginx master process"),
+        "{stderr}"
+    );
+    let out = upkeep()
+        .args(["doctor", "--config", "/dev/null", "--pid", "2147483647"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--pid 2147483647: no process 2147483647 is running"),
+        "{stderr}"
+    );
+}

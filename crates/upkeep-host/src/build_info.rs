@@ -1,5 +1,6 @@
 //! The paths an nginx binary was built with, from `nginx -V`'s `configure
-//! arguments:` line: where relative paths resolve (`--prefix`), and the pid
+//! arguments:` line: where relative paths resolve (`--prefix`), the
+//! configuration read without `-c` (`--conf-path`), and the pid
 //! file and error log it uses when the configuration names none.
 
 use std::io;
@@ -9,13 +10,15 @@ use std::process::Command;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BuildPaths {
     pub prefix: Option<String>,
+    /// The configuration file read when no `-c` is given.
+    pub conf_path: Option<String>,
     pub pid_path: Option<String>,
     /// `stderr` on Debian's build.
     pub error_log_path: Option<String>,
     pub http_log_path: Option<String>,
 }
 
-/// Reads the `--prefix=`, `--pid-path=`, `--error-log-path=` and
+/// Reads the `--prefix=`, `--conf-path=`, `--pid-path=`, `--error-log-path=` and
 /// `--http-log-path=` arguments. Arguments not given stay `None` (nginx
 /// then uses its built-in defaults, which doctor does not guess).
 pub fn parse_configure_args(text: &str) -> BuildPaths {
@@ -33,6 +36,8 @@ pub fn parse_configure_args(text: &str) -> BuildPaths {
         };
         if let Some(v) = value("--prefix=") {
             paths.prefix = Some(v);
+        } else if let Some(v) = value("--conf-path=") {
+            paths.conf_path = Some(v);
         } else if let Some(v) = value("--pid-path=") {
             paths.pid_path = Some(v);
         } else if let Some(v) = value("--error-log-path=") {
@@ -69,6 +74,7 @@ configure arguments: --with-cc-opt='-g -O2 -ffile-prefix-map=/build/reproducible
             parse_configure_args(DEBIAN),
             BuildPaths {
                 prefix: Some("/usr/share/nginx".into()),
+                conf_path: Some("/etc/nginx/nginx.conf".into()),
                 pid_path: Some("/run/nginx.pid".into()),
                 error_log_path: Some("stderr".into()),
                 http_log_path: Some("/var/log/nginx/access.log".into()),

@@ -56,8 +56,24 @@ impl NginxBinary {
     /// preceded by a `# configuration file PATH:` line.
     /// Errors name the command, so callers print them as they are.
     pub fn dump_config(&self) -> io::Result<Vec<u8>> {
-        let command = format!("`{} -T`", self.path.display());
+        self.dump_config_with(&[])
+    }
+
+    /// `nginx -T` with more options first (`-p`, `-c`, `-g` of a running
+    /// master, so the dump is the configuration that master reads).
+    pub fn dump_config_with(&self, options: &[String]) -> io::Result<Vec<u8>> {
+        let mut shown = self.path.display().to_string();
+        for o in options {
+            shown.push(' ');
+            if o.contains(' ') || o.is_empty() {
+                shown.push_str(&format!("'{o}'"));
+            } else {
+                shown.push_str(o);
+            }
+        }
+        let command = format!("`{shown} -T`");
         let out = Command::new(&self.path)
+            .args(options)
             .arg("-T")
             .output()
             .map_err(|e| io::Error::new(e.kind(), format!("{command} could not run: {e}")))?;

@@ -33,8 +33,10 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// The nginx master's pid (default: the config's pid file, else the only
-    /// `nginx: master process` on this host).
+    /// The nginx master's pid: its configuration is the one it was started
+    /// with (`-p`, `-c`, `-g`). Default: the compiled-in pid file's master,
+    /// else the only `nginx: master process` on this host (with --config:
+    /// the config's pid file first).
     #[arg(long, value_name = "PID")]
     pub pid: Option<i32>,
 
@@ -85,7 +87,7 @@ pub enum Format {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let window = parse_window(&args.sample)?;
     let status_url = live::status_url(args.status_url.as_deref())?;
-    let nginx = LocalNginx::find(args.nginx.as_deref())?;
+    let nginx = LocalNginx::locate(args.nginx.as_deref(), args.pid, args.config.as_deref())?;
 
     let load_opts = check::load_options(&args.input);
     let config = match nginx.load_config(args.config.as_deref(), &load_opts) {
@@ -115,20 +117,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .extend(host_select);
     }
     check_opts.ignore.extend(host_ignore);
+    // The version of the binary asked for, or of the master's own binary.
+    let version_binary = match (&args.nginx, &nginx.master) {
+        (Some(b), _) => NginxBinary::find(Some(b)),
+        (None, Some(_)) => nginx.binary.clone(),
+        (None, None) => None,
+    };
     if let (Some(b), true) = (
-        &args.nginx,
+        version_binary,
         check_opts.version_source != VersionSource::Given,
     ) {
-        if let Some(v) = NginxBinary::find(Some(b))
-            .and_then(|n| n.version().ok())
-            .and_then(|v| NginxVersion::parse(&v).ok())
-        {
+        if let Some(v) = b.version().ok().and_then(|v| NginxVersion::parse(&v).ok()) {
             check_opts.nginx_version = Some(v);
             check_opts.version_source = VersionSource::Detected;
         }
     }
 
-    let prefix = nginx.build.prefix.as_deref().map(PathBuf::from);
+    let prefix = nginx.prefix();
     let live = LiveConfig::of(&config, check_opts.version());
 
     let pid = match nginx.master_pid(args.pid, &live, prefix.as_deref()) {

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use upkeep_config::{ConfigSet, LoadOptions};
 use upkeep_host::build_info::{self, BuildPaths};
 use upkeep_host::live_config::{resolve_path, LiveConfig};
-use upkeep_host::process;
+use upkeep_host::process::{self, RunningMaster};
 use upkeep_host::stub_status::StatusUrl;
 use upkeep_nginx::NginxBinary;
 
@@ -41,6 +41,10 @@ pub fn status_url(given: Option<&str>) -> anyhow::Result<Option<StatusUrl>> {
 pub struct LocalNginx {
     pub binary: Option<NginxBinary>,
     pub build: BuildPaths,
+    /// The running master whose configuration is read: the one `--pid`
+    /// names, else the one found through the compiled-in pid file (or the
+    /// only one on the host) when no `--config` is given.
+    pub master: Option<RunningMaster>,
 }
 
 /// Why no configuration was read.
@@ -64,14 +68,65 @@ impl fmt::Display for LoadFailure {
 }
 
 impl LocalNginx {
-    /// Finds the binary as [`find_binary`] does and reads its build paths.
-    pub fn find(given: Option<&Path>) -> anyhow::Result<Self> {
-        let binary = find_binary(given)?;
-        let build = match &binary {
-            Some(b) => build_info::read(&b.path).unwrap_or_default(),
-            None => BuildPaths::default(),
+    /// The nginx to look at. With `pid`, that process must be an nginx
+    /// master (else an error); its configuration is the one it was started
+    /// with (`-p`, `-c`, `-g` from its command line, and its own binary's
+    /// compiled-in paths for what they leave out). Without `pid` and without
+    /// `config`, the master named by the compiled-in pid file, or the only
+    /// one on the host, when there is one.
+    pub fn locate(
+        given: Option<&Path>,
+        pid: Option<i32>,
+        config: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        let master = match pid {
+            Some(pid) => {
+                let m =
+                    RunningMaster::read(pid).map_err(|e| anyhow::anyhow!("--pid {pid}: {e}"))?;
+                if !m.same_mount_namespace && config.is_none() {
+                    anyhow::bail!(
+                        "--pid {pid}: this nginx runs in another mount namespace (a container), where its paths are not this host's; give its configuration with --config (e.g. /proc/{pid}/root/etc/nginx/nginx.conf)"
+                    );
+                }
+                Some(m)
+            }
+            None => None,
         };
-        Ok(LocalNginx { binary, build })
+        // The master's own binary: its `nginx -V` has the defaults it uses.
+        let binary = match (&master, given) {
+            (Some(m), None) => match m.binary() {
+                Some(path) => Some(NginxBinary { path }),
+                None => find_binary(None)?,
+            },
+            _ => find_binary(given)?,
+        };
+        let build = build_paths(binary.as_ref());
+        let master = master.or_else(|| {
+            if config.is_some() {
+                return None;
+            }
+            let built_pid = build
+                .pid_path
+                .as_deref()
+                .and_then(|p| resolve_path(p, build.prefix.as_deref().map(Path::new)));
+            process::find_master(built_pid.as_deref())
+                .ok()
+                .and_then(|pid| RunningMaster::read(pid).ok())
+                .filter(|m| m.same_mount_namespace)
+        });
+        Ok(LocalNginx {
+            binary,
+            build,
+            master,
+        })
+    }
+
+    /// nginx's prefix: the master's `-p`, else the compiled-in one.
+    pub fn prefix(&self) -> Option<PathBuf> {
+        match &self.master {
+            Some(m) => m.effective_prefix(self.build.prefix.as_deref()),
+            None => self.build.prefix.as_deref().map(PathBuf::from),
+        }
     }
 
     /// Loads `config`, else the running configuration that `nginx -T`
@@ -87,7 +142,13 @@ impl LocalNginx {
                 let Some(b) = &self.binary else {
                     return Err(LoadFailure::NoBinary);
                 };
-                let dump = b.dump_config().map_err(LoadFailure::DumpFailed)?;
+                let options = match &self.master {
+                    Some(m) => m.command.dump_args(self.prefix().as_deref()),
+                    None => Vec::new(),
+                };
+                let dump = b
+                    .dump_config_with(&options)
+                    .map_err(LoadFailure::DumpFailed)?;
                 ConfigSet::from_nginx_t(&dump, opts)
             }
         };
@@ -111,7 +172,7 @@ impl LocalNginx {
         live: &LiveConfig,
         prefix: Option<&Path>,
     ) -> Result<i32, String> {
-        if let Some(pid) = given {
+        if let Some(pid) = given.or(self.master.as_ref().map(|m| m.pid)) {
             return Ok(pid);
         }
         let pid_file = live
@@ -123,13 +184,22 @@ impl LocalNginx {
         process::find_master(pid_file.as_deref())
     }
 
-    /// The error log nginx was built with, for a configuration that names
-    /// none (not `stderr`, and only when it resolves to a path).
+    /// The error log nginx uses when the configuration names none: the
+    /// master's `-e`, else the one it was built with (not `stderr`, and
+    /// only when it resolves to a path).
     pub fn built_error_log(&self, prefix: Option<&Path>) -> Option<PathBuf> {
-        self.build
-            .error_log_path
-            .as_deref()
+        self.master
+            .as_ref()
+            .and_then(|m| m.command.error_log.as_deref())
+            .or(self.build.error_log_path.as_deref())
             .filter(|p| *p != "stderr")
             .and_then(|p| resolve_path(p, prefix))
+    }
+}
+
+fn build_paths(binary: Option<&NginxBinary>) -> BuildPaths {
+    match binary {
+        Some(b) => build_info::read(&b.path).unwrap_or_default(),
+        None => BuildPaths::default(),
     }
 }

@@ -59,8 +59,9 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub prefix: Option<PathBuf>,
 
-    /// The nginx master's pid, to read the sockets of its network
-    /// namespace (default: the config's pid file, else the only
+    /// The nginx master's pid: its configuration is the one it was started
+    /// with (`-p`, `-c`, `-g`), and its network namespace's sockets are
+    /// read (default: the compiled-in pid file's master, else the only
     /// `nginx: master process` on this host).
     #[arg(long, value_name = "PID")]
     pub pid: Option<i32>,
@@ -118,11 +119,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let explicit_sources = status_url.is_some() || !given_backends.is_empty();
 
-    let nginx = LocalNginx::find(args.nginx.as_deref())?;
-    let prefix = args
-        .prefix
-        .clone()
-        .or_else(|| nginx.build.prefix.as_deref().map(PathBuf::from));
+    let nginx = LocalNginx::locate(args.nginx.as_deref(), args.pid, args.config.as_deref())?;
+    let prefix = args.prefix.clone().or_else(|| nginx.prefix());
 
     let mut notes: Vec<String> = Vec::new();
     // Includes resolve against the main file's directory (a dump names
