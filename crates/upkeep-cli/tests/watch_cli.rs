@@ -300,3 +300,76 @@ fn bad_input_exits_2_with_the_cause() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("missing.conf"), "{err}");
 }
+
+#[test]
+fn idle_and_dripping_clients_do_not_keep_a_scrape_out() {
+    let Some(bin) = NginxBinary::find(None) else {
+        eprintln!("SKIPPED: no nginx binary found (install Debian's nginx)");
+        return;
+    };
+    let prefix = Prefix::new().unwrap();
+    let port = free_port().unwrap();
+    let conf = prefix
+        .write(
+            "nginx.conf",
+            &format!(
+                "worker_processes 1;\nevents {{ worker_connections 64; }}\nhttp {{\n    {}    access_log off;\n    server {{ listen 127.0.0.1:{port}; location = /status {{ stub_status; }} }}\n}}\n",
+                prefix.http_temp_paths()
+            ),
+        )
+        .unwrap();
+    let _nginx = NginxInstance::start(&bin, &prefix, &conf).unwrap();
+    let mut child = upkeep()
+        .args(["watch", "--format", "json", "--interval", "200ms"])
+        .args(["--status-url", &format!("http://127.0.0.1:{port}/status")])
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = lines_of(child.stderr.take().unwrap());
+    let serving = next_line(&stderr, "metrics address");
+    let metrics_addr = serving
+        .strip_prefix("serving Prometheus metrics on http://")
+        .and_then(|r| r.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("{serving}"))
+        .to_string();
+
+    // 30 clients connect and say nothing; 20 send a byte every 100 ms and
+    // never finish their request head (for at most 20 s).
+    let idle: Vec<TcpStream> = (0..30)
+        .map(|_| TcpStream::connect(&metrics_addr).unwrap())
+        .collect();
+    let mut dripping: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(&metrics_addr).unwrap())
+        .collect();
+    let (stop, stopped) = mpsc::channel::<()>();
+    let drip = std::thread::spawn(move || {
+        for _ in 0..200 {
+            for s in &mut dripping {
+                let _ = s.write_all(b"G");
+            }
+            if stopped.recv_timeout(Duration::from_millis(100)).is_ok() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+
+    // The scrape is answered, well within Prometheus' 10 s scrape timeout.
+    let started = Instant::now();
+    let page = scrape(&metrics_addr);
+    let took = started.elapsed();
+    assert!(page.contains("upkeep_client_requests_total "), "{page}");
+    assert!(took < Duration::from_secs(10), "scrape took {took:?}");
+
+    let _ = stop.send(());
+    drip.join().unwrap();
+    drop(idle);
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = wait_with_timeout(&mut child, Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}

@@ -90,7 +90,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 
-    /// Serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9145.
+    /// Serve Prometheus metrics on http://ADDR/metrics, e.g. 127.0.0.1:9145
+    /// (a request head must arrive within 5 s; at 256 connections the one
+    /// that has waited longest for its head is closed, so idle or slow
+    /// clients cannot keep a scrape out).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
 

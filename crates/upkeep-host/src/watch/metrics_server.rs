@@ -1,75 +1,115 @@
 //! A small HTTP/1.1 server for the Prometheus page: `GET /metrics` returns
-//! the latest exposition, everything else a short 404 or 405. One thread
-//! accepts; each connection gets its own short-lived thread (at most
-//! [`MAX_CLIENTS`] at once) with read and write timeouts, so a slow or
-//! stalled client never holds up a scrape. Every response closes its
-//! connection.
+//! the latest exposition, everything else a short 404 or 405. Every
+//! response closes its connection.
+//!
+//! Slow or idle clients must never keep a scrape out. So:
+//!
+//! * one thread runs a single-threaded tokio event loop: an idle or
+//!   dripping connection costs a socket and a small buffer, not a thread,
+//!   so the connection cap ([`Limits::max_connections`]) can be generous;
+//! * the whole request head must arrive within [`Limits::head_timeout`]
+//!   from the accept (a deadline for the head, not a timeout per read, so
+//!   a byte every few seconds does not extend it), and the answer must be
+//!   written within [`Limits::write_timeout`];
+//! * at the cap, the connection that has waited longest for its head is
+//!   closed to make room for the new one; only when every connection is
+//!   already being answered is the new one closed unanswered.
+//!
+//! A scrape therefore gets in as long as it sends its head faster than the
+//! others open new connections, whatever they hold open.
+//!
+//! Why not a thread per connection: each stalled client would hold a
+//! thread, and a cap low enough to bound threads is low enough for a few
+//! idle clients to fill. Why not hyper: the server answers one page on one
+//! path, one request per connection, no body; a head reader with a deadline
+//! is all of HTTP it needs, and tokio is already part of the workspace.
 
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
+
 use super::prometheus::CONTENT_TYPE;
 
-/// Connections served at once; more are closed unanswered.
-pub const MAX_CLIENTS: usize = 16;
-/// Longest wait for a request head, or to write the answer.
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest request head read.
 const MAX_HEAD: usize = 8 * 1024;
+
+/// How long clients may take, and how many may be connected at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections at once (those reading their head and those being
+    /// answered).
+    pub max_connections: usize,
+    /// From the accept to the blank line that ends the request head.
+    pub head_timeout: Duration,
+    /// To write the answer.
+    pub write_timeout: Duration,
+}
+
+impl Default for Limits {
+    /// 256 connections (an idle one costs a file descriptor and a few
+    /// hundred bytes; watch is meant to be scraped by a handful); 5 s for a
+    /// head, less than Prometheus' default scrape timeout of 10 s; 10 s to
+    /// write the answer.
+    fn default() -> Limits {
+        Limits {
+            max_connections: 256,
+            head_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
 
 /// The page served; the watch replaces it after every interval.
 pub type Page = Arc<Mutex<String>>;
 
 pub struct MetricsServer {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl MetricsServer {
     /// Listens on `addr` and serves `page` until dropped.
     pub fn start(addr: SocketAddr, page: Page) -> io::Result<MetricsServer> {
-        let listener = TcpListener::bind(addr)?;
+        MetricsServer::start_with(addr, page, Limits::default())
+    }
+
+    pub fn start_with(addr: SocketAddr, page: Page, limits: Limits) -> io::Result<MetricsServer> {
+        let listener = StdListener::bind(addr)?;
         let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let busy = Arc::new(AtomicUsize::new(0));
-        let accept = std::thread::Builder::new()
+        listener.set_nonblocking(true)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?;
+        let (stop, stopped) = oneshot::channel();
+        let thread = std::thread::Builder::new()
             .name("metrics".into())
             .spawn(move || {
-                for stream in listener.incoming() {
-                    if flag.load(Ordering::Relaxed) {
+                runtime.block_on(async move {
+                    let Ok(listener) = TcpListener::from_std(listener) else {
                         return;
-                    }
-                    let Ok(stream) = stream else {
-                        // Out of file descriptors, most likely: back off.
-                        std::thread::sleep(Duration::from_millis(50));
-                        continue;
                     };
-                    if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CLIENTS {
-                        busy.fetch_sub(1, Ordering::AcqRel);
-                        continue; // dropped: closes it
+                    tokio::select! {
+                        _ = accept_loop(listener, page, limits) => {}
+                        _ = stopped => {}
                     }
-                    let (page, count) = (page.clone(), busy.clone());
-                    let spawned = std::thread::Builder::new()
-                        .name("metrics-client".into())
-                        .spawn(move || {
-                            let _ = serve(stream, &page);
-                            count.fetch_sub(1, Ordering::AcqRel);
-                        });
-                    if spawned.is_err() {
-                        busy.fetch_sub(1, Ordering::AcqRel);
-                    }
-                }
+                });
+                // Dropping the runtime cancels the connections still open.
             })?;
         Ok(MetricsServer {
             addr,
-            stop,
-            accept: Some(accept),
+            stop: Some(stop),
+            thread: Some(thread),
         })
     }
 
@@ -80,30 +120,109 @@ impl MetricsServer {
 
 impl Drop for MetricsServer {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Wake the blocking accept() so the thread sees the flag.
-        let wake = match self.addr {
-            SocketAddr::V4(a) if a.ip().is_unspecified() => {
-                SocketAddr::from(([127, 0, 0, 1], a.port()))
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The open connections: how many, and those still waiting for their
+/// head, oldest first (the ones to close at the cap).
+#[derive(Default)]
+struct Connections {
+    open: AtomicUsize,
+    waiting_for_head: Mutex<BTreeMap<u64, AbortHandle>>,
+}
+
+/// Counts a connection out when its task ends, however it ends (answered,
+/// timed out, or aborted to make room).
+struct Held {
+    id: u64,
+    connections: Arc<Connections>,
+}
+
+impl Held {
+    fn head_read(&self) {
+        if let Ok(mut w) = self.connections.waiting_for_head.lock() {
+            w.remove(&self.id);
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.head_read();
+        self.connections.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn accept_loop(listener: TcpListener, page: Page, limits: Limits) {
+    let connections = Arc::new(Connections::default());
+    let mut next_id = 0u64;
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(_) => {
+                // Out of file descriptors, most likely: back off.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
-            SocketAddr::V6(a) if a.ip().is_unspecified() => {
-                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
-            }
-            a => a,
         };
-        if TcpStream::connect_timeout(&wake, Duration::from_secs(1)).is_ok() {
-            if let Some(t) = self.accept.take() {
-                let _ = t.join();
+        if connections.open.load(Ordering::Acquire) >= limits.max_connections {
+            let oldest = connections
+                .waiting_for_head
+                .lock()
+                .ok()
+                .and_then(|mut w| w.pop_first());
+            match oldest {
+                // Its task ends at its next poll; its count goes then.
+                Some((_, task)) => task.abort(),
+                // Everyone is being answered: this one waits its turn
+                // by reconnecting.
+                None => continue,
             }
+        }
+        next_id += 1;
+        let id = next_id;
+        connections.open.fetch_add(1, Ordering::AcqRel);
+        let held = Held {
+            id,
+            connections: connections.clone(),
+        };
+        // Registered before the task can run (this runtime has one
+        // thread), so the task's own removal always comes after.
+        let page = page.clone();
+        let task = tokio::spawn(async move {
+            let _ = serve(stream, &page, limits, &held).await;
+            drop(held);
+        });
+        if let Ok(mut w) = connections.waiting_for_head.lock() {
+            w.insert(id, task.abort_handle());
         }
     }
 }
 
 /// Answers one request.
-fn serve(mut stream: TcpStream, page: &Page) -> io::Result<()> {
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let head = read_head(&mut stream)?;
+async fn serve(mut stream: TcpStream, page: &Page, limits: Limits, held: &Held) -> io::Result<()> {
+    let head = tokio::time::timeout(limits.head_timeout, read_head(&mut stream))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "request head too slow"))??;
+    held.head_read();
+    let response = respond(&head, page);
+    tokio::time::timeout(limits.write_timeout, async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.flush().await?;
+        stream.shutdown().await
+    })
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "answer not taken in time"))?
+}
+
+/// The whole response to a request head.
+fn respond(head: &str, page: &Page) -> String {
     let request_line = head.lines().next().unwrap_or("");
     let mut words = request_line.split(' ');
     let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
@@ -141,18 +260,15 @@ fn serve(mut stream: TcpStream, page: &Page) -> io::Result<()> {
     if method != "HEAD" {
         response.push_str(&body);
     }
-    stream.write_all(response.as_bytes())?;
-    stream.flush()?;
-    let _ = stream.shutdown(Shutdown::Write);
-    Ok(())
+    response
 }
 
 /// Reads up to the blank line that ends the request head.
-fn read_head(stream: &mut TcpStream) -> io::Result<String> {
+async fn read_head(stream: &mut TcpStream) -> io::Result<String> {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
-        let n = stream.read(&mut buf)?;
+        let n = stream.read(&mut buf).await?;
         if n == 0 {
             break;
         }
@@ -170,10 +286,13 @@ fn read_head(stream: &mut TcpStream) -> io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Instant;
 
     fn get(addr: SocketAddr, request: &str) -> String {
         let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.write_all(request.as_bytes()).unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
@@ -207,6 +326,97 @@ mod tests {
         );
 
         drop(server);
-        assert!(TcpStream::connect(addr).is_err(), "stopped on drop");
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "stopped on drop"
+        );
+    }
+
+    /// Clients that send a byte now and then and never end their head.
+    fn drip(
+        addr: SocketAddr,
+        clients: usize,
+        stop: Arc<std::sync::atomic::AtomicBool>,
+    ) -> JoinHandle<()> {
+        let mut streams: Vec<TcpStream> = (0..clients)
+            .filter_map(|_| TcpStream::connect(addr).ok())
+            .collect();
+        std::thread::spawn(move || {
+            // Bounded: at most 30 s of dripping, a byte per client every 100 ms.
+            for _ in 0..300 {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                for s in &mut streams {
+                    let _ = s.write_all(b"G");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    }
+
+    #[test]
+    fn the_connection_that_waited_longest_for_its_head_makes_room() {
+        let page: Page = Arc::new(Mutex::new("up 1\n".into()));
+        let limits = Limits {
+            max_connections: 8,
+            head_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(10),
+        };
+        let server =
+            MetricsServer::start_with("127.0.0.1:0".parse().unwrap(), page, limits).unwrap();
+        let addr = server.local_addr();
+        let idle: Vec<TcpStream> = (0..30).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let dripping = drip(addr, 20, stop.clone());
+        // 50 clients hold connections open with a cap of 8 and a head
+        // timeout of a minute: the scrape still gets in.
+        let r = get(addr, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(r.ends_with("\r\n\r\nup 1\n"), "{r}");
+        stop.store(true, Ordering::Relaxed);
+        dripping.join().unwrap();
+        // The oldest idle ones were closed to make room.
+        let mut first = &idle[0];
+        first
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 16];
+        assert!(matches!(first.read(&mut buf), Ok(0) | Err(_)));
+    }
+
+    #[test]
+    fn a_head_that_drips_in_is_cut_off_at_the_deadline() {
+        let page: Page = Arc::new(Mutex::new("up 1\n".into()));
+        let limits = Limits {
+            head_timeout: Duration::from_millis(500),
+            ..Limits::default()
+        };
+        let server =
+            MetricsServer::start_with("127.0.0.1:0".parse().unwrap(), page, limits).unwrap();
+        let mut s = TcpStream::connect(server.local_addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let start = Instant::now();
+        let mut buf = [0u8; 16];
+        // A byte every 100 ms would keep a per-read timeout from firing.
+        let closed = loop {
+            if s.write_all(b"G").is_err() {
+                break true;
+            }
+            match s.read(&mut buf) {
+                Ok(0) => break true,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => break true,
+                Ok(_) => panic!("an answer to an unfinished head"),
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                break false;
+            }
+        };
+        assert!(closed, "still open after {:?}", start.elapsed());
     }
 }
