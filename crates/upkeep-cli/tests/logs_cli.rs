@@ -258,6 +258,134 @@ fn follow_survives_rotation() {
         2
     );
     let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    assert_eq!(status.code(), Some(1), "failures were seen: {status:?}");
     assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+/// Follows `log`, appends one failure, interrupts, and returns the exit
+/// status and everything printed.
+fn follow_one_failure(format: &str) -> (std::process::ExitStatus, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log");
+    std::fs::write(&log, "").unwrap();
+    let mut child = upkeep()
+        .args(["logs", "--follow", "--format", format])
+        .arg(&log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&log, "2026/11/23 14:00:01 [error] 1#0: *1 upstream prematurely closed connection while reading response header from upstream, client: 1.1.1.1, server: a, request: \"GET /1 HTTP/1.1\", upstream: \"http://10.0.0.1:80/1\", host: \"a\"\n").unwrap();
+    let mut printed = vec![rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the failure is printed")];
+    // SAFETY: signalling the child this test spawned, by its pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    printed.extend(rx.try_iter());
+    (status, printed.join("\n"))
+}
+
+#[test]
+fn follow_exit_code_is_the_same_for_json_and_human() {
+    for format in ["human", "json"] {
+        let (status, printed) = follow_one_failure(format);
+        assert!(printed.contains("upstream-prematurely-closed"), "{printed}");
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "--format {format}: a failure was seen, exit 1: {printed}"
+        );
+    }
+}
+
+#[test]
+fn since_after_until_is_a_usage_error() {
+    for (since, until) in [
+        ("2026-11-23 15:00", "2026-11-23 14:00"),
+        ("2026-11-23 14:00", "2026-11-23 14:00:00"),
+    ] {
+        let out = upkeep()
+            .args(["logs", "--since", since, "--until", until])
+            .arg(fixture("t1_error.log"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{since} / {until}: {stderr}");
+        assert!(
+            stderr.contains("--since") && stderr.contains("not before --until"),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn log_format_by_name_is_read_from_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(&conf, "events {}\nhttp {\n    include formats.conf;\n}\n").unwrap();
+    std::fs::write(
+        dir.path().join("formats.conf"),
+        format!("log_format short '$remote_addr';\nlog_format main '{DIAG}';\n"),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        upkeep()
+            .args(["logs", "--format", "json"])
+            .arg(fixture("t1_error.log"))
+            .arg("--access-log")
+            .arg(fixture("t1_access.log"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // `main` comes from the config's log_format directive.
+    let conf_arg = conf.to_str().unwrap();
+    let out = run(&["--log-format", "main", "--config", conf_arg]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = json_of(&out);
+    assert_eq!(doc["access"]["records"], 27);
+    assert_eq!(
+        signature(&doc, "upstream-prematurely-closed")["client_visible"],
+        4
+    );
+
+    // A name the config does not define is named in the error.
+    let out = run(&["--log-format", "mian", "--config", conf_arg]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no log_format named \"mian\"") && stderr.contains("short, main"),
+        "{stderr}"
+    );
+
+    // Without --config the name is looked up in the config nginx -V names,
+    // or the error says there is none; never "has no variables".
+    let out = run(&["--log-format", "upkeep_no_such_format"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("upkeep_no_such_format"), "{stderr}");
+    assert!(!stderr.contains("no variables"), "{stderr}");
+
+    // `combined` is built in and needs no config.
+    let out = run(&["--log-format", "combined"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("log_format"));
 }

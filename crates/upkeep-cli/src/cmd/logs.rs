@@ -40,16 +40,14 @@ pub struct Args {
 
     /// The access log's format in nginx syntax, e.g.
     /// '$remote_addr [$time_local] "$request" $status us="$upstream_status" c=$connection',
-    /// or `combined` (the default).
+    /// or the name of a `log_format` (`combined`, the default, is built in;
+    /// other names are looked up in --config, else in the config `nginx -V`
+    /// names).
     #[arg(long = "log-format", value_name = "FORMAT")]
     pub log_format: Option<String>,
 
     /// Read the access log's format from this nginx config's `log_format`.
-    #[arg(
-        long = "config",
-        value_name = "NGINX_CONF",
-        conflicts_with = "log_format"
-    )]
+    #[arg(long = "config", value_name = "NGINX_CONF")]
     pub config: Option<PathBuf>,
 
     /// Which `log_format` of --config to use (default: the only one, or
@@ -103,6 +101,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|s| parse_time_arg("--until", s, utc_offset))
             .transpose()?,
     };
+    if let (Some(since), Some(until)) = (window.since, window.until) {
+        if since >= until {
+            bail!(
+                "--since {} is not before --until {}: no line can match",
+                since.display(),
+                until.display()
+            );
+        }
+    }
     let mut file_args = args.files.clone();
     if file_args.is_empty() && args.access_log.is_empty() {
         if std::io::stdin().is_terminal() {
@@ -180,28 +187,86 @@ fn emit(analysis: &Analysis, format: Format) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush()?;
+    Ok(exit_code(analysis))
+}
+
+/// 2 when an input could not be read, else 1 when a failure signature was
+/// seen, else 0; the same for every output format.
+fn exit_code(analysis: &Analysis) -> ExitCode {
     let input_failed = analysis
         .inputs
         .iter()
         .chain(analysis.access.iter().flat_map(|r| r.inputs.iter()))
         .any(|i| i.error.is_some());
-    Ok(if input_failed {
+    if input_failed {
         ExitCode::from(EXIT_INPUT_ERROR)
     } else if analysis.total_events() > 0 {
         ExitCode::from(EXIT_FINDINGS)
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
 fn access_format(args: &Args) -> anyhow::Result<LogFormat> {
+    let given = args.log_format.as_deref().map(str::trim);
+    if let Some(name) = given.filter(|t| is_format_name(t)) {
+        if args.log_format_name.is_some() {
+            bail!("--log-format {name} and --log-format-name both name a format; give one");
+        }
+        if name == "combined" {
+            return LogFormat::parse(name).context("--log-format");
+        }
+        let (conf, found) = match &args.config {
+            Some(c) => (c.clone(), ""),
+            None => match discovered_config() {
+                Some(c) => (c, " (the config `nginx -V` names; choose another with --config)"),
+                None => bail!(
+                    "--log-format {name}: that is the name of a log_format, but no nginx config was given (--config) or found through `nginx -V`; give --config nginx.conf, or the format itself, e.g. --log-format '$remote_addr [$time_local] \"$request\" $status'"
+                ),
+            },
+        };
+        let text = log_format_from_config(&conf, Some(name))
+            .map_err(|e| anyhow::anyhow!("--log-format {name}: {e:#}{found}"))?;
+        return LogFormat::parse(&text)
+            .with_context(|| format!("log_format {name} in {}", conf.display()));
+    }
     if let Some(conf) = &args.config {
+        if given.is_some() {
+            bail!("--log-format gives the format itself and --config a config to read it from; give one");
+        }
         let text = log_format_from_config(conf, args.log_format_name.as_deref())?;
         return LogFormat::parse(&text)
             .with_context(|| format!("log_format in {}", conf.display()));
     }
-    let text = args.log_format.as_deref().unwrap_or("combined");
+    let text = given.unwrap_or("combined");
     LogFormat::parse(text).context("--log-format")
+}
+
+/// A `--log-format` that is one word without variables names a
+/// `log_format` instead of spelling one out.
+fn is_format_name(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
+/// The config file the installed nginx reads by default: `--conf-path` of
+/// `nginx -V`, when that file exists.
+fn discovered_config() -> Option<PathBuf> {
+    let bin = upkeep_nginx::NginxBinary::find(None)?;
+    let out = std::process::Command::new(&bin.path)
+        .arg("-V")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let path = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("--conf-path="))
+        .map(|p| PathBuf::from(p.trim_matches('\'')))?;
+    path.is_file().then_some(path)
 }
 
 /// `--since/--until`: an absolute local time, or a duration ago.
@@ -348,7 +413,7 @@ fn follow(args: &Args, inputs: &[Input], window: TimeWindow) -> anyhow::Result<E
         serde_json::to_writer(&mut out, &report::to_json(&sink.analysis))?;
         out.write_all(b"\n")?;
         out.flush()?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(exit_code(&sink.analysis));
     }
     println!();
     emit(&sink.analysis, Format::Human)
@@ -455,10 +520,14 @@ fn log_format_from_config(conf: &std::path::Path, name: Option<&str>) -> anyhow:
             .find(|(n, _)| n == name)
             .map(|(_, t)| t.clone())
             .with_context(|| {
-                format!(
-                    "{path}: no log_format named {name:?} (defined: {})",
-                    names()
-                )
+                if formats.is_empty() {
+                    format!("{path}: no log_format named {name:?} (the config defines none; `combined` is built in)")
+                } else {
+                    format!(
+                        "{path}: no log_format named {name:?} (defined: {}; `combined` is built in)",
+                        names()
+                    )
+                }
             });
     }
     match (formats.len(), used.as_slice()) {
