@@ -66,8 +66,10 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
     // Routes missing a Connection entry, grouped by the level that holds
     // their proxy_set_header list (None: no level has any).
     let mut missing: BTreeMap<Option<BlockId>, Vec<RouteId>> = BTreeMap::new();
-    let mut explicit: BTreeMap<(u32, u32), (&upkeep_syntax::Directive, Vec<RouteId>)> =
-        BTreeMap::new();
+    let mut explicit: BTreeMap<
+        (u32, u32),
+        (&upkeep_syntax::Directive, Option<BlockId>, Vec<RouteId>),
+    > = BTreeMap::new();
     for r in ctx.keepalive_routes() {
         let route = ctx.model.route(r);
         if route.protocol != Protocol::Http {
@@ -104,18 +106,24 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 if value.text().to_ascii_lowercase().contains("close") {
                     explicit
                         .entry((d.span.file.0, d.span.start))
-                        .or_insert((d, Vec::new()))
-                        .1
+                        .or_insert((d, list.level, Vec::new()))
+                        .2
                         .push(r);
                 }
             }
         }
     }
 
-    for (d, routes) in explicit.into_values() {
+    for (d, level, routes) in explicit.into_values() {
+        // Naming the level keeps the same line at two levels two distinct
+        // findings for the fix loop (a copy made by U004's fix is not the
+        // original coming back).
+        let place = level
+            .map(|l| format!(" (set in {})", ctx.describe(l)))
+            .unwrap_or_default();
         let mut f = INFO
             .finding(format!(
-                "`Connection: close` is sent to keepalive upstream(s) on {} route(s): the backend closes the connection after every response",
+                "`Connection: close` is sent to keepalive upstream(s) on {} route(s){place}: the backend closes the connection after every response",
                 routes.len()
             ))
             .at(d.span)

@@ -1,5 +1,7 @@
 use upkeep_diag::{Applicability, Finding, Fix, Severity};
 
+use upkeep_model::OVERWRITING_BALANCERS;
+
 use crate::context::Ctx;
 use crate::edits;
 use crate::registry::RuleInfo;
@@ -68,15 +70,25 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             .with_label("pool set up here")
             .related(balancer.span, "this balancing method overwrites it")
             .help(format!("move `{}` after `{}`", ctx.text(keepalive.span), ctx.text(balancer.span)));
+        // Every balancer line after `keepalive` replaces its initialisation
+        // (`ip_hash; ip_hash;` only warns twice), so `keepalive` must land
+        // after the last of them, or the fix would need a second run.
+        let last_balancer = up
+            .directives
+            .iter()
+            .rev()
+            .find(|d| OVERWRITING_BALANCERS.contains(&d.name.text().as_ref()))
+            .copied()
+            .unwrap_or(balancer);
         // Moving is only safe when both lines are in the same file.
-        if keepalive.span.file == balancer.span.file {
+        if keepalive.span.file == last_balancer.span.file {
             let text = ctx.text(keepalive.span);
             f = f.with_fix(Fix {
                 applicability: Applicability::Safe,
-                description: format!("move `{text}` after `{}`", balancer.name.text()),
+                description: format!("move `{text}` after `{}`", last_balancer.name.text()),
                 edits: vec![
                     edits::delete_directive(ctx, keepalive),
-                    edits::insert_after(ctx, balancer, &text),
+                    edits::insert_after(ctx, last_balancer, &text),
                 ],
             });
         }

@@ -53,8 +53,10 @@ add `error` to the list. POST/LOCK/PATCH stay unretried unless you also add
 };
 
 pub fn check(ctx: &Ctx) -> Vec<Finding> {
-    let mut by_directive: BTreeMap<(u32, u32), (&upkeep_syntax::Directive, Vec<RouteId>)> =
-        BTreeMap::new();
+    let mut by_directive: BTreeMap<
+        (u32, u32),
+        (&upkeep_syntax::Directive, upkeep_model::BlockId, Vec<RouteId>),
+    > = BTreeMap::new();
     for r in ctx.keepalive_routes() {
         let route = ctx.model.route(r);
         let name = route.protocol.next_upstream_directive();
@@ -68,18 +70,22 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         }
         by_directive
             .entry((s.directive.span.file.0, s.directive.span.start))
-            .or_insert((s.directive, Vec::new()))
-            .1
+            .or_insert((s.directive, s.block, Vec::new()))
+            .2
             .push(r);
     }
     let mut out = Vec::new();
-    for (d, routes) in by_directive.into_values() {
+    for (d, level, routes) in by_directive.into_values() {
         let name = d.name.text().into_owned();
         let off = d.args.iter().any(|a| a.is("off"));
+        // The message names the level: the same line at two levels (a
+        // location's `off` hiding the server's) must stay two findings, or
+        // the fix loop takes the second for the first one coming back.
         let mut f = INFO
             .finding(format!(
-                "`{}` disables the retry after a stale keep-alive connection for {} route(s): a connection the backend just closed becomes a 502 for the client, even for GET",
+                "`{}` in {} disables the retry after a stale keep-alive connection for {} route(s): a connection the backend just closed becomes a 502 for the client, even for GET",
                 ctx.text(d.span).trim_end_matches(';'),
+                ctx.describe(level),
                 routes.len()
             ))
             .at(d.span)
