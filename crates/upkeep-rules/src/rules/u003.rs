@@ -61,15 +61,16 @@ above (U004).
 "#,
 };
 
+/// A `Connection close` entry, the level holding its list, and the routes it
+/// reaches.
+type ExplicitClose<'a> = (&'a upkeep_syntax::Directive, Option<BlockId>, Vec<RouteId>);
+
 pub fn check(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
     // Routes missing a Connection entry, grouped by the level that holds
     // their proxy_set_header list (None: no level has any).
     let mut missing: BTreeMap<Option<BlockId>, Vec<RouteId>> = BTreeMap::new();
-    let mut explicit: BTreeMap<
-        (u32, u32),
-        (&upkeep_syntax::Directive, Option<BlockId>, Vec<RouteId>),
-    > = BTreeMap::new();
+    let mut explicit: BTreeMap<(u32, u32), ExplicitClose> = BTreeMap::new();
     for r in ctx.keepalive_routes() {
         let route = ctx.model.route(r);
         if route.protocol != Protocol::Http {

@@ -52,11 +52,12 @@ add `error` to the list. POST/LOCK/PATCH stay unretried unless you also add
 "#,
 };
 
+/// A `*_next_upstream` line without `error`, its level, and the routes it
+/// reaches.
+type RetryOff<'a> = (&'a upkeep_syntax::Directive, upkeep_model::BlockId, Vec<RouteId>);
+
 pub fn check(ctx: &Ctx) -> Vec<Finding> {
-    let mut by_directive: BTreeMap<
-        (u32, u32),
-        (&upkeep_syntax::Directive, upkeep_model::BlockId, Vec<RouteId>),
-    > = BTreeMap::new();
+    let mut by_directive: BTreeMap<(u32, u32), RetryOff> = BTreeMap::new();
     for r in ctx.keepalive_routes() {
         let route = ctx.model.route(r);
         let name = route.protocol.next_upstream_directive();
