@@ -333,3 +333,45 @@ fn pid_of_a_process_that_is_not_nginx_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_status_page_that_never_answers_is_reported_as_timed_out() {
+    let Some(bin) = NginxBinary::find(None) else {
+        eprintln!("SKIPPED: no nginx binary found (install Debian's nginx)");
+        return;
+    };
+    // Accepts and never answers: nginx waits on it for the status page.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let prefix = Prefix::new().unwrap();
+    let port = free_port().unwrap();
+    let conf = prefix
+        .write(
+            "nginx.conf",
+            &format!(
+                "worker_processes 1;\nevents {{ worker_connections 64; }}\nhttp {{\n    {}    access_log off;\n    server {{ listen 127.0.0.1:{port}; location = /status {{ proxy_pass http://{silent_addr}; proxy_read_timeout 60s; }} }}\n}}\n",
+                prefix.http_temp_paths()
+            ),
+        )
+        .unwrap();
+    let nginx = NginxInstance::start(&bin, &prefix, &conf).unwrap();
+    let url = format!("http://127.0.0.1:{port}/status");
+    let out = upkeep()
+        .args([
+            "doctor", "--format", "json", "--sample", "100ms", "--config",
+        ])
+        .arg(&conf)
+        .args(["--pid", &nginx.pid().to_string(), "--status-url", &url])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "stub_status: {url}: timed out after 3 s waiting for the answer"
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("os error 11"), "{stdout}");
+    drop(silent);
+}

@@ -15,7 +15,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StubStatus {
@@ -160,24 +160,69 @@ fn split_authority(a: &str) -> Option<(String, u16)> {
 /// Largest response read; a stub_status page is about 100 bytes.
 const MAX_RESPONSE: u64 = 64 * 1024;
 
-/// GETs the page (HTTP/1.0, one connection) and parses it.
+/// GETs the page (HTTP/1.0, one connection) and parses it. `timeout`
+/// bounds the whole exchange (connect, request, answer), not each read.
 pub fn fetch(url: &StatusUrl, timeout: Duration) -> Result<StubStatus, String> {
     let body = get(url, timeout).map_err(|e| format!("{url}: {e}"))?;
     StubStatus::parse(&body).map_err(|e| format!("{url} is not a stub_status page: {e}"))
 }
 
+/// "3 s", "500 ms".
+fn show(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+/// A socket timeout says "Resource temporarily unavailable" (EAGAIN):
+/// say what timed out instead.
+fn timed_out(e: io::Error, timeout: Duration, waiting_for: &str) -> io::Error {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("timed out after {} {waiting_for}", show(timeout)),
+        ),
+        _ => e,
+    }
+}
+
 fn get(url: &StatusUrl, timeout: Duration) -> io::Result<String> {
-    let mut stream = TcpStream::connect_timeout(&url.address()?, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
+    let deadline = Instant::now() + timeout;
+    let left = || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(io::Error::from(io::ErrorKind::TimedOut))
+        } else {
+            Ok(left)
+        }
+    };
+    let mut stream = TcpStream::connect_timeout(&url.address()?, timeout)
+        .map_err(|e| timed_out(e, timeout, "connecting"))?;
+    stream.set_write_timeout(Some(
+        left().map_err(|e| timed_out(e, timeout, "connecting"))?,
+    ))?;
     write!(
         stream,
         "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: upkeep-doctor\r\n\r\n",
         url.path,
         url.host_header.as_deref().unwrap_or(&url.host)
-    )?;
+    )
+    .map_err(|e| timed_out(e, timeout, "sending the request"))?;
     let mut raw = Vec::new();
-    stream.take(MAX_RESPONSE).read_to_end(&mut raw)?;
+    let mut buf = [0u8; 4096];
+    while (raw.len() as u64) < MAX_RESPONSE {
+        let waiting = left().map_err(|e| timed_out(e, timeout, "waiting for the answer"))?;
+        stream.set_read_timeout(Some(waiting))?;
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(timed_out(e, timeout, "waiting for the answer")),
+        }
+    }
+    raw.truncate(MAX_RESPONSE as usize);
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text
         .split_once("\r\n\r\n")
