@@ -34,9 +34,9 @@ pub struct Args {
     pub config: Option<PathBuf>,
 
     /// The nginx master's pid: its configuration is the one it was started
-    /// with (`-p`, `-c`, `-g`). Default: the compiled-in pid file's master,
-    /// else the only `nginx: master process` on this host (with --config:
-    /// the config's pid file first).
+    /// with (`-p`, `-c`, `-g`). Default: the master in the compiled-in pid
+    /// file (its configuration is read too), else the configuration's pid
+    /// file, else the only `nginx: master process` on this host.
     #[arg(long, value_name = "PID")]
     pub pid: Option<i32>,
 

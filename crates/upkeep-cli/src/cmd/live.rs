@@ -72,8 +72,7 @@ impl LocalNginx {
     /// master (else an error); its configuration is the one it was started
     /// with (`-p`, `-c`, `-g` from its command line, and its own binary's
     /// compiled-in paths for what they leave out). Without `pid` and without
-    /// `config`, the master named by the compiled-in pid file, or the only
-    /// one on the host, when there is one.
+    /// `config`, the master named by the compiled-in pid file, if running.
     pub fn locate(
         given: Option<&Path>,
         pid: Option<i32>,
@@ -109,8 +108,12 @@ impl LocalNginx {
                 .pid_path
                 .as_deref()
                 .and_then(|p| resolve_path(p, build.prefix.as_deref().map(Path::new)));
-            process::find_master(built_pid.as_deref())
+            // Only the compiled-in pid file: "the only master on this
+            // host" may be anyone's test instance, not the nginx whose
+            // configuration `nginx -T` would otherwise show.
+            std::fs::read_to_string(built_pid?)
                 .ok()
+                .and_then(|text| text.trim().parse().ok())
                 .and_then(|pid| RunningMaster::read(pid).ok())
                 .filter(|m| m.same_mount_namespace)
         });

@@ -61,8 +61,9 @@ pub struct Args {
 
     /// The nginx master's pid: its configuration is the one it was started
     /// with (`-p`, `-c`, `-g`), and its network namespace's sockets are
-    /// read (default: the compiled-in pid file's master, else the only
-    /// `nginx: master process` on this host).
+    /// read. Default: the master in the compiled-in pid file (its
+    /// configuration is read too), else the configuration's pid file, else
+    /// the only `nginx: master process` on this host.
     #[arg(long, value_name = "PID")]
     pub pid: Option<i32>,
 
