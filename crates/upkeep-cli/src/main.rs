@@ -30,6 +30,8 @@ enum Command {
     Explain(cmd::explain::Args),
     /// List every rule.
     Rules(cmd::rules::Args),
+    /// List the backend and load-balancer profiles: idle timeouts and their sources.
+    Profiles(cmd::profiles::Args),
     /// Print the parsed config as crossplane-compatible JSON.
     Parse(cmd::parse::Args),
     /// Measure backends: keep-alive, idle timeout, requests per connection.
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Fix(args) => cmd::fix::run(*args),
         Command::Explain(args) => cmd::explain::run(args),
         Command::Rules(args) => cmd::rules::run(args),
+        Command::Profiles(args) => cmd::profiles::run(args),
         Command::Parse(args) => cmd::parse::run(args),
         Command::Probe(args) => cmd::probe::run(*args),
         Command::Logs(args) => cmd::logs::run(*args),

@@ -1,7 +1,12 @@
 //! What the servers on either side of nginx do with idle connections.
 //!
 //! Backend profiles (nginx -> backend) and front profiles (load balancer ->
-//! nginx), transcribed from `facts/backends.tsv`. Each entry names its row.
+//! nginx) are data: `data/backends.tsv` and `data/fronts.tsv`, embedded in
+//! the binary, each row with its primary source (the server's documentation,
+//! or the source file and symbol that set the default). `upkeep profiles`
+//! prints them.
+
+use std::sync::OnceLock;
 
 /// What upkeep knows about one backend (an upstream's servers): from an inline
 /// `# upkeep: backend …` comment, upkeep.toml, `--backend`, a profile, or a
@@ -27,8 +32,10 @@ pub struct BackendFacts {
 pub struct BackendProfile {
     /// The name used on the command line and in upkeep.toml (`gunicorn`).
     pub name: &'static str,
-    pub aliases: &'static [&'static str],
-    /// The row name in backends.tsv (`Gunicorn`).
+    /// Other names for it, comma-separated as in the data file; see
+    /// [`BackendProfile::aliases`].
+    pub aliases_field: &'static str,
+    /// What it is, for people (`Gunicorn`).
     pub display: &'static str,
     /// Default idle keep-alive timeout, `None` when the server has none (keeps
     /// idle connections forever) or does not keep connections alive.
@@ -39,9 +46,16 @@ pub struct BackendProfile {
     pub announces_close: Option<bool>,
     /// One line of context shown with findings that rely on the profile.
     pub note: &'static str,
+    /// Where the numbers come from: documentation URLs and/or source files.
+    pub source: &'static str,
 }
 
 impl BackendProfile {
+    /// The other names the profile answers to.
+    pub fn aliases(&self) -> impl Iterator<Item = &'static str> {
+        split_aliases(self.aliases_field)
+    }
+
     pub fn facts(&self) -> BackendFacts {
         BackendFacts {
             idle_timeout_ms: self.idle_timeout_ms,
@@ -49,7 +63,7 @@ impl BackendProfile {
             announces_close: self.announces_close,
             max_connections: None,
             source: format!(
-                "profile {} ({} defaults, facts/backends.tsv)",
+                "profile {} ({} defaults; `upkeep profiles` shows the source)",
                 self.name, self.display
             ),
         }
@@ -60,524 +74,171 @@ impl BackendProfile {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrontProfile {
     pub name: &'static str,
-    pub aliases: &'static [&'static str],
+    /// Other names, comma-separated; see [`FrontProfile::aliases`].
+    pub aliases_field: &'static str,
     pub display: &'static str,
     /// How long it keeps an idle connection to nginx before reusing or closing it.
     pub idle_timeout_ms: u64,
     pub note: &'static str,
+    /// Where the number comes from.
+    pub source: &'static str,
 }
 
-const S: u64 = 1000;
+impl FrontProfile {
+    /// The other names the profile answers to.
+    pub fn aliases(&self) -> impl Iterator<Item = &'static str> {
+        split_aliases(self.aliases_field)
+    }
+}
 
-static BACKENDS: &[BackendProfile] = &[
-    // backends.tsv row "Node.js http.Server": 5s (v8.0-v26.x), maxRequestsPerSocket 0.
-    BackendProfile {
-        name: "node",
-        aliases: &["nodejs", "node.js"],
-        display: "Node.js http.Server",
-        idle_timeout_ms: Some(5 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "server.keepAliveTimeout 5000 ms in Node.js 8 to 26",
-    },
-    // backends.tsv row "Express": inherits Node.js.
-    BackendProfile {
-        name: "express",
-        aliases: &[],
-        display: "Express",
-        idle_timeout_ms: Some(5 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "Express inherits Node.js server.keepAliveTimeout (5000 ms)",
-    },
-    // backends.tsv row "Fastify": 72s since v4.0.0.
-    BackendProfile {
-        name: "fastify",
-        aliases: &[],
-        display: "Fastify",
-        idle_timeout_ms: Some(72 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "keepAliveTimeout 72000 ms since Fastify 4 (5000 ms in 3.x)",
-    },
-    // backends.tsv row "Gunicorn": --keep-alive 2 (non-sync workers; the sync
-    // worker closes after every response).
-    BackendProfile {
-        name: "gunicorn",
-        aliases: &[],
-        display: "Gunicorn",
-        idle_timeout_ms: Some(2 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "--keep-alive 2 (gthread/eventlet/gevent/asgi workers; the default sync worker sends Connection: close after every response)",
-    },
-    // backends.tsv row "Uvicorn": --timeout-keep-alive 5.
-    BackendProfile {
-        name: "uvicorn",
-        aliases: &[],
-        display: "Uvicorn",
-        idle_timeout_ms: Some(5 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "--timeout-keep-alive 5 (2 s when run as a Gunicorn worker)",
-    },
-    // backends.tsv row "Hypercorn": keep_alive_timeout 5s, keep_alive_max_requests 1000;
-    // RULES.md U008: Hypercorn announces the close.
-    BackendProfile {
-        name: "hypercorn",
-        aliases: &[],
-        display: "Hypercorn",
-        idle_timeout_ms: Some(5 * S),
-        max_requests: Some(1000),
-        announces_close: Some(true),
-        note: "keep_alive_timeout 5 s, keep_alive_max_requests 1000 (since 0.16.0)",
-    },
-    // backends.tsv row "Daphne (Django Channels)": Twisted default 60s.
-    BackendProfile {
-        name: "daphne",
-        aliases: &[],
-        display: "Daphne (Django Channels)",
-        idle_timeout_ms: Some(60 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "Twisted HTTPFactory timeout 60 s (equal to nginx's upstream keepalive_timeout default)",
-    },
-    // backends.tsv row "Waitress": channel_timeout 120s.
-    BackendProfile {
-        name: "waitress",
-        aliases: &[],
-        display: "Waitress",
-        idle_timeout_ms: Some(120 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "channel_timeout 120 s (checked every 30 s)",
-    },
-    // backends.tsv row "uWSGI --http-socket / --http11-socket": socket-timeout 4.
-    BackendProfile {
-        name: "uwsgi-http11",
-        aliases: &["uwsgi"],
-        display: "uWSGI --http11-socket",
-        idle_timeout_ms: Some(4 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "--http11-socket waits --socket-timeout (4 s) for the next request",
-    },
-    // backends.tsv row "Puma": >= 7.0: persistent_timeout 65s, max_keep_alive 999;
-    // RULES.md U008: Puma announces the close.
-    BackendProfile {
-        name: "puma",
-        aliases: &[],
-        display: "Puma",
-        idle_timeout_ms: Some(65 * S),
-        max_requests: Some(999),
-        announces_close: Some(true),
-        note: "Puma 7: persistent_timeout 65 s, max_keep_alive 999",
-    },
-    // backends.tsv row "Puma": <= 6.x persistent_timeout 20s, no hard cap.
-    BackendProfile {
-        name: "puma6",
-        aliases: &[],
-        display: "Puma 6",
-        idle_timeout_ms: Some(20 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "Puma <= 6: persistent_timeout 20 s",
-    },
-    // backends.tsv row "Unicorn": every response 'Connection: close'.
-    BackendProfile {
-        name: "unicorn",
-        aliases: &[],
-        display: "Unicorn",
-        idle_timeout_ms: None,
-        max_requests: Some(1),
-        announces_close: Some(true),
-        note: "Unicorn answers every request with Connection: close (no keep-alive by design)",
-    },
-    // backends.tsv row "Passenger Standalone": keepalive_timeout 60 in its template.
-    BackendProfile {
-        name: "passenger",
-        aliases: &[],
-        display: "Passenger Standalone (nginx engine)",
-        idle_timeout_ms: Some(60 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "its nginx template sets keepalive_timeout 60",
-    },
-    // backends.tsv row "Tomcat standalone": connectionTimeout 20000, maxKeepAliveRequests 100;
-    // RULES.md U008: Tomcat announces the close.
-    BackendProfile {
-        name: "tomcat",
-        aliases: &[],
-        display: "Tomcat standalone (shipped conf/server.xml)",
-        idle_timeout_ms: Some(20 * S),
-        max_requests: Some(100),
-        announces_close: Some(true),
-        note: "shipped server.xml: connectionTimeout 20000 ms, maxKeepAliveRequests 100",
-    },
-    // backends.tsv row "Tomcat embedded": 60s, 100.
-    BackendProfile {
-        name: "tomcat-embedded",
-        aliases: &["spring-boot"],
-        display: "Tomcat embedded (Spring Boot)",
-        idle_timeout_ms: Some(60 * S),
-        max_requests: Some(100),
-        announces_close: Some(true),
-        note: "keepAliveTimeout falls back to 60000 ms, maxKeepAliveRequests 100",
-    },
-    // backends.tsv row "Jetty (ServerConnector)": 30s.
-    BackendProfile {
-        name: "jetty",
-        aliases: &[],
-        display: "Jetty (ServerConnector)",
-        idle_timeout_ms: Some(30 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "idleTimeout 30000 ms",
-    },
-    // backends.tsv row "Undertow": NO_REQUEST_TIMEOUT 60s.
-    BackendProfile {
-        name: "undertow",
-        aliases: &[],
-        display: "Undertow",
-        idle_timeout_ms: Some(60 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "NO_REQUEST_TIMEOUT 60000 ms with Undertow.builder()",
-    },
-    // backends.tsv row "Reactor Netty HttpServer": no idle timeout.
-    BackendProfile {
-        name: "reactor-netty",
-        aliases: &["webflux"],
-        display: "Reactor Netty HttpServer",
-        idle_timeout_ms: None,
-        max_requests: None,
-        announces_close: None,
-        note: "no idle timeout by default",
-    },
-    // backends.tsv row "Vert.x HttpServer": no idle timeout.
-    BackendProfile {
-        name: "vertx",
-        aliases: &["vert.x"],
-        display: "Vert.x HttpServer",
-        idle_timeout_ms: None,
-        max_requests: None,
-        announces_close: None,
-        note: "DEFAULT_IDLE_TIMEOUT 0 (none)",
-    },
-    // backends.tsv row "Helidon 4 WebServer": PT5M.
-    BackendProfile {
-        name: "helidon",
-        aliases: &[],
-        display: "Helidon 4 WebServer",
-        idle_timeout_ms: Some(300 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "idle-connection-timeout 5 min (checked every 2 min)",
-    },
-    // backends.tsv row "ASP.NET Core Kestrel": 130s.
-    BackendProfile {
-        name: "kestrel",
-        aliases: &["aspnetcore"],
-        display: "ASP.NET Core Kestrel",
-        idle_timeout_ms: Some(130 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "Limits.KeepAliveTimeout 130 s",
-    },
-    // backends.tsv row "IIS 7+": connectionTimeout 120s.
-    BackendProfile {
-        name: "iis",
-        aliases: &[],
-        display: "IIS 7+",
-        idle_timeout_ms: Some(120 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "limits connectionTimeout 00:02:00",
-    },
-    // backends.tsv row "Apache httpd": KeepAliveTimeout 5, MaxKeepAliveRequests 100;
-    // RULES.md U008: Apache httpd announces the close.
-    BackendProfile {
-        name: "apache",
-        aliases: &["httpd", "apache-httpd"],
-        display: "Apache httpd",
-        idle_timeout_ms: Some(5 * S),
-        max_requests: Some(100),
-        announces_close: Some(true),
-        note: "KeepAliveTimeout 5, MaxKeepAliveRequests 100",
-    },
-    // backends.tsv row "Go net/http Server": no idle timeout by default.
-    BackendProfile {
-        name: "go",
-        aliases: &["go-net-http", "golang"],
-        display: "Go net/http Server",
-        idle_timeout_ms: None,
-        max_requests: None,
-        announces_close: None,
-        note: "http.Server with zero IdleTimeout and ReadTimeout has no idle timeout",
-    },
-    // backends.tsv rows "Rust hyper 1.x server" and "axum": none without a timer.
-    BackendProfile {
-        name: "hyper",
-        aliases: &["axum"],
-        display: "Rust hyper 1.x server / axum",
-        idle_timeout_ms: None,
-        max_requests: None,
-        announces_close: None,
-        note: "no idle timeout unless a timer and header_read_timeout are set",
-    },
-    // backends.tsv row "actix-web": KeepAlive::Timeout(5s).
-    BackendProfile {
-        name: "actix-web",
-        aliases: &["actix"],
-        display: "actix-web",
-        idle_timeout_ms: Some(5 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "KeepAlive::default() = 5 s",
-    },
-    // backends.tsv row "aiohttp web.run_app": 75s in code.
-    BackendProfile {
-        name: "aiohttp",
-        aliases: &[],
-        display: "aiohttp web.run_app",
-        idle_timeout_ms: Some(75 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "run_app keepalive_timeout 75 s in code",
-    },
-    // backends.tsv row "aiohttp AppRunner / web.Server": 3630s since 3.11.0.
-    BackendProfile {
-        name: "aiohttp-runner",
-        aliases: &[],
-        display: "aiohttp AppRunner / web.Server",
-        idle_timeout_ms: Some(3630 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "keepalive_timeout 3630 s since 3.11.0 (75 s before)",
-    },
-    // backends.tsv row "Bun (Bun.serve)": idleTimeout 10.
-    BackendProfile {
-        name: "bun",
-        aliases: &[],
-        display: "Bun (Bun.serve)",
-        idle_timeout_ms: Some(10 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "Bun.serve idleTimeout 10 s",
-    },
-    // backends.tsv row "nginx (client side, for reference)": 75s, 1000; the
-    // last response carries Connection: close (directives.tsv row
-    // keepalive_requests / ngx_http_core_module).
-    BackendProfile {
-        name: "nginx",
-        aliases: &["ingress-nginx"],
-        display: "nginx (client side)",
-        idle_timeout_ms: Some(75 * S),
-        max_requests: Some(1000),
-        announces_close: Some(true),
-        note: "keepalive_timeout 75 s, keepalive_requests 1000 (since 1.19.10)",
-    },
-    // backends.tsv row "Caddy (client side)": idle 5m.
-    BackendProfile {
-        name: "caddy",
-        aliases: &[],
-        display: "Caddy (client side)",
-        idle_timeout_ms: Some(300 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "timeouts idle 5m since v2.3.0",
-    },
-    // backends.tsv row "Traefik entryPoint (client side)": 180s.
-    BackendProfile {
-        name: "traefik",
-        aliases: &[],
-        display: "Traefik entryPoint (client side)",
-        idle_timeout_ms: Some(180 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "respondingTimeouts.idleTimeout 180 s",
-    },
-    // backends.tsv row "Envoy (HCM downstream and cluster upstream)": 1h.
-    BackendProfile {
-        name: "envoy",
-        aliases: &[],
-        display: "Envoy",
-        idle_timeout_ms: Some(3600 * S),
-        max_requests: None,
-        announces_close: None,
-        note: "common_http_protocol_options.idle_timeout 1 h",
-    },
-];
+fn split_aliases(field: &'static str) -> impl Iterator<Item = &'static str> {
+    field.split(',').map(str::trim).filter(|a| !a.is_empty())
+}
 
-static FRONTS: &[FrontProfile] = &[
-    // backends.tsv row "AWS ALB": idle_timeout.timeout_seconds 60.
-    FrontProfile {
-        name: "aws-alb",
-        aliases: &["alb"],
-        display: "AWS ALB",
-        idle_timeout_ms: 60 * S,
-        note: "idle_timeout.timeout_seconds 60; AWS asks for an application idle timeout larger than the load balancer's",
-    },
-    // backends.tsv row "AWS NLB": TLS listeners 350s.
-    FrontProfile {
-        name: "aws-nlb",
-        aliases: &["nlb"],
-        display: "AWS NLB",
-        idle_timeout_ms: 350 * S,
-        note: "tcp.idle_timeout.seconds 350",
-    },
-    // backends.tsv row "AWS CLB": 60s.
-    FrontProfile {
-        name: "aws-clb",
-        aliases: &["elb", "clb"],
-        display: "AWS CLB",
-        idle_timeout_ms: 60 * S,
-        note: "ConnectionSettings.IdleTimeout 60 s",
-    },
-    // backends.tsv row "AWS CloudFront -> custom origin": OriginKeepaliveTimeout 5.
-    FrontProfile {
-        name: "cloudfront",
-        aliases: &["aws-cloudfront"],
-        display: "AWS CloudFront",
-        idle_timeout_ms: 5 * S,
-        note: "OriginKeepaliveTimeout 5 s",
-    },
-    // backends.tsv row "GCP global external Application LB (GFE) -> backend": 600s.
-    FrontProfile {
-        name: "gcp-alb",
-        aliases: &["gcp", "gclb"],
-        display: "GCP external Application LB",
-        idle_timeout_ms: 600 * S,
-        note: "backend keep-alive fixed at 600 s; Google suggests 620 s on the backend",
-    },
-    // backends.tsv row "Cloudflare proxy -> origin": 900s.
-    FrontProfile {
-        name: "cloudflare",
-        aliases: &[],
-        display: "Cloudflare proxy",
-        idle_timeout_ms: 900 * S,
-        note: "Proxy Idle Timeout 900 s to origin",
-    },
-    // backends.tsv row "cloudflared tunnel -> origin": 90s (secondary source).
-    FrontProfile {
-        name: "cloudflared",
-        aliases: &[],
-        display: "cloudflared tunnel",
-        idle_timeout_ms: 90 * S,
-        note: "originRequest.keepAliveTimeout 90 s (secondary source)",
-    },
-    // backends.tsv row "Akamai edge -> origin": 300s.
-    FrontProfile {
-        name: "akamai",
-        aliases: &[],
-        display: "Akamai edge",
-        idle_timeout_ms: 300 * S,
-        note: "Persistent Connections edge to origin timeout 5 min",
-    },
-    // backends.tsv row "OCI Load Balancer -> backend": 300s.
-    FrontProfile {
-        name: "oci-lb",
-        aliases: &["oci"],
-        display: "OCI Load Balancer",
-        idle_timeout_ms: 300 * S,
-        note: "backends must not close idle connections in < 310 s",
-    },
-    // backends.tsv row "Fly.io Fly Proxy": 60s.
-    FrontProfile {
-        name: "fly",
-        aliases: &["fly.io"],
-        display: "Fly.io Fly Proxy",
-        idle_timeout_ms: 60 * S,
-        note: "idle TCP connections closed after 60 s",
-    },
-    // backends.tsv row "Heroku Router 2.0 -> dyno": 90s (secondary source).
-    FrontProfile {
-        name: "heroku",
-        aliases: &[],
-        display: "Heroku Router 2.0",
-        idle_timeout_ms: 90 * S,
-        note: "90 s (secondary source)",
-    },
-    // backends.tsv row "Traefik serversTransport -> backend": idleConnTimeout 90s.
-    FrontProfile {
-        name: "traefik",
-        aliases: &[],
-        display: "Traefik serversTransport",
-        idle_timeout_ms: 90 * S,
-        note: "forwardingTimeouts.idleConnTimeout 90 s",
-    },
-    // backends.tsv row "Caddy reverse_proxy -> upstream pool": keepalive 2m.
-    FrontProfile {
-        name: "caddy",
-        aliases: &[],
-        display: "Caddy reverse_proxy",
-        idle_timeout_ms: 120 * S,
-        note: "transport http keepalive 2m",
-    },
-    // backends.tsv row "Envoy (HCM downstream and cluster upstream)": 1h.
-    FrontProfile {
-        name: "envoy",
-        aliases: &[],
-        display: "Envoy cluster",
-        idle_timeout_ms: 3600 * S,
-        note: "common_http_protocol_options.idle_timeout 1 h",
-    },
-    // backends.tsv row "HAProxy (server-side idle pool)": pool-purge-delay 5s.
-    FrontProfile {
-        name: "haproxy",
-        aliases: &[],
-        display: "HAProxy server-side idle pool",
-        idle_timeout_ms: 5 * S,
-        note: "pool-purge-delay 5 s closes half of the idle server connections",
-    },
-    // backends.tsv row "nginx upstream keepalive (for reference)": 60s.
-    FrontProfile {
-        name: "nginx",
-        aliases: &[],
-        display: "nginx upstream keepalive",
-        idle_timeout_ms: 60 * S,
-        note: "upstream keepalive_timeout 60 s",
-    },
-    // backends.tsv row "Kubernetes ingress-nginx (upstream side)": 60s.
-    FrontProfile {
-        name: "ingress-nginx",
-        aliases: &[],
-        display: "Kubernetes ingress-nginx",
-        idle_timeout_ms: 60 * S,
-        note: "upstream-keepalive-timeout 60 s",
-    },
-    // Azure Application Gateway / Front Door: backends.tsv says "unverified";
-    // no profile rather than a guessed number.
-];
+/// The backend profiles, one row each (see the file's header for columns).
+const BACKENDS_TSV: &str = include_str!("../data/backends.tsv");
+/// The front profiles.
+const FRONTS_TSV: &str = include_str!("../data/fronts.tsv");
+
+/// The data rows of a TSV file: comment lines (`#`) and the header dropped,
+/// each row split into exactly `columns` fields.
+fn rows(tsv: &'static str, columns: usize) -> impl Iterator<Item = Vec<&'static str>> {
+    tsv.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .skip(1)
+        .map(move |l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            assert_eq!(cols.len(), columns, "malformed profile row: {l}");
+            cols
+        })
+}
+
+/// A number of milliseconds (or requests), `none` for no limit.
+fn number_or_none(cell: &str) -> Option<u64> {
+    match cell {
+        "none" => None,
+        n => Some(
+            n.parse()
+                .unwrap_or_else(|_| panic!("bad number {n:?} in profile data")),
+        ),
+    }
+}
+
+fn backends() -> &'static [BackendProfile] {
+    static TABLE: OnceLock<Vec<BackendProfile>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        rows(BACKENDS_TSV, 8)
+            .map(|c| BackendProfile {
+                name: c[0],
+                aliases_field: c[1],
+                display: c[2],
+                idle_timeout_ms: number_or_none(c[3]),
+                max_requests: number_or_none(c[4]),
+                announces_close: match c[5] {
+                    "yes" => Some(true),
+                    "no" => Some(false),
+                    _ => None,
+                },
+                note: c[6],
+                source: c[7],
+            })
+            .collect()
+    })
+}
+
+fn fronts() -> &'static [FrontProfile] {
+    static TABLE: OnceLock<Vec<FrontProfile>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        rows(FRONTS_TSV, 6)
+            .map(|c| FrontProfile {
+                name: c[0],
+                aliases_field: c[1],
+                display: c[2],
+                idle_timeout_ms: number_or_none(c[3]).expect("a front profile has an idle timeout"),
+                note: c[4],
+                source: c[5],
+            })
+            .collect()
+    })
+}
+
+/// Node.js releases that close an idle keep-alive socket one second after
+/// `server.keepAliveTimeout` (the keep-alive buffer): the constant came with
+/// nodejs/node PR 54863 and became `server.keepAliveTimeoutBuffer` in 22.19.0
+/// and 24.6.0; 20.20.2 is the 20.x release measured here (crates/upkeep-facts
+/// tests/node_idle_close.rs). Earlier releases of a line, and lines not
+/// listed, are taken to close at `keepAliveTimeout` itself: the lower bound,
+/// so that a timeout chosen below it is safe either way.
+const NODE_BUFFER_SINCE: &[(u64, u64, u64)] = &[(20, 20, 2), (22, 19, 0), (24, 6, 0)];
+
+/// Whether Node.js `version` ("20.20.2", "v22.19.0") is known to close idle
+/// sockets at keepAliveTimeout + 1000 ms.
+pub fn node_has_keepalive_buffer(version: &str) -> bool {
+    let mut parts = version
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .map(|p| p.parse::<u64>().ok());
+    let (Some(Some(major)), minor, patch) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let v = (
+        major,
+        minor.flatten().unwrap_or(0),
+        patch.flatten().unwrap_or(0),
+    );
+    if major >= 25 {
+        return true;
+    }
+    NODE_BUFFER_SINCE
+        .iter()
+        .any(|&since| since.0 == major && v >= since)
+}
 
 fn normalize(name: &str) -> String {
     name.trim().to_ascii_lowercase().replace('_', "-")
 }
 
 /// A backend server profile by name or alias (`gunicorn`, `node`, `tomcat`…).
+///
+/// `node@VERSION` picks the Node.js row that matches that release (see
+/// [`node_has_keepalive_buffer`]).
 pub fn backend_profile(name: &str) -> Option<BackendProfile> {
     let n = normalize(name);
-    BACKENDS
+    if let Some(version) = n
+        .strip_prefix("node@")
+        .or_else(|| n.strip_prefix("nodejs@"))
+    {
+        let row = if node_has_keepalive_buffer(version) {
+            "node-buffered"
+        } else {
+            "node"
+        };
+        return backend_profile(row);
+    }
+    backends()
         .iter()
-        .find(|p| p.name == n || p.aliases.contains(&n.as_str()))
+        .find(|p| p.name == n || p.aliases().any(|a| a == n))
         .copied()
 }
 
 /// A front (load balancer) profile by name or alias (`aws-alb`, `cloudflare`…).
 pub fn front_profile(name: &str) -> Option<FrontProfile> {
     let n = normalize(name);
-    FRONTS
+    fronts()
         .iter()
-        .find(|p| p.name == n || p.aliases.contains(&n.as_str()))
+        .find(|p| p.name == n || p.aliases().any(|a| a == n))
         .copied()
 }
 
+/// Every backend profile, in the data file's order.
 pub fn backend_profiles() -> &'static [BackendProfile] {
-    BACKENDS
+    backends()
 }
 
+/// Every front profile, in the data file's order.
 pub fn front_profiles() -> &'static [FrontProfile] {
-    FRONTS
+    fronts()
 }
 
 #[cfg(test)]
@@ -601,17 +262,57 @@ mod tests {
     #[test]
     fn names_are_unique() {
         let mut seen = std::collections::HashSet::new();
-        for p in BACKENDS {
-            for n in std::iter::once(&p.name).chain(p.aliases) {
-                assert!(seen.insert(*n), "duplicate backend name {n}");
+        for p in backend_profiles() {
+            for n in std::iter::once(p.name).chain(p.aliases()) {
+                assert!(seen.insert(n), "duplicate backend name {n}");
             }
         }
         let mut seen = std::collections::HashSet::new();
-        for p in FRONTS {
-            for n in std::iter::once(&p.name).chain(p.aliases) {
-                assert!(seen.insert(*n), "duplicate front name {n}");
+        for p in front_profiles() {
+            for n in std::iter::once(p.name).chain(p.aliases()) {
+                assert!(seen.insert(n), "duplicate front name {n}");
             }
         }
+    }
+
+    #[test]
+    fn every_profile_names_its_source() {
+        for p in backend_profiles() {
+            assert!(p.source.len() > 10, "{} has no source", p.name);
+        }
+        for p in front_profiles() {
+            assert!(p.source.len() > 10, "{} has no source", p.name);
+        }
+    }
+
+    #[test]
+    fn node_rows_by_release() {
+        assert_eq!(backend_profile("node").unwrap().idle_timeout_ms, Some(5000));
+        assert_eq!(
+            backend_profile("node@20.20.2").unwrap().idle_timeout_ms,
+            Some(6000)
+        );
+        assert_eq!(
+            backend_profile("node@v22.19.0").unwrap().idle_timeout_ms,
+            Some(6000)
+        );
+        assert_eq!(
+            backend_profile("node@22.18.0").unwrap().idle_timeout_ms,
+            Some(5000)
+        );
+        assert_eq!(
+            backend_profile("node@24.6.0").unwrap().idle_timeout_ms,
+            Some(6000)
+        );
+        assert_eq!(
+            backend_profile("node@18.20.4").unwrap().idle_timeout_ms,
+            Some(5000)
+        );
+        assert_eq!(
+            backend_profile("node@26").unwrap().idle_timeout_ms,
+            Some(6000)
+        );
+        assert_eq!(backend_profile("node@x").unwrap().name, "node");
     }
 }
 

@@ -1,10 +1,10 @@
 //! Facts about nginx and the servers around it, as Rust data.
 //!
-//! Everything here is transcribed from the project's fact files
-//! (`facts/directives.tsv`, `facts/behaviors.md`, `facts/backends.tsv`); each
-//! table row carries a comment naming the row it comes from, so a reviewer can
-//! check it against the source. No I/O: this crate builds for
-//! `wasm32-unknown-unknown`.
+//! Directive defaults and version landmarks are Rust tables (`directives.rs`,
+//! `version.rs`), each row naming the nginx source it was checked against;
+//! backend and load-balancer profiles are data files (`data/*.tsv`) embedded
+//! in the binary, each row with its primary source. No I/O: this crate builds
+//! for `wasm32-unknown-unknown`.
 
 mod backends;
 mod directives;
@@ -12,7 +12,7 @@ mod duration;
 mod version;
 
 pub use backends::{
-    backend_profile, backend_profiles, front_profile, front_profiles,
+    backend_profile, backend_profiles, front_profile, front_profiles, node_has_keepalive_buffer,
     suggested_upstream_keepalive_timeout_ms, BackendFacts, BackendProfile, FrontProfile,
 };
 pub use directives::{

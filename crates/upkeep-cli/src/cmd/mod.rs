@@ -7,5 +7,6 @@ pub mod live;
 pub mod logs;
 pub mod parse;
 pub mod probe;
+pub mod profiles;
 pub mod rules;
 pub mod watch;
