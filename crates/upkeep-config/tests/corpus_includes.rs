@@ -77,7 +77,9 @@ fn top_level_configs(dir: &std::path::Path) -> Vec<(String, String, String)> {
 
 #[test]
 fn top_level_configs_load_with_their_includes() {
-    let dir = corpus_dir();
+    let Some(dir) = corpus_dir() else {
+        return;
+    };
     let configs = top_level_configs(&dir);
     assert!(configs.len() > 150, "{} configs", configs.len());
     let mut compared = 0;

@@ -65,7 +65,7 @@ pub struct InputArgs {
     pub nginx_version: Option<String>,
 
     /// The load balancer in front of nginx, a profile such as aws-alb,
-    /// gcp-alb, cloudflare (see facts/backends.tsv).
+    /// gcp-alb, cloudflare (`upkeep profiles` lists them).
     #[arg(long, value_name = "NAME")]
     pub front: Option<String>,
 

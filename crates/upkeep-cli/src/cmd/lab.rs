@@ -32,7 +32,7 @@ pub struct Args {
     pub config: Option<PathBuf>,
 
     /// What an upstream's backend does: UPSTREAM=PROFILE (a server from
-    /// facts/backends.tsv, e.g. gunicorn) or
+    /// `upkeep profiles`, e.g. gunicorn) or
     /// UPSTREAM=idle=5s,max-requests=100,announces-close=no; lab extras:
     /// latency=20ms, http10, close. Repeatable.
     #[arg(long = "backend", value_name = "UPSTREAM=PROFILE")]

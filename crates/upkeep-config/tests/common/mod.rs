@@ -6,17 +6,31 @@
 
 use std::path::{Path, PathBuf};
 
-pub fn corpus_dir() -> PathBuf {
-    let dir = match std::env::var_os("UPKEEP_CORPUS") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"),
+/// The corpus directory, or `None` (with the reason printed) when it is not
+/// there: a plain clone of the repository has no corpus beside it, and its
+/// tests skip rather than fail. Setting `UPKEEP_CORPUS` makes a missing
+/// corpus an error instead.
+pub fn corpus_dir() -> Option<PathBuf> {
+    let (dir, required) = match std::env::var_os("UPKEEP_CORPUS") {
+        Some(d) => (PathBuf::from(d), true),
+        None => (
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"),
+            false,
+        ),
     };
+    if dir.join("SOURCES.tsv").is_file() {
+        return Some(dir);
+    }
     assert!(
-        dir.join("SOURCES.tsv").is_file(),
-        "the config corpus is missing: expected {} (set UPKEEP_CORPUS)",
+        !required,
+        "UPKEEP_CORPUS={} holds no SOURCES.tsv",
         dir.display()
     );
-    dir
+    eprintln!(
+        "skipping: the config corpus is not at {} (set UPKEEP_CORPUS to run this test)",
+        dir.display()
+    );
+    None
 }
 
 /// Every config file of the corpus (corpus-relative paths, sorted): all

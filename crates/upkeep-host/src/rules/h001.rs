@@ -43,8 +43,8 @@ a balancer written after it before 1.29.7: rules U001, U006), when the route
 sends `Connection: close` or speaks HTTP/1.0 (U002, U003), when
 `proxy_pass` names an address instead of an upstream block (U010), and even
 with a pool when the backend answers with `Connection: close` or an HTTP/1.0
-status line, or sends a body without length (facts/behaviors.md §c).
-Connections beyond the pool size are closed after use (§i).
+status line, or sends a body without length.
+Connections beyond the pool size are closed after use.
 
 ## Example
 `upstream app { server 10.0.0.5:8080; }` with no `keepalive`, at 100
@@ -59,8 +59,8 @@ check what the backend does (`upkeep probe`) and whether `keepalive` is below
 the number of connections one worker uses at peak.
 
 ## References
-- facts/behaviors.md §c (when nginx does not cache a connection), §i (pool size)
-- RULES.md U001–U003, U006, U010
+- nginx source: src/http/modules/ngx_http_upstream_keepalive_module.c, `ngx_http_upstream_free_keepalive_peer()` (when a connection is not cached; LRU eviction when the pool is full)
+- https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive
 "#,
 };
 

@@ -24,7 +24,7 @@ default 32768–60999). A proxy that does not reuse connections leaves one
 TIME_WAIT socket per request for 60 s, so about 470 requests/s to one backend
 address exhaust the default range. Then nginx logs `connect() to ADDR failed
 (99: Cannot assign requested address) while connecting to upstream` at
-`crit` and the request gets a 502 (facts/errors.tsv; signature
+`crit` and the request gets a 502 (`upkeep logs` signature
 `connect-addr-unavailable`).
 
 ## Example
@@ -40,9 +40,8 @@ Widening `net.ipv4.ip_local_port_range` only buys room. `net.ipv4.tcp_tw_reuse
 it safe (the default 2 does so for loopback connections only).
 
 ## References
-- facts/errors.tsv, `connect() to %V failed` (99: EADDRNOTAVAIL, crit)
-- facts/signatures.tsv, `connect-addr-unavailable`
-- Linux Documentation/networking/ip-sysctl.rst: ip_local_port_range, tcp_tw_reuse
+- nginx source: src/event/ngx_event_connect.c, `ngx_event_connect_peer()` (`connect() to %V failed`, 99: EADDRNOTAVAIL, logged at crit)
+- `upkeep logs` signature `connect-addr-unavailable`
 "#,
 };
 

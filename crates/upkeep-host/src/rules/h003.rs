@@ -33,7 +33,7 @@ The two requests doctor makes to stub_status itself are left out.
 
 ## Why it breaks reuse
 stub_status counts `handled` once per accepted client connection and
-`requests` once per request (facts/behaviors.md §f), so their growth ratio
+`requests` once per request, so their growth ratio
 is the mean number of requests per client connection. Near 1, clients (or
 the load balancer in front) open a connection per request: `keepalive_timeout
 0` (C002), a very low `keepalive_requests` (C001), or clients sending
@@ -55,8 +55,7 @@ sends requests (C002, C003) and `keepalive_requests 1000` (C001). Upstream
 side: an idle pool on every upstream (U001–U003, H001).
 
 ## References
-- facts/behaviors.md §f (stub_status counters)
-- RULES.md C001–C003, U001–U003
+- https://nginx.org/en/docs/http/ngx_http_stub_status_module.html; nginx source: src/http/modules/ngx_http_stub_status_module.c, `ngx_http_stub_status_handler()`
 "#,
 };
 

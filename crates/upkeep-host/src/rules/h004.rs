@@ -16,17 +16,15 @@ Measured by `upkeep doctor`: the open-file limit nginx's workers get is below
 twice `worker_connections`. Without `worker_rlimit_nofile` the workers
 inherit the master's RLIMIT_NOFILE (read from `/proc/PID/limits`, and the
 running workers' own limits are checked too); with it, workers set their
-limit to that value when they start (facts/directives.tsv row
-`worker_rlimit_nofile`).
+limit to that value when they start.
 
 ## Why it breaks reuse
 Every connection is a file descriptor: client connections, upstream
-connections and idle pooled ones (facts/directives.tsv row
-`worker_connections`), and each proxied request holds two. With a limit
+connections and idle pooled ones, and each proxied request holds two. With a limit
 below 2 × `worker_connections` a busy worker runs out of descriptors before
 it runs out of connection slots: `accept4() failed (24: Too many open
 files)` or `socket() failed (24: …) while connecting to upstream`
-(facts/errors.tsv; signature `too-many-open-files`). Below
+(`upkeep logs` signature `too-many-open-files`). Below
 `worker_connections` itself nginx also warns at start: `N
 worker_connections exceed open file resource limit: M` (rule R001).
 
@@ -40,8 +38,9 @@ context, or a higher limit for the nginx service (for systemd,
 `LimitNOFILE=` in the unit).
 
 ## References
-- facts/directives.tsv rows `worker_connections`, `worker_rlimit_nofile`
-- facts/errors.tsv `accept4() failed`; facts/signatures.tsv `too-many-open-files`
+- https://nginx.org/en/docs/ngx_core_module.html#worker_rlimit_nofile, https://nginx.org/en/docs/ngx_core_module.html#worker_connections
+- nginx source: src/event/ngx_event.c, `ngx_event_module_init()` (the startup warning); `accept4() failed (24: Too many open files)` at crit
+- `upkeep logs` signature `too-many-open-files`
 "#,
 };
 

@@ -15,7 +15,7 @@ pub const INFO: RuleInfo = RuleInfo {
     doc: r#"## What it finds
 Measured by `upkeep doctor` on the end of the error log (the last 8 MiB by
 default): lines with the signatures of a pooled connection the backend had
-already closed (facts/signatures.tsv):
+already closed (`upkeep logs` signatures):
 
 * `upstream-prematurely-closed`: "upstream prematurely closed connection
   while reading response header from upstream";
@@ -30,7 +30,7 @@ client address and request) shows that clients got a 5xx for them.
 ## Why it breaks reuse
 nginx does not probe a pooled connection before using it: when the backend
 closes an idle connection while nginx is sending a request on it, the
-request fails (facts/behaviors.md §a, §b). nginx retries idempotent requests
+request fails. nginx retries idempotent requests
 transparently (the retry does not use up a try), so GETs only cost latency
 and these log lines; POST, LOCK and PATCH (and bodies streamed with
 `proxy_request_buffering off`) are not retried and the client gets a 502.
@@ -42,7 +42,7 @@ idle timeout (rule U007), or a backend that closes after N requests without
 saying so (U008).
 
 ## Example
-gunicorn with the gthread worker (keep-alive idle timeout 2 s, facts/backends.tsv)
+gunicorn with the gthread worker (keep-alive idle timeout 2 s, `upkeep profiles`)
 behind an upstream with `keepalive 32;` and the default `keepalive_timeout
 60s`: a trickle of "upstream prematurely closed connection" lines, and 502s
 for POSTs.
@@ -54,8 +54,8 @@ above nginx's. `upkeep logs` gives the full breakdown per upstream and per
 minute.
 
 ## References
-- facts/behaviors.md §a, §b; facts/signatures.tsv; facts/errors.tsv
-- RULES.md U007, U008, U012
+- nginx source: src/http/ngx_http_upstream.c, `ngx_http_upstream_next()`; src/http/modules/ngx_http_upstream_keepalive_module.c, `ngx_http_upstream_keepalive_close_handler()`
+- `upkeep logs` (the signatures of a stale pooled connection)
 "#,
 };
 

@@ -220,7 +220,7 @@ pub fn exposition(
             &mut out,
             "upkeep_error_signatures_total",
             Kind::Counter,
-            "Error-log lines per failure signature (facts/signatures.tsv IDs) since the watch started.",
+            "Error-log lines per failure signature (the IDs of `upkeep logs`) since the watch started.",
             &by_sig,
         );
         let by_backend: Vec<(Labels<'_>, u64)> = totals

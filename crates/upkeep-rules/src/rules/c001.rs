@@ -21,8 +21,7 @@ implicit default of 100 on nginx older than 1.19.10.
 After `keepalive_requests` requests on one client connection nginx answers
 with `Connection: close` (HTTP/1.x) or a GOAWAY (HTTP/2) and the client must
 open a new connection (`ngx_http_update_location_config` clears
-`r->keepalive` when `c->requests >= keepalive_requests`; facts/behaviors.md
-§i). Busy clients (a load balancer in front of nginx, an HTTP/2 browser) then
+`r->keepalive` when `c->requests >= keepalive_requests`). Busy clients (a load balancer in front of nginx, an HTTP/2 browser) then
 reconnect every N requests and pay a new TCP and TLS handshake each time. The default went from 100 to 1000 in 1.19.10 (ticket
 #2155); since 1.19.7 it also governs HTTP/2 connections.
 
@@ -38,8 +37,8 @@ http {
 or added to the `http` block on old versions.
 
 ## References
-- facts/directives.tsv, row `keepalive_requests` (ngx_http_core_module)
-- facts/behaviors.md §i (client keepalive decision)
+- https://nginx.org/en/docs/http/ngx_http_core_module.html#keepalive_requests
+- nginx source: src/http/ngx_http_core_module.c, `ngx_http_update_location_config()` (client keep-alive decision)
 - nginx CHANGES 1.19.10
 "#,
 };

@@ -18,9 +18,8 @@ ordinary traffic.
 ## Why it breaks reuse
 `keepalive_timeout 0` makes nginx clear `r->keepalive` for every request
 (`ngx_http_update_location_config`), answer with `Connection: close` and
-close the client connection after each response (facts/behaviors.md §i;
-directives.tsv row `keepalive_timeout`, core module: "0 disables client
-keepalive"). Every request then pays a new TCP (and TLS) handshake, and a
+close the client connection after each response (nginx docs: "A value of
+zero disables keep-alive client connections"). Every request then pays a new TCP (and TLS) handshake, and a
 load balancer in front of nginx cannot pool its connections to nginx.
 
 ## Example
@@ -35,8 +34,8 @@ Remove the line or set a real timeout; the fix writes the default `75s`.
 Marked unsafe: a `0` is sometimes written on purpose.
 
 ## References
-- facts/directives.tsv, row `keepalive_timeout` (ngx_http_core_module)
-- facts/behaviors.md §i
+- https://nginx.org/en/docs/http/ngx_http_core_module.html#keepalive_timeout
+- nginx source: src/http/ngx_http_core_module.c, `ngx_http_update_location_config()`
 "#,
 };
 

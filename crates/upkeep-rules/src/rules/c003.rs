@@ -17,7 +17,7 @@ pub const INFO: RuleInfo = RuleInfo {
     doc: r#"## What it finds
 When a front proxy or load balancer is declared (`--front aws-alb`,
 `gcp-alb`, `cloudflare`, `traefik`, `caddy`, `envoy`… from
-facts/backends.tsv, or `--front-idle 60s`), a server (or location) whose
+`upkeep profiles`, or `--front-idle 60s`), a server (or location) whose
 effective client `keepalive_timeout` (default 75s) is not longer than the
 front's idle timeout toward nginx.
 
@@ -25,12 +25,12 @@ front's idle timeout toward nginx.
 The side that sends requests must give up an idle connection before the
 side that serves them. Here the front sends and nginx serves: if nginx closes
 an idle connection (its `keepalive_timeout` expired; the close is silent,
-facts/behaviors.md §i) while the front still considers it reusable, the
+`ngx_http_set_keepalive`) while the front still considers it reusable, the
 front's next request on it meets a closed socket and the front returns 502
 to the client. AWS asks for "the idle timeout of your application to be
 larger than the idle timeout configured for the load balancer". Fronts with
 long idle timeouts trip nginx's 75s default: GCP 600 s, Cloudflare 900 s,
-Envoy 1 h, Caddy 120 s, Traefik 90 s (facts/backends.tsv). Some popular
+Envoy 1 h, Caddy 120 s, Traefik 90 s (`upkeep profiles`). Some popular
 guides state this rule backwards; it is nginx that must wait longer.
 
 ## Example
@@ -47,9 +47,9 @@ front's idle timeout plus 10 % (at least 1 s, at most 20 s), e.g. `66s` for
 an AWS ALB (60 s) and `620s` for GCP (Google suggests 620 s).
 
 ## References
-- facts/backends.tsv (front idle timeouts, AWS and GCP guidance)
-- facts/directives.tsv, row `keepalive_timeout` (ngx_http_core_module)
-- RULES.md, "the side that sends requests must give up an idle connection first"
+- `upkeep profiles` (front idle timeouts, each with its source: AWS, GCP, Cloudflare… documentation)
+- https://nginx.org/en/docs/http/ngx_http_core_module.html#keepalive_timeout
+- "the side that sends requests must give up an idle connection first"
 "#,
 };
 

@@ -18,10 +18,9 @@ nginx really keeps an idle connection.
 ## Why it breaks reuse
 A client that honours the header keeps the connection for N seconds and
 may send its next request on it after nginx has already closed it (silently,
-facts/behaviors.md §i); it then sees a reset or an empty reply and must retry
-on a new connection. The header is emitted only when the second argument is given
-(facts/directives.tsv row `keepalive_timeout`, core module: "Second parameter
-emits 'Keep-Alive: timeout=N'").
+`ngx_http_set_keepalive`); it then sees a reset or an empty reply and must retry
+on a new connection. The header is emitted only when the second argument is
+given ("Keep-Alive: timeout=time").
 
 ## Example
 ```nginx
@@ -33,7 +32,7 @@ Make the advertised value smaller than the real one (e.g. `75s 70`), or drop
 the second argument.
 
 ## References
-- facts/directives.tsv, row `keepalive_timeout` (ngx_http_core_module)
+- https://nginx.org/en/docs/http/ngx_http_core_module.html#keepalive_timeout ("The optional second parameter sets a value in the Keep-Alive: timeout=time response header field")
 "#,
 };
 

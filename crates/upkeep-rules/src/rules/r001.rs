@@ -19,10 +19,10 @@ real open-file limit when `worker_rlimit_nofile` is not set.)
 ## Why it breaks reuse
 Every connection is a file descriptor: client connections, upstream
 connections and the idle ones kept in upstream pools all count toward
-`worker_connections` (facts/directives.tsv row `worker_connections`). nginx
+`worker_connections`. nginx
 warns at startup `worker_connections exceed open file resource limit`, and
 under load `accept4() failed (24: Too many open files)` or `socket() failed
-(24: …)` (directives.tsv row `worker_rlimit_nofile`; behaviors.md §i). Idle
+(24: …)`. Idle
 pools are then the first thing to hurt: the descriptors they hold are gone
 for new clients.
 
@@ -37,8 +37,9 @@ events { worker_connections 4096; }
 request holds a client and an upstream descriptor); the fix sets exactly that.
 
 ## References
-- facts/directives.tsv, rows `worker_connections`, `worker_rlimit_nofile`
-- facts/behaviors.md §i
+- https://nginx.org/en/docs/ngx_core_module.html#worker_rlimit_nofile, https://nginx.org/en/docs/ngx_core_module.html#worker_connections
+- nginx source: src/event/ngx_event.c, `ngx_event_module_init()` (the startup warning compares `worker_connections` with the soft RLIMIT_NOFILE)
+- systemd: https://www.freedesktop.org/software/systemd/man/latest/systemd-system.conf.html (`DefaultLimitNOFILE=`, soft limit 1024)
 "#,
 };
 

@@ -19,14 +19,12 @@ connection.
 
 ## Why it breaks reuse
 `worker_connections` counts client connections, upstream connections, the
-idle connections cached in upstream pools and listening sockets (facts/
-directives.tsv row `worker_connections`). Cached upstream connections are not
+idle connections cached in upstream pools and listening sockets. Cached upstream connections are not
 "reusable" in nginx's sense: when free slots run low,
 `ngx_drain_connections` closes idle CLIENT keep-alive connections (logging
 "N worker_connections are not enough, reusing connections"), never the
 upstream pool's; when no slot is left an upstream connect fails with
-`[alert] worker_connections are not enough` and the request ends in 500
-(behaviors.md §b, §i).
+`[alert] worker_connections are not enough` and the request ends in 500.
 
 ## Example
 ```nginx
@@ -42,8 +40,8 @@ Raise `worker_connections` (and `worker_rlimit_nofile`, R001), or make the
 pools smaller.
 
 ## References
-- facts/directives.tsv, row `worker_connections`
-- facts/behaviors.md §b (cached connections are not drained), §i
+- https://nginx.org/en/docs/ngx_core_module.html#worker_connections
+- nginx source: src/core/ngx_connection.c, `ngx_drain_connections()` (only reusable client connections are drained, never cached upstream ones)
 "#,
 };
 

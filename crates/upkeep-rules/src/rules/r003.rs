@@ -19,8 +19,8 @@ forever).
 
 ## Why it matters
 On reload, old workers stop caching upstream connections and close their
-idle client and upstream keep-alive connections at once (facts/behaviors.md
-§i; directives.tsv row `worker_shutdown_timeout`). Connections still in use —
+idle client and upstream keep-alive connections at once
+(`ngx_close_idle_connections`). Connections still in use —
 long polls, WebSockets, slow downloads, a client that keeps its keep-alive
 connection busy — keep the old worker alive with its share of
 `worker_connections` and its memory, for as long as they last. Frequent
@@ -37,8 +37,8 @@ events { worker_connections 1024; }
 value above your longest legitimate request).
 
 ## References
-- facts/directives.tsv, row `worker_shutdown_timeout`
-- facts/behaviors.md §i (connections are closed on reload)
+- https://nginx.org/en/docs/ngx_core_module.html#worker_shutdown_timeout
+- nginx source: src/core/ngx_connection.c, `ngx_close_idle_connections()` (idle connections closed on reload)
 "#,
 };
 

@@ -24,8 +24,7 @@ The pool of idle upstream connections is kept by
 upstream only when the block has a `keepalive N` line; since 1.29.7
 (commit 4fbe4b627) every explicit `upstream{}` gets `keepalive 32 local` by
 default, and `keepalive 0` switches the module off for that block
-(`ngx_http_upstream_keepalive_init_main_conf` skips it; facts/behaviors.md §c,
-directives.tsv row `keepalive`). Without the module, nginx closes the upstream
+(`ngx_http_upstream_keepalive_init_main_conf` skips it). Without the module, nginx closes the upstream
 connection after every response: each request pays a TCP (and TLS) handshake,
 and the closed sockets sit in TIME_WAIT on the nginx host until the ephemeral
 ports run out under load.
@@ -45,13 +44,13 @@ Add `keepalive 32;` to the upstream block, after any load-balancing method
 directive (`ip_hash`, `least_conn`, `hash`, `random`: before 1.29.7 the method
 must come first, see U006), or delete `keepalive 0;`. `keepalive N` is per
 worker process and does not limit the number of connections; it is the number
-of idle ones kept (behaviors.md §i). HTTP routes on nginx before 1.29.7 also
+of idle ones kept. HTTP routes on nginx before 1.29.7 also
 need `proxy_http_version 1.1;` and `proxy_set_header Connection "";` (U002,
 U003); FastCGI routes need `fastcgi_keep_conn on;` (U011).
 
 ## References
-- facts/directives.tsv, row `keepalive` (ngx_http_upstream_keepalive_module)
-- facts/behaviors.md §0 (1.29.7), §c (when a connection is not cached), §i
+- https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive
+- nginx source: src/http/modules/ngx_http_upstream_keepalive_module.c, `ngx_http_upstream_keepalive_init_main_conf()`, `ngx_http_upstream_free_keepalive_peer()`
 - nginx CHANGES 1.29.7: "now the keepalive directive in the upstream block is enabled by default"
 "#,
 };

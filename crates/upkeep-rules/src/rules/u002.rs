@@ -28,8 +28,7 @@ status line nginx itself marks the connection as closing
 (`ngx_http_proxy_process_status_line` sets `connection_close`, verified). The
 keepalive module only caches connections that are still usable
 (`ngx_http_upstream_free_keepalive_peer`), so the pool you configured stays
-empty and every request opens a new connection (facts/behaviors.md §c, §e;
-directives.tsv row `proxy_http_version`).
+empty and every request opens a new connection.
 
 ## Example
 ```nginx
@@ -44,10 +43,8 @@ server {
 route (or change the explicit `1.0`).
 
 ## References
-- facts/directives.tsv, row `proxy_http_version`
-- facts/behaviors.md §c (HTTP/1.0 status line), §e (request line, `Connection`)
-- nginx docs, ngx_http_upstream_module `keepalive`: "For HTTP, the
-  proxy_http_version directive should be set to 1.1"
+- https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_http_version
+- nginx source: src/http/modules/ngx_http_proxy_module.c, `ngx_http_proxy_create_request()` (request line, `Connection`), `ngx_http_proxy_process_status_line()` (an HTTP/1.0 status line closes)
 "#,
 };
 

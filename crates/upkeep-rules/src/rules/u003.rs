@@ -35,7 +35,7 @@ request; before 1.29.7 it contained `Connection: close`. A backend receiving
 connection can never go back to the pool. Since 1.29.7 the default entry is
 `Connection: ""`, which means the header is not sent at all (an empty value is
 skipped in `ngx_http_proxy_create_request`). Verified on 1.28.3: the backend
-received `Connection: close` (facts/behaviors.md §e).
+received `Connection: close`.
 
 ## Example
 ```nginx
@@ -54,10 +54,8 @@ block covering the routes when no level sets any header; replace an explicit
 above (U004).
 
 ## References
-- facts/behaviors.md §e (the `Connection` header nginx sends upstream)
-- facts/directives.tsv, row `proxy_set_header` (defaults by version; the
-  nginx.org page still lists `Connection close` as default, which is stale
-  for 1.29.7+)
+- https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_set_header, https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive ("For HTTP, the proxy_http_version directive should be set to 1.1 and the Connection header field should be cleared")
+- nginx source: src/http/modules/ngx_http_proxy_module.c, `ngx_http_proxy_headers[]` (the default `Connection` value by version)
 "#,
 };
 

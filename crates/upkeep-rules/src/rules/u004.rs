@@ -32,7 +32,7 @@ defined on the current level"). nginx's built-in defaults are then added back
 `Connection: close`. The classic failure: `proxy_set_header Connection "";` at
 server level, one `proxy_set_header X-Foo bar;` in a location, and that
 location silently sends `Connection: close` again, so upstream keep-alive is
-defeated for it alone (verified on 1.28.3, facts/behaviors.md §e). Since
+defeated for it alone (verified on 1.28.3). Since
 1.29.7 the lost `Connection ""` no longer breaks keep-alive, but the other
 lost lines still change what the backend receives (`Host`, `X-Forwarded-*`,
 WebSocket `Upgrade`/`Connection`).
@@ -55,10 +55,8 @@ this, after that block's last `proxy_set_header`), or move the common lines
 into a file that every level `include`s.
 
 ## References
-- facts/behaviors.md §e (inheritance rule, `ngx_http_proxy_module.c:4138`)
-- facts/directives.tsv, row `proxy_set_header`, column inheritance (the same
-  all-or-nothing rule holds for `grpc_set_header`, `fastcgi_param`,
-  `add_header`, `proxy_hide_header`)
+- https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_set_header ("inherited from the previous configuration level if and only if there are no proxy_set_header directives defined on the current level"); the same wording for https://nginx.org/en/docs/http/ngx_http_grpc_module.html#grpc_set_header and https://nginx.org/en/docs/http/ngx_http_fastcgi_module.html#fastcgi_param
+- nginx source: src/http/modules/ngx_http_proxy_module.c, `ngx_http_proxy_merge_loc_conf()` (`headers_source`); ngx_http_grpc_module.c, `ngx_http_grpc_merge_loc_conf()`; ngx_http_fastcgi_module.c, `ngx_http_fastcgi_merge_loc_conf()` (`params_source`)
 "#,
 };
 

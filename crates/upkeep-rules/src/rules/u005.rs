@@ -30,9 +30,9 @@ upkeep evaluates the map (chains of maps included) for an ordinary request
 ## Why it breaks reuse
 For every non-WebSocket request the header becomes `Connection: close`, and
 the backend closes the connection after its response, so the idle pool never
-keeps anything (the same effect as U003; facts/behaviors.md §e). WebSocket
+keeps anything (the same effect as U003). WebSocket
 requests are not affected: an upgraded connection is never returned to the
-pool anyway (`u->keepalive` stays 0 for upgraded connections, §c).
+pool anyway (`u->keepalive` stays 0 for upgraded connections).
 
 ## Example
 The map above with
@@ -51,9 +51,8 @@ Map the empty value to an empty string, which makes nginx send no
 get `Connection: upgrade`.
 
 ## References
-- facts/behaviors.md §e (an empty header value is not sent), §c (upgraded
-  connections are never cached)
-- nginx docs, "WebSocket proxying" (the map idiom)
+- nginx source: src/http/modules/ngx_http_proxy_module.c, `ngx_http_proxy_create_request()` (an empty header value is not sent); `ngx_http_proxy_process_header()` (upgraded connections are never cached)
+- https://nginx.org/en/docs/http/websocket.html ("WebSocket proxying", the map idiom)
 "#,
 };
 

@@ -29,7 +29,7 @@ never runs and the keep-alive cache is silently gone: `nginx -t` prints the
 warning and still says "test is successful", and every request opens a new
 connection (verified on 1.28.3). Since 1.29.7 (commit 4fbe4b627) the keepalive
 module wraps `peer.init` in `init_main_conf` instead, so the order no longer
-matters (facts/behaviors.md §d).
+matters.
 
 ## Example
 ```nginx
@@ -45,9 +45,8 @@ upstream app {
 Move `keepalive` after the balancing method (the fix moves the line).
 
 ## References
-- facts/behaviors.md §d (order of balancer directives vs `keepalive`)
-- facts/directives.tsv, row `ip_hash / least_conn / hash / random / least_time / sticky`
-- nginx docs, `keepalive`: "it was necessary to activate them before the keepalive directive"
+- https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive ("When using load balancer methods other than the default round-robin method, it is necessary to activate them before the keepalive directive", before 1.29.7)
+- nginx source: src/http/modules/ngx_http_upstream_keepalive_module.c, `ngx_http_upstream_keepalive()`; src/http/modules/ngx_http_upstream_ip_hash_module.c, `ngx_http_upstream_ip_hash()` (and the other balancers: "load balancing method redefined")
 "#,
 };
 

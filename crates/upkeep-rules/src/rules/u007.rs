@@ -16,7 +16,7 @@ An upstream with an idle pool whose effective `keepalive_timeout` (default
 60s) is not shorter than the backend's idle timeout. The backend's timeout
 comes from an inline `# upkeep: backend idle=5s` comment in the upstream
 block, upkeep.toml or `--backend` (a server profile such as `gunicorn`, 2 s,
-or `node`, 5 s, from facts/backends.tsv), or a measurement by `upkeep probe`.
+or `node`, 5 s, listed by `upkeep profiles`), or a measurement by `upkeep probe`.
 When nothing is known about the backend, an info note asks to declare or
 probe it. On nginx 1.29.7+ every upstream pools by default, so this is the
 most common keep-alive failure there.
@@ -33,7 +33,7 @@ meets a closed socket: `upstream prematurely closed connection while reading
 response header from upstream` or `recv() failed (104: Connection reset by
 peer)`. nginx ignores the backend's `Keep-Alive: timeout=` header.
 
-What happens next (facts/behaviors.md §a, verified):
+What happens next (verified on a real nginx):
 * idempotent requests (GET, HEAD, PUT, DELETE…) are retried transparently
   when `error` is in `proxy_next_upstream` (the default); a failure on a
   cached connection gives its try back, so even
@@ -48,7 +48,7 @@ What happens next (facts/behaviors.md §a, verified):
   gets 502 "no live upstreams" for `fail_timeout` (10s).
 
 If nginx's timeout is shorter, nginx always closes first and the race cannot
-happen (behaviors.md §b).
+happen.
 
 ## Example
 ```nginx
@@ -68,11 +68,9 @@ timeout, and the remedy is on the backend: make its idle timeout longer than
 the time nginx may leave a connection idle, or upgrade nginx.
 
 ## References
-- facts/behaviors.md §a (stale cached connection, retries, max_fails), §b
-  (how an idle close is detected)
-- facts/directives.tsv, row `keepalive_timeout` (ngx_http_upstream_keepalive_module)
-- facts/backends.tsv (backend idle timeouts)
-- facts/errors.tsv and signatures.tsv (the error-log lines)
+- https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive_timeout
+- nginx source: src/http/modules/ngx_http_upstream_keepalive_module.c, `ngx_http_upstream_keepalive_close_handler()`, `ngx_http_upstream_get_keepalive_peer()`; src/http/ngx_http_upstream.c, `ngx_http_upstream_next()` (retries, the try given back for cached connections, `max_fails`)
+- `upkeep profiles` (backend idle timeouts, each with its source)
 "#,
 };
 

@@ -23,10 +23,10 @@ before 1.15.3).
 Reuse is capped at N requests per connection, whatever nginx allows. That is
 harmless when the backend announces the close: a response carrying
 `Connection: close` makes nginx close instead of caching the connection
-(`ngx_http_upstream_process_connection`, facts/behaviors.md §c). Tomcat,
+(`ngx_http_upstream_process_connection`). Tomcat,
 Apache httpd, Puma and Hypercorn do. A backend that closes WITHOUT announcing
 it leaves nginx with a cached connection that is already dead, and the next
-request on it fails like a stale idle connection (U007; behaviors.md §a): in
+request on it fails like a stale idle connection (U007): in
 that case, found by `probe`, the severity is error.
 
 ## Example
@@ -44,9 +44,9 @@ limit for more reuse). When it does not, set `keepalive_requests N-1;` in the
 upstream (available since nginx 1.15.3) so nginx retires the connection first.
 
 ## References
-- facts/behaviors.md §c (`Connection: close` from the upstream), §a
-- facts/directives.tsv, row `keepalive_requests` (ngx_http_upstream_keepalive_module)
-- facts/backends.tsv (request caps of backend servers)
+- https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive_requests
+- nginx source: src/http/ngx_http_upstream.c, `ngx_http_upstream_process_connection()` (`Connection: close` from the upstream); src/http/modules/ngx_http_upstream_keepalive_module.c, `ngx_http_upstream_free_keepalive_peer()`
+- `upkeep profiles` (request caps of backend servers)
 "#,
 };
 

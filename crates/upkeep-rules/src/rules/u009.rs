@@ -18,8 +18,7 @@ is larger than the maximum number of connections its backend accepts
 host's core count by default).
 
 ## Why it breaks reuse
-`keepalive N` is per worker process and per upstream block
-(facts/behaviors.md §i): with W workers nginx may keep N × W idle
+`keepalive N` is per worker process and per upstream block: with W workers nginx may keep N × W idle
 connections open to the backend, on top of the ones in use. A backend that
 caps its connections refuses or queues the surplus, and idle connections
 held by one worker are not available to another.
@@ -41,8 +40,8 @@ Lower `keepalive` to at most the backend's capacity divided by the number of
 workers, or raise the backend's limit.
 
 ## References
-- facts/behaviors.md §i (`keepalive N` is per worker, not a limit)
-- facts/directives.tsv, rows `keepalive`, `worker_processes`
+- https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive ("sets the maximum number of idle keepalive connections to upstream servers that are preserved in the cache of each worker process")
+- https://nginx.org/en/docs/ngx_core_module.html#worker_processes
 "#,
 };
 

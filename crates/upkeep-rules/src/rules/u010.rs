@@ -26,8 +26,7 @@ For such targets nginx creates an implicit upstream (a literal address) or
 resolves the address per request (a variable). Implicit upstreams have no
 `srv_conf`, and `ngx_http_upstream_keepalive_init_main_conf` skips them, so
 the keep-alive module is never installed: not even nginx 1.29.7's default
-pool applies (facts/behaviors.md §c; directives.tsv row `keepalive`, "implicit
-upstreams from proxy_pass http://host:port or variables get no cache"). Every
+pool applies. Every
 request opens and closes a connection.
 
 ## Example
@@ -46,8 +45,8 @@ name instead of the address. Variable targets need a `map` to upstream names
 or an upstream per backend, written by hand.
 
 ## References
-- facts/behaviors.md §c (implicit upstreams are never cached)
-- facts/directives.tsv, row `keepalive`
+- https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_pass, https://nginx.org/en/docs/http/ngx_http_grpc_module.html#grpc_pass, https://nginx.org/en/docs/http/ngx_http_fastcgi_module.html#fastcgi_pass, https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive
+- nginx source: src/http/modules/ngx_http_upstream_keepalive_module.c, `ngx_http_upstream_keepalive_init_main_conf()` (upstreams without `srv_conf`, the implicit ones, are skipped)
 "#,
 };
 

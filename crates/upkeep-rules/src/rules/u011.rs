@@ -23,9 +23,8 @@ FastCGI connections are cached only when nginx asks the application to keep
 the connection open: with `fastcgi_keep_conn on` nginx sets the
 `FCGI_KEEP_CONN` flag and only then sets `u->keepalive`; without it the
 application closes after each request and the keepalive module has nothing to
-cache (facts/behaviors.md §c; directives.tsv row `fastcgi_keep_conn`: "Since
-1.29.7 the upstream cache exists by default but FastCGI connections are still
-not cached without this"). The uwsgi and SCGI protocols have no keep-alive:
+cache. Since 1.29.7 the upstream pool exists by default, but FastCGI
+connections are still not cached without `fastcgi_keep_conn on`. The uwsgi and SCGI protocols have no keep-alive:
 their modules never set `u->keepalive`, so their connections are never cached.
 
 ## Example
@@ -43,9 +42,9 @@ location ~ \.php$ {
 or switch the backend to HTTP.
 
 ## References
-- facts/directives.tsv, rows `fastcgi_keep_conn`, `uwsgi_… / scgi_…`
-- facts/behaviors.md §c ("Other protocols")
-- facts/backends.tsv, row PHP-FPM
+- https://nginx.org/en/docs/http/ngx_http_fastcgi_module.html#fastcgi_keep_conn, https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive
+- nginx source: src/http/modules/ngx_http_fastcgi_module.c, `ngx_http_fastcgi_merge_loc_conf()` (`keep_conn` defaults to off); uwsgi and SCGI never mark a connection reusable
+- `upkeep profiles`
 "#,
 };
 

@@ -28,9 +28,7 @@ in the mask (the default `error timeout`), idempotent requests are retried
 transparently, and the failed try is given back (`u->peer.tries++` for cached
 connections), so even `proxy_next_upstream_tries 1` still retries (verified).
 Without `error` (`off` overrides everything), the request is finalised with
-502 at once: every stale connection becomes an error the client sees
-(facts/behaviors.md §a, directives.tsv rows `proxy_next_upstream`,
-`proxy_next_upstream_tries`).
+502 at once: every stale connection becomes an error the client sees.
 
 ## Example
 ```nginx
@@ -46,9 +44,8 @@ add `error` to the list. POST/LOCK/PATCH stay unretried unless you also add
 `non_idempotent`.
 
 ## References
-- facts/behaviors.md §a (what happens after a stale cached connection fails)
-- facts/directives.tsv, rows `proxy_next_upstream`, `proxy_next_upstream_tries`
-- nginx CHANGES 1.9.13
+- https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_next_upstream, https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_next_upstream_tries
+- nginx source: src/http/ngx_http_upstream.c, `ngx_http_upstream_next()` (a failure on a cached connection gives its try back)
 "#,
 };
 

@@ -20,8 +20,7 @@ to a host name, whose effective `proxy_ssl_server_name`
 Without SNI, backends that serve several names on one address cannot tell
 which certificate to present: some reset the handshake, so the new upstream
 connection fails before a request is sent and nothing can be pooled. `proxy_ssl_server_name` is off by default
-(facts/directives.tsv row `proxy_ssl_server_name`: "SNI for new TLS upstream
-connections"); the name sent is `proxy_ssl_name`, by default `$proxy_host`
+(it sets SNI on new TLS upstream connections); the name sent is `proxy_ssl_name`, by default `$proxy_host`
 (the host in `proxy_pass`, or the upstream block's name). Cached connections
 are matched by peer address only, never by SNI.
 
@@ -39,8 +38,7 @@ written as host names), also set `proxy_ssl_name` to the backend's real host
 name; that case has no automatic fix.
 
 ## References
-- facts/directives.tsv, rows `proxy_ssl_server_name`, `proxy_ssl_name`,
-  `grpc_ssl_server_name`
+- https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_ssl_server_name, https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_ssl_name, https://nginx.org/en/docs/http/ngx_http_grpc_module.html#grpc_ssl_server_name
 "#,
 };
 

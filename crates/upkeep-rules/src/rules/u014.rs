@@ -20,8 +20,7 @@ a route that proxies over TLS.
 ## Why it breaks reuse
 TLS session resumption makes the handshake of a NEW upstream connection
 cheap; it is independent of keep-alive, which avoids new connections
-altogether (facts/directives.tsv row `proxy_ssl_session_reuse`: "TLS session
-resumption for NEW upstream connections; independent of connection reuse").
+altogether (session resumption applies to new upstream connections only).
 With it off, every connection nginx opens (after a backend closed an idle
 one, after `keepalive_requests`, when the pool is empty or too small) pays a
 full handshake. The default is `on`.
@@ -38,7 +37,7 @@ location / {
 Remove the line or set it to `on` (the fix sets `on`).
 
 ## References
-- facts/directives.tsv, rows `proxy_ssl_session_reuse`, `grpc_ssl_session_reuse`
+- https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_ssl_session_reuse, https://nginx.org/en/docs/http/ngx_http_grpc_module.html#grpc_ssl_session_reuse
 "#,
 };
 

@@ -32,8 +32,7 @@ Use the scheme that matches the port: `https://` for 443, `http://` for 80
 (or fix the port). Not automatic: only you know which side is wrong.
 
 ## References
-- facts/behaviors.md §h (`upstream:` field in error-log lines shows the
-  scheme and peer)
+- nginx source: src/http/ngx_http_request.c, `ngx_http_log_error_handler()` (the `upstream:` field of error-log lines shows the scheme and peer)
 "#,
 };
 

@@ -19,8 +19,7 @@ These directives belong to `ngx_http_upstream_keepalive_module` and only
 govern connections in its cache (`ngx_http_upstream_free_keepalive_peer`
 checks `requests` and `time`; the idle timer is the `keepalive_timeout`).
 Without the module installed for the upstream they have no effect, and the
-configuration suggests a pool that does not exist (facts/directives.tsv rows
-for the upstream module; behaviors.md §c).
+configuration suggests a pool that does not exist.
 
 ## Example
 ```nginx
@@ -34,8 +33,7 @@ upstream app {
 Add `keepalive N;` (see U001) or remove the lines.
 
 ## References
-- facts/directives.tsv, rows `keepalive`, `keepalive_timeout`,
-  `keepalive_requests`, `keepalive_time` (ngx_http_upstream_keepalive_module)
+- https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive, https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive_timeout, https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive_requests, https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive_time
 "#,
 };
 

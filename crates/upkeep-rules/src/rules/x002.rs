@@ -33,7 +33,7 @@ or `# upkeep: backend idle=5s max-requests=100` (or a profile name such as
 (`500ms`, `5s`, `1m30s`).
 
 ## References
-`upkeep rules` lists rule IDs; facts/backends.tsv lists the backend profiles.
+`upkeep rules` lists rule IDs; `upkeep profiles` lists the backend profiles.
 "#,
 };
 
