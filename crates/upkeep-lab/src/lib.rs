@@ -27,6 +27,7 @@ mod render;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod source_map;
 #[cfg(test)]
 mod test_support;
 pub mod traffic;

@@ -17,6 +17,7 @@ use crate::plan::{ConfigFile, LabPlan, Network, Phase};
 use crate::relay::Relay;
 use crate::render::{render, Addresses};
 use crate::report::{Bucket, Latency, PhaseResult, Timeline};
+use crate::source_map;
 use crate::traffic::{self, TrafficResult};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -129,7 +130,8 @@ pub fn run_phase(
         }
         return Err(LabError::ConfigRejected {
             phase: phase.as_str(),
-            output: test.output,
+            // The prefix is gone when this is read: name the user's files.
+            output: source_map::to_user_files(&test.output, prefix.path(), &config, &plan.sources),
         });
     };
 

@@ -14,6 +14,17 @@ pub struct ConfigFile {
     pub text: String,
 }
 
+/// A file of the user's config set and where the lab put its copy, so
+/// that what nginx says about the copy can be said about the user's file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceFile {
+    /// The copy's path relative to the prefix ([`ConfigFile::path`]).
+    pub copy: String,
+    /// The user's file as loaded.
+    pub path: String,
+    pub text: String,
+}
+
 /// One emulated backend: it stands in for the `@SERVER:key@` placeholder of
 /// the config template, i.e. one `server` line of an upstream block.
 #[derive(Clone, Debug, Serialize)]
@@ -63,6 +74,9 @@ pub struct LabPlan {
     pub network: Network,
     /// Path of the stub_status location on the status listener.
     pub status_path: String,
+    /// The user's files the config was made from (empty for the built-in
+    /// scenarios, whose config is the lab's own).
+    pub sources: Vec<SourceFile>,
 }
 
 impl LabPlan {

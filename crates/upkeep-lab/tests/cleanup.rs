@@ -107,7 +107,7 @@ fn a_config_nginx_rejects_is_reported_with_nginx_s_words() {
     )
     .unwrap();
     let plan = build(&UserOptions {
-        config: conf,
+        config: conf.clone(),
         backend_specs: vec![],
         backend_facts_json: None,
         host: None,
@@ -117,10 +117,55 @@ fn a_config_nginx_rejects_is_reported_with_nginx_s_words() {
     match run_cancelled_after(&plan, Duration::from_secs(60)) {
         Err(LabError::ConfigRejected { phase, output }) => {
             assert_eq!(phase, "before");
+            // Said of the user's file and line, not of the lab's copy
+            // (whose http block has the lab's lines added at the top).
             assert!(
-                output.contains("unknown directive \"no_such_directive\""),
+                output.contains(&format!(
+                    "unknown directive \"no_such_directive\" in {}:8",
+                    conf.display()
+                )),
                 "{output}"
             );
+            assert!(!output.contains("upkeep-nginx-"), "{output}");
+        }
+        other => panic!("expected nginx -t to reject the config, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_error_in_an_included_file_names_that_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::create_dir(dir.path().join("conf.d")).unwrap();
+    let app = dir.path().join("conf.d/app.conf");
+    std::fs::write(
+        &app,
+        "# app settings\nproxy_read_timeout 30s;\nproxy_buffers 8;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &conf,
+        "events {}\nhttp {\n    upstream app {\n        server 10.0.0.1:80;\n    }\n    include conf.d/app.conf;\n    server {\n        listen 80;\n        location / {\n            proxy_pass http://app;\n        }\n    }\n}\n",
+    )
+    .unwrap();
+    let plan = build(&UserOptions {
+        config: conf,
+        backend_specs: vec![],
+        backend_facts_json: None,
+        host: None,
+        nginx_prefix: None,
+    })
+    .unwrap();
+    match run_cancelled_after(&plan, Duration::from_secs(60)) {
+        Err(LabError::ConfigRejected { output, .. }) => {
+            assert!(
+                output.contains(&format!(
+                    "invalid number of arguments in \"proxy_buffers\" directive in {}:3",
+                    app.display()
+                )),
+                "{output}"
+            );
+            assert!(!output.contains("upkeep-nginx-"), "{output}");
         }
         other => panic!("expected nginx -t to reject the config, got {other:?}"),
     }

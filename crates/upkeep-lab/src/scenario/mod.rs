@@ -169,6 +169,7 @@ impl<'a> BuiltIn<'a> {
             traffic: self.traffic,
             network: self.network,
             status_path: STATUS_PATH.to_string(),
+            sources: Vec::new(),
         }
     }
 }

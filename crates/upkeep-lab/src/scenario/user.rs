@@ -15,7 +15,7 @@
 
 use crate::backend::BackendProfile;
 use crate::error::LabError;
-use crate::plan::{ConfigFile, LabPlan, Network, ServerSlot};
+use crate::plan::{ConfigFile, LabPlan, Network, ServerSlot, SourceFile};
 use crate::scenario::STATUS_PATH;
 use crate::traffic::{LoopMode, TrafficProfile};
 use std::collections::{BTreeMap, HashMap};
@@ -150,6 +150,17 @@ pub fn build(opts: &UserOptions) -> Result<LabPlan, LabError> {
         .as_ref()
         .and_then(|t| t.proxied_path.clone());
     let files = rewriter.into_files()?;
+    let sources = (0..set.files.len())
+        .map(|i| {
+            let id = FileId(i as u32);
+            let file = set.file(id);
+            SourceFile {
+                copy: copy_path(&set, id),
+                path: file.path.clone(),
+                text: String::from_utf8_lossy(&file.text).into_owned(),
+            }
+        })
+        .collect();
     let shortest_idle = servers.iter().filter_map(|s| s.profile.idle_timeout).min();
     let (mut traffic, relay_delay, traffic_note) = default_traffic(shortest_idle, host);
     if let Some(p) = request_path {
@@ -178,6 +189,7 @@ pub fn build(opts: &UserOptions) -> Result<LabPlan, LabError> {
         traffic,
         network: Network::Loopback,
         status_path: STATUS_PATH.to_string(),
+        sources,
     })
 }
 
