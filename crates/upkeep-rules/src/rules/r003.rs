@@ -1,6 +1,6 @@
 use upkeep_diag::{Applicability, Finding, Fix, Severity};
-use upkeep_facts::NginxVersion;
-use upkeep_model::BlockKind;
+use upkeep_facts::{describe_duration, format_duration, parse_duration, NginxVersion};
+use upkeep_model::{BlockKind, Value};
 
 use crate::context::Ctx;
 use crate::edits;
@@ -33,14 +33,86 @@ events { worker_connections 1024; }
 ```
 
 ## Fix
-`worker_shutdown_timeout 30s;` (the fix adds it to the main context; pick a
-value above your longest legitimate request).
+`worker_shutdown_timeout` above the longest legitimate request. When it
+expires, the old worker closes whatever is still open: a WebSocket, a long
+poll, an upload in progress. So the fix is unsafe (`fix --unsafe-fixes`):
+the value is a trade-off only the operator can make. upkeep suggests the
+longest timeout the configuration itself allows a request to stay quiet
+(`proxy_read_timeout`, `grpc_read_timeout`, `fastcgi_read_timeout`,
+`client_body_timeout`, `send_timeout`, and the effective
+`proxy_read_timeout` of every WebSocket location, 60 s by default), and
+30 s when none is longer.
 
 ## References
 - https://nginx.org/en/docs/ngx_core_module.html#worker_shutdown_timeout
 - nginx source: src/core/ngx_connection.c, `ngx_close_idle_connections()` (idle connections closed on reload)
 "#,
 };
+
+/// Timeouts after which nginx gives up on a quiet request: the longest one
+/// is how long a legitimate request can take between two reads or writes.
+const REQUEST_TIMEOUTS: &[&str] = &[
+    "proxy_read_timeout",
+    "proxy_send_timeout",
+    "grpc_read_timeout",
+    "fastcgi_read_timeout",
+    "uwsgi_read_timeout",
+    "scgi_read_timeout",
+    "client_body_timeout",
+    "send_timeout",
+];
+
+/// Suggested when the configuration sets no longer timeout (the value most
+/// guides give).
+const FLOOR_MS: u64 = 30_000;
+
+/// The longest request timeout of the configuration, and where it is set:
+/// explicit timeouts anywhere, and the effective `proxy_read_timeout` of
+/// WebSocket locations (those that pass `Upgrade`), default included.
+fn longest_request_timeout(ctx: &Ctx) -> Option<(u64, String)> {
+    let mut best: Option<(u64, String)> = None;
+    let mut consider = |ms: u64, why: String| {
+        if best.as_ref().map_or(true, |b| ms > b.0) {
+            best = Some((ms, why));
+        }
+    };
+    // WebSocket locations first: at equal values they say more.
+    for (r, route) in ctx.model.routes.iter().enumerate() {
+        if ctx.headers(r).entry("Upgrade").is_none() {
+            continue;
+        }
+        let read = ctx.model.value(route.block, "proxy_read_timeout");
+        let Some(ms) = read.text().and_then(|t| parse_duration(&t).ok()) else {
+            continue;
+        };
+        let why = match read {
+            Value::Set(s) => format!(
+                "the WebSocket {} (`{}` at {})",
+                ctx.describe(route.block),
+                ctx.text(s.directive.span),
+                ctx.place(s.directive.span)
+            ),
+            _ => format!(
+                "the WebSocket {} (`proxy_read_timeout` default {})",
+                ctx.describe(route.block),
+                describe_duration(ms)
+            ),
+        };
+        consider(ms, why);
+    }
+    for block in &ctx.model.blocks {
+        for d in block.directives() {
+            let name = d.name.text();
+            if !REQUEST_TIMEOUTS.contains(&name.as_ref()) || d.args.len() != 1 {
+                continue;
+            }
+            if let Ok(ms) = parse_duration(&d.args[0].text()) {
+                consider(ms, format!("`{}` at {}", ctx.text(d.span), ctx.place(d.span)));
+            }
+        }
+    }
+    best
+}
 
 pub fn check(ctx: &Ctx) -> Vec<Finding> {
     if ctx.model.block(0).kind != BlockKind::Main
@@ -63,21 +135,40 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         (None, Some(http)) => ctx.head(http),
         (None, None) => return Vec::new(),
     };
+    let (value_ms, basis) = match longest_request_timeout(ctx) {
+        Some((ms, why)) if ms > FLOOR_MS => (
+            ms,
+            format!("the longest request timeout in this configuration: {why}"),
+        ),
+        _ => (
+            FLOOR_MS,
+            "no request timeout in this configuration is longer than 30s".to_string(),
+        ),
+    };
+    let value = format_duration(value_ms);
+    let line = format!("worker_shutdown_timeout {value};");
     let mut f = INFO
         .finding("no `worker_shutdown_timeout`: after a reload, old workers keep running until their last busy connection ends")
         .at(primary)
         .with_label("no worker_shutdown_timeout in the main context")
-        .help("add `worker_shutdown_timeout 30s;` (above your longest legitimate request)");
+        .note(format!("suggested {value}: {basis}"))
+        .help(format!(
+            "add `{line}` if no legitimate request (WebSocket, long poll, upload) lasts longer: when it expires, old workers close what is still open"
+        ));
     let edit = match anchor {
         Some(a) if a.span.file == ctx.model.source.trees()[0].0.id => {
-            Some(edits::insert_after(ctx, a, "worker_shutdown_timeout 30s;"))
+            Some(edits::insert_after(ctx, a, &line))
         }
-        _ => edits::insert_in_block(ctx, 0, "worker_shutdown_timeout 30s;", |_| false),
+        _ => edits::insert_in_block(ctx, 0, &line, |_| false),
     };
     if let Some(edit) = edit {
+        // Unsafe: the timeout closes WebSockets and long uploads still open
+        // at a reload; only the operator knows how long those may last.
         f = f.with_fix(Fix {
-            applicability: Applicability::Safe,
-            description: "add `worker_shutdown_timeout 30s;`".into(),
+            applicability: Applicability::Unsafe,
+            description: format!(
+                "add `{line}` (closes connections still open {value} after a reload)"
+            ),
             edits: vec![edit],
         });
     }
