@@ -1,7 +1,7 @@
 //! What a rule's check gets: the model, the options, resolved backend facts,
 //! and small helpers for messages.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use upkeep_diag::Finding;
 use upkeep_facts::{BackendFacts, NginxVersion};
 
@@ -30,6 +30,10 @@ pub struct Ctx<'m, 'a> {
     /// questions of every route.
     headers: Vec<OnceLock<ArrayValue<'a>>>,
     http_version: Vec<OnceLock<Value<'a>>>,
+    /// What rules took for granted without seeing it (a bare name in a
+    /// snippet taken for an upstream defined elsewhere, an inherited open-file
+    /// limit), reported with the findings. Rules run on several threads.
+    assumptions: Mutex<Vec<String>>,
 }
 
 impl<'m, 'a> Ctx<'m, 'a> {
@@ -43,6 +47,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
             keepalive_routes: Vec::new(),
             headers: vec![OnceLock::new(); model.routes.len()],
             http_version: vec![OnceLock::new(); model.routes.len()],
+            assumptions: Mutex::new(Vec::new()),
         };
         crate::backends::resolve(&mut ctx);
         ctx.keepalive_routes = (0..model.routes.len())
@@ -146,6 +151,21 @@ impl<'m, 'a> Ctx<'m, 'a> {
     /// the upstream-level) directive `name`, so a fix may write it.
     pub fn available(&self, name: &str, in_upstream: bool) -> bool {
         upkeep_facts::directive(name, in_upstream).map_or(true, |d| d.available_in(self.version))
+    }
+
+    /// Records something a verdict rests on that the configuration does not
+    /// show, for the report's `assumptions` (each text once).
+    pub fn assume(&self, text: impl Into<String>) {
+        let text = text.into();
+        let mut list = self.assumptions.lock().unwrap_or_else(|e| e.into_inner());
+        if !list.contains(&text) {
+            list.push(text);
+        }
+    }
+
+    /// The assumptions recorded so far, in the order first made.
+    pub fn take_assumptions(&self) -> Vec<String> {
+        std::mem::take(&mut *self.assumptions.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The name of upstream `u`.

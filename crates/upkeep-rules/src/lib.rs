@@ -92,12 +92,31 @@ pub fn check<C: ConfigSource>(config: &C, opts: &CheckOptions) -> CheckReport {
             "assuming nginx {version} (default; no --nginx-version given and no nginx binary detected)"
         ));
     }
+    assumptions.extend(snippet_assumptions(&model));
+    assumptions.extend(ctx.take_assumptions());
     CheckReport {
         findings,
         nginx_version: version,
         version_source: opts.version_source,
         assumptions,
     }
+}
+
+/// What checking a snippet (a conf.d file read without its nginx.conf)
+/// takes for granted, whatever the rules find.
+fn snippet_assumptions(model: &Model) -> Vec<String> {
+    use upkeep_model::BlockKind;
+    let kind = model.block(0).kind;
+    if kind == BlockKind::Main {
+        return Vec::new();
+    }
+    let context = format!("{kind:?}").to_ascii_lowercase();
+    vec![
+        format!(
+            "snippet read in the {context} context without the nginx.conf that includes it: settings it would inherit from enclosing levels are taken to be nginx's defaults"
+        ),
+        "snippet: worker_processes, worker_connections, worker_rlimit_nofile and worker_shutdown_timeout live in the main context, which is not here: R001, R002, R003 and U009 were not checked".to_string(),
+    ]
 }
 
 /// Below this many blocks a config is checked on the calling thread alone:

@@ -16,6 +16,25 @@ fn run(conf: &str, version: (u32, u32, u32)) -> CheckReport {
     check(&src, &opts)
 }
 
+/// `text` loaded the way `upkeep check FILE` loads it: a snippet is read in
+/// the context its directives call for.
+fn run_loaded(text: &str, version: (u32, u32, u32)) -> CheckReport {
+    let mut loader = upkeep_config::MemoryLoader::new();
+    loader.insert("/conf/app.conf".to_string(), text.as_bytes().to_vec());
+    let set = upkeep_config::ConfigSet::load(
+        "/conf/app.conf",
+        &loader,
+        &upkeep_config::LoadOptions::default(),
+    )
+    .unwrap();
+    let opts = CheckOptions {
+        nginx_version: Some(NginxVersion::new(version.0, version.1, version.2)),
+        version_source: VersionSource::Given,
+        ..CheckOptions::default()
+    };
+    check(&set, &opts)
+}
+
 fn only<'a>(report: &'a CheckReport, rule: &str) -> Vec<&'a Finding> {
     report.findings.iter().filter(|f| f.rule == rule).collect()
 }
@@ -61,4 +80,150 @@ http {
     assert_eq!(fix.applicability, Applicability::Unsafe);
     assert_eq!(fix.edits[0].content.trim(), "worker_shutdown_timeout 30s;");
     assert_eq!(only(&report, "R003")[0].severity, Severity::Info);
+}
+
+#[test]
+fn u001_is_info_when_every_route_is_websocket_only_or_a_metrics_scrape() {
+    let conf = r#"events {}
+http {
+    upstream cable { server 127.0.0.1:9000; }
+    upstream exporter { server 127.0.0.1:9100; }
+    upstream app { server 127.0.0.1:8000; }
+    server {
+        listen 127.0.0.1:8080;
+        location /cable {
+            proxy_pass http://cable;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "Upgrade";
+        }
+        location = /metrics { proxy_pass http://exporter; }
+        location /ws {
+            proxy_pass http://app;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+        }
+        location / { proxy_pass http://app; }
+    }
+}
+"#;
+    let report = run(conf, (1, 28, 0));
+    let u001 = only(&report, "U001");
+    let sev = |name: &str| {
+        u001.iter()
+            .find(|f| f.message.contains(&format!("`{name}`")))
+            .unwrap_or_else(|| panic!("no U001 for {name}"))
+            .severity
+    };
+    assert_eq!(sev("cable"), Severity::Info);
+    assert_eq!(sev("exporter"), Severity::Info);
+    // One ordinary route is enough for the warning.
+    assert_eq!(sev("app"), Severity::Warning);
+    let cable = u001.iter().find(|f| f.message.contains("`cable`")).unwrap();
+    assert!(cable.notes.iter().any(|n| n.contains("WebSocket-only")));
+}
+
+#[test]
+fn u001_says_what_a_unix_socket_costs() {
+    let conf = r#"events {}
+http {
+    upstream puma { server unix:/run/app/puma.sock; }
+    upstream tcp { server 127.0.0.1:8000; }
+    server {
+        listen 127.0.0.1:8080;
+        location / { proxy_pass http://puma; }
+        location /api/ { proxy_pass http://tcp; }
+    }
+}
+"#;
+    let report = run(conf, (1, 28, 0));
+    let u001 = only(&report, "U001");
+    let unix = u001.iter().find(|f| f.message.contains("`puma`")).unwrap();
+    assert!(
+        !unix.message.contains("TIME_WAIT piles up"),
+        "{}",
+        unix.message
+    );
+    assert!(unix
+        .message
+        .contains("a connect by nginx and an accept by the backend per request"));
+    assert!(unix.message.contains("no TIME_WAIT"));
+    let tcp = u001.iter().find(|f| f.message.contains("`tcp`")).unwrap();
+    assert!(tcp.message.contains("TIME_WAIT piles up on the nginx host"));
+}
+
+#[test]
+fn u010_covers_literal_grpc_pass_and_fastcgi_pass() {
+    let conf = r#"events {}
+http {
+    server {
+        listen 127.0.0.1:8080;
+        location /grpc.Service/ { grpc_pass grpc://127.0.0.1:50051; }
+        location ~ \.php$ { fastcgi_pass 127.0.0.1:9000; }
+        location /sock.php { fastcgi_pass unix:/run/php/php-fpm.sock; }
+        location /uwsgi { uwsgi_pass 127.0.0.1:3031; }
+    }
+}
+"#;
+    let report = run(conf, (1, 28, 0));
+    let u010 = only(&report, "U010");
+    let msgs: Vec<&str> = u010.iter().map(|f| f.message.as_str()).collect();
+    assert_eq!(u010.len(), 3, "{msgs:#?}");
+    assert!(msgs[0].starts_with("`grpc_pass 127.0.0.1:50051` is not an upstream block"));
+    assert!(msgs[0].contains("every gRPC call opens a new HTTP/2 connection"));
+    assert!(msgs[1].starts_with("`fastcgi_pass 127.0.0.1:9000` is not an upstream block"));
+    assert!(msgs[2].starts_with("`fastcgi_pass unix:/run/php/php-fpm.sock`"));
+    for f in &u010[1..] {
+        assert!(f.help.as_deref().unwrap().contains("fastcgi_keep_conn on"));
+        assert!(
+            f.fix.is_none(),
+            "no automatic FastCGI pool: capacity unknown"
+        );
+    }
+    // An upstream block by name is fine.
+    let ok = r#"events {}
+http {
+    upstream php { server 127.0.0.1:9000; keepalive 2; }
+    server {
+        listen 127.0.0.1:8080;
+        location ~ \.php$ { fastcgi_pass php; fastcgi_keep_conn on; }
+    }
+}
+"#;
+    assert!(only(&run(ok, (1, 28, 0)), "U010").is_empty());
+}
+
+#[test]
+fn snippet_assumptions_are_in_the_output() {
+    let snippet = r#"server {
+    listen 80;
+    location / { proxy_pass http://taiga-back/; }
+}
+"#;
+    let report = run_loaded(snippet, (1, 28, 0));
+    assert!(only(&report, "U010").is_empty());
+    let a = &report.assumptions;
+    assert!(
+        a.iter().any(|s| s.contains("`proxy_pass http://taiga-back/` is taken to name an upstream block defined in another file")
+            && s.contains("nginx resolves `taiga-back` as a host name and keeps no idle connections")),
+        "{a:#?}"
+    );
+    assert!(
+        a.iter()
+            .any(|s| s.contains("R001, R002, R003 and U009 were not checked")),
+        "{a:#?}"
+    );
+    assert!(
+        a.iter().any(|s| s.contains("taken to be nginx's defaults")),
+        "{a:#?}"
+    );
+    // A whole nginx.conf assumes none of this.
+    let full = format!("events {{}}\nhttp {{\n{snippet}}}\n");
+    let report = run_loaded(&full, (1, 28, 0));
+    assert!(
+        report.assumptions.iter().all(|s| !s.contains("snippet")),
+        "{:#?}",
+        report.assumptions
+    );
+    assert_eq!(only(&report, "U010").len(), 1);
 }

@@ -27,7 +27,15 @@ default, and `keepalive 0` switches the module off for that block
 (`ngx_http_upstream_keepalive_init_main_conf` skips it). Without the module, nginx closes the upstream
 connection after every response: each request pays a TCP (and TLS) handshake,
 and the closed sockets sit in TIME_WAIT on the nginx host until the ephemeral
-ports run out under load.
+ports run out under load. Toward a unix socket there is no TIME_WAIT and no
+port to run out of; the cost is a `connect()` by nginx and an `accept()` by the
+backend for every request.
+
+Two kinds of routes gain next to nothing from a pool, and an upstream that
+only they reach is reported as an info: WebSocket-only locations (they send
+`Connection: upgrade`; an upgraded connection is never returned to a pool)
+and metrics scrapes (a location named like `/metrics`, asked every few
+seconds by one scraper).
 
 ## Example
 ```nginx
@@ -55,6 +63,23 @@ U003); FastCGI routes need `fastcgi_keep_conn on;` (U011).
 "#,
 };
 
+/// Why a route would gain nothing from a pool, if so: it only carries
+/// WebSocket upgrades (its effective `Connection` header is the literal
+/// `upgrade`), or it serves a metrics scrape.
+fn low_value_route(ctx: &Ctx, r: upkeep_model::RouteId) -> Option<&'static str> {
+    let route = ctx.model.route(r);
+    if route.protocol == Protocol::Http {
+        if let Some(conn) = ctx.headers(r).entry("Connection") {
+            if conn.args.get(1).is_some_and(|v| v.text().eq_ignore_ascii_case("upgrade")) {
+                return Some("WebSocket-only");
+            }
+        }
+    }
+    let location = ctx.model.block(route.block).directive?;
+    let path = location.args.last()?.text().to_ascii_lowercase();
+    path.contains("metrics").then_some("a metrics scrape")
+}
+
 pub fn check(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
     for (uid, up) in ctx.model.upstreams.iter().enumerate() {
@@ -70,10 +95,23 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         if routes.is_empty() {
             continue;
         }
+        let low_value: Vec<&'static str> = routes
+            .iter()
+            .filter_map(|&r| low_value_route(ctx, r))
+            .collect();
+        let all_low_value = low_value.len() == routes.len();
+        // Unix sockets have no TIME_WAIT: say what a new connection costs there.
+        let unix_only = !up.servers.is_empty()
+            && up.servers.iter().all(|s| s.address.starts_with("unix:"));
+        let cost = if unix_only {
+            "every request opens and closes a connection to its unix socket (a connect by nginx and an accept by the backend per request; unix sockets leave no TIME_WAIT)"
+        } else {
+            "every request opens and closes a TCP connection (TIME_WAIT piles up on the nginx host)"
+        };
         let mut finding = match pool {
             Pool::Disabled { directive } => INFO
                 .finding(format!(
-                    "`keepalive 0` turns off the idle connection pool of upstream `{}`: every request opens and closes a TCP connection",
+                    "`keepalive 0` turns off the idle connection pool of upstream `{}`: {cost}",
                     up.name
                 ))
                 .at(directive.span)
@@ -81,7 +119,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 .related(ctx.head(up.directive), "in this upstream"),
             _ => INFO
                 .finding(format!(
-                    "upstream `{}` has no `keepalive`: every request opens and closes a TCP connection (TIME_WAIT piles up on the nginx host)",
+                    "upstream `{}` has no `keepalive`: {cost}",
                     up.name
                 ))
                 .at(ctx.head(up.directive))
@@ -96,6 +134,16 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         }
         if routes.len() > 3 {
             finding = finding.note(format!("and {} more routes", routes.len() - 3));
+        }
+        if all_low_value {
+            let mut kinds = low_value.clone();
+            kinds.sort_unstable();
+            kinds.dedup();
+            finding.severity = Severity::Info;
+            finding = finding.note(format!(
+                "info only: every route to it is {}, where a pool saves little (upgraded connections are never pooled; a scrape comes every few seconds)",
+                kinds.join(" or ")
+            ));
         }
         let fix = match pool {
             Pool::Disabled { directive } if ctx.version >= landmarks::KEEPALIVE_BY_DEFAULT => Fix {

@@ -13,11 +13,11 @@ pub const INFO: RuleInfo = RuleInfo {
     name: "proxy-pass-bypasses-pool",
     severity: Severity::Warning,
     fixable: true,
-    summary: "`proxy_pass` names an address or a variable that is not an upstream block: nginx keeps no idle pool for it.",
+    summary: "`proxy_pass` (or `grpc_pass`, `fastcgi_pass`) names an address or a variable that is not an upstream block: nginx keeps no idle pool for it.",
     doc: r#"## What it finds
-A `proxy_pass` whose target is a literal `host:port` (or `unix:` socket) that
-is not the name of an `upstream{}` block, or a variable whose values are not
-upstream block names (for example `proxy_pass http://$host$request_uri;`).
+A `proxy_pass`, `grpc_pass` or `fastcgi_pass` whose target is a literal
+`host:port` (or `unix:` socket) that is not the name of an `upstream{}` block,
+or a `proxy_pass` to a variable whose values are not upstream block names (for example `proxy_pass http://$host$request_uri;`).
 A variable whose `set`/`map` values name upstream blocks is fine: nginx looks
 the evaluated host up among the `upstream{}` blocks.
 
@@ -42,7 +42,14 @@ For a literal target, the fix adds an `upstream` block with the address and
 `proxy_set_header Host` is in effect, because `$proxy_host` (the default
 `Host` header, and the TLS server name for `https://`) becomes the upstream's
 name instead of the address. Variable targets need a `map` to upstream names
-or an upstream per backend, written by hand.
+or an upstream per backend, written by hand. For `grpc_pass` and
+`fastcgi_pass` the diagnostic says what to write (a FastCGI pool also needs
+`fastcgi_keep_conn on` and must fit the FastCGI server's capacity); there is
+no automatic fix.
+
+In a snippet (a conf.d file checked without its nginx.conf), a bare name
+such as `proxy_pass http://app/` is taken to be an upstream block defined in
+another file, and the output says so among its assumptions.
 
 ## References
 - https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_pass, https://nginx.org/en/docs/http/ngx_http_grpc_module.html#grpc_pass, https://nginx.org/en/docs/http/ngx_http_fastcgi_module.html#fastcgi_pass, https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive
@@ -70,14 +77,28 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
     let mut literal: BTreeMap<(String, String, Option<u16>), Vec<RouteId>> = BTreeMap::new();
     let full_config = ctx.model.block(0).kind == BlockKind::Main;
     for (r, route) in ctx.model.routes.iter().enumerate() {
-        if route.protocol != Protocol::Http {
-            continue;
+        if !matches!(
+            route.protocol,
+            Protocol::Http | Protocol::Grpc | Protocol::FastCgi
+        ) {
+            continue; // uwsgi and SCGI connections are never pooled anyway
         }
         match &route.target {
             PassTarget::Direct { host, port } => {
                 // In a partial config (a conf.d snippet) a bare name such as
-                // `backend` may be an upstream block defined in another file.
+                // `backend` may be an upstream block defined in another file:
+                // say so, since nginx would otherwise resolve it as a host
+                // and keep no pool for it.
                 if !full_config && is_bare_name(host) && port.is_none() {
+                    ctx.assume(format!(
+                        "snippet: `{} {}` is taken to name an upstream block defined in another file; if no file defines `upstream {host}`, nginx resolves `{host}` as a host name and keeps no idle connections for it (U010)",
+                        route.pass.name.text(),
+                        route.pass.args.first().map(|a| a.text()).unwrap_or_default()
+                    ));
+                    continue;
+                }
+                if route.protocol != Protocol::Http {
+                    out.push(other_protocol_finding(ctx, route.protocol, host, *port, r));
                     continue;
                 }
                 let scheme = route.scheme.clone().unwrap_or_else(|| "http".into());
@@ -86,6 +107,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                     .or_default()
                     .push(r);
             }
+            PassTarget::Dynamic { .. } if route.protocol != Protocol::Http => {}
             PassTarget::Dynamic {
                 host,
                 upstreams,
@@ -138,6 +160,41 @@ fn is_bare_name(host: &str) -> bool {
         && !host.starts_with('[')
         && host != "localhost"
         && !host.contains('$')
+}
+
+/// A literal `grpc_pass` or `fastcgi_pass` target: the same implicit,
+/// never-pooled upstream as a literal `proxy_pass`. No automatic fix: a gRPC
+/// pool needs its TLS name kept, and a FastCGI pool needs
+/// `fastcgi_keep_conn on` and a size within the FastCGI server's capacity.
+fn other_protocol_finding(
+    ctx: &Ctx,
+    protocol: Protocol,
+    host: &str,
+    port: Option<u16>,
+    r: RouteId,
+) -> Finding {
+    let route = ctx.model.route(r);
+    let shown = match port {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    let directive = route.pass.name.text();
+    let (cost, help) = match protocol {
+        Protocol::Grpc => (
+            "every gRPC call opens a new HTTP/2 connection to it",
+            format!("define `upstream NAME {{ server {shown}; keepalive 32; }}` and use `grpc_pass grpc://NAME` (with `grpc_ssl_name` for grpcs)"),
+        ),
+        _ => (
+            "every request opens and closes a FastCGI connection to it",
+            format!("define `upstream NAME {{ server {shown}; keepalive N; }}` with N at most the FastCGI server's children per nginx worker (php-fpm: pm.max_children / worker_processes), `fastcgi_pass NAME` and `fastcgi_keep_conn on`"),
+        ),
+    };
+    INFO.finding(format!(
+        "`{directive} {shown}` is not an upstream block: nginx keeps no idle connections to it; {cost}"
+    ))
+    .at(route.pass.span)
+    .with_label("implicit upstream, never pooled")
+    .help(help)
 }
 
 fn quote_list(values: &[String]) -> String {
