@@ -12,6 +12,9 @@ pub enum LoadErrorKind {
     /// An `include` names a file that cannot be read (an error only in
     /// strict mode; otherwise a [`LoadWarning`]).
     IncludeUnreadable,
+    /// A file (read as directives) starts with a UTF-8 byte order mark,
+    /// which nginx takes as part of the first directive's name.
+    ByteOrderMark,
     /// A file includes itself, directly or through others.
     IncludeCycle,
     /// The `nginx -T` input has no `# configuration file` markers.

@@ -9,6 +9,8 @@ mod context;
 pub mod crossplane;
 mod dump;
 mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod file_read;
 pub mod glob;
 pub mod json;
 mod loader;

@@ -57,8 +57,13 @@ pub struct FsLoader;
 
 #[cfg(not(target_arch = "wasm32"))]
 impl Loader for FsLoader {
+    /// As nginx reads a configuration file (see [`crate::file_read`]):
+    /// never blocks on a FIFO, never reads past the size `fstat` gave.
     fn read(&self, path: &str) -> io::Result<Vec<u8>> {
-        std::fs::read(path)
+        crate::file_read::read_config_file(
+            std::path::Path::new(path),
+            crate::file_read::MAX_CONFIG_FILE_BYTES,
+        )
     }
 
     fn glob(&self, pattern: &str) -> io::Result<Vec<String>> {

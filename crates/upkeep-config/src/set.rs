@@ -44,12 +44,15 @@ pub struct ConfigSet {
 struct Visit {
     file: FileId,
     /// The `include` directives of the file, in document order: the
-    /// directive's span and its argument.
-    includes: Vec<(Span, String)>,
+    /// directive's span, its argument, and whether the files it names are
+    /// read as a list of words ([`WORD_LIST_BLOCKS`]).
+    includes: Vec<(Span, String, bool)>,
     next_include: usize,
     /// Paths of the include being expanded that are still to be visited.
     pending: std::vec::IntoIter<String>,
     current: Option<Span>,
+    /// The include being expanded names files read as words.
+    current_words: bool,
 }
 
 impl ConfigSet {
@@ -104,7 +107,7 @@ impl ConfigSet {
             includes: HashMap::new(),
         };
         let mut by_path: HashMap<String, FileId> = HashMap::new();
-        let main = set.add_file(main_path.to_string(), bytes)?;
+        let main = set.add_file(main_path.to_string(), bytes, false)?;
         by_path.insert(normalize(main_path), main);
         set.context = opts
             .context
@@ -114,12 +117,13 @@ impl ConfigSet {
             return Ok(set);
         }
         let mut on_stack = vec![true];
-        let mut stack = vec![set.visit(main)];
+        let mut stack = vec![set.visit(main, false)];
         let mut read_ahead = ReadAhead::default();
         while let Some(top) = stack.last_mut() {
             if let Some(path) = top.pending.next() {
                 let include = top.current.expect("pending paths belong to an include");
                 let from = top.file;
+                let words = top.current_words;
                 let key = normalize(&path);
                 let id = match by_path.get(&key) {
                     Some(&id) => {
@@ -137,13 +141,13 @@ impl ConfigSet {
                     ) {
                         Ok(read) => {
                             let id = match read {
-                                Err(bytes) => set.add_file(path, bytes)?,
-                                Ok((file, tree)) => set.add_parsed(file, tree)?,
+                                Err(bytes) => set.add_file(path, bytes, words)?,
+                                Ok((file, tree)) => set.add_parsed(file, tree, words)?,
                             };
                             by_path.insert(key, id);
                             on_stack.push(true);
                             set.includes.entry(include).or_default().push(id);
-                            let visit = set.visit(id);
+                            let visit = set.visit(id, words);
                             stack.push(visit);
                             continue;
                         }
@@ -159,9 +163,10 @@ impl ConfigSet {
                 continue;
             }
             if top.next_include < top.includes.len() {
-                let (span, arg) = top.includes[top.next_include].clone();
+                let (span, arg, words) = top.includes[top.next_include].clone();
                 top.next_include += 1;
                 top.current = Some(span);
+                top.current_words = words;
                 set.includes.entry(span).or_default();
                 let full = if arg.starts_with('/') {
                     arg
@@ -280,11 +285,13 @@ impl ConfigSet {
         self.expand(&self.tree(self.main).nodes)
     }
 
-    fn add_file(&mut self, path: String, bytes: Vec<u8>) -> Result<FileId, LoadError> {
+    /// `words`: the file is read as a list of words (inside `types`,
+    /// `map`, …) rather than directives.
+    fn add_file(&mut self, path: String, bytes: Vec<u8>, words: bool) -> Result<FileId, LoadError> {
         let id = FileId(self.files.len() as u32);
         let file = SourceFile::new(id, path, bytes);
         let tree = parse(&file);
-        self.add_parsed(file, tree)
+        self.add_parsed(file, tree, words)
     }
 
     /// A file parsed ahead; parsed again if it was given another id than
@@ -293,11 +300,15 @@ impl ConfigSet {
         &mut self,
         file: SourceFile,
         tree: Result<SyntaxTree, upkeep_syntax::SyntaxError>,
+        words: bool,
     ) -> Result<FileId, LoadError> {
         let id = FileId(self.files.len() as u32);
         if file.id != id {
             let SourceFile { path, text, .. } = file;
-            return self.add_file(path, text);
+            return self.add_file(path, text, words);
+        }
+        if !words && file.text.starts_with(UTF8_BOM) {
+            return Err(byte_order_mark_error(&file, tree.as_ref().ok()));
         }
         let tree = tree.map_err(|e| LoadError::syntax(&file, e))?;
         self.files.push(file);
@@ -305,15 +316,16 @@ impl ConfigSet {
         Ok(id)
     }
 
-    fn visit(&self, id: FileId) -> Visit {
+    fn visit(&self, id: FileId, words: bool) -> Visit {
         let mut includes = Vec::new();
-        collect_includes(&self.tree(id).nodes, &mut includes);
+        collect_includes(&self.tree(id).nodes, words, &mut includes);
         Visit {
             file: id,
             includes,
             next_include: 0,
             pending: Vec::new().into_iter(),
             current: None,
+            current_words: false,
         }
     }
 
@@ -326,7 +338,10 @@ impl ConfigSet {
         strict: bool,
     ) -> Result<(), LoadError> {
         let file = self.file(from);
-        if strict {
+        // A missing file may just not be on this machine (a config checked
+        // out of a repository); anything else (permissions, a directory, a
+        // FIFO) is wrong wherever the config runs, and fails `nginx -t`.
+        if strict || io_error.is_some_and(|k| k != std::io::ErrorKind::NotFound) {
             return Err(LoadError::at(
                 LoadErrorKind::IncludeUnreadable,
                 file,
@@ -375,17 +390,51 @@ impl SourceMap for ConfigSet {
 }
 
 /// `include PATH;` directives anywhere in the tree (not inside Lua bodies),
-/// in document order. Includes with another number of arguments are left to
-/// the model to report; nginx refuses them.
-fn collect_includes(nodes: &[Node], out: &mut Vec<(Span, String)>) {
+/// in document order, each with whether its files are read as a list of
+/// words: inside a [`WORD_LIST_BLOCKS`] block, or at the top of a file that
+/// is itself read as words (`words`). Includes with another number of
+/// arguments are left to the model to report; nginx refuses them.
+fn collect_includes(nodes: &[Node], words: bool, out: &mut Vec<(Span, String, bool)>) {
     for d in nodes.iter().filter_map(Node::as_directive) {
         if d.name_is("include") && d.args.len() == 1 && d.block.is_none() {
-            out.push((d.span, d.args[0].text().into_owned()));
+            out.push((d.span, d.args[0].text().into_owned(), words));
         }
         if let Some(b) = &d.block {
-            collect_includes(&b.nodes, out);
+            let inner = WORD_LIST_BLOCKS.iter().any(|n| d.name_is(n));
+            collect_includes(&b.nodes, inner, out);
         }
     }
+}
+
+/// Blocks whose content nginx reads as lists of words (a MIME type and its
+/// extensions, a map's key and value), not as directives: a byte order mark
+/// at the start of a file included there just becomes part of the first
+/// word, and `nginx -t` passes.
+const WORD_LIST_BLOCKS: [&str; 5] = ["types", "map", "geo", "split_clients", "charset_map"];
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// nginx does not skip a UTF-8 byte order mark: its three bytes start the
+/// first token, so the first directive's name is unknown (checked against
+/// nginx 1.22 in tests/non_regular_files.rs).
+fn byte_order_mark_error(file: &SourceFile, tree: Option<&SyntaxTree>) -> LoadError {
+    let first = tree
+        .and_then(|t| t.nodes.iter().find_map(Node::as_directive))
+        .filter(|d| d.name.span.start == 0)
+        .and_then(|d| d.name.value.strip_prefix(UTF8_BOM))
+        .map(|rest| String::from_utf8_lossy(rest).into_owned());
+    let what = match first {
+        Some(name) => format!("nginx fails with `unknown directive \"\\xEF\\xBB\\xBF{name}\"`"),
+        None => "nginx reads it as part of the first directive and fails".to_string(),
+    };
+    LoadError::at(
+        LoadErrorKind::ByteOrderMark,
+        file,
+        Span::new(file.id, 0, UTF8_BOM.len() as u32),
+        format!(
+            "the file starts with a UTF-8 byte order mark (bytes EF BB BF), which nginx does not skip: {what}; save the file without it"
+        ),
+    )
 }
 
 /// The identity of a path for "already loaded" and cycle checks: `.` and
