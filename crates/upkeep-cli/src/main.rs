@@ -2,6 +2,7 @@
 //! its own module under `cmd/`; the work itself is done by the library crates.
 
 mod cmd;
+mod settings_file;
 
 /// mimalloc instead of the system allocator: a parsed config is hundreds of
 /// thousands of small allocations, and mimalloc makes `upkeep parse` of a
@@ -70,7 +71,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Paths and values from the command line or from files.
+            eprintln!("error: {}", upkeep_diag::terminal_safe(&format!("{err:#}")));
             ExitCode::from(EXIT_INPUT_ERROR)
         }
     }

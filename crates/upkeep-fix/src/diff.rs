@@ -18,8 +18,12 @@ pub fn unified_diff(path: &str, old: &[u8], new: &[u8], color: bool) -> String {
         return String::new();
     }
     let diff = TextDiff::configure().diff_lines(old, new);
+    // Coloured output is for a terminal: control characters of the file
+    // names and lines are shown escaped there, and only there (a diff to a
+    // file or pipe must keep the bytes for `patch`).
     let paint = |text: &str, style: Style| {
         if color {
+            let text = upkeep_diag::terminal_safe(text);
             format!("{}{text}{}", style.render(), style.render_reset())
         } else {
             text.to_string()
@@ -50,6 +54,7 @@ pub fn unified_diff(path: &str, old: &[u8], new: &[u8], color: bool) -> String {
                 let text = format!("{sign}{line}");
                 match style {
                     Some(style) => out.push_str(&paint(&text, style)),
+                    None if color => out.push_str(&upkeep_diag::terminal_safe(&text)),
                     None => out.push_str(&text),
                 }
                 out.push('\n');

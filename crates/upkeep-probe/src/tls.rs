@@ -54,9 +54,16 @@ pub fn client_config(trust: &Trust) -> Result<Arc<rustls::ClientConfig>, String>
     Ok(Arc::new(config))
 }
 
+/// The most bytes read from a `--cacert` file: a full system CA bundle is
+/// about 200 kB.
+pub const MAX_CA_FILE_BYTES: u64 = 16 << 20;
+
+/// A regular file only, read within [`MAX_CA_FILE_BYTES`]: a FIFO or a
+/// device would block or never end.
 fn read_pem_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
+    let pem = upkeep_config::file_read::read_regular_file(path, MAX_CA_FILE_BYTES)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{}: {e}", path.display()))?;
     if certs.is_empty() {

@@ -4,7 +4,7 @@
 //! The loading and option handling here is shared with `upkeep fix`.
 
 use anyhow::{bail, Context as _};
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use upkeep_config::{ConfigSet, Context, FsLoader, LoadError, LoadOptions, Loader};
@@ -14,7 +14,16 @@ use upkeep_diag::{Finding, Report, Severity};
 use upkeep_rules::{settings, CheckOptions, CheckReport, NginxVersion, VersionSource};
 use upkeep_syntax::{FileId, SourceFile, SourceMap};
 
+use crate::settings_file;
 use crate::{EXIT_FINDINGS, EXIT_INPUT_ERROR};
+use upkeep_config::file_read;
+use upkeep_diag::{terminal_safe, terminal_safe_line};
+
+/// Limits on what is read into memory: `nginx -T` output on stdin, upkeep.toml,
+/// and probe results.
+pub(crate) const MAX_DUMP_BYTES: u64 = file_read::MAX_CONFIG_FILE_BYTES;
+const MAX_SETTINGS_BYTES: u64 = 1 << 20;
+const MAX_BACKEND_FACTS_BYTES: u64 = 64 << 20;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -183,9 +192,7 @@ pub fn sources(paths: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
                 bail!("`-` (stdin) can be given only once");
             }
             stdin_used = true;
-            let mut bytes = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut bytes)
+            let bytes = file_read::read_bounded(std::io::stdin().lock(), MAX_DUMP_BYTES)
                 .context("reading `nginx -T` output from stdin")?;
             out.push(Source::Dump { bytes });
         } else if p.is_dir() {
@@ -281,9 +288,18 @@ impl Loaded {
 /// The check options from upkeep.toml, then the flags (flags win), then the
 /// version detection.
 pub fn check_options(input: &InputArgs, main_dir: Option<&Path>) -> anyhow::Result<CheckOptions> {
+    Ok(check_options_and_settings_file(input, main_dir)?.0)
+}
+
+/// [`check_options`] and the settings file they were read from, if any.
+pub fn check_options_and_settings_file(
+    input: &InputArgs,
+    main_dir: Option<&Path>,
+) -> anyhow::Result<(CheckOptions, Option<PathBuf>)> {
     let mut opts = CheckOptions::default();
-    if let Some(toml_path) = settings_file(input, main_dir) {
-        let text = std::fs::read_to_string(&toml_path)
+    let settings = settings_file(input, main_dir);
+    if let Some(toml_path) = &settings {
+        let text = file_read::read_regular_text(toml_path, MAX_SETTINGS_BYTES)
             .with_context(|| format!("reading {}", toml_path.display()))?;
         settings::apply_toml(&mut opts, &text)
             .map_err(|e| anyhow::anyhow!("{}: {e}", toml_path.display()))?;
@@ -310,8 +326,7 @@ pub fn check_options(input: &InputArgs, main_dir: Option<&Path>) -> anyhow::Resu
         opts.backends.insert(name, facts);
     }
     if let Some(file) = &input.backend_facts {
-        let text =
-            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let text = read_backend_facts(file)?;
         settings::apply_probe_json(&mut opts, &text)
             .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     }
@@ -347,37 +362,44 @@ pub fn check_options(input: &InputArgs, main_dir: Option<&Path>) -> anyhow::Resu
             opts.version_source = VersionSource::Detected;
         }
     }
-    Ok(opts)
+    Ok((opts, settings))
 }
 
-/// `--config-file`, else the first upkeep.toml from the main config's
-/// directory upwards, else ./upkeep.toml.
+/// The output of `upkeep probe --format json` named by `--backend-facts`:
+/// a regular file of at most [`MAX_BACKEND_FACTS_BYTES`].
+pub fn read_backend_facts(path: &Path) -> anyhow::Result<String> {
+    file_read::read_regular_text(path, MAX_BACKEND_FACTS_BYTES)
+        .with_context(|| format!("--backend-facts {}", path.display()))
+}
+
+/// `--config-file`, else the upkeep.toml that [`settings_file::discover`]
+/// finds from the main config's directory (or the current one). Candidates
+/// it does not trust are named in a warning.
 fn settings_file(input: &InputArgs, main_dir: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = &input.config_file {
         return Some(p.clone());
     }
-    let start = main_dir.and_then(|d| std::fs::canonicalize(d).ok());
-    if let Some(start) = start {
-        for dir in start.ancestors() {
-            let candidate = dir.join("upkeep.toml");
-            if candidate.is_file() {
-                return Some(candidate);
-            }
-        }
+    let discovery = settings_file::discover(main_dir);
+    for (path, why) in &discovery.skipped {
+        eprintln!(
+            "warning: ignoring {}: {}",
+            terminal_safe(&path.display().to_string()),
+            terminal_safe(why)
+        );
     }
-    let here = PathBuf::from("upkeep.toml");
-    here.is_file().then_some(here)
+    discovery.found
 }
 
 /// Prints a load error the way nginx users expect: `error: file:line:col:
 /// message, expecting …`, the source line and a caret.
+/// Control characters in the path or the source line are shown escaped.
 pub fn print_load_error(err: &LoadError) {
-    eprint!("error: {}", err.render());
+    eprint!("error: {}", terminal_safe(&err.render()));
 }
 
 pub fn print_load_warnings(set: &ConfigSet) {
     for w in &set.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", terminal_safe_line(&w.to_string()));
     }
 }
 
@@ -423,6 +445,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut findings = Vec::new();
     let mut last_report: Option<CheckReport> = None;
     let mut base_dirs = Vec::new();
+    let mut settings_files: Vec<String> = Vec::new();
     for source in &sources {
         let mut loaded = match load(source, &load_opts) {
             Ok(l) => l,
@@ -436,7 +459,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Source::File(p) => Path::new(p).parent().map(Path::to_path_buf),
             Source::Dump { .. } => None,
         };
-        let opts = check_options(&args.input, main_dir.as_deref())?;
+        let (opts, settings) = check_options_and_settings_file(&args.input, main_dir.as_deref())?;
+        if let Some(path) = settings {
+            let shown = path.to_string_lossy().into_owned();
+            if !settings_files.contains(&shown) {
+                settings_files.push(shown);
+            }
+        }
         let mut report = upkeep_rules::check(&loaded.set, &opts);
         base_dirs.push(loaded.base_dir());
         let files = std::mem::take(&mut loaded.set.files);
@@ -464,6 +493,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     out.nginx_version = Some(&version);
     out.version_source = Some(report.version_source.as_str());
     out.assumptions = &report.assumptions;
+    out.settings_files = &settings_files;
 
     let text = match args.format {
         Format::Human => {

@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use upkeep_config::{ConfigSet, FsLoader, LoadError, Loader};
-use upkeep_diag::{display_path, Applicability};
+use upkeep_diag::{display_path, terminal_safe, terminal_safe_line, Applicability};
 use upkeep_fix::write::{nginx_test, write_files, PlannedWrite, WriteError, BACKUP_SUFFIX};
 use upkeep_fix::{FixOptions, FixRun, Overlay, Round};
 
@@ -66,7 +66,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("--write needs config files; `nginx -T` output can only be diffed (pass the main config's path)");
     }
     let load_opts = check::load_options(&args.input);
-    let color = args.color.enabled(std::io::stdout().is_terminal());
+    let to_terminal = std::io::stdout().is_terminal();
+    let color = args.color.enabled(to_terminal);
     let fix_opts = FixOptions {
         rules: (!args.rules.is_empty()).then(|| args.rules.clone()),
         unsafe_fixes: args.unsafe_fixes,
@@ -110,10 +111,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         } else {
             for (path, old, new) in run.changes() {
-                print!(
-                    "{}",
-                    upkeep_fix::unified_diff(&display_path(path, Some(&base)), old, new, color)
-                );
+                let diff =
+                    upkeep_fix::unified_diff(&display_path(path, Some(&base)), old, new, color);
+                // A coloured diff is escaped already; an uncoloured one on a
+                // terminal (NO_COLOR) is escaped here.
+                if to_terminal && !color {
+                    print!("{}", terminal_safe(&diff));
+                } else {
+                    print!("{diff}");
+                }
             }
             if run.changes().next().is_some() {
                 exit = ExitCode::from(EXIT_FINDINGS);
@@ -172,19 +178,24 @@ fn report(run: &FixRun<ConfigSet>, base: &str, unsafe_fixes: bool) {
             let shown: Vec<String> = a
                 .files
                 .iter()
-                .map(|p| display_path(p, Some(base)))
+                .map(|p| terminal_safe_line(&display_path(p, Some(base))).into_owned())
                 .collect();
             eprintln!(
                 "  {} {}: {} [{}]",
                 a.rule,
                 a.name,
-                a.description,
+                terminal_safe_line(&a.description),
                 shown.join(", ")
             );
         }
     }
     for r in &run.refused {
-        eprintln!("not fixed: {} {}: {}", r.rule, r.description, r.reason);
+        eprintln!(
+            "not fixed: {} {}: {}",
+            r.rule,
+            terminal_safe_line(&r.description),
+            terminal_safe_line(&r.reason)
+        );
     }
     if !run.converged {
         eprintln!(
@@ -252,8 +263,10 @@ fn write(
     }
     if let Some((backup, include)) = backup_loaded_by_include(&loaded.set, &plan) {
         eprintln!(
-            "error: the backup {backup} would be loaded by nginx through {include}; nothing was written \
-             (move the file out of the included directory, or use `upkeep fix` without --write and apply the diff)"
+            "error: the backup {} would be loaded by nginx through {}; nothing was written \
+             (move the file out of the included directory, or use `upkeep fix` without --write and apply the diff)",
+            terminal_safe_line(&backup),
+            terminal_safe_line(&include)
         );
         return Ok(ExitCode::from(EXIT_INPUT_ERROR));
     }
@@ -268,7 +281,7 @@ fn write(
             eprintln!(
                 "error: `nginx -t` already fails on the original configuration, so the fixed one cannot be \
                  validated; nothing was written (use --no-nginx-test to write anyway):\n{}",
-                output.trim_end()
+                terminal_safe(output.trim_end())
             );
             return Ok(ExitCode::from(EXIT_INPUT_ERROR));
         }
@@ -285,7 +298,7 @@ fn write(
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", terminal_safe(&e.to_string()));
             let code = match e {
                 WriteError::ValidationFailed { .. } => EXIT_FINDINGS,
                 _ => EXIT_INPUT_ERROR,
@@ -359,7 +372,11 @@ fn report_written(
         } else {
             backup.display().to_string()
         };
-        eprintln!("wrote {shown} (original kept as {backup_shown})");
+        eprintln!(
+            "wrote {} (original kept as {})",
+            terminal_safe_line(&shown),
+            terminal_safe_line(&backup_shown)
+        );
     }
     match nginx {
         Some(n) => eprintln!("`{} -t` accepts the result", n.path.display()),

@@ -202,8 +202,8 @@ fn plan(args: &Args, nginx: &upkeep_nginx::NginxBinary) -> Result<LabPlan, LabEr
         };
         let backend_facts_json = match &args.backend_facts {
             Some(p) => Some(
-                std::fs::read_to_string(p)
-                    .map_err(|e| LabError::Usage(format!("{}: {e}", p.display())))?,
+                super::check::read_backend_facts(p)
+                    .map_err(|e| LabError::Usage(format!("{e:#}")))?,
             ),
             None => None,
         };

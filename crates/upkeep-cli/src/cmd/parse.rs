@@ -2,7 +2,7 @@
 //! JSON, crossplane's format by default.
 
 use crate::EXIT_INPUT_ERROR;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::ExitCode;
 use upkeep_config::crossplane::{write_crossplane_json, CrossplaneOptions};
 use upkeep_config::tree_json::upkeep_json;
@@ -98,16 +98,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// commands that read a configuration.
 pub fn load_input(path: &str, opts: &LoadOptions) -> Result<ConfigSet, LoadError> {
     if path == "-" {
-        let mut dump = Vec::new();
-        if let Err(e) = std::io::stdin().lock().read_to_end(&mut dump) {
-            return Err(LoadError {
-                kind: LoadErrorKind::MainUnreadable,
-                path: "-".into(),
-                pos: None,
-                message: format!("cannot read standard input: {e}"),
-                source: None,
-            });
-        }
+        let stdin = std::io::stdin().lock();
+        let dump = match upkeep_config::file_read::read_bounded(stdin, super::check::MAX_DUMP_BYTES)
+        {
+            Ok(dump) => dump,
+            Err(e) => {
+                return Err(LoadError {
+                    kind: LoadErrorKind::MainUnreadable,
+                    path: "-".into(),
+                    pos: None,
+                    message: format!("cannot read standard input: {e}"),
+                    source: None,
+                })
+            }
+        };
         return ConfigSet::from_nginx_t(&dump, opts);
     }
     ConfigSet::load_path(path, opts)

@@ -220,7 +220,9 @@ fn options(args: &Args) -> anyhow::Result<ProbeOptions> {
     let trust = if args.insecure {
         Trust::Insecure
     } else if let Some(pem) = &args.cacert {
-        std::fs::metadata(pem).with_context(|| format!("--cacert {}", pem.display()))?;
+        // Read once here for a clear error before any probing starts.
+        upkeep_config::file_read::read_regular_file(pem, upkeep_probe::tls::MAX_CA_FILE_BYTES)
+            .with_context(|| format!("--cacert {}", pem.display()))?;
         Trust::ExtraCa(pem.clone())
     } else {
         Trust::System

@@ -4,7 +4,7 @@
 
 use super::snippet::{self, Annotation, Diagnostic, FooterKind, Kind};
 use super::{Report, Summary};
-use crate::{Applicability, Finding, Severity};
+use crate::{terminal_safe_line, Applicability, Finding, Severity};
 use anstyle::{AnsiColor, Style};
 use std::fmt::Write;
 use upkeep_syntax::{SourceMap, Span};
@@ -33,6 +33,14 @@ pub fn render(report: &Report<'_>, options: HumanOptions) -> String {
     }
     for assumption in report.assumptions {
         let _ = writeln!(out, "{}: {assumption}", paint("note", bold(None), options));
+    }
+    for file in report.settings_files {
+        let _ = writeln!(
+            out,
+            "{}: settings from {}",
+            paint("note", bold(None), options),
+            terminal_safe_line(file)
+        );
     }
     out.push_str(&summary_line(report, options));
     out.push('\n');

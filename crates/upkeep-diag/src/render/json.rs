@@ -3,6 +3,7 @@
 //! ```text
 //! {"schema": 1,
 //!  "nginx_version": "1.28.0", "version_source": "assumed", "assumptions": [..],
+//!  "settings_files": ["/srv/app/upkeep.toml"],
 //!  "findings": [{"rule", "name", "severity", "file", "line", "column",
 //!                "end_line", "end_column", "message", "label", "help", "notes",
 //!                "related": [{"file", "line", "column", "end_line", "end_column", "message"}],
@@ -50,6 +51,7 @@ fn document<'a>(report: &'a Report<'_>) -> ReportJson<'a> {
         nginx_version: report.nginx_version,
         version_source: report.version_source,
         assumptions: report.assumptions,
+        settings_files: report.settings_files,
         findings,
         summary: SummaryJson {
             errors: summary.errors,
@@ -67,6 +69,8 @@ struct ReportJson<'a> {
     nginx_version: Option<&'a str>,
     version_source: Option<&'a str>,
     assumptions: &'a [String],
+    /// The upkeep.toml files read, as paths (empty: none).
+    settings_files: &'a [String],
     findings: Vec<FindingJson<'a>>,
     summary: SummaryJson,
 }

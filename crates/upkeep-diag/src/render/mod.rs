@@ -23,6 +23,9 @@ pub struct Report<'a> {
     pub version_source: Option<&'a str>,
     /// Assumptions stated once for the whole report ("assuming nginx 1.28.0").
     pub assumptions: &'a [String],
+    /// The upkeep.toml files the settings came from (none: defaults and
+    /// flags only).
+    pub settings_files: &'a [String],
 }
 
 impl<'a> Report<'a> {
@@ -34,6 +37,7 @@ impl<'a> Report<'a> {
             nginx_version: None,
             version_source: None,
             assumptions: &[],
+            settings_files: &[],
         }
     }
 

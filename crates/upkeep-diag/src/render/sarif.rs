@@ -79,6 +79,9 @@ pub fn to_value(report: &Report<'_>, tool: &Tool, rules: &[RuleDescriptor]) -> V
     if !report.assumptions.is_empty() {
         properties.insert("assumptions".into(), report.assumptions.into());
     }
+    // Always present, so that a reader can tell "no settings file" from an
+    // older upkeep that did not say.
+    properties.insert("settingsFiles".into(), report.settings_files.into());
 
     let mut run = Map::new();
     run.insert("tool".into(), json!({ "driver": driver }));

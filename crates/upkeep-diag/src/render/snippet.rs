@@ -7,6 +7,7 @@
 //! text (invalid UTF-8 replaced, `\r\n` reduced to `\n`) and every span is
 //! translated into that window.
 
+use crate::terminal_safe_line;
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
 use std::borrow::Cow;
 use upkeep_syntax::{FileId, SourceFile, SourceMap, Span};
@@ -40,6 +41,11 @@ pub(crate) struct Diagnostic<'a> {
 }
 
 /// Renders one diagnostic. `name_of` gives the name each file is shown under.
+///
+/// annotate-snippets shows control characters of the source lines and of
+/// the title as visible pictures, but prints file names, labels, notes and
+/// help as given; those carry file names and config text (upstream names,
+/// paths), so they are escaped here the same way.
 pub(crate) fn render(
     diag: &Diagnostic<'_>,
     sources: &dyn SourceMap,
@@ -67,14 +73,26 @@ pub(crate) fn render(
                 .iter()
                 .filter(|a| a.span.file == file)
                 .map(|a| a.span);
-            (Window::new(sources.source(file), spans), name_of(file))
+            let name = terminal_safe_line(&name_of(file)).into_owned();
+            (Window::new(sources.source(file), spans), name)
         })
         .collect();
 
-    let mut title = level.clone().primary_title(diag.title);
+    let title_text = terminal_safe_line(diag.title);
+    let mut title = level.clone().primary_title(title_text.as_ref());
     if let Some(code) = diag.code {
         title = title.id(code);
     }
+    let labels: Vec<Cow<'_, str>> = diag
+        .annotations
+        .iter()
+        .map(|a| terminal_safe_line(a.label))
+        .collect();
+    let footer_texts: Vec<Cow<'_, str>> = diag
+        .footers
+        .iter()
+        .map(|(_, text)| terminal_safe_line(text))
+        .collect();
     let mut group = Group::with_title(title);
     for (file, (window, name)) in files.iter().zip(&windows) {
         let src = sources.source(*file);
@@ -82,22 +100,28 @@ pub(crate) fn render(
             .line_start(window.first_line as usize)
             .path(name.as_str())
             .fold(true);
-        for a in diag.annotations.iter().filter(|a| a.span.file == *file) {
+        for (i, a) in diag
+            .annotations
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.span.file == *file)
+        {
             let kind = if a.primary {
                 AnnotationKind::Primary
             } else {
                 AnnotationKind::Context
             };
-            snippet = snippet.annotation(kind.span(window.range(src, a.span)).label(a.label));
+            let label = labels[i].as_ref();
+            snippet = snippet.annotation(kind.span(window.range(src, a.span)).label(label));
         }
         group = group.element(snippet);
     }
-    for (kind, text) in &diag.footers {
+    for ((kind, _), text) in diag.footers.iter().zip(&footer_texts) {
         let footer_level = match kind {
             FooterKind::Note => Level::NOTE,
             FooterKind::Help => Level::HELP,
         };
-        group = group.element(footer_level.message(*text));
+        group = group.element(footer_level.message(text.as_ref()));
     }
 
     let renderer = if color {
