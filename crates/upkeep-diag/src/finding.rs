@@ -111,6 +111,11 @@ pub struct Finding {
     /// How to fix it, in one sentence.
     pub help: Option<String>,
     pub fix: Option<Fix>,
+    /// Findings of one rule that share a group are one line in human output
+    /// (the group's text, how many, where): the same note on two thousand
+    /// upstreams would drown everything else. JSON and SARIF keep each
+    /// finding, with the group named.
+    pub group: Option<String>,
 }
 
 impl Finding {
@@ -131,6 +136,7 @@ impl Finding {
             notes: Vec::new(),
             help: None,
             fix: None,
+            group: None,
         }
     }
 
@@ -159,6 +165,12 @@ impl Finding {
 
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
+        self
+    }
+
+    /// Puts the finding in a summary group (see [`Finding::group`]).
+    pub fn grouped(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
         self
     }
 

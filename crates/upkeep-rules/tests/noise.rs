@@ -227,3 +227,59 @@ fn snippet_assumptions_are_in_the_output() {
     );
     assert_eq!(only(&report, "U010").len(), 1);
 }
+
+#[test]
+fn u004_covers_grpc_set_header_and_fastcgi_param() {
+    let conf = r#"events {}
+http {
+    upstream php { server 127.0.0.1:9000; keepalive 2; }
+    upstream rpc { server 127.0.0.1:50051; keepalive 8; }
+    server {
+        listen 127.0.0.1:8080;
+        fastcgi_param QUERY_STRING $query_string;
+        fastcgi_param REQUEST_METHOD $request_method;
+        grpc_set_header X-Tenant $host;
+        location ~ \.php$ {
+            fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+            fastcgi_param request_method lowercase-is-another-name;
+            fastcgi_keep_conn on;
+            fastcgi_pass php;
+        }
+        location /rpc.Service/ {
+            grpc_set_header X-Request-Id $request_id;
+            grpc_pass grpc://rpc;
+        }
+    }
+}
+"#;
+    let report = run(conf, (1, 28, 0));
+    let u004 = only(&report, "U004");
+    assert_eq!(u004.len(), 2, "{u004:#?}");
+    let fcgi = u004
+        .iter()
+        .find(|f| f.message.contains("`fastcgi_param`"))
+        .unwrap();
+    // Parameter names are case-sensitive: REQUEST_METHOD is lost although
+    // request_method is set.
+    assert!(
+        fcgi.message
+            .ends_with("parameter(s) set in server (listen 127.0.0.1:8080) are not inherited: QUERY_STRING, REQUEST_METHOD"),
+        "{}",
+        fcgi.message
+    );
+    let fix = fcgi.fix.as_ref().unwrap();
+    assert!(fix.edits[0]
+        .content
+        .contains("fastcgi_param QUERY_STRING $query_string;"));
+    let grpc = u004
+        .iter()
+        .find(|f| f.message.contains("`grpc_set_header`"))
+        .unwrap();
+    assert!(
+        grpc.message.ends_with(
+            "header(s) set in server (listen 127.0.0.1:8080) are not inherited: X-Tenant"
+        ),
+        "{}",
+        grpc.message
+    );
+}

@@ -21,7 +21,7 @@ const PARALLEL_ABOVE_FINDINGS: usize = 200;
 /// The whole report: every finding, the assumptions, the summary line.
 pub fn render(report: &Report<'_>, options: HumanOptions) -> String {
     let mut out = String::new();
-    let findings = report.sorted_findings();
+    let (findings, groups) = split_groups(report.sorted_findings());
     // annotate-snippets takes tens of microseconds per finding: a large
     // config's thousands of findings are rendered on all cores.
     let parallel = findings.len() > PARALLEL_ABOVE_FINDINGS;
@@ -29,6 +29,10 @@ pub fn render(report: &Report<'_>, options: HumanOptions) -> String {
         crate::parallel::map_ordered(&findings, parallel, |f| render_finding(report, f, options))
     {
         out.push_str(&text);
+        out.push_str("\n\n");
+    }
+    for group in &groups {
+        out.push_str(&render_group(report, group, options));
         out.push_str("\n\n");
     }
     for assumption in report.assumptions {
@@ -45,6 +49,74 @@ pub fn render(report: &Report<'_>, options: HumanOptions) -> String {
     out.push_str(&summary_line(report, options));
     out.push('\n');
     out
+}
+
+/// Findings shown one by one, and the grouped ones (see [`Finding::group`])
+/// gathered per rule, severity and group in order of first appearance.
+fn split_groups(findings: Vec<&Finding>) -> (Vec<&Finding>, Vec<Vec<&Finding>>) {
+    let mut single = Vec::new();
+    let mut groups: Vec<Vec<&Finding>> = Vec::new();
+    for f in findings {
+        let Some(g) = &f.group else {
+            single.push(f);
+            continue;
+        };
+        let same = |other: &&Finding| {
+            other.rule == f.rule && other.severity == f.severity && other.group.as_ref() == Some(g)
+        };
+        match groups.iter_mut().find(|members| same(&members[0])) {
+            Some(members) => members.push(f),
+            None => groups.push(vec![f]),
+        }
+    }
+    (single, groups)
+}
+
+/// How many places a group line names before "and N more".
+const GROUP_PLACES_SHOWN: usize = 5;
+
+/// One line for a group of findings: `info[U007]: <group> (N): places`,
+/// then a note saying where the details are.
+fn render_group(report: &Report<'_>, members: &[&Finding], options: HumanOptions) -> String {
+    let first = members[0];
+    let (word, style) = match first.severity {
+        Severity::Error => ("error", bold(Some(AnsiColor::Red))),
+        Severity::Warning => ("warning", bold(Some(AnsiColor::Yellow))),
+        Severity::Info => ("info", bold(Some(AnsiColor::Cyan))),
+    };
+    let places: Vec<String> = members
+        .iter()
+        .take(GROUP_PLACES_SHOWN)
+        .filter_map(|f| f.primary)
+        .map(|span| {
+            let (start, _) = report.line_cols(span);
+            format!("{}:{}", report.file_name(span.file), start.line)
+        })
+        .collect();
+    let mut text = format!(
+        "{}{} {}",
+        paint(&format!("{word}[{}]", first.rule), style, options),
+        paint(":", bold(None), options),
+        first.group.as_deref().unwrap_or_default(),
+    );
+    if !places.is_empty() {
+        let _ = write!(
+            text,
+            "\n  {} {}",
+            paint(&format!("= at ({}):", members.len()), bold(None), options),
+            places.join(", ")
+        );
+        if members.len() > places.len() {
+            let _ = write!(text, " and {} more", members.len() - places.len());
+        }
+    }
+    let _ = write!(
+        text,
+        "\n  {} one line for {} findings; `--format json` lists each with its own message and help",
+        paint("= note:", bold(None), options),
+        members.len()
+    );
+    text
 }
 
 /// One finding as a diagnostic block (no trailing newline).

@@ -9,7 +9,8 @@
 //!                "related": [{"file", "line", "column", "end_line", "end_column", "message"}],
 //!                "fix": {"applicability", "description",
 //!                        "edits": [{"file", "start_line", "start_column",
-//!                                   "end_line", "end_column", "content"}]} | null}],
+//!                                   "end_line", "end_column", "content"}]} | null,
+//!                "group": the line human output shows it under | null}],
 //!  "summary": {"errors", "warnings", "infos"}}
 //! ```
 //! Lines and columns start at 1; `end_column` is exclusive (the column just
@@ -123,6 +124,8 @@ struct FindingJson<'a> {
     notes: &'a [String],
     related: Vec<RelatedJson<'a>>,
     fix: Option<FixJson<'a>>,
+    /// The summary line human output shows this finding under, if any.
+    group: Option<&'a str>,
 }
 
 impl<'a> FindingJson<'a> {
@@ -142,6 +145,7 @@ impl<'a> FindingJson<'a> {
                 .map(|r| RelatedJson::new(report, r))
                 .collect(),
             fix: f.fix.as_ref().map(|fix| FixJson::new(report, fix)),
+            group: f.group.as_deref(),
         }
     }
 }

@@ -13,12 +13,18 @@ pub const INFO: RuleInfo = RuleInfo {
     name: "proxy-set-header-inheritance-lost",
     severity: Severity::Error,
     fixable: true,
-    summary: "A block's own `proxy_set_header` lines drop every header its parents set, for a keepalive route.",
+    summary: "A block's own `proxy_set_header` (or `grpc_set_header`, `fastcgi_param`) lines drop every one its parents set, for a keepalive route.",
     doc: r#"## What it finds
 A block (server, location, nested location) that has at least one
 `proxy_set_header` and therefore inherits none of the `proxy_set_header`
 lines of the levels above it, while a parent set headers that are now lost
-for a route to a keepalive upstream. The diagnostic names both places: the
+for a route to a keepalive upstream. The same for `grpc_set_header` on gRPC
+routes and `fastcgi_param` on FastCGI routes: both are all-or-nothing per
+level in the same way (`ngx_http_grpc_merge_loc_conf`,
+`ngx_http_fastcgi_merge_loc_conf` with `params_source`). The common FastCGI
+case: `include fastcgi_params;` at server level and one `fastcgi_param
+SCRIPT_FILENAME …;` in the PHP location, which then sends none of the
+included parameters. The diagnostic names both places: the
 block that resets the list and the parent lines that no longer apply.
 
 ## Why it breaks reuse
@@ -60,30 +66,60 @@ into a file that every level `include`s.
 "#,
 };
 
+/// The all-or-nothing list each protocol's requests are built from.
+fn list_directive(protocol: Protocol) -> Option<&'static str> {
+    match protocol {
+        Protocol::Http => Some("proxy_set_header"),
+        Protocol::Grpc => Some("grpc_set_header"),
+        Protocol::FastCgi => Some("fastcgi_param"),
+        Protocol::Uwsgi | Protocol::Scgi => None,
+    }
+}
+
+/// Whether two list keys name the same thing: header names are
+/// case-insensitive, FastCGI parameter names are not.
+fn same_key(directive: &str, a: &str, b: &str) -> bool {
+    if directive == "fastcgi_param" {
+        a == b
+    } else {
+        a.eq_ignore_ascii_case(b)
+    }
+}
+
 pub fn check(ctx: &Ctx) -> Vec<Finding> {
-    // The levels that reset the list, with the keepalive routes under them.
-    let mut levels: BTreeMap<BlockId, Vec<RouteId>> = BTreeMap::new();
+    // The levels that reset a list, with the keepalive routes under them.
+    let mut levels: BTreeMap<(BlockId, &'static str), Vec<RouteId>> = BTreeMap::new();
     for r in ctx.keepalive_routes() {
         let route = ctx.model.route(r);
-        if route.protocol != Protocol::Http {
+        let Some(directive) = list_directive(route.protocol) else {
             continue;
-        }
-        if let Some(level) = ctx.headers(r).level {
-            levels.entry(level).or_default().push(r);
+        };
+        let level = if directive == "proxy_set_header" {
+            ctx.headers(r).level
+        } else {
+            ctx.model.array(route.block, directive).level
+        };
+        if let Some(level) = level {
+            levels.entry((level, directive)).or_default().push(r);
         }
     }
     let mut out = Vec::new();
-    for (level, routes) in levels {
-        let own = ctx.model.array(level, "proxy_set_header");
-        let parent = ctx.model.inherited_array(level, "proxy_set_header");
+    for ((level, directive), routes) in levels {
+        let own = ctx.model.array(level, directive);
+        let parent = ctx.model.inherited_array(level, directive);
         let mut lost: Vec<&upkeep_syntax::Directive> = Vec::new();
         for d in &parent.entries {
             let Some(name) = d.args.first() else { continue };
             let name = name.text();
             let already = lost
                 .iter()
-                .any(|l| l.args[0].text().eq_ignore_ascii_case(&name));
-            if own.entry(&name).is_none() && !already {
+                .any(|l| same_key(directive, &l.args[0].text(), &name));
+            let kept = own.entries.iter().any(|o| {
+                o.args
+                    .first()
+                    .is_some_and(|k| same_key(directive, &k.text(), &name))
+            });
+            if !kept && !already {
                 lost.push(d);
             }
         }
@@ -94,9 +130,15 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             continue;
         };
         let names: Vec<String> = lost.iter().map(|d| d.args[0].text().into_owned()).collect();
-        let connection_lost = names.iter().any(|n| n.eq_ignore_ascii_case("connection"));
+        let connection_lost = directive == "proxy_set_header"
+            && names.iter().any(|n| n.eq_ignore_ascii_case("connection"));
+        let what = if directive == "fastcgi_param" {
+            "parameter(s)"
+        } else {
+            "header(s)"
+        };
         let mut message = format!(
-            "{} sets its own `proxy_set_header` list, so the header(s) set in {} are not inherited: {}",
+            "{} sets its own `{directive}` list, so the {what} set in {} are not inherited: {}",
             ctx.describe(level),
             ctx.describe(parent_level),
             names.join(", ")
@@ -109,7 +151,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         let mut f = INFO
             .finding(message)
             .at(own.entries[0].span)
-            .with_label("a level with any proxy_set_header inherits none");
+            .with_label(format!("a level with any {directive} inherits none"));
         for d in &lost {
             f = f.related(d.span, format!("not inherited by {}", ctx.describe(level)));
         }
@@ -119,7 +161,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         }
         let lines: Vec<String> = lost.iter().map(|d| ctx.text(d.span)).collect();
         if let Some(edit) =
-            edits::insert_lines_in_block(ctx, level, &lines, |d| d.name_is("proxy_set_header"))
+            edits::insert_lines_in_block(ctx, level, &lines, |d| d.name_is(directive))
         {
             f = f
                 .help(format!(

@@ -74,6 +74,40 @@ the time nginx may leave a connection idle, or upgrade nginx.
 "#,
 };
 
+/// What can be told about an unknown backend from the configuration: the
+/// protocol its routes speak and where its servers are. Big configs get one
+/// summary line per kind instead of one note per upstream.
+fn backend_kind(ctx: &Ctx, uid: upkeep_model::UpstreamId) -> String {
+    use upkeep_model::Protocol;
+    let up = ctx.model.upstream(uid);
+    let mut protocols: Vec<&str> = ctx
+        .model
+        .routes_to(uid)
+        .map(|r| match ctx.model.route(r).protocol {
+            Protocol::Http => "HTTP",
+            Protocol::FastCgi => "FastCGI",
+            Protocol::Grpc => "gRPC",
+            Protocol::Uwsgi => "uwsgi",
+            Protocol::Scgi => "SCGI",
+        })
+        .collect();
+    protocols.sort_unstable();
+    protocols.dedup();
+    let unix = up
+        .servers
+        .iter()
+        .filter(|s| s.address.starts_with("unix:"))
+        .count();
+    let place = if unix == up.servers.len() && unix > 0 {
+        "unix sockets"
+    } else if unix == 0 {
+        "TCP"
+    } else {
+        "unix sockets and TCP"
+    };
+    format!("{} over {place}", protocols.join("/"))
+}
+
 pub fn check(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
     for (uid, up) in ctx.model.upstreams.iter().enumerate() {
@@ -104,7 +138,10 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                     "declare it inside the block (`# upkeep: backend idle=5s` or a profile such as `# upkeep: backend gunicorn`), pass `--backend {}=PROFILE`, or measure it with `upkeep probe`",
                     up.name
                 ));
-            let mut f = f;
+            let mut f = f.grouped(format!(
+                "backend idle timeout unknown for upstreams of {}: nginx keeps their idle connections for up to {t}; declare each backend (`# upkeep: backend NAME`, `--backend UPSTREAM=PROFILE`) or measure it with `upkeep probe`",
+                backend_kind(ctx, uid)
+            ));
             f.severity = Severity::Info;
             out.push(f);
             continue;
