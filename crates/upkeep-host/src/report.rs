@@ -58,7 +58,9 @@ impl DoctorReport<'_> {
     pub fn to_human(&self, color: bool) -> String {
         let options = human::HumanOptions { color };
         let mut out = String::new();
-        out.push_str(&self.measurements_text());
+        // Paths, addresses and log lines come from outside: control
+        // characters are shown escaped (findings are, by their renderer).
+        out.push_str(&upkeep_diag::terminal_safe(&self.measurements_text()));
         out.push('\n');
         let findings: Vec<Finding> = self.findings.iter().map(|r| r.finding.clone()).collect();
         let report = diag_report(self, &findings);
@@ -67,7 +69,7 @@ impl DoctorReport<'_> {
             out.push_str("\n\n");
         }
         for a in &self.check.assumptions {
-            let _ = writeln!(out, "note: {a}");
+            let _ = writeln!(out, "note: {}", upkeep_diag::terminal_safe_line(a));
         }
         out.push_str(&human::summary_line(&report, options));
         out.push('\n');

@@ -139,7 +139,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let pid = match nginx.master_pid(args.pid, &live, prefix.as_deref()) {
         Ok(pid) => Some(pid),
         Err(e) => {
-            eprintln!("warning: {e}; continuing without it");
+            eprintln!(
+                "warning: {}; continuing without it",
+                upkeep_diag::terminal_safe(&e.to_string())
+            );
             None
         }
     };

@@ -5,6 +5,7 @@
 use anyhow::{bail, Context};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use upkeep_diag::{terminal_safe, terminal_safe_line};
 use upkeep_lab::plan::LabPlan;
 use upkeep_lab::scenario::{self, user::UserOptions};
 use upkeep_lab::traffic::LoopMode;
@@ -137,7 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(e) => return Ok(fail(&e)),
     };
     if let Err(e) = apply_overrides(&mut plan, &args) {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", terminal_safe(&format!("{e:#}")));
         return Ok(ExitCode::from(EXIT_INPUT_ERROR));
     }
     let cancel = Cancel::new();
@@ -145,7 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let quiet = args.quiet;
     let log = move |line: &str| {
         if !quiet {
-            eprintln!("lab: {line}");
+            eprintln!("lab: {}", terminal_safe(line));
         }
     };
     let opts = RunOptions {
@@ -156,21 +157,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = match upkeep_lab::run(&plan, &nginx, &opts) {
         Ok(r) => r,
         Err(e) if cancel.is_cancelled() => {
-            eprintln!("interrupted ({e})");
+            eprintln!("interrupted ({})", terminal_safe(&e.to_string()));
             return Ok(ExitCode::from(EXIT_INTERRUPTED));
         }
         Err(e) => return Ok(fail(&e)),
     };
 
     match args.format {
-        Format::Human => print!("{}", upkeep_lab::report::table::render(&report)),
+        // Backend specs, paths and nginx's messages come from outside.
+        Format::Human => print!(
+            "{}",
+            terminal_safe(&upkeep_lab::report::table::render(&report))
+        ),
         Format::Json => println!("{}", report.to_json()),
     }
     if let Some(path) = &args.report {
         std::fs::write(path, upkeep_lab::report::html::render(&report))
             .with_context(|| format!("writing {}", path.display()))?;
         if !quiet {
-            eprintln!("lab: report written to {}", path.display());
+            eprintln!(
+                "lab: report written to {}",
+                terminal_safe_line(&path.display().to_string())
+            );
         }
     }
     Ok(exit_code(&report))
@@ -178,8 +186,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 fn fail(e: &LabError) -> ExitCode {
     match e {
-        LabError::Skipped(why) => eprintln!("upkeep lab: scenario skipped: {why}"),
-        other => eprintln!("error: {other}"),
+        LabError::Skipped(why) => {
+            eprintln!("upkeep lab: scenario skipped: {}", terminal_safe(why))
+        }
+        other => eprintln!("error: {}", terminal_safe(&other.to_string())),
     }
     ExitCode::from(EXIT_INPUT_ERROR)
 }

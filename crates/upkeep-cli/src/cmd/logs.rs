@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use upkeep_diag::{terminal_safe, terminal_safe_line};
 use upkeep_logs::access_format::LogFormat;
 use upkeep_logs::analysis::Analysis;
 use upkeep_logs::follow::Follower;
@@ -175,12 +176,14 @@ fn small_pages_only() {
 }
 
 fn emit(analysis: &Analysis, format: Format) -> anyhow::Result<ExitCode> {
+    // File names and the logs' own bytes (request lines, upstream names)
+    // are shown with control characters escaped.
     for m in report::input_messages(analysis) {
-        eprintln!("{m}");
+        eprintln!("{}", terminal_safe(&m));
     }
     let mut out = std::io::stdout().lock();
     match format {
-        Format::Human => out.write_all(report::to_human(analysis).as_bytes())?,
+        Format::Human => out.write_all(terminal_safe(&report::to_human(analysis)).as_bytes())?,
         Format::Json => {
             serde_json::to_writer_pretty(&mut out, &report::JsonReport(analysis))?;
             out.write_all(b"\n")?;
@@ -451,9 +454,9 @@ impl EventSink for PrintEvents {
                 "{} {:<30} {:<22} {}{}",
                 time.unwrap_or_else(|| "-".into()),
                 e.signature.id(),
-                s(l.upstream_addr()).unwrap_or_else(|| "-".into()),
+                terminal_safe_line(&s(l.upstream_addr()).unwrap_or_else(|| "-".into())),
                 l.connection.map(|c| format!("*{c} ")).unwrap_or_default(),
-                s(l.request).unwrap_or_default(),
+                terminal_safe_line(&s(l.request).unwrap_or_default()),
             ),
         };
         let _ = out.flush();

@@ -79,7 +79,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match result {
         Ok(set) => {
             for w in &set.warnings {
-                eprintln!("warning: {w}");
+                eprintln!(
+                    "warning: {}",
+                    upkeep_diag::terminal_safe_line(&w.to_string())
+                );
             }
             // The process ends here: freeing every node of a large tree one
             // by one would only add time.
@@ -87,7 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
-            eprint!("error: {}", err.render());
+            eprint!("error: {}", upkeep_diag::terminal_safe(&err.render()));
             Ok(ExitCode::from(EXIT_INPUT_ERROR))
         }
     }

@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use upkeep_diag::{terminal_safe, terminal_safe_line};
 use upkeep_probe::{
     Cancel, NginxVersion, ProbeOptions, ProbeReport, RequestDefaults, Target, Trust,
 };
@@ -159,7 +160,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let outcome = if t.error.is_some() { "failed" } else { "done" };
             eprintln!(
                 "  {outcome}: {} ({:.1} s)",
-                t.target,
+                terminal_safe_line(&t.target),
                 t.elapsed_ms as f64 / 1000.0
             );
         }
@@ -182,7 +183,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     match args.format {
         Format::Json => println!("{}", report.to_json()),
-        Format::Human => print!("{}", upkeep_probe::render::human(&report)),
+        // Targets and what the backends answered come from outside.
+        Format::Human => print!("{}", terminal_safe(&upkeep_probe::render::human(&report))),
     }
 
     let worst = report.upstreams.iter().filter_map(|u| u.worst()).max();

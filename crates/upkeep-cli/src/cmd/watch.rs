@@ -378,9 +378,13 @@ fn print_sources(watcher: &Watcher, pid: Option<i32>, notes: &[String]) {
     if let Some(pid) = pid {
         what.push(format!("nginx master {pid}"));
     }
-    eprintln!("watching {}", what.join("; "));
+    // File names of the logs and config come from outside.
+    eprintln!(
+        "watching {}",
+        upkeep_diag::terminal_safe_line(&what.join("; "))
+    );
     for n in notes {
-        eprintln!("note: {n}");
+        eprintln!("note: {}", upkeep_diag::terminal_safe(n));
     }
 }
 

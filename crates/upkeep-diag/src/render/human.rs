@@ -36,7 +36,12 @@ pub fn render(report: &Report<'_>, options: HumanOptions) -> String {
         out.push_str("\n\n");
     }
     for assumption in report.assumptions {
-        let _ = writeln!(out, "{}: {assumption}", paint("note", bold(None), options));
+        let _ = writeln!(
+            out,
+            "{}: {}",
+            paint("note", bold(None), options),
+            terminal_safe_line(assumption)
+        );
     }
     for file in report.settings_files {
         let _ = writeln!(

@@ -128,11 +128,12 @@ pub fn frame(i: &Interval, source: &str, style: Style) -> String {
                 opt_count(s.map(|s| s.backend_end_time_wait)),
                 // No upstream block: a `proxy_pass` to the address (shown
                 // as written there) or an address given on the command line.
-                if b.backend.upstreams.is_empty() {
+                // Names from the config: control characters escaped.
+                upkeep_diag::terminal_safe_line(&if b.backend.upstreams.is_empty() {
                     b.backend.written.clone()
                 } else {
                     b.backend.upstreams.join(", ")
-                }
+                })
             );
         }
     }
