@@ -7,7 +7,9 @@ use common::{text, upkeep};
 use serde_json::Value;
 
 /// `n` TCP upstreams and `m` unix-socket upstreams, none with a declared
-/// backend, on nginx 1.30 (every upstream pools by default).
+/// backend, on nginx 1.30 (every upstream pools by default). The routes take
+/// only GET (`limit_except`), so an unknown backend is an info; where POST
+/// can reach a pool it is a warning with a fix of its own.
 fn config(n: usize, m: usize) -> String {
     let mut s = String::from("events {}\nhttp {\n");
     for i in 0..n {
@@ -24,12 +26,12 @@ fn config(n: usize, m: usize) -> String {
     s.push_str("    server {\n        listen 127.0.0.1:8080;\n");
     for i in 0..n {
         s.push_str(&format!(
-            "        location /t{i}/ {{ proxy_pass http://tcp{i}; }}\n"
+            "        location /t{i}/ {{ limit_except GET {{ deny all; }} proxy_pass http://tcp{i}; }}\n"
         ));
     }
     for i in 0..m {
         s.push_str(&format!(
-            "        location /s{i}/ {{ proxy_pass http://sock{i}; }}\n"
+            "        location /s{i}/ {{ limit_except GET {{ deny all; }} proxy_pass http://sock{i}; }}\n"
         ));
     }
     s.push_str("    }\n}\n");

@@ -61,7 +61,7 @@ impl BackendProfile {
             idle_timeout_ms: self.idle_timeout_ms,
             max_requests: self.max_requests,
             announces_close: self.announces_close,
-            max_connections: None,
+            max_connections: default_max_connections(self.name),
             source: format!(
                 "profile {} ({} defaults; `upkeep profiles` shows the source)",
                 self.name, self.display
@@ -316,6 +316,30 @@ mod tests {
     }
 }
 
+/// `pm.max_children` of the pool configuration PHP-FPM ships (php-src
+/// sapi/fpm/www.conf.in, installed by Debian as
+/// /etc/php/8.2/fpm/pool.d/www.conf: `pm.max_children = 5`). php-fpm has no
+/// built-in value: it refuses to start a pool without one, so a pool nobody
+/// tuned has this one.
+pub const PHP_FPM_SHIPPED_MAX_CHILDREN: u64 = 5;
+
+/// How many connections a profile's server takes at once by default, when
+/// that is a hard limit (PHP-FPM: one per child).
+pub fn default_max_connections(profile: &str) -> Option<u64> {
+    (profile == "php-fpm").then_some(PHP_FPM_SHIPPED_MAX_CHILDREN)
+}
+
+/// The shortest default idle timeout among the backend profiles (Gunicorn's
+/// 2 s today): what a pool toward a backend nobody described must stay
+/// below.
+pub fn shortest_backend_idle() -> (u64, &'static BackendProfile) {
+    backends()
+        .iter()
+        .filter_map(|p| p.idle_timeout_ms.map(|t| (t, p)))
+        .min_by_key(|(t, _)| *t)
+        .expect("the profile table has backends with an idle timeout")
+}
+
 /// The upstream `keepalive_timeout` to set for a backend that closes idle
 /// connections after `backend_ms`: shorter by the smaller of 1 s or 10 %
 /// (RULES.md U007, so nginx always closes first), rounded down to a readable
@@ -332,6 +356,12 @@ pub fn suggested_upstream_keepalive_timeout_ms(backend_ms: u64) -> u64 {
 #[cfg(test)]
 mod suggestion_tests {
     use super::suggested_upstream_keepalive_timeout_ms as suggest;
+
+    #[test]
+    fn the_shortest_backend_default_is_gunicorns() {
+        let (ms, profile) = super::shortest_backend_idle();
+        assert_eq!((ms, profile.name), (2000, "gunicorn"));
+    }
 
     #[test]
     fn margin_is_the_smaller_of_one_second_or_ten_percent() {

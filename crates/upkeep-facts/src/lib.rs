@@ -12,8 +12,9 @@ mod duration;
 mod version;
 
 pub use backends::{
-    backend_profile, backend_profiles, front_profile, front_profiles, node_has_keepalive_buffer,
-    suggested_upstream_keepalive_timeout_ms, BackendFacts, BackendProfile, FrontProfile,
+    backend_profile, backend_profiles, default_max_connections, front_profile, front_profiles,
+    node_has_keepalive_buffer, shortest_backend_idle, suggested_upstream_keepalive_timeout_ms,
+    BackendFacts, BackendProfile, FrontProfile, PHP_FPM_SHIPPED_MAX_CHILDREN,
 };
 pub use directives::{
     directive, is_array_directive, Context, DirectiveFact, Inheritance, DIRECTIVES,

@@ -10,6 +10,7 @@ mod backends;
 mod context;
 pub mod edits;
 mod options;
+pub mod pool_safety;
 mod registry;
 mod report;
 mod rules;

@@ -56,6 +56,7 @@ pub fn parse_backend_facts(spec: &str) -> Result<BackendFacts, String> {
                 facts.idle_timeout_ms = facts.idle_timeout_ms.or(pf.idle_timeout_ms);
                 facts.max_requests = facts.max_requests.or(pf.max_requests);
                 facts.announces_close = facts.announces_close.or(pf.announces_close);
+                facts.max_connections = facts.max_connections.or(pf.max_connections);
                 facts.source = pf.source;
             }
             "idle" | "idle-timeout" | "keepalive-timeout" => {
@@ -64,7 +65,9 @@ pub fn parse_backend_facts(spec: &str) -> Result<BackendFacts, String> {
             "max-requests" | "requests" => {
                 facts.max_requests = Some(parse_count(&key, value)?);
             }
-            "max-connections" | "connections" => {
+            // PHP-FPM's `pm.max_children`: each child serves one
+            // connection at a time.
+            "max-connections" | "connections" | "max-children" | "pm.max-children" => {
                 facts.max_connections = Some(parse_count(&key, value)?);
             }
             "announces-close" => {
@@ -72,7 +75,7 @@ pub fn parse_backend_facts(spec: &str) -> Result<BackendFacts, String> {
             }
             _ => {
                 return Err(format!(
-                    "unknown backend fact {key:?} (expected idle, max-requests, max-connections, announces-close or a profile name)"
+                    "unknown backend fact {key:?} (expected idle, max-requests, max-connections, max-children, announces-close or a profile name)"
                 ))
             }
         }
@@ -232,7 +235,9 @@ fn backend_from_toml(name: &str, value: &toml::Value) -> Result<BackendFacts, St
                 facts.idle_timeout_ms = Some(duration_value(key, v).map_err(err)?)
             }
             "max_requests" => facts.max_requests = Some(as_int(key, v).map_err(err)?),
-            "max_connections" => facts.max_connections = Some(as_int(key, v).map_err(err)?),
+            "max_connections" | "max_children" => {
+                facts.max_connections = Some(as_int(key, v).map_err(err)?)
+            }
             "announces_close" => {
                 facts.announces_close = Some(
                     v.as_bool()

@@ -29,7 +29,7 @@ fn tabs_are_kept() {
     let text = "events {}\nhttp {\n\tupstream app {\n\t\tserver 127.0.0.1:8000;\n\t}\n\tserver {\n\t\tlocation / { proxy_pass http://app; }\n\t}\n}\n";
     let out = fixed(text, "U001");
     assert!(
-        out.contains("\t\tserver 127.0.0.1:8000;\n\t\tkeepalive 32;\n\t}"),
+        out.contains("\t\tserver 127.0.0.1:8000;\n\t\tkeepalive 32;\n\t\tkeepalive_timeout 1800ms;  # backend unknown"),
         "{out}"
     );
 }
@@ -39,7 +39,7 @@ fn crlf_line_endings_are_kept() {
     let text = "events {}\r\nhttp {\r\n    upstream app {\r\n        server 127.0.0.1:8000;\r\n    }\r\n    server {\r\n        location / { proxy_pass http://app; }\r\n    }\r\n}\r\n";
     let out = fixed(text, "U001");
     assert!(
-        out.contains("        server 127.0.0.1:8000;\r\n        keepalive 32;\r\n    }"),
+        out.contains("        server 127.0.0.1:8000;\r\n        keepalive 32;\r\n        keepalive_timeout 1800ms;  # "),
         "{out:?}"
     );
     assert!(
@@ -50,10 +50,13 @@ fn crlf_line_endings_are_kept() {
 
 #[test]
 fn one_line_blocks_get_inline_insertions() {
+    // No comment on a shared line: it would swallow the closing braces.
     let text = "events {}\nhttp { upstream app { server 127.0.0.1:8000; } server { location / { proxy_pass http://app; } } }\n";
     let out = fixed(text, "U001");
     assert!(
-        out.contains("upstream app { server 127.0.0.1:8000; keepalive 32; }"),
+        out.contains(
+            "upstream app { server 127.0.0.1:8000; keepalive 32; keepalive_timeout 1800ms; }"
+        ),
         "{out}"
     );
 }
@@ -75,7 +78,7 @@ fn empty_upstream_block_gets_an_indented_line() {
     // inside the block, with the block's indentation.
     let out = fixed(text, "U001");
     assert!(
-        out.contains("    upstream app {\n        keepalive 32;\n        include servers.conf;\n"),
+        out.contains("    upstream app {\n        keepalive 32;\n        keepalive_timeout 1800ms;  # backend unknown: below Gunicorn's 2s default, the shortest common backend idle timeout\n        include servers.conf;\n"),
         "{out}"
     );
 }

@@ -1,9 +1,10 @@
-use upkeep_diag::{Applicability, Finding, Fix, Severity};
+use upkeep_diag::{Applicability, Edit, Finding, Fix, Severity};
 use upkeep_facts::landmarks;
-use upkeep_model::{Pool, Protocol, BALANCER_DIRECTIVES};
+use upkeep_model::{Pool, Protocol, UpstreamId, BALANCER_DIRECTIVES};
 
 use crate::context::Ctx;
 use crate::edits;
+use crate::pool_safety;
 use crate::registry::RuleInfo;
 
 pub const INFO: RuleInfo = RuleInfo {
@@ -48,7 +49,13 @@ server {
 ```
 
 ## Fix
-Add `keepalive 32;` to the upstream block, after any load-balancing method
+The pool the fix creates is never worse than no pool: it comes with an
+upstream `keepalive_timeout` below the backend's idle timeout (declared,
+profile or probed), or below the shortest common backend default when the
+backend is unknown (`1800ms`, under Gunicorn's 2 s), with the reason in a
+comment; before nginx 1.15.3 there is no such directive and the fix is
+unsafe. A FastCGI pool is sized like U011's. Otherwise:
+add `keepalive 32;` to the upstream block, after any load-balancing method
 directive (`ip_hash`, `least_conn`, `hash`, `random`: before 1.29.7 the method
 must come first, see U006), or delete `keepalive 0;`. `keepalive N` is per
 worker process and does not limit the number of connections; it is the number
@@ -145,29 +152,11 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 kinds.join(" or ")
             ));
         }
-        let fix = match pool {
-            Pool::Disabled { directive } if ctx.version >= landmarks::KEEPALIVE_BY_DEFAULT => Fix {
-                applicability: Applicability::Safe,
-                description: format!("delete `keepalive 0;` so upstream `{}` pools connections (32 per worker by default)", up.name),
-                edits: vec![edits::delete_directive(ctx, directive)],
-            },
-            Pool::Disabled { directive } => Fix {
-                applicability: Applicability::Safe,
-                description: format!("keep up to 32 idle connections per worker to upstream `{}`", up.name),
-                edits: vec![edits::replace_args(directive, "32")],
-            },
-            _ => {
-                let Some(edit) = edits::insert_in_block(ctx, up.block, "keepalive 32;", |d| {
-                    d.name_is("server") || BALANCER_DIRECTIVES.iter().any(|b| d.name_is(b))
-                }) else {
-                    out.push(finding);
-                    continue;
-                };
-                Fix {
-                    applicability: Applicability::Safe,
-                    description: format!("add `keepalive 32;` to upstream `{}`", up.name),
-                    edits: vec![edit],
-                }
+        let fix = match pool_fix(ctx, uid, pool) {
+            Some(fix) => fix,
+            None => {
+                out.push(finding);
+                continue;
             }
         };
         let help = match pool {
@@ -192,8 +181,104 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 );
             }
         }
+        if let pool_safety::PoolTimeout::Unavailable { why } = pool_safety::timeout_for(ctx, Some(uid)) {
+            finding = finding.note(why);
+        }
         finding = finding.help(help).with_fix(fix);
         out.push(ctx.with_version_note(finding));
     }
     out
+}
+
+/// The fix that gives upstream `uid` a pool that cannot do worse than no
+/// pool: with an idle timeout below the backend's (pool_safety::timeout_for)
+/// and, for FastCGI, no more idle connections per worker than the
+/// application's children can hold. `None` when no such pool exists (a
+/// FastCGI backend with too few children) or the text cannot be placed.
+fn pool_fix(ctx: &Ctx, uid: UpstreamId, pool: Pool) -> Option<Fix> {
+    let up = ctx.model.upstream(uid);
+    let timeout = pool_safety::timeout_for(ctx, Some(uid));
+    let fastcgi = pool_safety::serves_fastcgi(ctx, uid).then(|| pool_safety::fastcgi_capacity(ctx, uid));
+    let size = match &fastcgi {
+        Some(cap) if cap.per_worker == 0 => return None,
+        Some(cap) => cap.per_worker.min(32),
+        None => 32,
+    };
+    // A pool toward a backend that closes idle connections, on an nginx
+    // that cannot time them out first, can be worse than no pool; so can a
+    // FastCGI pool sized on assumed capacity.
+    let unsafe_reason = match (&timeout, &fastcgi) {
+        (pool_safety::PoolTimeout::Unavailable { why }, _) => Some(why.clone()),
+        (_, Some(cap)) if !cap.known => Some(format!(
+            "FastCGI pool sized on {}: declare `# upkeep: backend php-fpm max-children=N`",
+            cap.why
+        )),
+        _ => None,
+    };
+    let sized = match &fastcgi {
+        Some(cap) => format!(" ({})", cap.why),
+        None => String::new(),
+    };
+    let mut edit_list: Vec<Edit> = Vec::new();
+    let description = match pool {
+        // Since 1.29.7 no `keepalive` line means 32: only FastCGI needs a size.
+        Pool::Disabled { directive }
+            if ctx.version >= landmarks::KEEPALIVE_BY_DEFAULT && fastcgi.is_none() =>
+        {
+            edit_list.push(edits::delete_directive(ctx, directive));
+            edit_list.extend(pool_safety::timeout_edit(ctx, uid, &timeout));
+            format!(
+                "delete `keepalive 0;` so upstream `{}` pools connections (32 per worker by default){}",
+                up.name,
+                pool_safety::describe_timeout(&timeout)
+            )
+        }
+        Pool::Disabled { directive } => {
+            edit_list.push(edits::replace_args(directive, &size.to_string()));
+            edit_list.extend(pool_safety::timeout_edit(ctx, uid, &timeout));
+            format!(
+                "keep up to {size} idle connections per worker to upstream `{}`{sized}{}",
+                up.name,
+                pool_safety::describe_timeout(&timeout)
+            )
+        }
+        _ => {
+            let keepalive = format!("keepalive {size};");
+            let mut lines = vec![keepalive.clone()];
+            let timeout_line = timeout.directive();
+            if let Some(t) = &timeout_line {
+                // An explicit `keepalive_timeout` already in the block is
+                // changed in place rather than repeated.
+                match up.keepalive_timeout {
+                    Some(_) => edit_list.extend(pool_safety::timeout_edit(ctx, uid, &timeout)),
+                    None => lines.push(t.clone()),
+                }
+            }
+            let mut edit = edits::insert_lines_in_block(ctx, up.block, &lines, |d| {
+                d.name_is("server") || BALANCER_DIRECTIVES.iter().any(|b| d.name_is(b))
+            })?;
+            if let (Some(t), Some(c), None) = (&timeout_line, timeout.comment(), up.keepalive_timeout) {
+                edit = pool_safety::attach_comment(edit, t, &c);
+            }
+            edit_list.push(edit);
+            format!(
+                "add `{keepalive}` to upstream `{}`{sized}{}",
+                up.name,
+                pool_safety::describe_timeout(&timeout)
+            )
+        }
+    };
+    edit_list.sort();
+    Some(Fix {
+        applicability: if unsafe_reason.is_some() {
+            Applicability::Unsafe
+        } else {
+            Applicability::Safe
+        },
+        description: match unsafe_reason {
+            Some(why) => format!("{description}; unsafe: {why}"),
+            None => description,
+        },
+        edits: edit_list,
+    })
 }

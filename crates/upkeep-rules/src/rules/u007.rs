@@ -1,8 +1,10 @@
 use upkeep_diag::{Applicability, Finding, Fix, Severity};
 use upkeep_facts::{describe_duration, format_duration, landmarks};
+use upkeep_model::UpstreamId;
 
 use crate::context::Ctx;
 use crate::edits;
+use crate::pool_safety::{self, PoolTimeout};
 use crate::registry::RuleInfo;
 
 pub const INFO: RuleInfo = RuleInfo {
@@ -17,8 +19,14 @@ An upstream with an idle pool whose effective `keepalive_timeout` (default
 comes from an inline `# upkeep: backend idle=5s` comment in the upstream
 block, upkeep.toml or `--backend` (a server profile such as `gunicorn`, 2 s,
 or `node`, 5 s, listed by `upkeep profiles`), or a measurement by `upkeep probe`.
-When nothing is known about the backend, an info note asks to declare or
-probe it. On nginx 1.29.7+ every upstream pools by default, so this is the
+When nothing is known about the backend and a route to it can carry
+requests nginx does not retry (any route, unless a `limit_except` in its
+location allows only idempotent methods and denies the rest; with
+`proxy_request_buffering off` always), it is a warning whose fix sets
+`keepalive_timeout` below the shortest default of the backend profiles
+(Gunicorn's 2 s: `1800ms`), unless the effective timeout is already that
+short; on GET-only routes it is an info asking to declare or probe the
+backend. On nginx 1.29.7+ every upstream pools by default, so this is the
 most common keep-alive failure there.
 
 ## Why it breaks reuse
@@ -124,26 +132,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         let nginx_timeout = up.keepalive_timeout_ms(ctx.version);
         let head = ctx.head(up.directive);
         let Some(facts) = ctx.backend(uid) else {
-            let t = nginx_timeout
-                .map(describe_duration)
-                .unwrap_or_else(|| "no limit".into());
-            let f = INFO
-                .finding(format!(
-                    "the idle timeout of upstream `{}`'s backend is unknown: nginx keeps idle connections to it for {t}, and if the backend closes them sooner, requests fail with 502",
-                    up.name
-                ))
-                .at(head)
-                .with_label("backend idle timeout unknown")
-                .help(format!(
-                    "declare it inside the block (`# upkeep: backend idle=5s` or a profile such as `# upkeep: backend gunicorn`), pass `--backend {}=PROFILE`, or measure it with `upkeep probe`",
-                    up.name
-                ));
-            let mut f = f.grouped(format!(
-                "backend idle timeout unknown for upstreams of {}: nginx keeps their idle connections for up to {t}; declare each backend (`# upkeep: backend NAME`, `--backend UPSTREAM=PROFILE`) or measure it with `upkeep probe`",
-                backend_kind(ctx, uid)
-            ));
-            f.severity = Severity::Info;
-            out.push(f);
+            out.extend(unknown_backend(ctx, uid, nginx_timeout));
             continue;
         };
         let Some(backend_idle) = facts.idle_timeout_ms else {
@@ -215,4 +204,90 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// An upstream with a pool and a backend nothing describes. A warning when
+/// a route to it can carry requests nginx does not retry (POST, PATCH…)
+/// and the pool may outlive the shortest common backend idle timeout: with
+/// nginx's default 60 s and a Gunicorn or Node.js behind, those requests
+/// get 502s. The fix sets the conservative timeout; an info otherwise.
+fn unknown_backend(ctx: &Ctx, uid: UpstreamId, nginx_timeout: Option<u64>) -> Option<Finding> {
+    let up = ctx.model.upstream(uid);
+    let head = ctx.head(up.directive);
+    let t = nginx_timeout
+        .map(describe_duration)
+        .unwrap_or_else(|| "no limit".into());
+    let non_idempotent = ctx
+        .model
+        .routes_to(uid)
+        .find(|&r| pool_safety::carries_non_idempotent(ctx, r));
+    let timeout = pool_safety::timeout_for(ctx, Some(uid));
+    if timeout == PoolTimeout::NotNeeded {
+        // Already below the shortest common backend default: nothing a
+        // reader could act on.
+        return None;
+    }
+    let declare = format!(
+        "declare the backend inside the block (`# upkeep: backend idle=5s` or a profile such as `# upkeep: backend gunicorn`), pass `--backend {}=PROFILE`, or measure it with `upkeep probe`",
+        up.name
+    );
+    let mut f = INFO
+        .finding(format!(
+            "the idle timeout of upstream `{}`'s backend is unknown: nginx keeps idle connections to it for {t}, and if the backend closes them sooner, requests fail with 502",
+            up.name
+        ))
+        .at(head)
+        .with_label("backend idle timeout unknown");
+    let Some(route) = non_idempotent else {
+        f.severity = Severity::Info;
+        // Infos about unknown backends are many on big configs: one human
+        // line per kind of backend (each finding stays in JSON).
+        let group = format!(
+            "backend idle timeout unknown for upstreams of {}: nginx keeps their idle connections for up to {t}; declare each backend (`# upkeep: backend NAME`, `--backend UPSTREAM=PROFILE`) or measure it with `upkeep probe`",
+            backend_kind(ctx, uid)
+        );
+        return Some(
+            f.note("its routes only take idempotent methods (limit_except), which nginx retries on a fresh connection")
+                .help(declare)
+                .grouped(group),
+        );
+    };
+    match &timeout {
+        PoolTimeout::NotNeeded => None,
+        PoolTimeout::Unavailable { why } => {
+            f.severity = Severity::Warning;
+            Some(f.related(
+                ctx.model.route(route).pass.span,
+                "POST and other non-idempotent requests reach it here",
+            )
+            .note(why.clone())
+            .help(format!("{declare}; then make sure the backend's idle timeout is longer than the gaps between requests, or upgrade nginx to {} or later", landmarks::UPSTREAM_KEEPALIVE_TIMEOUT)))
+        }
+        PoolTimeout::Set { ms, why } => {
+            f.severity = Severity::Warning;
+            let text = format_duration(*ms);
+            let mut f = f
+                .related(
+                    ctx.model.route(route).pass.span,
+                    "POST and other non-idempotent requests reach it here",
+                )
+                .help(format!(
+                    "set `keepalive_timeout {text};` in upstream `{}` ({why}), or {declare}",
+                    up.name
+                ));
+            if ctx.available("keepalive_timeout", true) {
+                if let Some(edit) = pool_safety::timeout_edit(ctx, uid, &timeout) {
+                    f = f.with_fix(Fix {
+                        applicability: Applicability::Safe,
+                        description: format!(
+                            "set the upstream keepalive_timeout of `{}` to {text} ({why})",
+                            up.name
+                        ),
+                        edits: vec![edit],
+                    });
+                }
+            }
+            Some(ctx.with_version_note(f))
+        }
+    }
 }

@@ -1,11 +1,12 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use upkeep_diag::{Applicability, Edit, Finding, Fix, Severity};
-use upkeep_model::{BlockKind, PassTarget, Protocol, RouteId};
+use upkeep_model::{BlockId, BlockKind, PassTarget, Protocol, RouteId};
 use upkeep_syntax::{QuoteStyle, Span};
 
 use crate::context::Ctx;
 use crate::edits;
+use crate::pool_safety;
 use crate::registry::RuleInfo;
 
 pub const INFO: RuleInfo = RuleInfo {
@@ -38,10 +39,15 @@ location /api/ {
 
 ## Fix
 For a literal target, the fix adds an `upstream` block with the address and
-`keepalive 32;` and points `proxy_pass` at it. It is marked unsafe when no
-`proxy_set_header Host` is in effect, because `$proxy_host` (the default
-`Host` header, and the TLS server name for `https://`) becomes the upstream's
-name instead of the address. Variable targets need a `map` to upstream names
+`keepalive 32;` and points `proxy_pass` at it. The new pool gets a
+`keepalive_timeout` below the shortest common backend idle timeout (the
+backend is unknown), on nginx >= 1.15.3; before that the fix is unsafe.
+Because `$proxy_host` (the default `Host` header, and the TLS name) would
+become the upstream's name, the fix writes what nginx sent before:
+`proxy_set_header Host <host[:port]>` where no `Host` is in effect (with the
+level's inherited `proxy_set_header` lines repeated, since a level with one
+line of its own inherits none) and, for `https://`, `proxy_ssl_name <host>`
+and `proxy_ssl_server_name on`. Variable targets need a `map` to upstream names
 or an upstream per backend, written by hand. For `grpc_pass` and
 `fastcgi_pass` the diagnostic says what to write (a FastCGI pool also needs
 `fastcgi_keep_conn on` and must fit the FastCGI server's capacity); there is
@@ -264,6 +270,21 @@ fn upstream_name(ctx: &Ctx, host: &str, port: Option<u16>) -> String {
     name
 }
 
+/// The `Host` header nginx sends for `proxy_pass scheme://host[:port]`
+/// (`$proxy_host`): the port only when it is not the scheme's default
+/// (checked against nginx 1.22: `http://h:80` sends `Host: h`), and
+/// `localhost` for a unix socket.
+fn original_host_header(scheme: &str, host: &str, port: Option<u16>) -> String {
+    if host.starts_with("unix:") {
+        return "localhost".to_string();
+    }
+    let default = if scheme == "https" { 443 } else { 80 };
+    match port {
+        Some(p) if p != default => format!("{host}:{p}"),
+        _ => host.to_string(),
+    }
+}
+
 fn server_address(scheme: &str, host: &str, port: Option<u16>) -> String {
     if host.starts_with("unix:") {
         return host.to_string();
@@ -302,15 +323,22 @@ fn literal_fix(
     }
     let unit = edits::indent_unit(file);
     let eol = edits::eol(file);
+    // The new pool must not keep idle connections longer than the backend,
+    // which nothing describes yet: the conservative timeout, with its reason
+    // written next to it.
+    let timeout = pool_safety::timeout_for(ctx, None);
+    let timeout_line = match (timeout.directive(), timeout.comment()) {
+        (Some(d), Some(c)) => format!("{indent}{unit}{d}  {c}{eol}"),
+        _ => String::new(),
+    };
     let block = format!(
-        "{indent}upstream {name} {{{eol}{indent}{unit}server {};{eol}{indent}{unit}keepalive 32;{eol}{indent}}}{eol}{eol}",
+        "{indent}upstream {name} {{{eol}{indent}{unit}server {};{eol}{indent}{unit}keepalive 32;{eol}{timeout_line}{indent}}}{eol}{eol}",
         server_address(scheme, host, port)
     );
     let mut edit_list = vec![Edit::insert(
         Span::new(server_dir.span.file, line_start, line_start),
         block,
     )];
-    let mut host_header_kept = true;
     for &r in routes {
         let route = ctx.model.route(r);
         let word = route.pass.args.first()?;
@@ -336,28 +364,85 @@ fn literal_fix(
             end += 1;
         }
         edit_list.push(Edit::replace(Span::new(word.span.file, start, end), name));
-        if ctx
-            .model
-            .array(route.block, "proxy_set_header")
-            .entry("Host")
-            .is_none()
-        {
-            host_header_kept = false;
-        }
     }
+    // What nginx sent before the rewrite: `Host: $proxy_host` (the host,
+    // with the port unless it is the scheme's default; `localhost` for a
+    // unix socket) and, for https, that host as the TLS name. After the
+    // rewrite `$proxy_host` is the upstream's name, so both are written
+    // out at each route's level.
+    let levels: BTreeSet<BlockId> = routes
+        .iter()
+        .filter_map(|&r| edits::writable_level(ctx, ctx.model.route(r).block))
+        .collect();
+    if levels.len() != routes.len() {
+        return None; // two routes share a level, or one has none: by hand
+    }
+    let host_header = original_host_header(scheme, host, port);
+    let mut kept = Vec::new();
+    for &r in routes {
+        let route = ctx.model.route(r);
+        let level = edits::writable_level(ctx, route.block)?;
+        let mut lines: Vec<String> = Vec::new();
+        let list = ctx.headers(r);
+        if list.entry("Host").is_none() {
+            // proxy_set_header is all-or-nothing per level: a level with no
+            // line of its own inherits its parent's list, and a first line
+            // here would drop that list. Copy it along.
+            if list.level != Some(level) {
+                for d in &list.entries {
+                    lines.push(ctx.text(d.span));
+                }
+            }
+            lines.push(format!("proxy_set_header Host {host_header};"));
+            kept.push(format!("`Host: {host_header}`"));
+        }
+        if scheme == "https" && !host.starts_with("unix:") {
+            if ctx.model.value(route.block, "proxy_ssl_name").setting().is_none() {
+                lines.push(format!("proxy_ssl_name {host};"));
+            }
+            if ctx.model.value(route.block, "proxy_ssl_server_name").setting().is_none() {
+                // Written exactly as U013's fix writes it, so that when both
+                // fixes run together the engine makes the line once.
+                edit_list.push(edits::insert_in_block(
+                    ctx,
+                    level,
+                    "proxy_ssl_server_name on;",
+                    |d| d.name.value.starts_with(b"proxy_"),
+                )?);
+            }
+            kept.push(format!("TLS name `{host}`"));
+        }
+        if lines.is_empty() {
+            continue;
+        }
+        let edit = edits::insert_lines_in_block(ctx, level, &lines, |d| {
+            d.name_is("proxy_set_header")
+        })?;
+        edit_list.push(edit);
+    }
+    kept.dedup();
     edit_list.sort();
-    let unsafe_reason = !host_header_kept || scheme == "https";
+    let unsafe_reason = match &timeout {
+        pool_safety::PoolTimeout::Unavailable { why } => Some(why.clone()),
+        _ => None,
+    };
+    let mut description = format!(
+        "add upstream `{name}` with keepalive{} and proxy to it",
+        pool_safety::describe_timeout(&timeout)
+    );
+    if !kept.is_empty() {
+        description.push_str(&format!("; keep {} as before", kept.join(" and ")));
+    }
+    if let Some(why) = &unsafe_reason {
+        description.push_str(&format!("; unsafe: {why}"));
+    }
     Some(Fix {
-        applicability: if unsafe_reason {
+        applicability: if unsafe_reason.is_some() {
             Applicability::Unsafe
         } else {
             Applicability::Safe
         },
-        description: if unsafe_reason {
-            format!("add upstream `{name}` with keepalive and proxy to it (the default Host header / TLS name becomes `{name}`: add `proxy_set_header Host …` if the backend cares)")
-        } else {
-            format!("add upstream `{name}` with keepalive and proxy to it")
-        },
+        description,
         edits: edit_list,
     })
 }

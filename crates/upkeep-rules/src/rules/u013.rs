@@ -1,5 +1,5 @@
 use upkeep_diag::{Applicability, Finding, Fix, Severity};
-use upkeep_model::{PassTarget, Protocol};
+use upkeep_model::{PassTarget, Protocol, Route, UpstreamId};
 
 use crate::context::Ctx;
 use crate::edits;
@@ -35,7 +35,11 @@ location / {
 `proxy_ssl_server_name on;` in the route's location (the fix adds it). When
 `proxy_pass` names an `upstream{}` block (reported only when its servers are
 written as host names), also set `proxy_ssl_name` to the backend's real host
-name; that case has no automatic fix.
+name; that case has no automatic fix. With `proxy_ssl_server_name on` and no
+`proxy_ssl_name`, a name with no dot (`avatars_discourse_org`) is the
+upstream block's own name sent as SNI: reported, with an unsafe fix when all
+servers share one host name. Upstreams whose servers are all IP literals are
+not reported.
 
 ## References
 - https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_ssl_server_name, https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_ssl_name, https://nginx.org/en/docs/http/ngx_http_grpc_module.html#grpc_ssl_server_name
@@ -70,6 +74,12 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             // needs SNI.
             PassTarget::Upstream(u) => {
                 let up = ctx.model.upstream(*u);
+                if route.protocol == Protocol::Http
+                    && ctx.model.value(route.block, directive).is("on")
+                {
+                    out.extend(sni_is_upstream_name(ctx, route, *u));
+                    continue;
+                }
                 if up.servers.is_empty() || up.servers.iter().any(|s| is_ip(&s.host)) {
                     continue;
                 }
@@ -127,4 +137,53 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         out.push(f);
     }
     out
+}
+
+/// `proxy_ssl_server_name on` through an upstream block with no
+/// `proxy_ssl_name`: the name sent is `$proxy_host`, the block's own name.
+/// A name with no dot (`avatars_discourse_org`, `backend`) is no host a
+/// certificate or a CDN knows, so the handshake or the routing fails. Not
+/// reported when every server is an IP literal: such internal TLS usually
+/// has one certificate and needs no name.
+fn sni_is_upstream_name(ctx: &Ctx, route: &Route, u: UpstreamId) -> Option<Finding> {
+    let up = ctx.model.upstream(u);
+    if ctx.model.value(route.block, "proxy_ssl_name").setting().is_some() {
+        return None;
+    }
+    if up.name.contains('.') || up.name == "localhost" || is_ip(&up.name) {
+        return None;
+    }
+    if up.servers.is_empty() || up.servers.iter().all(|s| is_ip(&s.host)) {
+        return None;
+    }
+    let mut f = INFO
+        .finding(format!(
+            "TLS to upstream `{}` sends the server name `{}`, the upstream block's own name: `proxy_ssl_name` is not set, so the name is `$proxy_host`, which no certificate or virtual host is likely to match",
+            up.name, up.name
+        ))
+        .at(route.pass.span)
+        .with_label("SNI is the upstream's name")
+        .related(ctx.head(up.directive), "the name sent");
+    // One host name behind every server: that is the name to send.
+    let mut hosts: Vec<&str> = up.servers.iter().map(|s| s.host.as_str()).collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    let help = "set `proxy_ssl_name <the backend's host name>;`".to_string();
+    f = f.help(help);
+    if let [host] = hosts.as_slice() {
+        if !is_ip(host) {
+            if let Some(edit) = edits::writable_level(ctx, route.block).and_then(|level| {
+                edits::insert_in_block(ctx, level, &format!("proxy_ssl_name {host};"), |d| {
+                    d.name.value.starts_with(b"proxy_")
+                })
+            }) {
+                f = f.with_fix(Fix {
+                    applicability: Applicability::Unsafe,
+                    description: format!("send `{host}` (the servers' host name) as the TLS name: `proxy_ssl_name {host};`"),
+                    edits: vec![edit],
+                });
+            }
+        }
+    }
+    Some(f)
 }
