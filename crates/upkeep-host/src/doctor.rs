@@ -85,7 +85,7 @@ pub struct DoctorReport<'a> {
 
 pub fn run<'a>(input: DoctorInput<'a>) -> DoctorReport<'a> {
     let mut gaps = Vec::new();
-    let check = upkeep_rules::check(input.config, &input.check);
+    let mut check = upkeep_rules::check(input.config, &input.check);
     let version = check.nginx_version;
     let model = Model::build(input.config, version);
     let live = LiveConfig::read(input.config, &model);
@@ -160,6 +160,18 @@ pub fn run<'a>(input: DoctorInput<'a>) -> DoctorReport<'a> {
     findings.extend(rules::h004::evaluate(&measured));
     findings.extend(rules::h005::evaluate(&measured));
     findings.extend(rules::r001_live::evaluate(&measured));
+    // Without worker_rlimit_nofile, static R001 judged an assumed inherited
+    // limit; with the master's real limit read, r001_live has the verdict.
+    let real_limit_known = live.settings.worker_rlimit_nofile.is_none()
+        && processes
+            .as_ref()
+            .is_some_and(|p| rules::h004::effective_limit(&measured, p).is_some());
+    if real_limit_known {
+        check.findings.retain(|f| f.rule != "R001");
+        check
+            .assumptions
+            .retain(|a| !a.starts_with(upkeep_rules::R001_ASSUMPTION_PREFIX));
+    }
     findings.retain(|r| input.check.is_enabled(r.finding.rule, r.finding.name));
     for r in findings.iter_mut() {
         if let Some(sev) = input.check.severity_overrides.get(r.finding.rule) {

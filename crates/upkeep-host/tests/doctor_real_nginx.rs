@@ -298,6 +298,75 @@ fn master_nofile_below_twice_worker_connections_fires_h004_and_r001() {
     assert_eq!(fix.edits[0].content, "worker_rlimit_nofile 800;\n");
 }
 
+/// Without `worker_rlimit_nofile`, `check` judges `worker_connections`
+/// against an assumed inherited limit (1024); doctor reads the real one and
+/// the assumption (finding and report line) gives way to the measurement.
+#[test]
+fn doctor_replaces_the_assumed_inherited_nofile_limit_with_the_real_one() {
+    let Some(bin) = nginx() else { return };
+    let n = Nginx::start(
+        bin,
+        "worker_processes 1;\nevents { worker_connections 2000; }",
+        "    access_log off;\n    server { listen 127.0.0.1:{port}; return 204; }",
+    );
+    let pid = n.instance.pid();
+    assert!(wait_for_worker(pid, |_| true), "no worker started");
+
+    // The static check alone: the assumption, stated.
+    let config = n.config();
+    let static_report = upkeep_rules::check(&config, &check_options(&n));
+    let assumed: Vec<_> = static_report
+        .findings
+        .iter()
+        .filter(|f| f.rule == "R001")
+        .collect();
+    assert_eq!(assumed.len(), 1);
+    assert!(
+        assumed[0].message.contains("(assumed 1024)"),
+        "{}",
+        assumed[0].message
+    );
+    assert!(static_report
+        .assumptions
+        .iter()
+        .any(|a| a.starts_with(upkeep_rules::R001_ASSUMPTION_PREFIX)));
+
+    let mut input = DoctorInput::new(&config);
+    input.check = check_options(&n);
+    input.pid = Some(pid);
+    input.error_log = Some(n.prefix.error_log());
+    input.window = Duration::from_millis(100);
+    let report = upkeep_host::run(input);
+    let human = report.to_human(false);
+    eprintln!("{human}");
+    assert!(
+        !human.contains("assumed 1024") && !human.contains(upkeep_rules::R001_ASSUMPTION_PREFIX),
+        "the assumption is replaced by the measurement: {human}"
+    );
+    let p = report.processes.as_ref().unwrap();
+    let real = p.master_nofile.unwrap().soft.unwrap();
+    let r001 = findings(&report, "R001");
+    let workers_hold = p
+        .workers
+        .iter()
+        .all(|(_, l)| l.and_then(|l| l.soft).map_or(true, |s| s >= 2000));
+    if real >= 2000 && workers_hold {
+        assert!(
+            r001.is_empty(),
+            "real limit {real} holds 2000 connections: {r001:#?}"
+        );
+    } else {
+        assert_eq!(r001.len(), 1, "{r001:#?}");
+        assert!(
+            r001[0]
+                .message
+                .contains("exceeds the open-file limit nginx runs with"),
+            "{}",
+            r001[0].message
+        );
+    }
+}
+
 #[test]
 fn stale_pooled_connections_fire_h005_and_502s_make_it_an_error() {
     let Some(bin) = nginx() else { return };

@@ -26,6 +26,7 @@ pub use context::Ctx;
 pub use options::{CheckOptions, VersionSource};
 pub use registry::{rule, rules, RuleInfo};
 pub use report::CheckReport;
+pub use rules::r001::{ASSUMPTION_PREFIX as R001_ASSUMPTION_PREFIX, INHERITED_SOFT_NOFILE};
 pub use upkeep_facts::{BackendFacts, NginxVersion};
 
 /// Runs every enabled rule over `config` and returns the findings, sorted by

@@ -283,3 +283,86 @@ http {
         grpc.message
     );
 }
+
+#[test]
+fn r001_without_worker_rlimit_nofile_assumes_the_inherited_limit() {
+    let conf = "worker_processes 1;\nevents { worker_connections 4096; }\nhttp { server { listen 127.0.0.1:8080; return 204; } }\n";
+    let report = run(conf, (1, 28, 0));
+    let r001 = only(&report, "R001");
+    assert_eq!(r001.len(), 1);
+    assert!(r001[0].message.contains(
+        "exceeds the open-file limit nginx inherits without `worker_rlimit_nofile` (assumed 1024)"
+    ));
+    assert!(r001[0]
+        .notes
+        .iter()
+        .any(|n| n.contains("4096 worker_connections exceed open file resource limit: 1024")));
+    assert_eq!(
+        r001[0].fix.as_ref().unwrap().edits[0].content.trim(),
+        "worker_rlimit_nofile 8192;"
+    );
+    assert!(report
+        .assumptions
+        .iter()
+        .any(|a| a.starts_with(upkeep_rules::R001_ASSUMPTION_PREFIX) && a.contains("1024")));
+
+    // Within the inherited limit: nothing, and nothing assumed.
+    let small = "events { worker_connections 1024; }\nhttp {}\n";
+    let report = run(small, (1, 28, 0));
+    assert!(only(&report, "R001").is_empty());
+    assert!(report.assumptions.iter().all(|a| !a.starts_with("R001")));
+    // Set explicitly: compared with the line, as before.
+    let set = "worker_rlimit_nofile 2048;\nevents { worker_connections 4096; }\nhttp {}\n";
+    let r = run(set, (1, 28, 0));
+    assert!(only(&r, "R001")[0]
+        .message
+        .contains("exceeds `worker_rlimit_nofile 2048`"));
+}
+
+/// U007's margin on Node.js: the version-unknown profile uses the advertised
+/// 5 s (what releases without the keep-alive buffer close at), a release
+/// known to carry the buffer its real 6 s; both suggestions stay below the
+/// moment that release closes an idle connection.
+#[test]
+fn u007_margin_follows_the_node_release() {
+    let conf = r#"events {}
+http {
+    upstream web { server 127.0.0.1:3000; keepalive 16; }
+    server {
+        listen 127.0.0.1:8080;
+        location / {
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://web;
+        }
+    }
+}
+"#;
+    for (profile, suggested, closes_at_ms) in [
+        ("node", "4500ms", 5000),
+        ("node@20.20.2", "5400ms", 6000),
+        ("node@18.20.4", "4500ms", 5000),
+    ] {
+        let src = SingleFile::parse("nginx.conf", conf).unwrap();
+        let facts = upkeep_facts::backend_profile(profile).unwrap().facts();
+        let mut opts = CheckOptions {
+            nginx_version: Some(NginxVersion::new(1, 28, 0)),
+            version_source: VersionSource::Given,
+            ..CheckOptions::default()
+        };
+        opts.backends.insert("web".into(), facts);
+        let report = check(&src, &opts);
+        let u007 = only(&report, "U007");
+        assert_eq!(u007.len(), 1, "{profile}");
+        let fix = u007[0].fix.as_ref().unwrap();
+        assert!(
+            fix.edits[0]
+                .content
+                .contains(&format!("keepalive_timeout {suggested};")),
+            "{profile}: {:?}",
+            fix.edits
+        );
+        let ms: u64 = suggested.trim_end_matches("ms").parse().unwrap();
+        assert!(ms < closes_at_ms);
+    }
+}

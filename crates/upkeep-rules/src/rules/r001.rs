@@ -13,8 +13,11 @@ pub const INFO: RuleInfo = RuleInfo {
     summary: "`worker_connections` exceeds `worker_rlimit_nofile`.",
     doc: r#"## What it finds
 `worker_connections` larger than `worker_rlimit_nofile` in the main
-configuration. (`upkeep doctor` also compares it with the running master's
-real open-file limit when `worker_rlimit_nofile` is not set.)
+configuration. Without `worker_rlimit_nofile`, nginx keeps the open-file
+limit it inherits from whatever started it; `check` then assumes the soft
+limit of a systemd service, 1024 unless the unit sets `LimitNOFILE=`, and
+says so in the finding and among the report's assumptions. `upkeep doctor`
+replaces that assumption with the running master's real limit.
 
 ## Why it breaks reuse
 Every connection is a file descriptor: client connections, upstream
@@ -43,15 +46,24 @@ request holds a client and an upstream descriptor); the fix sets exactly that.
 "#,
 };
 
+/// The soft open-file limit a service inherits under systemd's default
+/// (`DefaultLimitNOFILE=1024:524288`): what nginx runs with when
+/// `worker_rlimit_nofile` is not set and the unit does not raise it.
+pub const INHERITED_SOFT_NOFILE: u64 = 1024;
+
+/// Starts the assumption text this rule adds to the report, so that
+/// `upkeep doctor`, which reads the real limit, can replace it.
+pub const ASSUMPTION_PREFIX: &str = "R001: no worker_rlimit_nofile";
+
 pub fn check(ctx: &Ctx) -> Vec<Finding> {
     if ctx.model.block(0).kind != BlockKind::Main {
         return Vec::new();
     }
-    let (Some(wc), Some(nofile)) = (
-        ctx.model.main.worker_connections,
-        ctx.model.main.worker_rlimit_nofile,
-    ) else {
+    let Some(wc) = ctx.model.main.worker_connections else {
         return Vec::new();
+    };
+    let Some(nofile) = ctx.model.main.worker_rlimit_nofile else {
+        return inherited_limit(ctx, wc);
     };
     let (Some(conns), Some(limit)) = (
         wc.args.first().and_then(|a| a.text().parse::<u64>().ok()),
@@ -79,4 +91,41 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             description: format!("set `worker_rlimit_nofile {wanted}`"),
             edits: vec![edits::replace_args(nofile, &wanted.to_string())],
         })]
+}
+
+/// No `worker_rlimit_nofile`: nginx runs with the limit it inherits. Judged
+/// against systemd's default soft limit, stated as an assumption.
+fn inherited_limit(ctx: &Ctx, wc: &upkeep_syntax::Directive) -> Vec<Finding> {
+    let Some(conns) = wc.args.first().and_then(|a| a.text().parse::<u64>().ok()) else {
+        return Vec::new();
+    };
+    let limit = INHERITED_SOFT_NOFILE;
+    if conns <= limit {
+        return Vec::new();
+    }
+    ctx.assume(format!(
+        "{ASSUMPTION_PREFIX}: nginx keeps the open-file limit it was started with, taken to be {limit} (the soft limit of a systemd service without LimitNOFILE=); `upkeep doctor` reads the real one"
+    ));
+    let wanted = conns * 2;
+    let line = format!("worker_rlimit_nofile {wanted};");
+    let mut f = INFO
+        .finding(format!(
+            "`worker_connections {conns}` exceeds the open-file limit nginx inherits without `worker_rlimit_nofile` (assumed {limit}): under load workers fail with \"Too many open files\""
+        ))
+        .at(wc.span)
+        .with_label("more connections than file descriptors")
+        .note(format!(
+            "assuming the soft limit of a systemd service ({limit}); nginx then warns at start: \"{conns} worker_connections exceed open file resource limit: {limit}\""
+        ))
+        .help(format!(
+            "set `{line}` (twice worker_connections) in the main context, or raise LimitNOFILE= of the service"
+        ));
+    if let Some(edit) = edits::insert_in_block(ctx, 0, &line, |d| d.block.is_none()) {
+        f = f.with_fix(Fix {
+            applicability: Applicability::Safe,
+            description: format!("add `{line}`"),
+            edits: vec![edit],
+        });
+    }
+    vec![f]
 }
