@@ -1,0 +1,255 @@
+//! FastCGI pooling against a real nginx and a real PHP-FPM (Debian's
+//! php-fpm, started here as a process of its own with a private config,
+//! pid file and socket): a kept FastCGI connection pins a PHP-FPM child
+//! while idle, so an unsized pool starves new connections (504), while the
+//! pool `upkeep fix` writes, sized to leave a child free, serves every
+//! request, before and after, like the config without a pool.
+
+mod common;
+
+use common::{text, upkeep};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHILDREN: u32 = 3;
+const CONCURRENT: usize = 8;
+
+fn php_fpm() -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/sbin")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("php-fpm"))
+        })
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// PHP-FPM in the foreground with `CHILDREN` static children; killed on drop.
+struct Fpm(Child);
+
+impl Drop for Fpm {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_fpm(bin: &Path, dir: &Path) -> Fpm {
+    let d = dir.display();
+    let conf = dir.join("fpm.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[global]\npid = {d}/fpm.pid\nerror_log = {d}/fpm.log\ndaemonize = no\n\n[app]\nlisten = {d}/fpm.sock\nlisten.mode = 0666\npm = static\npm.max_children = {CHILDREN}\n"
+        ),
+    )
+    .unwrap();
+    // -R: the test may run as root; -n: no php.ini from the system.
+    let child = Command::new(bin)
+        .args(["-R", "-n", "-F", "-y"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start php-fpm");
+    let fpm = Fpm(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !dir.join("fpm.sock").exists() {
+        assert!(Instant::now() < deadline, "php-fpm did not open its socket");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    fpm
+}
+
+/// nginx in a private prefix, stopped through its own pid file on drop.
+struct Nginx {
+    prefix: PathBuf,
+}
+
+impl Nginx {
+    fn start(prefix: &Path) -> Nginx {
+        std::fs::create_dir_all(prefix.join("logs")).unwrap();
+        let out = Command::new("/usr/sbin/nginx")
+            .arg("-p")
+            .arg(prefix)
+            .arg("-c")
+            .arg(prefix.join("nginx.conf"))
+            .output()
+            .expect("start nginx");
+        assert!(out.status.success(), "nginx: {}", text(&out.stderr));
+        Nginx {
+            prefix: prefix.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("/usr/sbin/nginx")
+            .arg("-p")
+            .arg(&self.prefix)
+            .arg("-c")
+            .arg(self.prefix.join("nginx.conf"))
+            .args(["-s", "stop"])
+            .output();
+        // Wait for the pid file to go so the next start can bind.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.prefix.join("nginx.pid").exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn config(dir: &Path, port: u16, upstream_extra: &str, location_extra: &str) -> String {
+    let d = dir.display();
+    format!(
+        "worker_processes 2;\npid {d}/nginx.pid;\nerror_log {d}/logs/error.log;\nevents {{ worker_connections 256; }}\nhttp {{\n    access_log off;\n    upstream php {{\n        # upkeep: backend php-fpm max-children={CHILDREN}\n        server unix:{d}/fpm.sock;\n{upstream_extra}    }}\n    server {{\n        listen 127.0.0.1:{port};\n        location ~ \\.php$ {{\n            fastcgi_param SCRIPT_FILENAME {d}/www$fastcgi_script_name;\n            fastcgi_param REQUEST_METHOD $request_method;\n            fastcgi_read_timeout 3s;\n{location_extra}            fastcgi_pass php;\n        }}\n    }}\n}}\n"
+    )
+}
+
+/// `CONCURRENT` requests at once, each on its own client connection; the
+/// status of each (0 when no response came).
+fn burst(port: u16) -> Vec<u16> {
+    let handles: Vec<_> = (0..CONCURRENT)
+        .map(|_| {
+            std::thread::spawn(move || -> u16 {
+                let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+                    return 0;
+                };
+                s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+                if s.write_all(b"GET /slow.php HTTP/1.0\r\nHost: t\r\n\r\n")
+                    .is_err()
+                {
+                    return 0;
+                }
+                let mut buf = Vec::new();
+                let _ = s.read_to_end(&mut buf);
+                let head = String::from_utf8_lossy(&buf);
+                head.split_whitespace()
+                    .nth(1)
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0)
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+/// Three bursts (the later ones meet the connections the first left
+/// idle in the pools); the statuses of all.
+fn traffic(port: u16) -> Vec<u16> {
+    let mut all = Vec::new();
+    for _ in 0..3 {
+        all.extend(burst(port));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    all
+}
+
+fn count(statuses: &[u16], code: u16) -> usize {
+    statuses.iter().filter(|&&s| s == code).count()
+}
+
+fn run_phase(dir: &Path, conf: &str, fpm_bin: &Path) -> Vec<u16> {
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let _fpm = start_fpm(fpm_bin, dir);
+    let _nginx = Nginx::start(dir);
+    let port: u16 = conf
+        .split("listen 127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    traffic(port)
+}
+
+#[test]
+fn sized_fastcgi_pool_serves_every_request_and_an_unsized_one_does_not() {
+    let Some(fpm_bin) = php_fpm() else {
+        eprintln!(
+            "skipped: no /usr/sbin/php-fpm* (Debian's php-fpm package; .ci/setup installs it)"
+        );
+        return;
+    };
+    if !Path::new("/usr/sbin/nginx").exists() {
+        eprintln!("skipped: no /usr/sbin/nginx");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    std::fs::write(
+        dir.join("www/slow.php"),
+        "<?php usleep(200000); echo \"ok\\n\";",
+    )
+    .unwrap();
+    let port = free_port();
+
+    // Before: no pool. Every request gets its own FastCGI connection.
+    let before_conf = config(dir, port, "", "");
+    let before = run_phase(dir, &before_conf, &fpm_bin);
+
+    // The fix, as a user runs it.
+    std::fs::write(dir.join("nginx.conf"), &before_conf).unwrap();
+    let out = upkeep(&[
+        "fix",
+        "--nginx-version",
+        "1.22.1",
+        dir.join("nginx.conf").to_str().unwrap(),
+    ]);
+    let diff = text(&out.stdout);
+    assert!(
+        diff.contains("+        keepalive 1;"),
+        "{diff}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        diff.contains("+            fastcgi_keep_conn on;"),
+        "{diff}"
+    );
+    let upstream_extra = "        keepalive 1;\n";
+    let location_extra = "            fastcgi_keep_conn on;\n";
+    let after = run_phase(
+        dir,
+        &config(dir, port, upstream_extra, location_extra),
+        &fpm_bin,
+    );
+
+    // What a pool sized without regard to the children does.
+    let unsized_pool = run_phase(
+        dir,
+        &config(dir, port, "        keepalive 32;\n", location_extra),
+        &fpm_bin,
+    );
+
+    eprintln!(
+        "FastCGI, nginx 1.22 with 2 workers, php-fpm with {CHILDREN} children, 3 bursts of {CONCURRENT}: before 200={} 504={}; after the fix 200={} 504={}; unsized keepalive 32: 200={} 504={}",
+        count(&before, 200),
+        count(&before, 504),
+        count(&after, 200),
+        count(&after, 504),
+        count(&unsized_pool, 200),
+        count(&unsized_pool, 504)
+    );
+    assert_eq!(count(&before, 200), before.len(), "before: {before:?}");
+    assert_eq!(count(&after, 200), after.len(), "after the fix: {after:?}");
+    assert!(
+        count(&unsized_pool, 200) < unsized_pool.len(),
+        "an unsized pool was expected to starve some requests: {unsized_pool:?}"
+    );
+}
