@@ -1,14 +1,20 @@
 //! `upkeep fix`: compute the edits of every fixable finding, re-check until
 //! nothing is left, print a unified diff (default) or write the files
-//! (`--write`: atomic, with backups, validated by `nginx -t`).
+//! (`--write`: atomic, with backups, validated by `nginx -t`), or finish or
+//! undo a `--write` that was killed (`--recover`).
 
 use anyhow::bail;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use upkeep_config::{ConfigSet, FsLoader, LoadError, Loader};
 use upkeep_diag::{display_path, terminal_safe, terminal_safe_line, Applicability};
-use upkeep_fix::write::{nginx_test, write_files, PlannedWrite, WriteError, BACKUP_SUFFIX};
+use upkeep_fix::write::{
+    nginx_test_until, pending, recover, stray_copies, write_files_with, NginxTestError, Pending,
+    PlannedWrite, Recovery, WriteError, WriteOptions, Written, BACKUP_SUFFIX,
+};
 use upkeep_fix::{FixOptions, FixRun, Overlay, Round};
 
 use super::check::{self, ColorChoice, InputArgs, Loaded, OverlayLoader, Source};
@@ -40,6 +46,12 @@ pub struct Args {
     #[arg(long)]
     pub no_nginx_test: bool,
 
+    /// Finish (`finish`: write the rest, validate, keep backups) or undo
+    /// (`undo`: put every file back) a `fix --write` that was killed before
+    /// it completed; its journal is in the main config's directory.
+    #[arg(long, value_enum, value_name = "HOW", conflicts_with_all = ["write", "rules", "unsafe_fixes"])]
+    pub recover: Option<RecoverHow>,
+
     /// Colours in the diff.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
@@ -47,6 +59,12 @@ pub struct Args {
     /// No report of what was fixed on stderr (errors are still printed).
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum RecoverHow {
+    Finish,
+    Undo,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -66,6 +84,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bail!("--write needs config files; `nginx -T` output can only be diffed (pass the main config's path)");
     }
     let load_opts = check::load_options(&args.input);
+    if let Some(how) = args.recover {
+        return recover_runs(&args, &sources, &load_opts, how);
+    }
     let to_terminal = std::io::stdout().is_terminal();
     let color = args.color.enabled(to_terminal);
     let fix_opts = FixOptions {
@@ -85,6 +106,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         };
         check::print_load_warnings(&loaded.set);
+        if loaded.memory.is_none() {
+            if let Some(code) = report_leftovers(&loaded, args.write) {
+                return Ok(code);
+            }
+        }
         let main_dir = match source {
             Source::File(p) => Path::new(p).parent().map(Path::to_path_buf),
             Source::Dump { .. } => None,
@@ -98,7 +124,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         };
         let base = loaded.base_dir();
-        if !args.quiet {
+        // With --write, what was fixed is only told once it is on disk.
+        if !args.quiet && !args.write {
             report(&run, &base, args.unsafe_fixes);
         }
         if args.write {
@@ -110,7 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 exit = ExitCode::from(EXIT_FINDINGS);
             }
         } else {
-            for (path, old, new) in run.changes() {
+            for (path, old, new) in shown_once(run.changes()) {
                 let diff =
                     upkeep_fix::unified_diff(&display_path(path, Some(&base)), old, new, color);
                 // A coloured diff is escaped already; an uncoloured one on a
@@ -253,6 +280,9 @@ fn write(
         })
         .collect();
     if plan.is_empty() {
+        if !args.quiet {
+            report(run, base, args.unsafe_fixes);
+        }
         return Ok(ExitCode::SUCCESS);
     }
     // Belt and braces: every byte outside the fixes' edits must be as read.
@@ -270,6 +300,7 @@ fn write(
         );
         return Ok(ExitCode::from(EXIT_INPUT_ERROR));
     }
+    let signals = Signals::install()?;
     let main = PathBuf::from(loaded.main_path());
     let nginx = if args.no_nginx_test {
         None
@@ -277,50 +308,319 @@ fn write(
         upkeep_nginx::NginxBinary::find(None)
     };
     if let Some(nginx) = &nginx {
-        if let Err(output) = nginx_test(nginx, &main) {
-            eprintln!(
-                "error: `nginx -t` already fails on the original configuration, so the fixed one cannot be \
-                 validated; nothing was written (use --no-nginx-test to write anyway):\n{}",
-                terminal_safe(output.trim_end())
-            );
-            return Ok(ExitCode::from(EXIT_INPUT_ERROR));
+        match nginx_test_until(nginx, &main, &|| signals.caught().is_some()) {
+            Ok(()) => {}
+            Err(NginxTestError::Stopped) => {
+                eprintln!("interrupted; nothing was written");
+                return Ok(signals.exit_code());
+            }
+            Err(NginxTestError::Failed(output)) => {
+                eprintln!("error: {}", terminal_safe(&original_fails(&main, &output)));
+                return Ok(ExitCode::from(EXIT_INPUT_ERROR));
+            }
         }
     }
-    let mut validate = || match &nginx {
-        Some(n) => nginx_test(n, &main),
-        None => Ok(()),
+    let journal_dir = journal_dir(&main);
+    let opts = WriteOptions {
+        journal_dir: Some(&journal_dir),
+        interrupted: &|| signals.caught(),
     };
-    match write_files(&plan, &mut validate) {
+    let mut validate = || validate_with(nginx.as_ref(), &main, &signals);
+    match write_files_with(&plan, &opts, &mut validate) {
         Ok(written) => {
             if !args.quiet {
-                report_written(&plan, &written, base, nginx.as_ref(), args.no_nginx_test);
+                report(run, base, args.unsafe_fixes);
+                report_written(&written, base, nginx.as_ref(), args.no_nginx_test);
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
-            eprintln!("error: {}", terminal_safe(&e.to_string()));
-            let code = match e {
-                WriteError::ValidationFailed { .. } => EXIT_FINDINGS,
-                _ => EXIT_INPUT_ERROR,
-            };
-            Ok(ExitCode::from(code))
-        }
+        Err(e) => Ok(write_failed(&e, &signals)),
     }
 }
 
+/// The error of a failed transaction, and its exit code.
+fn write_failed(e: &WriteError, signals: &Signals) -> ExitCode {
+    eprintln!("error: {}", terminal_safe(&e.to_string()));
+    let mut cause = e;
+    while let WriteError::LeftAsChanged { cause: c, .. }
+    | WriteError::RollbackFailed { cause: c, .. } = cause
+    {
+        cause = c;
+    }
+    match cause {
+        WriteError::Interrupted { .. } => signals.exit_code(),
+        WriteError::ValidationFailed { .. } => ExitCode::from(EXIT_FINDINGS),
+        _ => ExitCode::from(EXIT_INPUT_ERROR),
+    }
+}
+
+fn validate_with(
+    nginx: Option<&upkeep_nginx::NginxBinary>,
+    main: &Path,
+    signals: &Signals,
+) -> Result<(), String> {
+    match nginx {
+        Some(n) => nginx_test_until(n, main, &|| signals.caught().is_some()).map_err(|e| match e {
+            NginxTestError::Failed(output) => output,
+            NginxTestError::Stopped => "interrupted".to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The main config's directory, where a transaction keeps its journal.
+fn journal_dir(main: &Path) -> PathBuf {
+    let real = std::fs::canonicalize(main).unwrap_or_else(|_| main.to_path_buf());
+    match real.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Why `nginx -t` fails on the configuration as it is, in the words that
+/// point at the real cause: a file that is not a main config (a conf.d
+/// snippet given on its own), or a user who cannot open what nginx opens.
+fn original_fails(main: &Path, output: &str) -> String {
+    let shown = main.display();
+    let real = std::fs::canonicalize(main).unwrap_or_else(|_| main.to_path_buf());
+    let in_main = format!("directive is not allowed here in {}:", real.display());
+    let advice = "nothing was written (use --no-nginx-test to write without validating)";
+    if output.contains(&in_main) || output.contains("no \"events\" section in configuration") {
+        return format!(
+            "`nginx -t` cannot check {shown} on its own: it is not a main configuration but a snippet that a \
+             main nginx.conf includes (e.g. from conf.d/), and nginx rejects it out of that context; run \
+             `upkeep fix --write` on the main nginx.conf so that the snippet is checked where it is included; \
+             {advice}:\n{}",
+            output.trim_end()
+        );
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root && output.contains("(13: Permission denied)") {
+        return format!(
+            "`nginx -t` cannot check the configuration as this user: it opens files that only root (or nginx's \
+             user) may open, e.g. the pid file and logs (Permission denied below); run upkeep as root (sudo), \
+             or use --no-nginx-test to write without validating; nothing was written:\n{}",
+            output.trim_end()
+        );
+    }
+    format!(
+        "`nginx -t` already fails on the original configuration, so the fixed one cannot be validated; \
+         {advice}:\n{}",
+        output.trim_end()
+    )
+}
+
+/// SIGINT, SIGTERM and SIGHUP, caught while files are being written so that
+/// the transaction rolls back instead of dying half way.
+struct Signals {
+    caught: Arc<AtomicUsize>,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        let caught = Arc::new(AtomicUsize::new(0));
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            signal_hook::flag::register_usize(signal, caught.clone(), signal as usize)
+                .map_err(|e| anyhow::anyhow!("installing the signal handlers: {e}"))?;
+        }
+        Ok(Signals { caught })
+    }
+
+    fn caught(&self) -> Option<i32> {
+        match self.caught.load(Ordering::SeqCst) {
+            0 => None,
+            n => Some(n as i32),
+        }
+    }
+
+    /// 128 + the signal, as a shell reports a process killed by it.
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::from(128u8.saturating_add(self.caught().unwrap_or(libc::SIGINT) as u8))
+    }
+}
+
+/// Before anything is computed: an interrupted `--write` (its journal) and
+/// stray temporary copies. With --write, a journal refuses the run.
+fn report_leftovers(loaded: &Loaded, write: bool) -> Option<ExitCode> {
+    let main = PathBuf::from(loaded.main_path());
+    let found = match pending(&journal_dir(&main)) {
+        Ok(p) => p,
+        Err(e @ WriteError::Locked { .. }) if write => {
+            eprintln!("error: {}", terminal_safe(&e.to_string()));
+            return Some(ExitCode::from(EXIT_INPUT_ERROR));
+        }
+        Err(_) => None,
+    };
+    let files: Vec<PathBuf> = loaded
+        .set
+        .files
+        .iter()
+        .map(|f| PathBuf::from(&f.path))
+        .collect();
+    let strays = stray_copies(&files, found.as_ref());
+    if !strays.is_empty() {
+        eprintln!(
+            "warning: {} temporary cop{} left by an interrupted `upkeep fix --write` (nginx does not load them; \
+             `upkeep fix --recover undo` removes them):",
+            strays.len(),
+            if strays.len() == 1 { "y" } else { "ies" }
+        );
+        for s in &strays {
+            eprintln!("  {}", terminal_safe_line(&s.display().to_string()));
+        }
+    }
+    let p = found?;
+    describe_pending(&p, if write { "error" } else { "warning" });
+    write.then(|| ExitCode::from(EXIT_INPUT_ERROR))
+}
+
+fn describe_pending(p: &Pending, level: &str) {
+    eprintln!(
+        "{level}: an earlier `upkeep fix --write` (pid {}) was interrupted before it completed; its journal is {}:",
+        p.pid,
+        terminal_safe_line(&p.journal.display().to_string())
+    );
+    for f in &p.files {
+        eprintln!(
+            "  {}: {}",
+            terminal_safe_line(&f.path.display().to_string()),
+            f.state.describe()
+        );
+    }
+    eprintln!(
+        "  `upkeep fix --recover finish` writes the rest and validates it; `upkeep fix --recover undo` puts \
+         every file back{}",
+        if level == "error" { "; nothing was written" } else { "" }
+    );
+}
+
+/// `--recover finish|undo` for each config given.
+fn recover_runs(
+    args: &Args,
+    sources: &[Source],
+    load_opts: &upkeep_config::LoadOptions,
+    how: RecoverHow,
+) -> anyhow::Result<ExitCode> {
+    let signals = Signals::install()?;
+    for source in sources {
+        let Source::File(path) = source else {
+            bail!("--recover needs the main config's path");
+        };
+        // The config as it is now (old, new or a mix: each parses) names the
+        // directories where stray copies may be.
+        let loaded = check::load(source, load_opts).ok();
+        let main = match &loaded {
+            Some(l) => PathBuf::from(l.main_path()),
+            None if Path::new(path).is_dir() => Path::new(path).join("nginx.conf"),
+            None => PathBuf::from(path),
+        };
+        let dir = journal_dir(&main);
+        let found = match pending(&dir) {
+            Ok(found) => found,
+            Err(e) => {
+                eprintln!("error: {}", terminal_safe(&e.to_string()));
+                return Ok(ExitCode::from(EXIT_INPUT_ERROR));
+            }
+        };
+        let files: Vec<PathBuf> = loaded
+            .iter()
+            .flat_map(|l| l.set.files.iter().map(|f| PathBuf::from(&f.path)))
+            .collect();
+        let strays = stray_copies(&files, found.as_ref());
+        if matches!(how, RecoverHow::Undo) {
+            for s in &strays {
+                match std::fs::remove_file(s) {
+                    Ok(()) => eprintln!("removed {}", terminal_safe_line(&s.display().to_string())),
+                    Err(e) => eprintln!(
+                        "warning: cannot remove {}: {e}",
+                        terminal_safe_line(&s.display().to_string())
+                    ),
+                }
+            }
+        }
+        let Some(found) = found else {
+            eprintln!(
+                "no interrupted `upkeep fix --write` to recover in {}",
+                dir.display()
+            );
+            continue;
+        };
+        describe_pending(&found, "note");
+        let nginx = match how {
+            RecoverHow::Finish if !args.no_nginx_test => upkeep_nginx::NginxBinary::find(None),
+            _ => None,
+        };
+        let opts = WriteOptions {
+            journal_dir: Some(&dir),
+            interrupted: &|| signals.caught(),
+        };
+        let mut validate = || validate_with(nginx.as_ref(), &main, &signals);
+        let recovery = match how {
+            RecoverHow::Finish => Recovery::Finish,
+            RecoverHow::Undo => Recovery::Undo,
+        };
+        match recover(&dir, recovery, &opts, &mut validate) {
+            Ok(written) => {
+                for note in &written.notes {
+                    eprintln!("{}", terminal_safe(note));
+                }
+                match how {
+                    RecoverHow::Finish => report_written(
+                        &written,
+                        &loaded.as_ref().map(|l| l.base_dir()).unwrap_or_default(),
+                        nginx.as_ref(),
+                        args.no_nginx_test,
+                    ),
+                    RecoverHow::Undo => eprintln!(
+                        "undone: {} file{} as before the interrupted run",
+                        written.files.len(),
+                        plural(written.files.len())
+                    ),
+                }
+            }
+            Err(e) => return Ok(write_failed(&e, &signals)),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The changes, each file once: a file reached by two paths (a symlinked
+/// directory included twice) is the same file (device and inode).
+fn shown_once<'a>(
+    changes: impl Iterator<Item = (&'a str, &'a [u8], &'a [u8])>,
+) -> Vec<(&'a str, &'a [u8], &'a [u8])> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for (path, old, new) in changes {
+        if let Ok(m) = std::fs::metadata(path) {
+            let id = (m.dev(), m.ino(), new.to_vec());
+            if seen.contains(&id) {
+                continue;
+            }
+            seen.push(id);
+        }
+        out.push((path, old, new));
+    }
+    out
+}
+
 /// A backup (`FILE.upkeep.bak`) that an `include` glob of the config would
-/// match: nginx would then load the old text next to the new. Returns the
-/// backup path and the include directive's place.
+/// match: nginx would then load the old text next to the new. The backup
+/// sits next to the real file (a sites-enabled symlink's backup is in
+/// sites-available), so that is the path judged. Returns the backup path and
+/// the include directive's place.
 fn backup_loaded_by_include(set: &ConfigSet, plan: &[PlannedWrite]) -> Option<(String, String)> {
     let mut includes = Vec::new();
     for (i, tree) in set.trees.iter().enumerate() {
         collect_includes(&tree.nodes, &mut |d| includes.push((i, d.clone())));
     }
     for p in plan {
-        let named = format!("{}{BACKUP_SUFFIX}", p.path.display());
-        let real = std::fs::canonicalize(&p.path)
-            .map(|r| format!("{}{BACKUP_SUFFIX}", r.display()))
-            .unwrap_or_else(|_| named.clone());
+        let Ok(real) = std::fs::canonicalize(&p.path) else {
+            continue;
+        };
+        let backup = format!("{}{BACKUP_SUFFIX}", real.display());
         for (file, d) in &includes {
             let Some(arg) = d.arg(0) else { continue };
             let arg = arg.text();
@@ -329,15 +629,24 @@ fn backup_loaded_by_include(set: &ConfigSet, plan: &[PlannedWrite]) -> Option<(S
             } else {
                 format!("{}{arg}", set.prefix)
             };
-            for candidate in [&named, &real] {
-                if upkeep_config::glob::path_matches(&pattern, candidate) {
-                    let src = &set.files[*file];
-                    let at = src.line_col(d.span.start);
-                    return Some((
-                        candidate.clone(),
-                        format!("`include {arg}` at {}:{}:{}", src.path, at.line, at.col),
-                    ));
+            // The pattern as written, and with its directory resolved as
+            // nginx's glob resolves it (through symlinks).
+            let mut patterns = vec![pattern.clone()];
+            if let Some((dir, last)) = pattern.rsplit_once('/') {
+                if let Ok(dir) = std::fs::canonicalize(if dir.is_empty() { "/" } else { dir }) {
+                    patterns.push(format!("{}/{last}", dir.display()));
                 }
+            }
+            if patterns
+                .iter()
+                .any(|pat| upkeep_config::glob::path_matches(pat, &backup))
+            {
+                let src = &set.files[*file];
+                let at = src.line_col(d.span.start);
+                return Some((
+                    backup,
+                    format!("`include {arg}` at {}:{}:{}", src.path, at.line, at.col),
+                ));
             }
         }
     }
@@ -357,26 +666,33 @@ fn collect_includes(nodes: &[upkeep_syntax::Node], f: &mut dyn FnMut(&upkeep_syn
 
 /// What `--write` did, on stderr.
 fn report_written(
-    plan: &[PlannedWrite],
-    written: &upkeep_fix::write::Written,
+    written: &Written,
     base: &str,
     nginx: Option<&upkeep_nginx::NginxBinary>,
     no_nginx_test: bool,
 ) {
-    for (planned, backup) in plan.iter().zip(&written.backups) {
-        let shown = display_path(&planned.path.to_string_lossy(), Some(base));
-        // Next to the file, unless the file is a symlink (then next to its target).
-        let named_backup = PathBuf::from(format!("{}{BACKUP_SUFFIX}", planned.path.display()));
-        let backup_shown = if std::fs::canonicalize(&named_backup).ok().as_ref() == Some(backup) {
-            format!("{shown}{BACKUP_SUFFIX}")
-        } else {
-            backup.display().to_string()
-        };
-        eprintln!(
-            "wrote {} (original kept as {})",
-            terminal_safe_line(&shown),
-            terminal_safe_line(&backup_shown)
-        );
+    for (shown, backup) in written.shown.iter().zip(&written.backups) {
+        let shown_path = display_path(&shown.to_string_lossy(), Some(base));
+        match backup {
+            Some(backup) => {
+                // Next to the file, unless the file is a symlink (then next to its target).
+                let named = PathBuf::from(format!("{}{BACKUP_SUFFIX}", shown.display()));
+                let backup_shown = if std::fs::canonicalize(&named).ok().as_ref() == Some(backup) {
+                    format!("{shown_path}{BACKUP_SUFFIX}")
+                } else {
+                    backup.display().to_string()
+                };
+                eprintln!(
+                    "wrote {} (original kept as {})",
+                    terminal_safe_line(&shown_path),
+                    terminal_safe_line(&backup_shown)
+                );
+            }
+            None => eprintln!("wrote {}", terminal_safe_line(&shown_path)),
+        }
+    }
+    for note in &written.notes {
+        eprintln!("{}", terminal_safe(note));
     }
     match nginx {
         Some(n) => eprintln!("`{} -t` accepts the result", n.path.display()),
