@@ -18,6 +18,7 @@ pub mod duration;
 mod error;
 pub mod fix;
 mod http;
+pub mod keep;
 pub mod measure;
 pub mod netns;
 pub mod phase;

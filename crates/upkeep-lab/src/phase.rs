@@ -459,25 +459,29 @@ fn keep_files(
     config: &[ConfigFile],
     warnings: &mut Vec<String>,
 ) {
-    let target = dir.join(phase.as_str());
-    let copy = || -> std::io::Result<()> {
-        std::fs::create_dir_all(&target)?;
-        for f in config {
-            let path = target.join(&f.path);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            std::fs::write(path, &f.text)?;
-        }
-        for log in [prefix.error_log(), prefix.access_log()] {
-            if log.exists() {
-                std::fs::copy(&log, target.join(log.file_name().unwrap_or_default()))?;
-            }
-        }
-        Ok(())
-    };
-    if let Err(e) = copy() {
-        warnings.push(format!("keeping files in {}: {e}", target.display()));
+    let logs: Vec<(String, Vec<u8>)> = [prefix.error_log(), prefix.access_log()]
+        .iter()
+        .filter_map(|log| {
+            let name = log.file_name()?.to_string_lossy().into_owned();
+            std::fs::read(log).ok().map(|text| (name, text))
+        })
+        .collect();
+    let files: Vec<crate::keep::Kept<'_>> = config
+        .iter()
+        .map(|f| crate::keep::Kept {
+            path: &f.path,
+            text: f.text.as_bytes(),
+        })
+        .chain(
+            logs.iter()
+                .map(|(name, text)| crate::keep::Kept { path: name, text }),
+        )
+        .collect();
+    if let Err(e) = crate::keep::keep_phase(dir, phase.as_str(), &files) {
+        warnings.push(format!(
+            "keeping files in {}: {e}",
+            dir.join(phase.as_str()).display()
+        ));
     }
 }
 

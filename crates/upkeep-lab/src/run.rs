@@ -42,6 +42,9 @@ pub fn run(
     opts: &RunOptions<'_>,
 ) -> Result<LabReport, LabError> {
     plan.traffic.validate().map_err(LabError::Usage)?;
+    if let Some(dir) = opts.keep_dir {
+        crate::keep::prepare(dir).map_err(LabError::Usage)?;
+    }
     let version = nginx
         .version()
         .map_err(|e| LabError::NginxNotFound(format!("{}: {e}", nginx.path.display())))?;
