@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 const APP: &str = "upstream app {\n    server 127.0.0.1:8000;  # the app\n}\nserver {\n    listen 127.0.0.1:8080;\n    location / {\n        proxy_http_version 1.1;\n        proxy_set_header Connection \"\";\n        proxy_pass http://app;\n    }\n}\n";
 const MAIN: &str = "events {}\nhttp {\n    include conf.d/*.conf;\n}\n";
 
-/// nginx.conf (no `worker_shutdown_timeout`: R003) including conf.d/app.conf
+/// nginx.conf (no `worker_shutdown_timeout`: R003, an unsafe fix) including conf.d/app.conf
 /// (an upstream without a pool: U001). Returns the main file's path.
 fn setup(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(dir.join("conf.d")).unwrap();
@@ -98,7 +98,13 @@ fn alive(pid: i32) -> bool {
 /// TMPDIR (where `nginx -t`'s private prefixes go).
 fn spawn_write(main: &Path, path: &str, tmp: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_upkeep"))
-        .args(["fix", "--write", "--nginx-version", "1.28.0"])
+        .args([
+            "fix",
+            "--write",
+            "--unsafe-fixes",
+            "--nginx-version",
+            "1.28.0",
+        ])
         .arg(main)
         .env("PATH", path)
         .env("TMPDIR", tmp)
@@ -457,6 +463,7 @@ fn fix_says_what_was_fixed_only_after_the_write() {
         "fix",
         "--write",
         "--no-nginx-test",
+        "--unsafe-fixes",
         "--nginx-version",
         "1.28.0",
         main.to_str().unwrap(),
@@ -506,6 +513,7 @@ fn group_is_kept_or_its_change_announced() {
             "fix",
             "--write",
             "--no-nginx-test",
+            "--unsafe-fixes",
             "--nginx-version",
             "1.28.0",
             main.to_str().unwrap(),
