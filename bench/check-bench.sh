@@ -12,7 +12,8 @@
 # its uncertainty. Wall time is the figure that counts; on a busy or shared
 # machine it wanders, so the script also prints the load average.
 #
-# Usage: bench/check-bench.sh             (RUNS=30 by default)
+# Usage: bench/check-bench.sh             (RUNS=30 by default; MEMORY=0 skips
+#                                          the peak-memory part at the end)
 # Requirements: python3, hyperfine, cargo.
 set -euo pipefail
 
@@ -51,3 +52,22 @@ for name, r in results.items():
           f"{ratio:.2f} ± {err:.2f}")
 print("target: check <= 2.00x parse")
 EOF
+
+# Peak memory on one 200 MB file (gen-large-config.py --scale 43
+# --single-file): `check` and `fix` (diff only) with GNU time, as a multiple
+# of the input size. Target: both within a few times the input.
+# MEMORY=0 skips this part.
+if [ "${MEMORY:-1}" != 0 ]; then
+    [ -x /usr/bin/time ] || { echo "missing: /usr/bin/time (Debian package time)" >&2; exit 2; }
+    python3 bench/gen-large-config.py "$work/big" --scale 43 --single-file >/dev/null
+    big="$work/big/nginx.conf"
+    size=$(stat -c %s "$big")
+    echo "peak RSS on one $((size / 1000000)) MB file:"
+    for cmd in check fix; do
+        /usr/bin/time -f %M -o "$work/rss" "$UPKEEP" "$cmd" "$big" --nginx-version 1.28.0 \
+            >/dev/null 2>&1 || true
+        kib=$(cat "$work/rss")
+        python3 -c "import sys; k, s = int(sys.argv[2]), int(sys.argv[3]); \
+print(f'{sys.argv[1]:<6} {k / 1024:8.0f} MiB  {k * 1024 / s:4.1f}x the input')" "$cmd" "$kib" "$size"
+    done
+fi

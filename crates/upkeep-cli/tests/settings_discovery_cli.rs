@@ -157,6 +157,16 @@ fn json_and_sarif_name_the_settings_file() {
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["settings_files"], serde_json::json!([]));
 
+    // fix says it too, on stderr (its stdout is the diff).
+    std::fs::write(root.join("upkeep.toml"), "cpus = 2\n").unwrap();
+    std::fs::remove_dir(app.join(".git")).unwrap();
+    let out = upkeep_in(&app, &["fix", "base.conf"]);
+    assert!(
+        text(&out.stderr).contains(&format!("note: settings from {settings}\n")),
+        "{}",
+        text(&out.stderr)
+    );
+
     // An explicit --config-file is named too.
     let explicit = app.join("explicit.toml");
     std::fs::write(&explicit, "cpus = 2\n").unwrap();

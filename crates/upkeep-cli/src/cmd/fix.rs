@@ -115,7 +115,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Source::File(p) => Path::new(p).parent().map(Path::to_path_buf),
             Source::Dump { .. } => None,
         };
-        let opts = check::check_options(&args.input, main_dir.as_deref())?;
+        let (opts, settings) =
+            check::check_options_and_settings_file(&args.input, main_dir.as_deref())?;
+        if let (Some(path), false) = (&settings, args.quiet) {
+            eprintln!(
+                "note: settings from {}",
+                terminal_safe_line(&path.to_string_lossy())
+            );
+        }
         let run = match run_fix(&loaded, &load_opts, &opts, &fix_opts) {
             Ok(run) => run,
             Err(e) => {
