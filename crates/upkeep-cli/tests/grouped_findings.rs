@@ -87,3 +87,49 @@ fn unknown_backends_are_one_line_per_kind_in_human_output_and_each_in_json() {
         .unwrap()
         .contains("--backend tcp0=PROFILE"));
 }
+
+/// The warnings for unknown backends behind POST routes are grouped too:
+/// each keeps its fix (applied by `upkeep fix`) and its JSON entry.
+#[test]
+fn unknown_backends_behind_post_routes_are_one_line_with_their_fixes_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nginx.conf");
+    let mut conf = String::from("events {}\nhttp {\n");
+    for i in 0..30 {
+        conf.push_str(&format!(
+            "    upstream app{i} {{ server 127.0.0.1:{}; keepalive 8; }}\n",
+            9000 + i
+        ));
+    }
+    conf.push_str("    server {\n        listen 127.0.0.1:8080;\n        proxy_http_version 1.1;\n        proxy_set_header Connection \"\";\n");
+    for i in 0..30 {
+        conf.push_str(&format!(
+            "        location /a{i}/ {{ proxy_pass http://app{i}; }}\n"
+        ));
+    }
+    conf.push_str("    }\n}\n");
+    std::fs::write(&path, conf).unwrap();
+    let p = path.to_str().unwrap();
+    let out = upkeep(&["check", p, "--nginx-version", "1.28.0", "--color", "never"]);
+    let human = text(&out.stdout);
+    let lines: Vec<&str> = human
+        .lines()
+        .filter(|l| l.starts_with("warning[U007]"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{human}");
+    assert!(lines[0].contains("that take POST requests"), "{}", lines[0]);
+    assert!(human.contains("= at (30): "), "{human}");
+
+    let out = upkeep(&["check", p, "--nginx-version", "1.28.0", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let u007: Vec<&Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "U007")
+        .collect();
+    assert_eq!(u007.len(), 30);
+    assert!(u007
+        .iter()
+        .all(|f| f["fix"].is_object() && f["group"].is_string()));
+}

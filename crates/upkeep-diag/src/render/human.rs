@@ -95,14 +95,18 @@ fn render_group(report: &Report<'_>, members: &[&Finding], options: HumanOptions
         .filter_map(|f| f.primary)
         .map(|span| {
             let (start, _) = report.line_cols(span);
-            format!("{}:{}", report.file_name(span.file), start.line)
+            format!(
+                "{}:{}",
+                crate::terminal::terminal_safe_line(&report.file_name(span.file)),
+                start.line
+            )
         })
         .collect();
     let mut text = format!(
         "{}{} {}",
         paint(&format!("{word}[{}]", first.rule), style, options),
         paint(":", bold(None), options),
-        first.group.as_deref().unwrap_or_default(),
+        crate::terminal::terminal_safe_line(first.group.as_deref().unwrap_or_default()),
     );
     if !places.is_empty() {
         let _ = write!(

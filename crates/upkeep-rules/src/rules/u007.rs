@@ -256,7 +256,11 @@ fn unknown_backend(ctx: &Ctx, uid: UpstreamId, nginx_timeout: Option<u64>) -> Op
         PoolTimeout::NotNeeded => None,
         PoolTimeout::Unavailable { why } => {
             f.severity = Severity::Warning;
-            Some(f.related(
+            let group = format!(
+                "backend idle timeout unknown for upstreams of {} that take POST requests: nginx keeps their idle connections for up to {t}; declare each backend or measure it with `upkeep probe`",
+                backend_kind(ctx, uid)
+            );
+            Some(f.grouped(group).related(
                 ctx.model.route(route).pass.span,
                 "POST and other non-idempotent requests reach it here",
             )
@@ -266,7 +270,14 @@ fn unknown_backend(ctx: &Ctx, uid: UpstreamId, nginx_timeout: Option<u64>) -> Op
         PoolTimeout::Set { ms, why } => {
             f.severity = Severity::Warning;
             let text = format_duration(*ms);
+            // Two thousand upstreams give two thousand of these: one human
+            // line per kind, each finding (and its fix) kept in JSON.
+            let group = format!(
+                "backend idle timeout unknown for upstreams of {} that take POST requests: nginx keeps their idle connections for up to {t}; `upkeep fix` sets `keepalive_timeout {text};` in each, or declare each backend (`# upkeep: backend NAME`, `--backend UPSTREAM=PROFILE`)",
+                backend_kind(ctx, uid)
+            );
             let mut f = f
+                .grouped(group)
                 .related(
                     ctx.model.route(route).pass.span,
                     "POST and other non-idempotent requests reach it here",
