@@ -1,5 +1,5 @@
 //! `upkeep check`: load the configuration, run every rule, print the findings
-//! (human, JSON or SARIF), exit 0/1/2.
+//! (human, JSON, SARIF or a CI system's format), exit 0/1/2.
 //!
 //! The loading and option handling here is shared with `upkeep fix`.
 
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use upkeep_config::{ConfigSet, Context, FsLoader, LoadError, LoadOptions, Loader};
 use upkeep_diag::render::human::{self, HumanOptions};
-use upkeep_diag::render::{json, sarif};
+use upkeep_diag::render::{github, gitlab, json, junit, sarif};
 use upkeep_diag::{Finding, Report, Severity};
 use upkeep_rules::{settings, CheckOptions, CheckReport, NginxVersion, VersionSource};
 use upkeep_syntax::{FileId, SourceFile, SourceMap};
@@ -118,6 +118,12 @@ pub enum Format {
     Human,
     Json,
     Sarif,
+    /// GitHub Actions workflow commands (`::warning file=…,line=…::…`).
+    Github,
+    /// GitLab Code Quality report (JSON).
+    Gitlab,
+    /// JUnit XML test report.
+    Junit,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -483,8 +489,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .ok()
         .and_then(|d| d.to_str().map(str::to_string));
     // One config: paths relative to its directory (SPEC.md). Several: as loaded.
+    // The CI formats want paths from the repository root, where CI runs.
     let base = match (args.format, base_dirs.as_slice()) {
-        (Format::Sarif, _) => cwd.clone(),
+        (Format::Sarif | Format::Github | Format::Gitlab | Format::Junit, _) => cwd.clone(),
         (_, [one]) => Some(one.clone()),
         _ => None,
     };
@@ -509,6 +516,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Format::Json => json::render(&out),
         Format::Sarif => sarif::render(&out, &sarif_tool(), &sarif_rules()),
+        Format::Github => github::render(&out),
+        Format::Gitlab => gitlab::render(&out),
+        Format::Junit => junit::render(&out),
     };
     print!("{text}");
 

@@ -1,8 +1,13 @@
 //! Renderers: the same [`Report`] as rustc-style text, as JSON (SPEC.md's
-//! schema) or as SARIF 2.1.0. They produce strings and do no I/O.
+//! schema), as SARIF 2.1.0, and in the formats CI systems read (GitHub
+//! workflow commands, GitLab Code Quality, JUnit XML). They produce strings
+//! and do no I/O.
 
+pub mod github;
+pub mod gitlab;
 pub mod human;
 pub mod json;
+pub mod junit;
 pub mod sarif;
 mod snippet;
 
@@ -88,6 +93,25 @@ impl Summary {
     pub fn total(&self) -> usize {
         self.errors + self.warnings + self.infos
     }
+}
+
+/// A fingerprint that survives lines being added above the finding: the rule,
+/// the file and the text under the primary span (whitespace runs collapsed).
+/// FNV-1a, 64 bits, in hex. SARIF's `partialFingerprints` and GitLab's
+/// `fingerprint` share it, so both track a finding the same way.
+pub(crate) fn fingerprint(report: &Report<'_>, f: &Finding, span: Span) -> String {
+    let src = report.sources.source(span.file);
+    let text = String::from_utf8_lossy(src.slice(span));
+    let normalized: Vec<&str> = text.split_whitespace().collect();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let file = report.file_name(span.file);
+    for part in [f.rule, file.as_str(), normalized.join(" ").as_str()] {
+        for b in part.bytes().chain([0u8]) {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
 }
 
 /// `path` relative to `base` when it lies inside it, else unchanged. Pure

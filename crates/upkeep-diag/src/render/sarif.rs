@@ -133,7 +133,7 @@ fn result(report: &Report<'_>, f: &Finding, rule_index: Option<usize>) -> Value 
         );
         obj.insert(
             "partialFingerprints".into(),
-            json!({ "upkeep/v1": fingerprint(report, f, span) }),
+            json!({ "upkeep/v1": super::fingerprint(report, f, span) }),
         );
     }
     if !f.related.is_empty() {
@@ -230,24 +230,6 @@ fn encode_uri_path(path: &str) -> String {
         }
     }
     out
-}
-
-/// A fingerprint that survives lines being added above the finding: the rule,
-/// the file and the text under the primary span (whitespace runs collapsed).
-/// FNV-1a, 64 bits, in hex.
-fn fingerprint(report: &Report<'_>, f: &Finding, span: Span) -> String {
-    let src = report.sources.source(span.file);
-    let text = String::from_utf8_lossy(src.slice(span));
-    let normalized: Vec<&str> = text.split_whitespace().collect();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let file = report.file_name(span.file);
-    for part in [f.rule, file.as_str(), normalized.join(" ").as_str()] {
-        for b in part.bytes().chain([0u8]) {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{hash:016x}")
 }
 
 #[cfg(test)]
