@@ -246,7 +246,7 @@ fn github_action_script_writes_valid_sarif_annotations_and_outputs() {
         Command::new(repo_root().join("integrations/github-action/run.sh"))
             .current_dir(repo_root())
             .env("UPKEEP_CONFIG", config)
-            .env("UPKEEP_ARGS", "--nginx-version 1.28.0  --front aws-alb")
+            .env("UPKEEP_ARGS", "--nginx-version 1.26.3  --ignore U001")
             .env("UPKEEP_FAIL_ON", "warning")
             .env("UPKEEP_ANNOTATIONS", "true")
             .env("UPKEEP_SARIF", &sarif)
@@ -277,14 +277,11 @@ fn github_action_script_writes_valid_sarif_annotations_and_outputs() {
         assert_eq!(loc["uriBaseId"], "%SRCROOT%");
         assert!(repo_root().join(loc["uri"].as_str().unwrap()).is_file());
     }
-    // --front aws-alb reached upkeep: the run states the balancer's timeout.
-    assert!(
-        log["runs"][0]["properties"]["assumptions"]
-            .to_string()
-            .contains("aws-alb")
-            || results.iter().any(|r| r.to_string().contains("aws-alb")),
-        "--front was not passed through"
-    );
+    // Both extra arguments reached upkeep, split on whitespace.
+    assert_eq!(log["runs"][0]["properties"]["nginxVersion"], "1.26.3");
+    assert_eq!(log["runs"][0]["properties"]["nginxVersionSource"], "given");
+    assert!(json_findings().iter().any(|f| f["rule"] == "U001"));
+    assert!(results.iter().all(|r| r["ruleId"] != "U001"));
 
     let stdout = text(&out.stdout);
     let annotations: Vec<&str> = stdout.lines().filter(|l| l.starts_with("::")).collect();
