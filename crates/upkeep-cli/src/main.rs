@@ -3,6 +3,7 @@
 
 mod cmd;
 mod settings_file;
+mod version;
 
 /// mimalloc instead of the system allocator: a parsed config is hundreds of
 /// thousands of small allocations, and mimalloc makes `upkeep parse` of a
@@ -15,7 +16,13 @@ use std::process::ExitCode;
 
 /// Find, fix and prove nginx keep-alive (connection reuse) problems.
 #[derive(Parser, Debug)]
-#[command(name = "upkeep", version, about, propagate_version = true)]
+#[command(
+    name = "upkeep",
+    version,
+    long_version = version::LONG_VERSION.as_str(),
+    about,
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
