@@ -19,6 +19,7 @@ mod error;
 pub mod fix;
 mod http;
 pub mod keep;
+pub mod leftovers;
 pub mod measure;
 pub mod netns;
 pub mod phase;

@@ -9,6 +9,7 @@
 use crate::backend::{Backend, BackendCounters};
 use crate::cancel::Cancel;
 use crate::error::{harness, LabError};
+use crate::leftovers;
 use crate::measure::error_log;
 use crate::measure::percentile::nearest_rank;
 use crate::measure::time_wait::SocketTables;
@@ -74,7 +75,10 @@ pub fn run_phase(
     };
     let runtime = build_runtime(namespace.clone())?;
     let stop = env.cancel.child();
-    let prefix = Prefix::new().map_err(harness("creating the nginx prefix"))?;
+    // Named after this process, so that a later run can remove it if this
+    // one is killed before it can (crate::leftovers).
+    let prefix = Prefix::named(&leftovers::own_name_prefix())
+        .map_err(harness("creating the nginx prefix"))?;
 
     // Backends and relays.
     let servers = runtime
@@ -87,7 +91,10 @@ pub fn run_phase(
     // Config: rendered with this phase's addresses, prepared (fixed), and
     // checked by `nginx -t` where nginx will run. A port picked free can be
     // taken by someone else before nginx binds it: then pick again.
-    let scratch = tempfile::tempdir().map_err(harness("creating a scratch dir"))?;
+    let scratch = tempfile::Builder::new()
+        .prefix(&leftovers::own_name_prefix())
+        .tempdir()
+        .map_err(harness("creating a scratch dir"))?;
     let mut attempt = 0;
     let (listen, status, config, conf_path) = loop {
         attempt += 1;

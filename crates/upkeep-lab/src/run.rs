@@ -45,6 +45,9 @@ pub fn run(
     if let Some(dir) = opts.keep_dir {
         crate::keep::prepare(dir).map_err(LabError::Usage)?;
     }
+    for line in crate::leftovers::clean() {
+        (opts.log)(&line);
+    }
     let version = nginx
         .version()
         .map_err(|e| LabError::NginxNotFound(format!("{}: {e}", nginx.path.display())))?;

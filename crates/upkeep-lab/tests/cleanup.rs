@@ -126,7 +126,7 @@ fn a_config_nginx_rejects_is_reported_with_nginx_s_words() {
                 )),
                 "{output}"
             );
-            assert!(!output.contains("upkeep-nginx-"), "{output}");
+            assert!(!output.contains("upkeep-lab-"), "{output}");
         }
         other => panic!("expected nginx -t to reject the config, got {other:?}"),
     }
@@ -165,7 +165,7 @@ fn an_error_in_an_included_file_names_that_file_and_line() {
                 )),
                 "{output}"
             );
-            assert!(!output.contains("upkeep-nginx-"), "{output}");
+            assert!(!output.contains("upkeep-lab-"), "{output}");
         }
         other => panic!("expected nginx -t to reject the config, got {other:?}"),
     }

@@ -14,7 +14,13 @@ pub struct Prefix {
 
 impl Prefix {
     pub fn new() -> io::Result<Prefix> {
-        let dir = tempfile::Builder::new().prefix("upkeep-nginx-").tempdir()?;
+        Prefix::named("upkeep-nginx-")
+    }
+
+    /// A prefix whose directory name starts with `name` (the lab names its
+    /// prefixes after its pid, to find them again after a SIGKILL).
+    pub fn named(name: &str) -> io::Result<Prefix> {
+        let dir = tempfile::Builder::new().prefix(name).tempdir()?;
         for sub in ["logs", "temp", "html"] {
             std::fs::create_dir_all(dir.path().join(sub))?;
         }
