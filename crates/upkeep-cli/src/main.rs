@@ -52,6 +52,8 @@ enum Command {
     Lab(Box<cmd::lab::Args>),
     /// Live view of a running nginx: requests/s, new upstream connections/s, TIME_WAIT, errors/s.
     Watch(Box<cmd::watch::Args>),
+    /// Write the man pages or a shell's completion script into a directory.
+    Generate(cmd::generate::Args),
 }
 
 /// Exit codes shared by every command (SPEC.md): 0 clean, 1 findings, 2 usage
@@ -74,6 +76,9 @@ fn main() -> ExitCode {
         Command::Doctor(args) => cmd::doctor::run(*args),
         Command::Lab(args) => cmd::lab::run(*args),
         Command::Watch(args) => cmd::watch::run(*args),
+        Command::Generate(args) => {
+            cmd::generate::run(args, <Cli as clap::CommandFactory>::command())
+        }
     };
     match result {
         Ok(code) => code,

@@ -2,6 +2,7 @@ pub mod check;
 pub mod doctor;
 pub mod explain;
 pub mod fix;
+pub mod generate;
 pub mod lab;
 pub mod live;
 pub mod logs;
