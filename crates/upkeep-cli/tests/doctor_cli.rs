@@ -203,11 +203,16 @@ impl PrefixedNginx {
         );
         let pid_file = prefix.pid_file();
         for _ in 0..500 {
+            // nginx writes its pid file before it names itself the
+            // master: wait for both.
             if let Some(pid) = std::fs::read_to_string(&pid_file)
                 .ok()
-                .and_then(|t| t.trim().parse().ok())
+                .and_then(|t| t.trim().parse::<i32>().ok())
             {
-                return PrefixedNginx { pid };
+                let title = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                if title.starts_with(b"nginx: master process") {
+                    return PrefixedNginx { pid };
+                }
             }
             std::thread::sleep(Duration::from_millis(10));
         }

@@ -104,6 +104,7 @@ impl NginxInstance {
             )));
         }
         let pid = wait_for_pid(&pid_file, Duration::from_secs(10))?;
+        wait_for_master_title(pid, Duration::from_secs(2));
         Ok(NginxInstance {
             pid,
             pid_file,
@@ -200,6 +201,21 @@ fn wait_for_pid(pid_file: &Path, limit: Duration) -> io::Result<i32> {
             ));
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// nginx writes its pid file before it renames itself `nginx: master
+/// process …`; callers that tell a master by that title (doctor, watch)
+/// must not see it in between. Best effort: with `master_process off` the
+/// title never changes.
+fn wait_for_master_title(pid: i32, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let title = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if title.starts_with(b"nginx: master process") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
