@@ -389,3 +389,155 @@ fn log_format_by_name_is_read_from_the_config() {
     let out = run(&["--log-format", "combined"]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("log_format"));
 }
+
+fn reset_line(minute: u32, conn: u32, addr: &str) -> String {
+    format!(
+        "2026/11/23 {:02}:{:02}:00 [error] 1#0: *{conn} recv() failed (104: Connection reset by peer) while reading response header from upstream, client: 1.1.1.1, server: a, request: \"GET / HTTP/1.1\", upstream: \"http://{addr}/\", host: \"a\"\n",
+        minute / 60 % 24,
+        minute % 60
+    )
+}
+
+/// Pod churn: 10,000 addresses that fail once, then one backend that
+/// resets 100,000 times. It must be listed with its exact count, and the
+/// report must say that the address limit was reached.
+#[test]
+fn a_heavy_backend_after_address_churn_is_listed_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log");
+    let mut text = String::new();
+    for n in 0..10_000u32 {
+        text.push_str(&reset_line(
+            n / 500,
+            n,
+            &format!("10.{}.{}.{}:8080", n / 65536, n / 256 % 256, n % 256),
+        ));
+    }
+    for n in 0..100_000u32 {
+        text.push_str(&reset_line(20 + n / 5000, n, "192.168.9.9:80"));
+    }
+    // More churn after it cannot push it out either.
+    for n in 0..5_000u32 {
+        text.push_str(&reset_line(
+            40,
+            n,
+            &format!("10.200.{}.{}:8080", n / 256, n % 256),
+        ));
+    }
+    std::fs::write(&log, text).unwrap();
+
+    let out = upkeep()
+        .args(["logs", "--format", "json"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    let doc = json_of(&out);
+    let top = &doc["top_upstreams"][0];
+    assert_eq!(
+        top["upstream"], "192.168.9.9:80",
+        "{}",
+        doc["top_upstreams"]
+    );
+    assert_eq!(top["count"], 100_000);
+    // It took the slot of a one-off address (count 1): at most one earlier
+    // failure of it could have been pooled.
+    assert_eq!(top["count_error"], 1);
+    let by = &signature(&doc, "upstream-reset")["by_upstream"];
+    assert_eq!(by["192.168.9.9:80"], 100_000);
+    let caps = &doc["upstream_addresses"];
+    assert_eq!(caps["limit_reached"], true, "{caps}");
+    assert_eq!(caps["limit"], 10_000);
+    let tracked_total: u64 = by
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(tracked_total, 115_000, "every failure is counted somewhere");
+    assert!(caps["listed_above"].as_u64().unwrap() < 100_000);
+    // Per-minute rows add up to the same total, the backend's included.
+    let rows = doc["per_minute"].as_array().unwrap();
+    let backend: u64 = rows
+        .iter()
+        .filter(|r| r["upstream"] == "192.168.9.9:80")
+        .map(|r| r["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(backend, 100_000);
+    let all: u64 = rows.iter().map(|r| r["count"].as_u64().unwrap()).sum();
+    assert_eq!(all, 115_000);
+
+    // Split across threads, the same answer for the backend.
+    let out = upkeep()
+        .args(["logs", "--format", "json", "--threads", "3"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    let par = json_of(&out);
+    assert_eq!(par["top_upstreams"][0]["upstream"], "192.168.9.9:80");
+    assert_eq!(par["top_upstreams"][0]["count"], 100_000);
+
+    let out = upkeep().args(["logs"]).arg(&log).output().unwrap();
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        human.contains("more than 10,000 distinct upstream addresses"),
+        "{human}"
+    );
+    let first_top = human
+        .lines()
+        .skip_while(|l| !l.starts_with("top upstreams:"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        first_top.contains("192.168.9.9:80") && first_top.contains("100,000"),
+        "{first_top}"
+    );
+}
+
+/// 12,000 minutes with three upstreams each: past --max-minute-rows the
+/// minutes are merged into wider buckets, the report says so, and the
+/// totals do not change.
+#[test]
+fn per_minute_rows_are_bounded_by_a_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log");
+    let mut text = String::new();
+    for minute in 0..12_000u32 {
+        let day = minute / 1440;
+        for up in 0..3 {
+            let line = reset_line(minute % 1440, minute, &format!("10.0.0.{up}:80"));
+            text.push_str(&line.replacen("2026/11/23", &format!("2026/11/{:02}", 1 + day), 1));
+        }
+    }
+    std::fs::write(&log, text).unwrap();
+    let out = upkeep()
+        .args(["logs", "--format", "json", "--max-minute-rows", "10000"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    let doc = json_of(&out);
+    let rows = doc["per_minute"].as_array().unwrap();
+    assert!(rows.len() <= 10_000, "{} rows", rows.len());
+    let width = doc["per_minute_bucket_minutes"].as_u64().unwrap();
+    assert!(width > 1, "{width}");
+    let all: u64 = rows.iter().map(|r| r["count"].as_u64().unwrap()).sum();
+    assert_eq!(all, 36_000);
+    assert_eq!(signature(&doc, "upstream-reset")["count"], 36_000);
+
+    let out = upkeep()
+        .args(["logs", "--max-minute-rows", "10000"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        human.contains(&format!("merged into {width}-minute buckets")),
+        "{human}"
+    );
+    // Without the flag's pressure nothing is merged.
+    let out = upkeep()
+        .args(["logs", "--format", "json"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(json_of(&out)["per_minute_bucket_minutes"], 1);
+}

@@ -1,7 +1,8 @@
 //! Aggregation: counts per signature, per upstream address and per minute,
-//! and the per-input accounting. Memory grows with the number of distinct
-//! (minute, signature, upstream) triples that actually occur, never with the
-//! number of lines.
+//! and the per-input accounting. Memory is bounded: at most
+//! [`MAX_UPSTREAMS`] addresses are tracked (the most frequent, see
+//! [`crate::upstreams`]), and the per-minute rows are limited by
+//! [`MinuteCounts::set_max_rows`]; it never grows with the number of lines.
 
 use crate::classify::Classified;
 use crate::error_line::{ContextFields, ErrorLine};
@@ -12,10 +13,7 @@ use crate::scan::{EventSink, LineStats};
 use crate::signature::Signature;
 use crate::time::LogTime;
 
-/// Distinct upstream addresses kept apart; beyond this they are pooled
-/// under [`OVERFLOW_UPSTREAM`] so hostile input cannot grow memory.
-const MAX_UPSTREAMS: usize = 10_000;
-pub const OVERFLOW_UPSTREAM: &str = "(other addresses)";
+pub use crate::upstreams::{UpstreamTable, MAX_UPSTREAMS, OVERFLOW_UPSTREAM};
 /// Distinct `while` phases kept per signature (nginx has about ten).
 const MAX_PHASES: usize = 16;
 const MAX_OTHER_SAMPLES: usize = 5;
@@ -31,91 +29,16 @@ pub struct InputReport {
     pub error: Option<String>,
 }
 
-/// Upstream addresses as small integers.
-#[derive(Clone, Debug)]
-pub struct Interner {
-    ids: FxMap<Box<[u8]>, u32>,
-    names: Vec<Box<[u8]>>,
-    /// Recently interned ids plus one (0: empty), by [`recent_slot`].
-    /// Failures repeat a handful of peers; for those this skips hashing
-    /// the whole name and probing the map.
-    recent: [u32; RECENT_SLOTS],
+/// One row of [`Analysis::top_upstreams`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopUpstream {
+    pub upstream: String,
+    pub count: u64,
+    /// Up to this many more failures of the address are counted under
+    /// [`OVERFLOW_UPSTREAM`] (0: exact).
+    pub error: u64,
+    pub signatures: Vec<(Signature, u64)>,
 }
-
-const RECENT_SLOTS: usize = 64;
-
-impl Default for Interner {
-    fn default() -> Interner {
-        Interner {
-            ids: FxMap::default(),
-            names: Vec::new(),
-            recent: [0; RECENT_SLOTS],
-        }
-    }
-}
-
-/// A slot for `name` from its length and last eight bytes, where
-/// addresses such as `10.0.0.11:8080` and `10.0.0.12:8080` differ.
-#[inline]
-fn recent_slot(name: &[u8]) -> usize {
-    let tail = match name.len().checked_sub(8) {
-        Some(from) => u64::from_le_bytes(name[from..].try_into().expect("8 bytes")),
-        None => name.iter().fold(0, |w, &b| w << 8 | u64::from(b)),
-    };
-    let mixed = (tail ^ name.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (mixed >> 58) as usize % RECENT_SLOTS
-}
-
-impl Interner {
-    pub fn intern(&mut self, name: &[u8]) -> u32 {
-        let slot = recent_slot(name);
-        if let Some(id) = self.recent[slot].checked_sub(1) {
-            if *self.names[id as usize] == *name {
-                return id;
-            }
-        }
-        let id = self.intern_slow(name);
-        self.recent[slot] = id + 1;
-        id
-    }
-
-    fn intern_slow(&mut self, name: &[u8]) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
-        }
-        let name: &[u8] = if self.names.len() >= MAX_UPSTREAMS {
-            OVERFLOW_UPSTREAM.as_bytes()
-        } else {
-            name
-        };
-        if let Some(&id) = self.ids.get(name) {
-            return id;
-        }
-        let id = self.names.len() as u32;
-        self.names.push(name.into());
-        self.ids.insert(name.into(), id);
-        id
-    }
-
-    pub fn bytes(&self, id: u32) -> &[u8] {
-        &self.names[id as usize]
-    }
-
-    pub fn name(&self, id: u32) -> String {
-        String::from_utf8_lossy(&self.names[id as usize]).into_owned()
-    }
-
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-}
-
-/// One upstream's failures: address, total, and per signature.
-pub type UpstreamTotal = (String, u64, Vec<(Signature, u64)>);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MinuteKey {
@@ -129,9 +52,8 @@ pub struct MinuteKey {
 pub struct Analysis {
     pub inputs: Vec<InputReport>,
     pub counts: [u64; Signature::COUNT],
-    pub upstreams: Interner,
-    /// Counts per signature, indexed by upstream id.
-    pub by_upstream: Vec<[u64; Signature::COUNT]>,
+    /// Counts per signature and upstream address.
+    pub upstreams: UpstreamTable,
     pub per_minute: MinuteCounts,
     pub phases: [Vec<(Box<[u8]>, u64)>; Signature::COUNT],
     pub first_time: Option<LogTime>,
@@ -165,7 +87,7 @@ impl Analysis {
         self.counts[sig.index()] += 1;
         let upstream = l.upstream_addr().map(|a| self.intern_upstream(a));
         if let Some(up) = upstream {
-            self.by_upstream[up as usize][sig.index()] += 1;
+            self.upstreams.add(up, sig, 1);
         }
         if let Some(t) = l.time {
             self.first_time = Some(self.first_time.map_or(t, |f| f.min(t)));
@@ -177,12 +99,13 @@ impl Analysis {
         }
     }
 
-    /// The id of an upstream address, with a row in `by_upstream`.
+    /// The id of an upstream address. When it takes the id of another
+    /// address, the per-minute counts of that one go to the pool.
+    #[inline]
     fn intern_upstream(&mut self, addr: &[u8]) -> u32 {
-        let id = self.upstreams.intern(addr);
-        if self.by_upstream.len() <= id as usize {
-            self.by_upstream
-                .resize(id as usize + 1, [0; Signature::COUNT]);
+        let (id, evicted) = self.upstreams.intern(addr);
+        if evicted {
+            self.per_minute.retire(id, self.upstreams.pooled_id());
         }
         id
     }
@@ -218,17 +141,28 @@ impl Analysis {
         for (a, b) in self.counts.iter_mut().zip(other.counts) {
             *a += b;
         }
-        let remap: Vec<u32> = (0..other.upstreams.len() as u32)
-            .map(|id| self.intern_upstream(&other.upstreams.names[id as usize]))
+        // Ids this table gives away while taking in `other` retire their
+        // per-minute rows first.
+        let pooled = self.upstreams.pooled_id();
+        let before: Vec<Box<[u8]>> = (0..self.upstreams.len() as u32)
+            .map(|id| self.upstreams.bytes(id).into())
             .collect();
-        for (up, counts) in other.by_upstream.iter().enumerate() {
-            let mine = &mut self.by_upstream[remap[up] as usize];
-            for (a, b) in mine.iter_mut().zip(counts) {
-                *a += b;
+        let remap = self.upstreams.merge(&other.upstreams);
+        for (id, name) in before.iter().enumerate() {
+            if self.upstreams.bytes(id as u32) != &name[..] {
+                self.per_minute.retire(id as u32, pooled);
             }
         }
+        let their_pool = other.upstreams.pooled_id();
+        self.per_minute.widen_to(other.per_minute.bucket_minutes());
         for (key, n) in other.per_minute.iter() {
-            let upstream = key.upstream.map(|u| remap[u as usize]);
+            let upstream = key.upstream.map(|u| {
+                if u == their_pool {
+                    pooled
+                } else {
+                    remap[u as usize]
+                }
+            });
             self.per_minute.add(key.minute, key.signature, upstream, n);
         }
         for (mine, theirs) in self.phases.iter_mut().zip(other.phases) {
@@ -261,24 +195,40 @@ impl Analysis {
         }
     }
 
-    /// Upstreams by total failures, largest first.
-    pub fn top_upstreams(&self, n: usize) -> Vec<UpstreamTotal> {
-        let mut rows: Vec<_> = self
-            .by_upstream
-            .iter()
-            .enumerate()
+    /// Every upstream with failures, the pooled addresses included:
+    /// (id, counts per signature).
+    fn upstream_rows(&self) -> impl Iterator<Item = (u32, &[u64; Signature::COUNT])> + '_ {
+        let t = &self.upstreams;
+        (0..t.len() as u32)
+            .map(|id| (id, t.counts(id)))
+            .chain(std::iter::once((t.pooled_id(), t.pooled())))
             .filter(|(_, per)| per.iter().any(|&n| n > 0))
-            .map(|(up, per)| {
-                let total: u64 = per.iter().sum();
-                let sigs = Signature::ALL
+    }
+
+    /// Upstreams by total failures, largest first.
+    pub fn top_upstreams(&self, n: usize) -> Vec<TopUpstream> {
+        let mut rows: Vec<_> = self
+            .upstream_rows()
+            .map(|(id, per)| TopUpstream {
+                upstream: self.upstreams.name(id),
+                count: per.iter().sum(),
+                error: if id == self.upstreams.pooled_id() {
+                    0
+                } else {
+                    self.upstreams.error(id)
+                },
+                signatures: Signature::ALL
                     .into_iter()
                     .filter(|s| per[s.index()] > 0)
                     .map(|s| (s, per[s.index()]))
-                    .collect::<Vec<_>>();
-                (self.upstreams.name(up as u32), total, sigs)
+                    .collect(),
             })
             .collect();
-        rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        rows.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.upstream.cmp(&b.upstream))
+        });
         rows.truncate(n);
         rows
     }
@@ -286,11 +236,9 @@ impl Analysis {
     /// Per-upstream counts of one signature, largest first.
     pub fn upstreams_of(&self, sig: Signature) -> Vec<(String, u64)> {
         let mut rows: Vec<_> = self
-            .by_upstream
-            .iter()
-            .enumerate()
+            .upstream_rows()
             .filter(|(_, per)| per[sig.index()] > 0)
-            .map(|(up, per)| (self.upstreams.name(up as u32), per[sig.index()]))
+            .map(|(id, per)| (self.upstreams.name(id), per[sig.index()]))
             .collect();
         rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         rows
@@ -361,41 +309,5 @@ impl EventSink for Analysis {
 
     fn on_other_upstream(&mut self, line: &ErrorLine<'_>) {
         self.record_other(line);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn interner_ids_are_stable_through_the_recent_cache() {
-        let mut i = Interner::default();
-        let names: Vec<String> = (0..200)
-            .map(|n| format!("10.0.{}.{}:8080", n / 7, n))
-            .collect();
-        let first: Vec<u32> = names.iter().map(|n| i.intern(n.as_bytes())).collect();
-        assert_eq!(first, (0..200).collect::<Vec<u32>>());
-        // Again, in another order: many names share a cache slot.
-        for (n, name) in names.iter().enumerate().rev() {
-            assert_eq!(i.intern(name.as_bytes()), n as u32);
-            assert_eq!(i.bytes(n as u32), name.as_bytes());
-        }
-        assert_eq!(i.intern(b""), 200);
-        assert_eq!(i.intern(b"a"), 201);
-        assert_eq!(i.intern(b""), 200);
-        assert_eq!(i.len(), 202);
-    }
-
-    #[test]
-    fn interner_pools_addresses_beyond_its_limit() {
-        let mut i = Interner::default();
-        for n in 0..MAX_UPSTREAMS {
-            i.intern(format!("u{n}").as_bytes());
-        }
-        let over = i.intern(b"one too many");
-        assert_eq!(i.bytes(over), OVERFLOW_UPSTREAM.as_bytes());
-        assert_eq!(i.intern(b"another"), over);
-        assert_eq!(i.intern(b"u7"), 7);
     }
 }

@@ -46,7 +46,7 @@ mod fxhash;
 pub mod input;
 pub mod join;
 mod line_walk;
-mod minutes;
+pub mod minutes;
 pub mod reader;
 pub mod report;
 pub mod run;
@@ -55,6 +55,7 @@ mod short_search;
 mod signature;
 mod summary;
 pub mod time;
+pub mod upstreams;
 
 pub use classify::{classify_line, verdict, Classified, Verdict};
 pub use error_line::{ErrorLine, Level};

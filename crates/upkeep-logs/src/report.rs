@@ -104,14 +104,17 @@ fn summary_json(a: &Analysis) -> Value {
     let top: Vec<Value> = a
         .top_upstreams(10)
         .into_iter()
-        .map(|(up, n, sigs)| {
-            let sigs: Map<String, Value> = sigs
+        .map(|t| {
+            let sigs: Map<String, Value> = t
+                .signatures
                 .into_iter()
                 .map(|(s, n)| (s.id().to_string(), json!(n)))
                 .collect();
-            json!({"upstream": up, "count": n, "signatures": sigs})
+            json!({"upstream": t.upstream, "count": t.count, "count_error": t.error, "signatures": sigs})
         })
         .collect();
+    let table = &a.upstreams;
+    let pooled: u64 = table.pooled().iter().sum();
     json!({
         "schema": 1,
         "lines": total.lines,
@@ -125,6 +128,16 @@ fn summary_json(a: &Analysis) -> Value {
         "signatures": signatures,
         "other_upstream": {"count": a.other_upstream, "samples": a.other_samples},
         "top_upstreams": top,
+        "upstream_addresses": {
+            "limit": table.capacity(),
+            "tracked": table.len(),
+            "limit_reached": table.evictions() > 0,
+            "evictions": table.evictions(),
+            "pooled_failures": pooled,
+            "listed_above": table.listed_above(),
+        },
+        "per_minute_bucket_minutes": a.per_minute.bucket_minutes(),
+        "per_minute_row_limit": a.per_minute.max_rows(),
         "access": access.map(access_json),
     })
 }
@@ -421,12 +434,32 @@ fn write_top_upstreams(o: &mut String, a: &Analysis) {
         return;
     }
     let _ = writeln!(o, "\ntop upstreams:");
-    for (up, n, sigs) in top {
-        let list: Vec<String> = sigs
+    for t in &top {
+        let list: Vec<String> = t
+            .signatures
             .iter()
             .map(|(s, n)| format!("{} {}", s.id(), num(*n)))
             .collect();
-        let _ = writeln!(o, "  {up:<28} {:>10}  {}", num(n), list.join(", "));
+        let count = if t.error > 0 {
+            format!("{} (+{} at most)", num(t.count), num(t.error))
+        } else {
+            num(t.count)
+        };
+        let _ = writeln!(o, "  {:<28} {count:>10}  {}", t.upstream, list.join(", "));
+    }
+    let table = &a.upstreams;
+    if table.evictions() > 0 {
+        let pooled: u64 = table.pooled().iter().sum();
+        let _ = writeln!(
+            o,
+            "note: more than {} distinct upstream addresses: {} failure{} of the least frequent ones are counted under \"{}\". Every address with more than {} failure{} is listed; a count shown with \"+N at most\" may miss up to N failures counted there before the address was tracked.",
+            num(table.capacity() as u64),
+            num(pooled),
+            plural(pooled),
+            crate::analysis::OVERFLOW_UPSTREAM,
+            num(table.listed_above()),
+            plural(table.listed_above()),
+        );
     }
 }
 
@@ -442,11 +475,17 @@ fn write_histogram(o: &mut String, a: &Analysis) {
     else {
         return;
     };
-    let span = last - first + 1;
+    // Rows are whole buckets of the per-minute table.
+    let res = a.per_minute.bucket_minutes();
+    let span = last - first + res;
     let width = BUCKET_MINUTES
         .into_iter()
+        .filter(|w| w % res == 0)
         .find(|w| (span + w - 1) / w <= MAX_ROWS)
-        .unwrap_or_else(|| (span + MAX_ROWS - 1) / MAX_ROWS);
+        .unwrap_or_else(|| {
+            let w = (span + MAX_ROWS - 1) / MAX_ROWS;
+            (w + res - 1) / res * res
+        });
     let start = first - first.rem_euclid(width);
     let rows = ((last - start) / width + 1) as usize;
     let mut buckets = vec![[0u64; Signature::COUNT]; rows];
@@ -465,6 +504,13 @@ fn write_histogram(o: &mut String, a: &Analysis) {
         w => format!("{w} minute{}", plural(w as u64)),
     };
     let _ = writeln!(o, "\nfailures over time ({unit} per row):");
+    if res > 1 {
+        let _ = writeln!(
+            o,
+            "note: the per-minute counts were merged into {res}-minute buckets to stay within {} rows (--max-minute-rows); totals are exact",
+            num(a.per_minute.max_rows() as u64)
+        );
+    }
     for (i, (b, total)) in buckets.iter().zip(&totals).enumerate() {
         let t = LogTime((start + i as i64 * width) * 60);
         let (_, mo, d, h, mi, _) = t.civil();

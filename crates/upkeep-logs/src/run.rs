@@ -25,12 +25,27 @@ pub struct Options {
     pub threads: usize,
     /// Counts raw bytes read, for a progress bar.
     pub progress: Option<Arc<AtomicU64>>,
+    /// Most per-minute rows kept (0: [`crate::minutes::DEFAULT_MAX_ROWS`]);
+    /// beyond, minutes are merged into wider buckets. Each thread of a
+    /// split file keeps its own rows until they are merged.
+    pub max_minute_rows: usize,
+}
+
+impl Options {
+    /// An empty analysis with these options' limits.
+    pub fn new_analysis(&self) -> Analysis {
+        let mut a = Analysis::default();
+        if self.max_minute_rows > 0 {
+            a.per_minute.set_max_rows(self.max_minute_rows);
+        }
+        a
+    }
 }
 
 /// Classifies and aggregates `inputs`; with a joiner, also matches failures
 /// with the access log.
 pub fn analyze(inputs: &[Input], opts: &Options, mut joiner: Option<Joiner>) -> Analysis {
-    let mut analysis = Analysis::default();
+    let mut analysis = opts.new_analysis();
     for input in inputs {
         let parallel_path = match &input.source {
             Source::File(p) if joiner.is_none() && opts.threads > 1 => Some(p),
@@ -130,6 +145,7 @@ pub fn scan_file_parallel(path: &Path, name: &str, opts: &Options) -> io::Result
                 let (start, end) = (w[0], w[1]);
                 let progress = opts.progress.clone();
                 let window = opts.window;
+                let mut part = opts.new_analysis();
                 scope.spawn(move || -> io::Result<Analysis> {
                     let mut file = File::open(path)?;
                     file.seek(SeekFrom::Start(start))?;
@@ -137,7 +153,6 @@ pub fn scan_file_parallel(path: &Path, name: &str, opts: &Options) -> io::Result
                         inner: file.take(end - start),
                         progress,
                     };
-                    let mut part = Analysis::default();
                     let mut scanner = Scanner::new(window);
                     let result = scan_stream(reader, &mut scanner, &mut part);
                     part.inputs.push(InputReport {
@@ -158,7 +173,7 @@ pub fn scan_file_parallel(path: &Path, name: &str, opts: &Options) -> io::Result
             })
             .collect()
     });
-    let mut total = Analysis::default();
+    let mut total = opts.new_analysis();
     let mut line_offset = 0;
     for part in parts {
         let part = part?;

@@ -81,6 +81,13 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 
+    /// Most per-minute rows (minute × signature × upstream) kept in memory,
+    /// 24 bytes each; past it, minutes are merged into wider buckets (5, 15,
+    /// 60 minutes, …) and the report says so. Totals stay exact.
+    #[arg(long, default_value_t = upkeep_logs::minutes::DEFAULT_MAX_ROWS, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(10_000..))]
+    pub max_minute_rows: usize,
+
     /// Never draw the progress bar (it is drawn only on a terminal, for
     /// inputs over 8 MiB).
     #[arg(long)]
@@ -152,6 +159,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         window,
         threads,
         progress: Some(progress),
+        max_minute_rows: args.max_minute_rows,
     };
     let analysis = analyze(&inputs, &opts, joiner);
     drop(bar);
@@ -384,8 +392,10 @@ fn follow(args: &Args, inputs: &[Input], window: TimeWindow) -> anyhow::Result<E
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
         .context("installing the Ctrl-C handler")?;
 
+    let mut analysis = Analysis::default();
+    analysis.per_minute.set_max_rows(args.max_minute_rows);
     let mut sink = PrintEvents {
-        analysis: Analysis::default(),
+        analysis,
         format: args.format,
     };
     let mut scanner = Scanner::new(window);
