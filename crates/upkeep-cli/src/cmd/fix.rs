@@ -97,7 +97,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let mut exit = ExitCode::SUCCESS;
     for source in &sources {
-        let loaded = match check::load(source, &load_opts) {
+        let mut loaded = match check::load(source, &load_opts) {
             Ok(l) => l,
             Err(e) => {
                 check::print_load_error(&e);
@@ -122,6 +122,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "note: settings from {}",
                 terminal_safe_line(&path.to_string_lossy())
             );
+        }
+        if !args.write {
+            // Only --write looks at this load's syntax trees again (for the
+            // includes that could load a backup); the fix loop loads its own.
+            // Freed now, they do not add to the loop's peak memory.
+            loaded.set.trees = Vec::new();
         }
         let run = match run_fix(&loaded, &load_opts, &opts, &fix_opts) {
             Ok(run) => run,
@@ -169,20 +175,33 @@ fn run_fix(
     load_opts: &upkeep_config::LoadOptions,
     opts: &upkeep_rules::CheckOptions,
     fix_opts: &FixOptions,
-) -> Result<FixRun<ConfigSet>, LoadError> {
+) -> Result<FixRun<RoundFiles>, LoadError> {
     let main = loaded.main_path().to_string();
-    let mut checker = |overlay: &Overlay| -> Result<Round<ConfigSet>, LoadError> {
+    let mut checker = |overlay: &Overlay| -> Result<Round<RoundFiles>, LoadError> {
         let set = match &loaded.memory {
             Some(memory) => reload(&main, memory, overlay, load_opts)?,
             None => reload(&main, &FsLoader, overlay, load_opts)?,
         };
         let report = upkeep_rules::check(&set, opts);
+        // The syntax trees are freed here, before the next round loads its
+        // own: they take several times the size of the text.
+        let ConfigSet { files, .. } = set;
         Ok(Round {
-            sources: set,
+            sources: RoundFiles(files),
             findings: report.findings,
         })
     };
     upkeep_fix::fix(&mut checker, fix_opts)
+}
+
+/// What the fix loop keeps of a round's configuration: the files, which
+/// every finding's spans point into, without the syntax trees.
+pub struct RoundFiles(Vec<upkeep_syntax::SourceFile>);
+
+impl upkeep_syntax::SourceMap for RoundFiles {
+    fn source(&self, id: upkeep_syntax::FileId) -> &upkeep_syntax::SourceFile {
+        &self.0[id.0 as usize]
+    }
 }
 
 fn reload<L: Loader>(
@@ -195,7 +214,7 @@ fn reload<L: Loader>(
 }
 
 /// What was fixed, refused and left, on stderr (the diff owns stdout).
-fn report(run: &FixRun<ConfigSet>, base: &str, unsafe_fixes: bool) {
+fn report(run: &FixRun<RoundFiles>, base: &str, unsafe_fixes: bool) {
     let files = run.changes().count();
     let fixed = run.applied.len();
     if fixed == 0 {
@@ -275,7 +294,7 @@ fn plural(n: usize) -> &'static str {
 fn write(
     args: &Args,
     loaded: &Loaded,
-    run: &FixRun<ConfigSet>,
+    run: &FixRun<RoundFiles>,
     base: &str,
 ) -> anyhow::Result<ExitCode> {
     let plan: Vec<PlannedWrite> = run
