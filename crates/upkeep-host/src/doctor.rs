@@ -8,6 +8,7 @@ use upkeep_diag::Severity;
 use upkeep_model::Model;
 use upkeep_rules::{CheckOptions, CheckReport};
 
+use crate::backend_discovery::{self, Discovery};
 use crate::live_config::{resolve_path, LiveConfig};
 use crate::log_tail::{self, AccessLogInput, LogEvidence};
 use crate::process::Processes;
@@ -43,6 +44,9 @@ pub struct DoctorInput<'a> {
     pub window: Duration,
     /// How much of the end of each log to read.
     pub tail_bytes: u64,
+    /// The backends behind the upstream addresses, when already looked
+    /// at (and probed) by the caller; `None`: doctor looks itself.
+    pub discovery: Option<Discovery>,
 }
 
 impl<'a> DoctorInput<'a> {
@@ -57,6 +61,7 @@ impl<'a> DoctorInput<'a> {
             prefix: None,
             window: DEFAULT_WINDOW,
             tail_bytes: log_tail::DEFAULT_TAIL_BYTES,
+            discovery: None,
         }
     }
 }
@@ -79,12 +84,21 @@ pub struct DoctorReport<'a> {
     pub sysctls: Sysctls,
     pub processes: Option<Processes>,
     pub logs: Option<LogEvidence>,
+    /// The processes found behind the upstream addresses; their settings
+    /// fed the static rules.
+    pub backends: Discovery,
     /// What could not be measured, and why.
     pub gaps: Vec<String>,
 }
 
-pub fn run<'a>(input: DoctorInput<'a>) -> DoctorReport<'a> {
+pub fn run<'a>(mut input: DoctorInput<'a>) -> DoctorReport<'a> {
     let mut gaps = Vec::new();
+    let backends = match input.discovery.take() {
+        Some(d) => d,
+        None => discover(input.config, &input.check, input.pid),
+    };
+    gaps.extend(backends.problems.iter().cloned());
+    backends.feed(&mut input.check);
     let mut check = upkeep_rules::check(input.config, &input.check);
     let version = check.nginx_version;
     let model = Model::build(input.config, version);
@@ -198,8 +212,19 @@ pub fn run<'a>(input: DoctorInput<'a>) -> DoctorReport<'a> {
         sysctls,
         processes,
         logs,
+        backends,
         gaps,
     }
+}
+
+/// The processes behind the configuration's upstream servers, as nginx
+/// (`pid`, for its network namespace) sees their addresses.
+pub fn discover(config: &ConfigSet, check: &CheckOptions, pid: Option<i32>) -> Discovery {
+    let model = Model::build(config, check.version());
+    let (targets, problems) = backend_discovery::targets(&model);
+    let mut d = backend_discovery::discover(&targets, pid);
+    d.problems.extend(problems);
+    d
 }
 
 /// Errors first; within a severity, measured findings before static ones,

@@ -13,6 +13,10 @@
 //! * [`log_tail`]: the end of the error log (and access log) classified by
 //!   upkeep-logs;
 //! * [`live_config`]: what the running configuration says about all that;
+//! * [`backend_discovery`]: the process listening on each upstream
+//!   address (through Docker's port proxy too), what server it is and the
+//!   idle timeout, request cap and capacity it runs with, each with where
+//!   it came from; fed to the static rules like `--backend`;
 //! * [`rules`]: H001–H005 (and R001 with the real limit);
 //! * [`watch`]: the same sources interval by interval, for `upkeep watch`
 //!   (rates, and a Prometheus exposition);
@@ -21,6 +25,7 @@
 //!
 //! Linux only: everything here reads `/proc` or netlink.
 
+pub mod backend_discovery;
 pub mod build_info;
 pub mod doctor;
 pub mod live_config;

@@ -25,6 +25,16 @@
 //!                         "first_time", "last_time", "signatures": {id: n},
 //!                         "client_visible": {id: n} | null,
 //!                         "access_log": {"path", "records", "joined", "notes"} | null} | null,
+//!           "discovered_backends": [{"address" (as written), "endpoint",
+//!                         "upstreams": [..], "listener": "process" | "docker" | "not_found" | "remote",
+//!                         "pid", "command", "kind" (null: not recognized), "version",
+//!                         "idle_timeout_ms", "idle_timeout_source",
+//!                         "max_requests", "max_requests_source",
+//!                         "max_connections", "max_connections_source",
+//!                         "announces_close", "used_by_rules", "facts_source", "notes": [..],
+//!                         "docker": {"proxy_pid", "container"} | null,
+//!                         "probed": {"idle_timeout_ms", "max_requests", "error"} | null,
+//!                         "description"}],
 //!           "not_measured": ["why …"]},
 //!  "findings": [ranked; each as in `check --format json`, plus
 //!               "measured": bool and "evidence": n],
@@ -38,6 +48,7 @@ use serde_json::{json, Value};
 use upkeep_diag::render::{human, json as json_render};
 use upkeep_diag::{Finding, Report, Summary};
 
+use crate::backend_discovery::{DiscoveredBackend, Listener};
 use crate::doctor::DoctorReport;
 use crate::rules::h005::human_bytes;
 use crate::rules::seconds;
@@ -172,6 +183,18 @@ impl DoctorReport<'_> {
                 }
             );
         }
+        if !self.backends.backends.is_empty() {
+            let _ = writeln!(out, "  behind the upstream addresses:");
+            for b in &self.backends.backends {
+                let _ = writeln!(
+                    out,
+                    "    {} (upstream {}): {}",
+                    b.target.written,
+                    b.target.upstreams.join(", "),
+                    b.describe()
+                );
+            }
+        }
         for g in &self.gaps {
             let _ = writeln!(out, "  not measured: {g}");
         }
@@ -280,6 +303,7 @@ impl DoctorReport<'_> {
                     "somaxconn": self.sysctls.somaxconn,
                 },
                 "error_log": logs,
+                "discovered_backends": self.backends.backends.iter().map(discovered_json).collect::<Vec<_>>(),
                 "not_measured": self.gaps,
             },
             "findings": ranked,
@@ -290,6 +314,54 @@ impl DoctorReport<'_> {
             },
         })
     }
+}
+
+fn discovered_json(b: &DiscoveredBackend) -> Value {
+    let found = b.found();
+    let r = found.and_then(|f| f.recognition.as_ref());
+    let (listener, docker) = match &b.listener {
+        Listener::Process(_) => ("process", Value::Null),
+        Listener::Docker {
+            proxy_pid,
+            container,
+            ..
+        } => (
+            "docker",
+            json!({"proxy_pid": proxy_pid, "container": container.to_string()}),
+        ),
+        Listener::NotFound(_) => ("not_found", Value::Null),
+        Listener::Remote => ("remote", Value::Null),
+    };
+    let facts = b.facts();
+    json!({
+        "address": b.target.written,
+        "endpoint": b.target.endpoint.to_string(),
+        "upstreams": b.target.upstreams,
+        "listener": listener,
+        "pid": found.map(|f| f.process.pid),
+        "command": found.map(|f| f.process.command()),
+        "kind": r.map(|r| r.kind),
+        "version": r.and_then(|r| r.version.clone()),
+        "idle_timeout_ms": r.and_then(|r| r.idle_timeout_ms.as_ref()).and_then(|s| s.value),
+        "idle_timeout_source": r.and_then(|r| r.idle_timeout_ms.as_ref()).map(|s| s.source.clone()),
+        "max_requests": r.and_then(|r| r.max_requests.as_ref()).and_then(|s| s.value),
+        "max_requests_source": r.and_then(|r| r.max_requests.as_ref()).map(|s| s.source.clone()),
+        "max_connections": r.and_then(|r| r.max_connections.as_ref()).map(|s| s.value),
+        "max_connections_source": r.and_then(|r| r.max_connections.as_ref()).map(|s| s.source.clone()),
+        "announces_close": r.and_then(|r| r.announces_close),
+        "used_by_rules": facts.is_some(),
+        "facts_source": facts.map(|f| f.source),
+        "notes": r.map(|r| r.notes.clone()).unwrap_or_default(),
+        "docker": docker,
+        "probed": b.probed.as_ref().map(|p| json!({
+            "idle_timeout_ms": p.idle_timeout_ms,
+            "max_requests": p.max_requests,
+            "announces_close": p.announces_close,
+            "error": p.error,
+            "notes": p.notes,
+        })),
+        "description": b.describe(),
+    })
 }
 
 fn stub_json(s: &crate::stub_status::StubStatus) -> Value {

@@ -371,6 +371,28 @@ pub fn check_options_and_settings_file(
     Ok((opts, settings))
 }
 
+/// For the host's own configuration (no PATH): the processes behind its
+/// upstream addresses, read on this host, give the backend facts where
+/// nothing was declared for an address (as `--backend` would). Returns one
+/// line per address saying what was found, for the output.
+pub fn add_host_backends(set: &ConfigSet, opts: &mut CheckOptions) -> Vec<String> {
+    let pid = upkeep_host::process::find_master(None).ok();
+    let found = upkeep_host::doctor::discover(set, opts, pid);
+    found.feed(opts);
+    found
+        .backends
+        .iter()
+        .map(|b| {
+            format!(
+                "backend {} (upstream {}) read on this host: {}",
+                b.target.written,
+                b.target.upstreams.join(", "),
+                b.describe()
+            )
+        })
+        .collect()
+}
+
 /// The output of `upkeep probe --format json` named by `--backend-facts`:
 /// a regular file of at most [`MAX_BACKEND_FACTS_BYTES`].
 pub fn read_backend_facts(path: &Path) -> anyhow::Result<String> {
@@ -465,14 +487,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Source::File(p) => Path::new(p).parent().map(Path::to_path_buf),
             Source::Dump { .. } => None,
         };
-        let (opts, settings) = check_options_and_settings_file(&args.input, main_dir.as_deref())?;
+        let (mut opts, settings) = check_options_and_settings_file(&args.input, main_dir.as_deref())?;
         if let Some(path) = settings {
             let shown = path.to_string_lossy().into_owned();
             if !settings_files.contains(&shown) {
                 settings_files.push(shown);
             }
         }
+        let host_backends = args
+            .paths
+            .is_empty()
+            .then(|| add_host_backends(&loaded.set, &mut opts));
         let mut report = upkeep_rules::check(&loaded.set, &opts);
+        report.assumptions.extend(host_backends.unwrap_or_default());
         base_dirs.push(loaded.base_dir());
         let files = std::mem::take(&mut loaded.set.files);
         findings.extend(combined.push(files, std::mem::take(&mut report.findings)));

@@ -63,6 +63,21 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub sample: String,
 
+    /// Measure the backends that cannot be read on this host (remote ones,
+    /// unknown servers, Go programs) with `upkeep probe`, in parallel,
+    /// before judging them.
+    #[arg(long)]
+    pub probe: bool,
+
+    /// With --probe: longest time spent on one backend, idle wait included.
+    #[arg(
+        long,
+        default_value = "120s",
+        value_name = "DURATION",
+        requires = "probe"
+    )]
+    pub probe_max_wait: String,
+
     #[command(flatten)]
     pub input: InputArgs,
 
@@ -160,7 +175,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         format: access_format(&args, &live, path, prefix.as_deref()),
     });
 
+    let discovery = if args.probe {
+        let max_wait = upkeep_facts::parse_duration(&args.probe_max_wait)
+            .map_err(|e| anyhow::anyhow!("--probe-max-wait {}: {e}", args.probe_max_wait))?;
+        if max_wait == 0 {
+            bail!("--probe-max-wait must be longer than 0");
+        }
+        let mut found = upkeep_host::doctor::discover(&config, &check_opts, pid);
+        let opts = upkeep_probe::ProbeOptions {
+            max_wait: Duration::from_millis(max_wait),
+            ..upkeep_probe::ProbeOptions::default()
+        };
+        let cancel = upkeep_probe::Cancel::new();
+        super::probe::install_ctrl_c(&cancel);
+        eprintln!(
+            "probing the backends that cannot be read on this host (at most {} each, in parallel; Ctrl-C stops)…",
+            args.probe_max_wait
+        );
+        upkeep_host::backend_discovery::probe::probe_unknown(&mut found, &opts, &cancel);
+        Some(found)
+    } else {
+        None
+    };
+
     let mut input = DoctorInput::new(&config);
+    input.discovery = discovery;
     input.check = check_opts;
     input.pid = pid;
     input.status_url = status_url;

@@ -115,13 +115,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Source::File(p) => Path::new(p).parent().map(Path::to_path_buf),
             Source::Dump { .. } => None,
         };
-        let (opts, settings) =
+        let (mut opts, settings) =
             check::check_options_and_settings_file(&args.input, main_dir.as_deref())?;
         if let (Some(path), false) = (&settings, args.quiet) {
             eprintln!(
                 "note: settings from {}",
                 terminal_safe_line(&path.to_string_lossy())
             );
+        }
+        if args.paths.is_empty() {
+            check::add_host_backends(&loaded.set, &mut opts);
         }
         if !args.write {
             // Only --write looks at this load's syntax trees again (for the

@@ -280,7 +280,7 @@ fn nginx_version(given: Option<&str>) -> anyhow::Result<(NginxVersion, &'static 
 }
 
 /// First Ctrl-C: stop probing and print what was measured. Second: leave now.
-fn install_ctrl_c(cancel: &Cancel) {
+pub(crate) fn install_ctrl_c(cancel: &Cancel) {
     let cancel = cancel.clone();
     // Failing to install (a handler already set) only loses the partial report.
     let _ = ctrlc::set_handler(move || {
