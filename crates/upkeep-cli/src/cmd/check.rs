@@ -487,7 +487,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Source::File(p) => Path::new(p).parent().map(Path::to_path_buf),
             Source::Dump { .. } => None,
         };
-        let (mut opts, settings) = check_options_and_settings_file(&args.input, main_dir.as_deref())?;
+        let (mut opts, settings) =
+            check_options_and_settings_file(&args.input, main_dir.as_deref())?;
         if let Some(path) = settings {
             let shown = path.to_string_lossy().into_owned();
             if !settings_files.contains(&shown) {
