@@ -7,7 +7,7 @@
 //! over `/proc/*/fd` finds the holders of sockets of any namespace.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 
 /// A listening TCP socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,31 +41,11 @@ pub fn parse_tcp_listeners(text: &str) -> Vec<TcpListener> {
                 return None;
             }
             Some(TcpListener {
-                local: parse_hex_addr(f[1])?,
+                local: crate::sockets::parse_proc_net_addr(f[1])?,
                 inode: f[9].parse().ok()?,
             })
         })
         .collect()
-}
-
-/// `0100007F:1F90` or the 32-digit IPv6 form: 32-bit words of the
-/// network-order address printed as native integers, then the port.
-fn parse_hex_addr(field: &str) -> Option<SocketAddr> {
-    let (addr, port) = field.split_once(':')?;
-    let port = u16::from_str_radix(port, 16).ok()?;
-    let word = |hex: &str| u32::from_str_radix(hex, 16).ok().map(u32::to_ne_bytes);
-    let ip = match addr.len() {
-        8 => IpAddr::V4(Ipv4Addr::from(word(addr)?)),
-        32 => {
-            let mut bytes = [0u8; 16];
-            for i in 0..4 {
-                bytes[i * 4..i * 4 + 4].copy_from_slice(&word(addr.get(i * 8..i * 8 + 8)?)?);
-            }
-            IpAddr::V6(Ipv6Addr::from(bytes))
-        }
-        _ => return None,
-    };
-    Some(SocketAddr::new(ip, port))
 }
 
 /// The listener that accepts connections to `addr`: one bound to it, else

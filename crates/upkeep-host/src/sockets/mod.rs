@@ -5,6 +5,9 @@
 mod netlink;
 mod proc_net;
 
+/// The address form of /proc/net/tcp{,6}, shared with backend discovery.
+pub(crate) use proc_net::parse_addr as parse_proc_net_addr;
+
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};

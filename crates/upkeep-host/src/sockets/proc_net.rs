@@ -48,7 +48,7 @@ fn parse_line(line: &str) -> Option<Socket> {
 }
 
 /// `0100007F:1F90` or `00000000000000000000000001000000:1F90`.
-fn parse_addr(field: &str) -> Option<SocketAddr> {
+pub(crate) fn parse_addr(field: &str) -> Option<SocketAddr> {
     let (addr, port) = field.split_once(':')?;
     let port = u16::from_str_radix(port, 16).ok()?;
     let word = |hex: &str| u32::from_str_radix(hex, 16).ok().map(u32::to_ne_bytes);
