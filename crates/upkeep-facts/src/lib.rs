@@ -9,6 +9,7 @@
 mod backends;
 mod directives;
 mod duration;
+mod flavor;
 mod version;
 
 pub use backends::{
@@ -20,4 +21,5 @@ pub use directives::{
     directive, is_array_directive, Context, DirectiveFact, Inheritance, DIRECTIVES,
 };
 pub use duration::{describe_duration, format_duration, parse_duration};
+pub use flavor::{flavor_facts, Flavor, FlavorFact, Target};
 pub use version::{landmarks, NginxVersion};

@@ -24,7 +24,13 @@ impl NginxVersion {
     /// numbers (`1.22.1 (Debian)`) is ignored.
     pub fn parse(s: &str) -> Result<NginxVersion, String> {
         let s = s.trim();
-        let start = s.rfind("nginx/").map(|i| i + "nginx/".len()).unwrap_or(0);
+        // `nginx/`, `freenginx/` and `Angie/` prefix the number in `-v` output.
+        let lower = s.to_ascii_lowercase();
+        let start = lower
+            .rfind("nginx/")
+            .or_else(|| lower.rfind("angie/"))
+            .map(|i| i + "nginx/".len())
+            .unwrap_or(0);
         let rest = &s[start..];
         let numeric: String = rest
             .chars()
@@ -92,6 +98,11 @@ pub mod landmarks {
     /// `proxy_set_header Connection` default is `$proxy_internal_connection`
     /// (still `close` for HTTP/1.x) from 1.29.4 (behaviors.md §e).
     pub const PROXY_INTERNAL_CONNECTION: NginxVersion = NginxVersion::new(1, 29, 4);
+    /// `proxy_http_version 2`: HTTP/2 to the backend (ngx_http_proxy_v2_module,
+    /// nginx/nginx commit 9bf758ea4, first in release-1.29.4; before it
+    /// `ngx_conf_set_enum_slot` rejects the value: "invalid value "2" in
+    /// "proxy_http_version" directive").
+    pub const PROXY_HTTP2: NginxVersion = NginxVersion::new(1, 29, 4);
     /// Upstream keep-alive on by default (`keepalive 32 local`),
     /// `proxy_http_version` default 1.1, no `Connection` header by default,
     /// `keepalive 0` accepted, balancer order irrelevant (behaviors.md §0 row
@@ -117,6 +128,10 @@ mod tests {
         assert_eq!(
             NginxVersion::parse("nginx/1.31.5 (Debian)"),
             Ok(NginxVersion::new(1, 31, 5))
+        );
+        assert_eq!(
+            NginxVersion::parse("Angie version: Angie/1.12.1"),
+            Ok(NginxVersion::new(1, 12, 1))
         );
         assert!(NginxVersion::parse("one").is_err());
         assert!(NginxVersion::parse("1").is_err());

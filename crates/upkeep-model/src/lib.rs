@@ -35,11 +35,11 @@ pub use blocks::{BlockId, BlockKind, ConfBlock};
 pub use maps::{MapBlock, MapEntry, MapKey};
 pub use model::{MainSettings, Model};
 pub use resolve::{ArrayValue, Setting, Value};
-pub use routes::{PassTarget, Protocol, Route, RouteId};
+pub use routes::{PassTarget, Protocol, Route, RouteId, Wire};
 pub use source::{ConfigSource, SingleFile};
 pub use upstreams::{
     Pool, Upstream, UpstreamId, UpstreamServer, BALANCER_DIRECTIVES, OVERWRITING_BALANCERS,
 };
 pub use variables::RequestKind;
 
-pub use upkeep_facts::NginxVersion;
+pub use upkeep_facts::{Flavor, NginxVersion, Target};

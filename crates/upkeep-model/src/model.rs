@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use rustc_hash::FxHashMap;
 
-use upkeep_facts::NginxVersion;
+use upkeep_facts::{NginxVersion, Target};
 use upkeep_syntax::{Directive, Node};
 
 use crate::blocks::{BlockId, BlockKind, ConfBlock};
@@ -25,9 +25,15 @@ pub struct MainSettings<'a> {
     pub events: Option<BlockId>,
 }
 
-/// The effective configuration for one target nginx version.
+/// The effective configuration for one target server (flavor and version).
 pub struct Model<'a> {
+    /// The nginx release whose behaviour the defaults and version landmarks
+    /// are resolved with: the target's version for nginx, the release a fork
+    /// shares its keep-alive behaviour with otherwise
+    /// ([`Target::behaviour_version`]).
     pub version: NginxVersion,
+    /// The server the configuration is for, as given.
+    pub target: Target,
     pub source: &'a dyn ConfigSource,
     /// Every block; index 0 is the main context.
     pub blocks: Vec<ConfBlock<'a>>,
@@ -46,8 +52,15 @@ pub struct Model<'a> {
 impl<'a> Model<'a> {
     /// Builds the model of `source` as nginx `version` would see it.
     pub fn build(source: &'a dyn ConfigSource, version: NginxVersion) -> Model<'a> {
+        Model::build_for(source, Target::nginx(version))
+    }
+
+    /// Builds the model of `source` as the `target` server (nginx, Angie or
+    /// freenginx at a version) would see it.
+    pub fn build_for(source: &'a dyn ConfigSource, target: Target) -> Model<'a> {
         let mut model = Model {
-            version,
+            version: target.behaviour_version(),
+            target,
             source,
             blocks: vec![ConfBlock::new(source.root_kind(), None, None)],
             http: None,

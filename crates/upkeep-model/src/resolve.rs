@@ -130,6 +130,9 @@ impl<'a> Model<'a> {
         if let Some(s) = self.setting(block, name) {
             return Value::Set(s);
         }
+        if let Some(d) = self.target.default_override(name) {
+            return Value::Default(d);
+        }
         match upkeep_facts::directive(name, false).and_then(|f| f.default_in(self.version)) {
             Some(d) => Value::Default(d),
             None => Value::Absent,

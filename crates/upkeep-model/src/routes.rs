@@ -225,3 +225,61 @@ pub(crate) fn single_variable(s: &str) -> Option<String> {
         None
     }
 }
+
+/// What a route speaks on its upstream connections. The keepalive cache
+/// hands a cached connection to any request of the same upstream (and, with
+/// `local`, the same location) whatever it speaks
+/// (`ngx_http_upstream_get_keepalive_peer` compares only the peer address
+/// and the location tag), so routes of different wires sharing one pool can
+/// be handed each other's connections (crates/upkeep-facts/data/http2_upstream.tsv).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Wire {
+    /// `proxy_pass` with `proxy_http_version` 1.0 or 1.1.
+    Http1,
+    /// `proxy_pass` with `proxy_http_version 2` (ngx_http_proxy_v2_module).
+    Http2,
+    /// `grpc_pass` (HTTP/2 framed by ngx_http_grpc_module).
+    Grpc,
+    FastCgi,
+    /// uwsgi and SCGI: never cached.
+    NotCached,
+}
+
+impl Wire {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Wire::Http1 => "HTTP/1.x",
+            Wire::Http2 => "HTTP/2 (`proxy_http_version 2`)",
+            Wire::Grpc => "gRPC (HTTP/2)",
+            Wire::FastCgi => "FastCGI",
+            Wire::NotCached => "uwsgi/SCGI",
+        }
+    }
+
+    /// Whether connections of this wire are HTTP/2 connections.
+    pub fn is_http2(self) -> bool {
+        matches!(self, Wire::Http2 | Wire::Grpc)
+    }
+}
+
+impl Model<'_> {
+    /// The wire route `r` speaks to its backend. `proxy_http_version 2` on a
+    /// target that does not accept it is taken as HTTP/1.x: nginx refuses to
+    /// start with it (U017 reports it).
+    pub fn wire(&self, r: RouteId) -> Wire {
+        let route = self.route(r);
+        match route.protocol {
+            Protocol::Http => {
+                let http2 = self.value(route.block, "proxy_http_version").is("2");
+                if http2 && self.target.has_proxy_http2() {
+                    Wire::Http2
+                } else {
+                    Wire::Http1
+                }
+            }
+            Protocol::Grpc => Wire::Grpc,
+            Protocol::FastCgi => Wire::FastCgi,
+            Protocol::Uwsgi | Protocol::Scgi => Wire::NotCached,
+        }
+    }
+}

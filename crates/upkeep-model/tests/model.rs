@@ -224,3 +224,75 @@ fn misordered_balancer_loses_the_pool_before_1_29_7() {
     assert!(!u.pool_works(V1_28));
     assert!(u.balancer_after_keepalive(V1_30).is_none());
 }
+
+mod flavors_and_http2 {
+    use super::load;
+    use upkeep_model::{Flavor, Model, NginxVersion, Pool, Target, Value, Wire};
+
+    const CONF: &str = r#"
+http {
+    upstream app { server 127.0.0.1:8000; }
+    upstream grpc_backend { server 127.0.0.1:9000; }
+    server {
+        location /h1 { proxy_pass http://app; }
+        location /h2 { proxy_http_version 2; proxy_pass http://app; }
+        location /g { grpc_pass grpc://grpc_backend; }
+        location /php { fastcgi_pass 127.0.0.1:9001; }
+    }
+}
+"#;
+
+    fn v(a: u32, b: u32, c: u32) -> NginxVersion {
+        NginxVersion::new(a, b, c)
+    }
+
+    #[test]
+    fn routes_know_their_wire_on_the_target() {
+        let src = load(CONF);
+        let m = Model::build(&src, v(1, 30, 0));
+        let wires: Vec<Wire> = (0..m.routes.len()).map(|r| m.wire(r)).collect();
+        assert_eq!(wires, [Wire::Http1, Wire::Http2, Wire::Grpc, Wire::FastCgi]);
+        // nginx 1.28 rejects `proxy_http_version 2`: the model does not take
+        // the route for an HTTP/2 one.
+        let old = Model::build(&src, v(1, 28, 0));
+        assert_eq!(old.wire(1), Wire::Http1);
+    }
+
+    #[test]
+    fn a_grpc_upstream_pools_by_default_only_on_nginx_1_29_7_and_later() {
+        let src = load(CONF);
+        fn g<'a>(m: &Model<'a>) -> Pool<'a> {
+            m.upstream(m.upstream_named("grpc_backend").unwrap())
+                .pool(m.version)
+        }
+        assert_eq!(
+            g(&Model::build(&src, v(1, 29, 7))),
+            Pool::Implicit { size: 32 }
+        );
+        assert_eq!(g(&Model::build(&src, v(1, 29, 6))), Pool::None);
+        let angie = Model::build_for(&src, Target::new(Flavor::Angie, v(1, 12, 1)));
+        assert_eq!(g(&angie), Pool::None);
+        let free = Model::build_for(&src, Target::new(Flavor::Freenginx, v(1, 29, 7)));
+        assert_eq!(g(&free), Pool::None);
+    }
+
+    #[test]
+    fn defaults_follow_the_flavor() {
+        let src = load(CONF);
+        fn h1(m: &Model) -> Option<String> {
+            match m.value(m.route(0).block, "proxy_http_version") {
+                Value::Default(d) => Some(d.to_string()),
+                _ => None,
+            }
+        }
+        assert_eq!(h1(&Model::build(&src, v(1, 28, 0))), Some("1.0".into()));
+        let angie = Model::build_for(&src, Target::new(Flavor::Angie, v(1, 12, 0)));
+        assert_eq!(h1(&angie), Some("1.1".into()));
+        assert_eq!(angie.wire(1), Wire::Http2);
+        let angie_old = Model::build_for(&src, Target::new(Flavor::Angie, v(1, 11, 0)));
+        assert_eq!(h1(&angie_old), Some("1.0".into()));
+        assert_eq!(angie_old.wire(1), Wire::Http1);
+        let free = Model::build_for(&src, Target::new(Flavor::Freenginx, v(1, 29, 7)));
+        assert_eq!(h1(&free), Some("1.0".into()));
+    }
+}

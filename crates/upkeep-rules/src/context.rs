@@ -135,10 +135,20 @@ impl<'m, 'a> Ctx<'m, 'a> {
     pub fn with_version_note(&self, finding: Finding) -> Finding {
         match self.opts.version_source {
             VersionSource::Assumed => finding.note(format!(
-                "assuming nginx {} (no --nginx-version given and no nginx binary detected)",
-                self.version
+                "assuming {} (no --nginx-version given and no nginx binary detected)",
+                self.model.target
             )),
             VersionSource::Given | VersionSource::Detected => finding,
+        }
+    }
+
+    /// Names where a default comes from, for messages: "the default before
+    /// nginx 1.29.7" on nginx, "the default of Angie 1.11.4" on a fork (whose
+    /// defaults follow its own releases, data/flavors.tsv).
+    pub fn default_of_target(&self, nginx_phrase: &str) -> String {
+        match self.model.target.flavor {
+            upkeep_facts::Flavor::Nginx => nginx_phrase.to_string(),
+            _ => format!("the default of {}", self.model.target),
         }
     }
 

@@ -27,13 +27,13 @@ pub use options::{CheckOptions, VersionSource};
 pub use registry::{rule, rules, RuleInfo};
 pub use report::CheckReport;
 pub use rules::r001::{ASSUMPTION_PREFIX as R001_ASSUMPTION_PREFIX, INHERITED_SOFT_NOFILE};
-pub use upkeep_facts::{BackendFacts, NginxVersion};
+pub use upkeep_facts::{BackendFacts, Flavor, NginxVersion, Target};
 
 /// Runs every enabled rule over `config` and returns the findings, sorted by
 /// file and position, with suppressions and severity overrides applied.
 pub fn check<C: ConfigSource>(config: &C, opts: &CheckOptions) -> CheckReport {
-    let version = opts.version();
-    let model = Model::build(config, version);
+    let target = opts.target();
+    let model = Model::build_for(config, target);
     let ctx = Ctx::new(&model, opts);
 
     let enabled: Vec<registry::CheckFn> = registry::CHECKS
@@ -91,14 +91,15 @@ pub fn check<C: ConfigSource>(config: &C, opts: &CheckOptions) -> CheckReport {
     let mut assumptions = Vec::new();
     if opts.version_source == VersionSource::Assumed {
         assumptions.push(format!(
-            "assuming nginx {version} (default; no --nginx-version given and no nginx binary detected)"
+            "assuming {target} (default; no --nginx-version given and no nginx binary detected)"
         ));
     }
     assumptions.extend(snippet_assumptions(&model));
     assumptions.extend(ctx.take_assumptions());
     CheckReport {
         findings,
-        nginx_version: version,
+        flavor: target.flavor,
+        nginx_version: target.version,
         version_source: opts.version_source,
         assumptions,
     }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use upkeep_diag::Severity;
-use upkeep_facts::{BackendFacts, NginxVersion};
+use upkeep_facts::{BackendFacts, Flavor, NginxVersion, Target};
 
 /// Where the target nginx version came from; always stated in the output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -29,6 +29,10 @@ impl VersionSource {
 
 #[derive(Clone, Debug, Default)]
 pub struct CheckOptions {
+    /// The server flavor (`--flavor`, `flavor =` in upkeep.toml, or read
+    /// from `nginx -v`); nginx unless said otherwise.
+    pub flavor: Flavor,
+    /// The flavor's own version number.
     pub nginx_version: Option<NginxVersion>,
     pub version_source: VersionSource,
     /// Idle timeout of the load balancer in front of nginx (`--front-idle`).
@@ -50,9 +54,20 @@ pub struct CheckOptions {
 }
 
 impl CheckOptions {
-    /// The version the check runs for.
+    /// The server the check runs for: the flavor at the given or detected
+    /// version, else at the flavor's assumed default.
+    pub fn target(&self) -> Target {
+        Target::new(
+            self.flavor,
+            self.nginx_version
+                .unwrap_or_else(|| self.flavor.default_version()),
+        )
+    }
+
+    /// The nginx release whose behaviour the check resolves defaults with:
+    /// the version itself for nginx ([`Target::behaviour_version`]).
     pub fn version(&self) -> NginxVersion {
-        self.nginx_version.unwrap_or(NginxVersion::DEFAULT_ASSUMED)
+        self.target().behaviour_version()
     }
 
     /// Whether rule `id` is selected and not ignored. Selectors match by

@@ -1,7 +1,7 @@
 //! The result of a check.
 
 use upkeep_diag::Finding;
-use upkeep_facts::NginxVersion;
+use upkeep_facts::{Flavor, NginxVersion, Target};
 
 use crate::options::VersionSource;
 
@@ -9,6 +9,8 @@ use crate::options::VersionSource;
 pub struct CheckReport {
     /// Sorted by file, then position.
     pub findings: Vec<Finding>,
+    pub flavor: Flavor,
+    /// The flavor's own version number.
     pub nginx_version: NginxVersion,
     pub version_source: VersionSource,
     /// What the verdicts rest on that the user did not say
@@ -19,15 +21,18 @@ pub struct CheckReport {
 impl CheckReport {
     /// One line naming the version and where it came from, for summaries.
     pub fn version_statement(&self) -> String {
+        let target = self.target();
         match self.version_source {
-            VersionSource::Given => format!("nginx {} (given)", self.nginx_version),
-            VersionSource::Detected => {
-                format!("nginx {} (detected from nginx -v)", self.nginx_version)
+            VersionSource::Given => format!("{target} (given)"),
+            VersionSource::Detected => format!("{target} (detected from nginx -v)"),
+            VersionSource::Assumed => {
+                format!("assuming {target} (default; pass --nginx-version)")
             }
-            VersionSource::Assumed => format!(
-                "assuming nginx {} (default; pass --nginx-version)",
-                self.nginx_version
-            ),
         }
+    }
+
+    /// The server the verdicts were computed for.
+    pub fn target(&self) -> Target {
+        Target::new(self.flavor, self.nginx_version)
     }
 }

@@ -106,6 +106,7 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
 ///
 /// ```toml
 /// nginx_version = "1.28.0"
+/// flavor = "nginx"           # or "angie", "freenginx"
 /// front = "aws-alb"          # or front_idle = "60s"
 /// cpus = 4
 /// target_requests = 1000
@@ -131,6 +132,7 @@ pub fn apply_toml(opts: &mut CheckOptions, toml_text: &str) -> Result<(), String
                 opts.nginx_version = Some(NginxVersion::parse(v)?);
                 opts.version_source = VersionSource::Given;
             }
+            "flavor" => opts.flavor = upkeep_facts::Flavor::parse(as_str(key, value)?)?,
             "front" => opts.front_name = Some(as_str(key, value)?.to_string()),
             "front_idle" => opts.front_idle_ms = Some(duration_value(key, value)?),
             "cpus" => opts.cpus = Some(as_int(key, value)? as u32),

@@ -11,7 +11,7 @@ use upkeep_config::{ConfigSet, Context, FsLoader, LoadError, LoadOptions, Loader
 use upkeep_diag::render::human::{self, HumanOptions};
 use upkeep_diag::render::{github, gitlab, json, junit, sarif};
 use upkeep_diag::{Finding, Report, Severity};
-use upkeep_rules::{settings, CheckOptions, CheckReport, NginxVersion, VersionSource};
+use upkeep_rules::{settings, CheckOptions, CheckReport, Flavor, NginxVersion, VersionSource};
 use upkeep_syntax::{FileId, SourceFile, SourceMap};
 
 use crate::settings_file;
@@ -72,6 +72,12 @@ pub struct InputArgs {
     /// it). Default: detected with `nginx -v`, else 1.28.0.
     #[arg(long, value_name = "X.Y.Z")]
     pub nginx_version: Option<String>,
+
+    /// The server: nginx, angie or freenginx (their keep-alive defaults
+    /// differ at the same version number; --nginx-version is then the
+    /// flavor's own version). Default: read from `nginx -v`, else nginx.
+    #[arg(long, value_name = "FLAVOR")]
+    pub flavor: Option<String>,
 
     /// The load balancer in front of nginx, a profile such as aws-alb,
     /// gcp-alb, cloudflare (`upkeep profiles` lists them).
@@ -310,6 +316,11 @@ pub fn check_options_and_settings_file(
         settings::apply_toml(&mut opts, &text)
             .map_err(|e| anyhow::anyhow!("{}: {e}", toml_path.display()))?;
     }
+    let mut flavor_given = opts.flavor != Flavor::Nginx;
+    if let Some(f) = &input.flavor {
+        opts.flavor = Flavor::parse(f).map_err(|e| anyhow::anyhow!("--flavor: {e}"))?;
+        flavor_given = true;
+    }
     if let Some(v) = &input.nginx_version {
         opts.nginx_version =
             Some(NginxVersion::parse(v).map_err(|e| anyhow::anyhow!("--nginx-version: {e}"))?);
@@ -360,12 +371,20 @@ pub fn check_options_and_settings_file(
         opts.target_requests = input.target_requests;
     }
     if opts.nginx_version.is_none() {
-        let detected = upkeep_nginx::NginxBinary::find(None)
-            .and_then(|n| n.version().ok())
-            .and_then(|v| NginxVersion::parse(&v).ok());
-        if let Some(v) = detected {
-            opts.nginx_version = Some(v);
-            opts.version_source = VersionSource::Detected;
+        let line = upkeep_nginx::NginxBinary::find(None).and_then(|n| n.version().ok());
+        let detected = line.as_deref().and_then(|l| {
+            NginxVersion::parse(l)
+                .ok()
+                .map(|v| (Flavor::of_version_line(l), v))
+        });
+        // A version read from a binary of another flavor than the one asked
+        // for says nothing about the target: keep the flavor's default.
+        if let Some((flavor, v)) = detected {
+            if !flavor_given || flavor == opts.flavor {
+                opts.flavor = flavor;
+                opts.nginx_version = Some(v);
+                opts.version_source = VersionSource::Detected;
+            }
         }
     }
     Ok((opts, settings))
@@ -525,6 +544,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut out = Report::new(&findings, &combined);
     out.base_dir = base.as_deref();
+    out.flavor = Some(report.flavor.name());
     out.nginx_version = Some(&version);
     out.version_source = Some(report.version_source.as_str());
     out.assumptions = &report.assumptions;

@@ -190,7 +190,8 @@ pub fn render_error(
     snippet::render(&diag, sources, &name_of, options.color)
 }
 
-/// "3 errors, 1 warning, 0 infos in 2 files (nginx 1.28.0, assumed); 2 fixable with `upkeep fix`".
+/// "3 errors, 1 warning, 0 infos in 2 files (nginx 1.28.0, assumed); 2 fixable with `upkeep fix`"
+/// (or "(Angie 1.12.1, given)" for another flavor).
 pub fn summary_line(report: &Report<'_>, options: HumanOptions) -> String {
     let summary = Summary::of(report.findings);
     let mut files: Vec<_> = report
@@ -231,12 +232,17 @@ pub fn summary_line(report: &Report<'_>, options: HumanOptions) -> String {
         let _ = write!(line, " in {}", plural(files.len(), "file", "files"));
     }
     if let Some(version) = report.nginx_version {
+        let server = match report.flavor {
+            Some("angie") => "Angie",
+            Some("freenginx") => "freenginx",
+            _ => "nginx",
+        };
         match report.version_source {
             Some(source) => {
-                let _ = write!(line, " (nginx {version}, {source})");
+                let _ = write!(line, " ({server} {version}, {source})");
             }
             None => {
-                let _ = write!(line, " (nginx {version})");
+                let _ = write!(line, " ({server} {version})");
             }
         }
     }

@@ -49,6 +49,7 @@ fn document<'a>(report: &'a Report<'_>) -> ReportJson<'a> {
     let summary = Summary::of(report.findings);
     ReportJson {
         schema: SCHEMA_VERSION,
+        flavor: report.flavor,
         nginx_version: report.nginx_version,
         version_source: report.version_source,
         assumptions: report.assumptions,
@@ -67,6 +68,9 @@ fn document<'a>(report: &'a Report<'_>) -> ReportJson<'a> {
 #[derive(Serialize)]
 struct ReportJson<'a> {
     schema: u32,
+    /// "nginx", "angie" or "freenginx"; absent when not stated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flavor: Option<&'a str>,
     nginx_version: Option<&'a str>,
     version_source: Option<&'a str>,
     assumptions: &'a [String],

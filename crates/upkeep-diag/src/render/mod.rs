@@ -22,7 +22,11 @@ pub struct Report<'a> {
     /// File names are shown relative to this directory when they lie inside it
     /// (SPEC.md: "relative to the main config's directory"), else as stored.
     pub base_dir: Option<&'a str>,
-    /// The nginx version the verdicts were computed for, e.g. "1.28.0".
+    /// The server flavor the verdicts were computed for ("nginx", "angie",
+    /// "freenginx"); `None` reads as nginx.
+    pub flavor: Option<&'a str>,
+    /// The version the verdicts were computed for, e.g. "1.28.0" (the
+    /// flavor's own number).
     pub nginx_version: Option<&'a str>,
     /// Where that version came from: "given", "detected" or "assumed".
     pub version_source: Option<&'a str>,
@@ -39,6 +43,7 @@ impl<'a> Report<'a> {
             findings,
             sources,
             base_dir: None,
+            flavor: None,
             nginx_version: None,
             version_source: None,
             assumptions: &[],

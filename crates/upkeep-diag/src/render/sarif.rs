@@ -70,6 +70,9 @@ pub fn to_value(report: &Report<'_>, tool: &Tool, rules: &[RuleDescriptor]) -> V
         .collect();
 
     let mut properties = Map::new();
+    if let Some(f) = report.flavor {
+        properties.insert("serverFlavor".into(), f.into());
+    }
     if let Some(v) = report.nginx_version {
         properties.insert("nginxVersion".into(), v.into());
     }

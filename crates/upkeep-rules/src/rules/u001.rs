@@ -130,7 +130,15 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                     up.name
                 ))
                 .at(ctx.head(up.directive))
-                .with_label(format!("no idle pool before nginx {}", landmarks::KEEPALIVE_BY_DEFAULT)),
+                .with_label(match ctx.model.target.flavor {
+                    upkeep_facts::Flavor::Nginx => {
+                        format!("no idle pool before nginx {}", landmarks::KEEPALIVE_BY_DEFAULT)
+                    }
+                    _ => format!(
+                        "no idle pool without `keepalive` on {}",
+                        ctx.model.target.flavor
+                    ),
+                }),
         };
         for &r in routes.iter().take(3) {
             let route = ctx.model.route(r);
@@ -169,16 +177,22 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         // Before 1.29.7 a pool alone is not enough for HTTP routes: say so now
         // rather than after the fix.
         if ctx.version < landmarks::KEEPALIVE_BY_DEFAULT {
+            // gRPC and HTTP/2 routes send neither an HTTP/1 version nor a
+            // Connection header: a pool is all they need.
             let needs_more = routes.iter().any(|&r| {
-                let route = ctx.model.route(r);
-                route.protocol == Protocol::Http
+                ctx.model.wire(r) == upkeep_model::Wire::Http1
                     && (ctx.http_version(r).is("1.0")
-                        || ctx.headers(r).entry("Connection").is_none())
+                        || (ctx.headers(r).entry("Connection").is_none()
+                            && ctx.model.target.sends_connection_close()))
             });
             if needs_more {
-                finding = finding.note(
-                    "its HTTP routes also need `proxy_http_version 1.1;` and `proxy_set_header Connection \"\";` before nginx 1.29.7 (U002, U003)",
-                );
+                finding = finding.note(format!(
+                    "its HTTP routes also need `proxy_http_version 1.1;` and `proxy_set_header Connection \"\";` {} (U002, U003)",
+                    match ctx.model.target.flavor {
+                        upkeep_facts::Flavor::Nginx => "before nginx 1.29.7".to_string(),
+                        _ => format!("on {}", ctx.model.target),
+                    }
+                ));
             }
         }
         if let pool_safety::PoolTimeout::Unavailable { why } = pool_safety::timeout_for(ctx, Some(uid)) {

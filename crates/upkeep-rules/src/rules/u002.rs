@@ -99,9 +99,10 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         let ups = ctx.keepalive_upstream_names(r);
         let mut f = INFO
             .finding(format!(
-                "{} proxies to keepalive upstream `{}` over HTTP/1.0 (the default before nginx 1.29.7): the idle pool stays empty",
+                "{} proxies to keepalive upstream `{}` over HTTP/1.0 ({}): the idle pool stays empty",
                 ctx.describe(route.block),
-                ups
+                ups,
+                ctx.default_of_target("the default before nginx 1.29.7")
             ))
             .at(route.pass.span)
             .with_label("HTTP/1.0 request (default)");

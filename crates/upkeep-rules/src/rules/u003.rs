@@ -1,7 +1,6 @@
 use std::collections::BTreeMap;
 
 use upkeep_diag::{Applicability, Finding, Fix, Severity};
-use upkeep_facts::landmarks;
 use upkeep_model::{BlockId, Protocol, RouteId};
 
 use crate::context::Ctx;
@@ -74,14 +73,15 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         if route.protocol != Protocol::Http {
             continue;
         }
-        // HTTP/2 to the backend (1.29.4+) has no Connection header.
-        if ctx.http_version(r).is("2") {
+        // HTTP/2 to the backend (1.29.4+) has no Connection header
+        // (ngx_http_proxy_v2_module never sends connection-specific headers).
+        if ctx.model.wire(r) == upkeep_model::Wire::Http2 {
             continue;
         }
         let list = ctx.headers(r);
         match list.entry("Connection") {
             None => {
-                if ctx.version >= landmarks::KEEPALIVE_BY_DEFAULT {
+                if !ctx.model.target.sends_connection_close() {
                     continue;
                 }
                 if let Some(level) = list.level {
@@ -167,9 +167,10 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             let ups = ctx.keepalive_upstream_names(r);
             let mut f = INFO
                 .finding(format!(
-                    "{} sends `Connection: close` to keepalive upstream `{}` (nginx's default before 1.29.7): the backend closes after every response",
+                    "{} sends `Connection: close` to keepalive upstream `{}` ({}): the backend closes after every response",
                     ctx.describe(route.block),
-                    ups
+                    ups,
+                    ctx.default_of_target("nginx's default before 1.29.7")
                 ))
                 .at(route.pass.span)
                 .with_label("no `proxy_set_header Connection` in effect here");

@@ -1,7 +1,6 @@
 use std::collections::BTreeMap;
 
 use upkeep_diag::{Applicability, Finding, Fix, Severity};
-use upkeep_facts::landmarks;
 use upkeep_model::{BlockId, Protocol, RouteId};
 
 use crate::context::Ctx;
@@ -143,7 +142,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             ctx.describe(parent_level),
             names.join(", ")
         );
-        if connection_lost && ctx.version < landmarks::KEEPALIVE_BY_DEFAULT {
+        if connection_lost && ctx.model.target.sends_connection_close() {
             message.push_str(
                 "; without its `Connection` line nginx sends `Connection: close` and the upstream connection is not reused",
             );

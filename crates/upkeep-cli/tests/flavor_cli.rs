@@ -1,0 +1,231 @@
+//! `--flavor`: Angie and freenginx resolve keep-alive defaults from their own
+//! releases (crates/upkeep-facts/data/flavors.tsv), and the summary says
+//! which server and version were assumed.
+
+mod common;
+
+use common::{text, upkeep};
+use serde_json::Value;
+use std::path::Path;
+
+/// An upstream without `keepalive` reached by a plain `proxy_pass`, and a
+/// gRPC upstream with an explicit pool.
+const NO_KEEPALIVE_LINE: &str = "\
+worker_shutdown_timeout 30s;
+events {}
+http {
+    upstream app {
+        server 127.0.0.1:8000;
+        # upkeep: backend idle=75s
+    }
+    upstream grpc_backend {
+        server 127.0.0.1:9000;
+        keepalive 8;
+        # upkeep: backend idle=75s
+    }
+    server {
+        listen 127.0.0.1:8080;
+        location / {
+            proxy_pass http://app;
+        }
+        location /api.Service/ {
+            grpc_pass grpc://grpc_backend;
+        }
+    }
+}
+";
+
+fn write_conf(dir: &Path, text: &str) -> String {
+    let p = dir.join("nginx.conf");
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+/// (rule, line) of every finding, in output order.
+fn findings(args: &[&str]) -> (Vec<(String, u64)>, Value) {
+    let out = upkeep(args);
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
+    let list = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    (list, v)
+}
+
+#[test]
+fn nginx_1_30_pools_an_upstream_without_keepalive() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write_conf(dir.path(), NO_KEEPALIVE_LINE);
+    let (list, v) = findings(&[
+        "check",
+        "--format",
+        "json",
+        "--nginx-version",
+        "1.30.0",
+        &conf,
+    ]);
+    assert_eq!(list, vec![], "{v}");
+    assert_eq!(v["flavor"], "nginx");
+    assert_eq!(v["nginx_version"], "1.30.0");
+}
+
+#[test]
+fn angie_keeps_upstreams_without_keepalive_unpooled_at_any_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write_conf(dir.path(), NO_KEEPALIVE_LINE);
+    // Angie 1.12 proxies with HTTP/1.1 and no Connection header by default:
+    // only the missing pool is reported.
+    let (list, v) = findings(&[
+        "check",
+        "--format",
+        "json",
+        "--flavor",
+        "angie",
+        "--nginx-version",
+        "1.12.1",
+        &conf,
+    ]);
+    assert_eq!(list, vec![("U001".to_string(), 4)], "{v}");
+    assert_eq!(v["flavor"], "angie");
+    assert_eq!(v["nginx_version"], "1.12.1");
+    assert_eq!(v["version_source"], "given");
+    let f = &v["findings"][0];
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("upstream `app` has no `keepalive`"),
+        "{f}"
+    );
+}
+
+#[test]
+fn angie_before_1_12_needs_http11_and_an_empty_connection_header_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write_conf(
+        dir.path(),
+        NO_KEEPALIVE_LINE
+            .replace(
+                "        server 127.0.0.1:8000;\n",
+                "        server 127.0.0.1:8000;\n        keepalive 16;\n",
+            )
+            .as_str(),
+    );
+    let (list, v) = findings(&[
+        "check",
+        "--format",
+        "json",
+        "--flavor",
+        "angie",
+        "--nginx-version",
+        "1.11.4",
+        &conf,
+    ]);
+    assert_eq!(
+        list,
+        vec![("U002".to_string(), 17), ("U003".to_string(), 17)],
+        "{v}"
+    );
+    let msg = v["findings"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("the default of Angie 1.11.4"), "{msg}");
+}
+
+#[test]
+fn freenginx_keeps_the_pre_1_29_7_defaults_whatever_its_version_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write_conf(
+        dir.path(),
+        NO_KEEPALIVE_LINE
+            .replace(
+                "        server 127.0.0.1:8000;\n",
+                "        server 127.0.0.1:8000;\n        keepalive 16;\n",
+            )
+            .as_str(),
+    );
+    // freenginx 1.29.7 has nginx's old defaults: HTTP/1.0, Connection: close.
+    let (list, v) = findings(&[
+        "check",
+        "--format",
+        "json",
+        "--flavor",
+        "freenginx",
+        "--nginx-version",
+        "1.29.7",
+        &conf,
+    ]);
+    assert_eq!(
+        list,
+        vec![("U002".to_string(), 17), ("U003".to_string(), 17)],
+        "{v}"
+    );
+    // nginx 1.29.7 itself: nothing to say.
+    let (list, v) = findings(&[
+        "check",
+        "--format",
+        "json",
+        "--nginx-version",
+        "1.29.7",
+        &conf,
+    ]);
+    assert_eq!(list, vec![], "{v}");
+}
+
+#[test]
+fn the_summary_line_names_the_flavor_and_where_its_version_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write_conf(dir.path(), NO_KEEPALIVE_LINE);
+    let out = upkeep(&["check", "--color", "never", "--flavor", "freenginx", &conf]);
+    let stdout = text(&out.stdout);
+    // With a different flavor than the binary on this host, its version is
+    // not taken: freenginx's default is assumed and said so.
+    assert!(
+        stdout.contains("(freenginx 1.29.7, assumed)")
+            || stdout.contains("(freenginx 1.29.7, detected)"),
+        "{stdout}"
+    );
+    let out = upkeep(&[
+        "check",
+        "--color",
+        "never",
+        "--flavor",
+        "angie",
+        "--nginx-version",
+        "1.12.1",
+        &conf,
+    ]);
+    assert!(
+        text(&out.stdout).contains("(Angie 1.12.1, given)"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn flavor_from_upkeep_toml_and_bad_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write_conf(dir.path(), NO_KEEPALIVE_LINE);
+    std::fs::write(
+        dir.path().join("upkeep.toml"),
+        "flavor = \"angie\"\nnginx_version = \"1.12.1\"\n",
+    )
+    .unwrap();
+    let (list, v) = findings(&["check", "--format", "json", &conf]);
+    assert_eq!(list, vec![("U001".to_string(), 4)], "{v}");
+    assert_eq!(v["flavor"], "angie");
+
+    let out = upkeep(&["check", "--flavor", "tengine", &conf]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("--flavor: unknown flavor \"tengine\""),
+        "{err}"
+    );
+}
