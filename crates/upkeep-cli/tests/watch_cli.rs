@@ -5,11 +5,11 @@
 
 mod common;
 
-use common::answer_ok_until_closed;
-use std::io::{BufRead, BufReader, Read, Write};
+use common::{answer_ok_until_closed, lines_of, next_line, sample, scrape};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use upkeep_nginx::{free_port, NginxBinary, NginxInstance, Prefix};
@@ -46,25 +46,6 @@ fn get(port: u16, path: &str, n: usize) -> Vec<u16> {
         .collect()
 }
 
-/// Lines of a child's stream, as they come.
-fn lines_of(stream: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-fn next_line(rx: &Receiver<String>, what: &str) -> String {
-    rx.recv_timeout(Duration::from_secs(10))
-        .unwrap_or_else(|_| panic!("no {what} within 10 s"))
-}
-
 fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + limit;
     loop {
@@ -79,23 +60,8 @@ fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::ExitSt
     }
 }
 
-fn scrape(addr: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    assert!(raw.starts_with("HTTP/1.1 200 OK"), "{raw}");
-    raw.split_once("\r\n\r\n").unwrap().1.to_string()
-}
-
-fn metric(page: &str, sample: &str) -> f64 {
-    page.lines()
-        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("{sample} not in\n{page}"))
-        .parse()
-        .unwrap()
+fn metric(page: &str, name: &str) -> f64 {
+    sample(page, name).unwrap_or_else(|| panic!("{name} not in\n{page}"))
 }
 
 #[test]
@@ -208,7 +174,7 @@ fn json_lines_and_metrics_until_ctrl_c() {
     assert_eq!(
         metric(
             &page,
-            &format!("upkeep_upstream_connections_opened_total{{backend=\"{backend}\"}}")
+            &format!("upkeep_upstream_connections_opened_total{{backend=\"{backend}\",upstream=\"app\"}}")
         ),
         seen as f64
     );

@@ -315,7 +315,7 @@ fn rates_connections_errors_and_metrics_follow_real_traffic() {
     assert_eq!(
         value(
             "upkeep_upstream_connections_opened_total",
-            &[("backend", &b)]
+            &[("backend", &b), ("upstream", "app")]
         ),
         seen as f64
     );
@@ -328,7 +328,12 @@ fn rates_connections_errors_and_metrics_follow_real_traffic() {
     assert_eq!(
         value(
             "upkeep_upstream_sockets",
-            &[("backend", &b), ("end", "nginx"), ("state", "time_wait")]
+            &[
+                ("backend", &b),
+                ("upstream", "app"),
+                ("end", "nginx"),
+                ("state", "time_wait")
+            ]
         ),
         jb["time_wait"].as_f64().unwrap()
     );
@@ -358,6 +363,7 @@ fn rates_connections_errors_and_metrics_follow_real_traffic() {
             "upkeep_upstream_error_signatures_total",
             &[
                 ("backend", &refused.to_string()),
+                ("upstream", ""),
                 ("signature", "connect-refused")
             ]
         ),

@@ -273,6 +273,12 @@ impl<'a> AccessRecord<'a> {
             .filter_map(|s| parse_num(s).map(|n| n as u16))
     }
 
+    /// The peers of `$upstream_addr`, one per attempt, in order (the last
+    /// one gave the response); `-` entries are skipped.
+    pub fn upstream_addrs(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        list_items(self.upstream_addr.unwrap_or(b"")).filter(|a| *a != b"-")
+    }
+
     /// Number of upstream attempts listed in `$upstream_addr` (or, without
     /// it, `$upstream_status`).
     pub fn attempts(&self) -> usize {

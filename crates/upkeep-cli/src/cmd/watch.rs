@@ -11,17 +11,19 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context as _};
-use upkeep_config::LoadOptions;
+use upkeep_config::{ConfigSet, LoadOptions};
 use upkeep_host::live_config::{resolve_path, LiveConfig};
 use upkeep_host::sockets::SocketReader;
 use upkeep_host::stub_status::StatusUrl;
+use upkeep_host::sysctl::Sysctls;
+use upkeep_host::watch::access_log::AccessLogSource;
 use upkeep_host::watch::metrics_server::{MetricsServer, Page};
 use upkeep_host::watch::view::{self, Style};
 use upkeep_host::watch::{json, WatchOptions, WatchedBackend, Watcher};
-use upkeep_rules::NginxVersion;
+use upkeep_rules::{NginxVersion, VersionSource};
 
 use super::check::ColorChoice;
 use super::live::{self, LoadFailure, LocalNginx};
@@ -43,7 +45,11 @@ On a terminal the view is redrawn in place; otherwise one line per interval. \
 `--format json` prints one JSON object per interval, one per line (schema 1: \
 interval, time, duration_ms, clients, upstream, backends, census, errors, \
 totals, notes). `--listen` serves the totals since the start as Prometheus \
-metrics on /metrics (counters) with the last interval's gauges.")]
+metrics on /metrics (counters) with the last interval's gauges; the metric \
+list is in the README (\"Many hosts\"). With --listen, the running \
+configuration is also checked like `upkeep check` (upkeep_findings), again \
+whenever nginx reloads (new master or workers) or a configuration file \
+changes.")]
 pub struct Args {
     /// The nginx binary (default: `nginx` on PATH, then /usr/sbin).
     #[arg(long, value_name = "PATH")]
@@ -79,6 +85,17 @@ pub struct Args {
     /// An error log to follow instead of the configuration's (repeatable).
     #[arg(long = "error-log", value_name = "FILE")]
     pub error_logs: Vec<PathBuf>,
+
+    /// An access log to follow instead of the configuration's (repeatable),
+    /// for requests and client-visible 502s per upstream peer; its format
+    /// needs $status and $upstream_addr.
+    #[arg(long = "access-log", value_name = "FILE")]
+    pub access_logs: Vec<PathBuf>,
+
+    /// The log_format of the --access-log files (nginx syntax, or
+    /// `combined`).
+    #[arg(long, value_name = "FORMAT", requires = "access_logs")]
+    pub access_log_format: Option<String>,
 
     /// Length of an interval (nginx syntax: 1s, 500ms).
     #[arg(long, value_name = "DURATION", default_value = "1s")]
@@ -140,12 +157,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "{why}: give --config PATH, or what to watch with --status-url and --backend-address"
         ),
     };
-    let version = nginx
-        .binary
-        .as_ref()
-        .and_then(|b| b.version().ok())
-        .and_then(|v| NginxVersion::parse(&v).ok())
-        .unwrap_or(NginxVersion::DEFAULT_ASSUMED);
+    let version_text = nginx.binary.as_ref().and_then(|b| b.version().ok());
+    let detected = version_text
+        .as_deref()
+        .and_then(|v| NginxVersion::parse(v).ok());
+    let version = detected.unwrap_or(NginxVersion::DEFAULT_ASSUMED);
     let live = config
         .as_ref()
         .map(|c| LiveConfig::of(c, version))
@@ -181,6 +197,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if error_logs.is_empty() {
         notes.push("no readable error log: no error signatures".into());
     }
+    let access_logs = if args.access_logs.is_empty() {
+        config_access_logs(&live, prefix.as_deref())
+    } else {
+        let format = args
+            .access_log_format
+            .clone()
+            .unwrap_or_else(|| "combined".into());
+        args.access_logs
+            .iter()
+            .map(|path| AccessLogSource {
+                path: path.clone(),
+                format: format.clone(),
+            })
+            .collect()
+    };
 
     let pid = match nginx.master_pid(args.pid, &live, prefix.as_deref()) {
         Ok(pid) => Some(pid),
@@ -204,8 +235,36 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     opts.interval = interval;
     opts.reader = SocketReader::for_process(pid);
     opts.error_logs = error_logs;
+    opts.access_logs = access_logs;
+    opts.nginx_pid = pid;
+    opts.build.nginx_version = version_text.clone().unwrap_or_default();
+    match Sysctls::read_for(pid) {
+        Ok(s) => opts.port_range = s.ip_local_port_range,
+        Err(e) => notes.push(format!(
+            "net.ipv4.ip_local_port_range not read: {e}; no ephemeral-port use"
+        )),
+    }
     let mut watcher = Watcher::start(opts);
     notes.extend(watcher.problems.iter().cloned());
+
+    // The static check of the running configuration, for upkeep_findings:
+    // only when it is published.
+    let mut reloads = (listen.is_some() && config.is_some()).then(|| ReloadWatch {
+        config_path: args.config.clone(),
+        version: detected,
+        generation: None,
+        files: config.as_ref().map(config_files).unwrap_or_default(),
+    });
+    if let (Some(r), Some(c)) = (&mut reloads, &config) {
+        r.generation = Some(Generation::now(
+            &nginx,
+            args.pid,
+            &live,
+            prefix.as_deref(),
+            &r.files,
+        ));
+        record_check(&mut watcher, check_running(c, r.version));
+    }
 
     let page: Page = Arc::new(Mutex::new(watcher.exposition(None)));
     let _server = match listen {
@@ -240,6 +299,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             break;
         };
         done += 1;
+        if let Some(r) = &mut reloads {
+            let now = Generation::now(&nginx, args.pid, &live, prefix.as_deref(), &r.files);
+            if r.generation.as_ref() != Some(&now) {
+                r.generation = Some(now);
+                match nginx.load_config(r.config_path.as_deref(), &LoadOptions::default()) {
+                    Ok(c) => {
+                        r.files = config_files(&c);
+                        record_check(&mut watcher, check_running(&c, r.version));
+                    }
+                    Err(why) => watcher
+                        .findings_mut()
+                        .failed(format!("configuration not loaded after a reload: {why}")),
+                }
+            }
+        }
         if let Ok(mut p) = page.lock() {
             *p = watcher.exposition(Some(&interval));
         }
@@ -350,6 +424,110 @@ fn config_error_logs(
     found
 }
 
+/// The configuration's access logs that exist here, with their formats.
+/// Those whose format lacks $upstream_addr or $status are refused (with a
+/// note) when the watch opens them.
+fn config_access_logs(live: &LiveConfig, prefix: Option<&Path>) -> Vec<AccessLogSource> {
+    let mut found: Vec<AccessLogSource> = Vec::new();
+    for log in &live.access_logs {
+        let (Some(path), Some(format)) = (resolve_path(&log.path, prefix), live.format_of(log))
+        else {
+            continue;
+        };
+        if path.is_file() && !found.iter().any(|f| f.path == path) {
+            found.push(AccessLogSource { path, format });
+        }
+    }
+    found
+}
+
+/// What tells that nginx now runs another configuration: its master (a
+/// restart or binary upgrade), its workers (a reload starts new ones), and
+/// the modification times of the configuration's files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Generation {
+    master: Option<i32>,
+    workers: Option<Vec<i32>>,
+    mtimes: Vec<Option<SystemTime>>,
+}
+
+impl Generation {
+    fn now(
+        nginx: &LocalNginx,
+        given_pid: Option<i32>,
+        live: &LiveConfig,
+        prefix: Option<&Path>,
+        files: &[PathBuf],
+    ) -> Generation {
+        let master = nginx.master_pid(given_pid, live, prefix).ok();
+        Generation {
+            master,
+            workers: master
+                .and_then(|m| upkeep_host::process::Processes::read(m).ok())
+                .map(|p| {
+                    let mut pids: Vec<i32> = p.workers.iter().map(|(pid, _)| *pid).collect();
+                    pids.sort_unstable();
+                    pids
+                }),
+            mtimes: files
+                .iter()
+                .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+                .collect(),
+        }
+    }
+}
+
+/// Follows reloads to run the static check again.
+struct ReloadWatch {
+    config_path: Option<PathBuf>,
+    version: Option<NginxVersion>,
+    generation: Option<Generation>,
+    files: Vec<PathBuf>,
+}
+
+fn config_files(c: &ConfigSet) -> Vec<PathBuf> {
+    c.files.iter().map(|f| PathBuf::from(&f.path)).collect()
+}
+
+/// `upkeep check` on the running configuration: the options it would take
+/// (upkeep.toml beside the main file, the host's backends read from /proc),
+/// for the nginx version of the watched binary.
+fn check_running(
+    config: &ConfigSet,
+    version: Option<NginxVersion>,
+) -> anyhow::Result<Vec<(&'static str, &'static str)>> {
+    #[derive(clap::Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        input: super::check::InputArgs,
+    }
+    let input = <Defaults as clap::Parser>::parse_from(["upkeep"]).input;
+    let main_dir = config
+        .files
+        .first()
+        .and_then(|f| Path::new(&f.path).parent().map(Path::to_path_buf));
+    let mut opts = super::check::check_options(&input, main_dir.as_deref())?;
+    if let Some(v) = version {
+        opts.nginx_version = Some(v);
+        opts.version_source = VersionSource::Detected;
+    }
+    super::check::add_host_backends(config, &mut opts);
+    let report = upkeep_rules::check(config, &opts);
+    Ok(report
+        .findings
+        .iter()
+        .map(|f| (f.rule, f.severity.as_str()))
+        .collect())
+}
+
+fn record_check(watcher: &mut Watcher, result: anyhow::Result<Vec<(&'static str, &'static str)>>) {
+    let found = watcher.findings_mut();
+    match result {
+        Ok(findings) => found.record(findings),
+        Err(e) => found.failed(format!("{e:#}")),
+    }
+}
+
 fn print_sources(watcher: &Watcher, pid: Option<i32>, notes: &[String]) {
     let opts = watcher.options();
     let mut what = Vec::new();
@@ -374,6 +552,13 @@ fn print_sources(watcher: &Watcher, pid: Option<i32>, notes: &[String]) {
         .collect();
     if !logs.is_empty() {
         what.push(format!("error log {}", logs.join(", ")));
+    }
+    let access: Vec<String> = watcher
+        .access_logs()
+        .map(|p| p.display().to_string())
+        .collect();
+    if !access.is_empty() {
+        what.push(format!("access log {}", access.join(", ")));
     }
     if let Some(pid) = pid {
         what.push(format!("nginx master {pid}"));

@@ -39,3 +39,70 @@ pub fn answer_ok_until_closed(mut s: TcpStream) {
         }
     }
 }
+
+/// Lines of a child's stream, as they come.
+pub fn lines_of(stream: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stream).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+pub fn next_line(rx: &std::sync::mpsc::Receiver<String>, what: &str) -> String {
+    rx.recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("no {what} within 10 s"))
+}
+
+/// The address in `upkeep watch --listen`'s "serving … on http://ADDR/metrics".
+pub fn metrics_address(serving: &str) -> String {
+    serving
+        .strip_prefix("serving Prometheus metrics on http://")
+        .and_then(|r| r.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("{serving}"))
+        .to_string()
+}
+
+/// GET /metrics on `addr`; the body.
+pub fn scrape(addr: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200 OK"), "{raw}");
+    raw.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+/// The value of the sample line that starts with `sample` (name and
+/// labels exactly as written), if any.
+pub fn sample(page: &str, sample: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' '))
+        .map(|v| v.parse().unwrap())
+}
+
+/// `program` when it is installed. Missing: skipped loudly, except in CI
+/// (`CI` set), whose setup installs it, where that is a failure.
+pub fn installed(program: &str, package: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{program} not installed in CI (.ci/setup installs Debian's {package})"
+        );
+        eprintln!("SKIPPED: no {program} (install Debian's {package})");
+    }
+    found
+}

@@ -260,6 +260,8 @@ mod tests {
             census_polls: 5,
             census_error: None,
             errors,
+            access: Default::default(),
+            open_files: None,
             notes: Vec::new(),
             totals,
         };

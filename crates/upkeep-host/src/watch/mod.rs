@@ -10,17 +10,24 @@
 //!   census of [`crate::sockets`]);
 //! * the failure signatures logged meanwhile, from following the error
 //!   logs ([`error_signatures`]);
+//! * the requests sent to each upstream peer and the 502s clients got,
+//!   from following the access logs ([`access_log`]);
+//! * the open-file headroom of the nginx master and workers
+//!   ([`open_files`]);
 //! * running totals since the watch started ([`Totals`]), which is what the
 //!   Prometheus exposition ([`prometheus`], served by [`metrics_server`])
 //!   publishes as counters.
 //!
 //! [`view`] renders an interval for people, [`json`] for programs.
 
+pub mod access_log;
 pub mod client;
 pub mod error_signatures;
+pub mod findings;
 pub mod json;
 pub mod metrics_server;
 pub mod new_connections;
+pub mod open_files;
 pub mod prometheus;
 pub mod view;
 
@@ -35,9 +42,12 @@ use crate::sampling::STATUS_TIMEOUT;
 use crate::sockets::{canonical, AddressCount, Census, CensusSource, SocketReader};
 use crate::stub_status::{self, StatusUrl, StubStatus};
 
+use access_log::{AccessCounts, AccessLogSource, AccessLogs};
 use client::{per_second, ratio, ClientCounter, ClientInterval, ClientSample};
 use error_signatures::{ErrorLogs, SignatureCounts};
+use findings::StaticFindings;
 use new_connections::NewConnections;
+use open_files::OpenFiles;
 
 /// `--interval` by default.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -76,8 +86,23 @@ pub struct WatchOptions {
     pub reader: SocketReader,
     pub backends: Vec<WatchedBackend>,
     pub error_logs: Vec<PathBuf>,
+    /// Access logs with `$upstream_addr` and `$status` in their format.
+    pub access_logs: Vec<AccessLogSource>,
     /// `ip_local_port_range`, for the census's ephemeral-port count.
     pub port_range: Option<(u16, u16)>,
+    /// The nginx master, for the open-file headroom of it and its workers.
+    pub nginx_pid: Option<i32>,
+    /// The `upkeep_build_info` labels.
+    pub build: BuildLabels,
+}
+
+/// What `upkeep_build_info` says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BuildLabels {
+    /// upkeep's version.
+    pub version: String,
+    /// The watched nginx's version (`nginx -v`), empty when unknown.
+    pub nginx_version: String,
 }
 
 impl WatchOptions {
@@ -89,7 +114,13 @@ impl WatchOptions {
             reader: SocketReader::OwnNamespace,
             backends,
             error_logs: Vec::new(),
+            access_logs: Vec::new(),
             port_range: None,
+            nginx_pid: None,
+            build: BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                nginx_version: String::new(),
+            },
         }
     }
 }
@@ -130,6 +161,11 @@ pub struct Interval {
     pub census_error: Option<String>,
     /// Error-log lines of the interval.
     pub errors: SignatureCounts,
+    /// Access-log lines of the interval.
+    pub access: AccessCounts,
+    /// Open files of nginx at the end of the interval; `None` without a
+    /// master or when it could not be read.
+    pub open_files: Option<OpenFiles>,
     /// Read errors of the error logs, restarts of nginx, …
     pub notes: Vec<String>,
     /// Since the watch started, this interval included.
@@ -195,6 +231,7 @@ pub struct Totals {
     pub new_connections: BTreeMap<SocketAddr, u64>,
     pub census_polls: u64,
     pub errors: SignatureCounts,
+    pub access: AccessCounts,
 }
 
 impl Totals {
@@ -215,7 +252,9 @@ pub struct Watcher {
     client: ClientCounter,
     connections: NewConnections,
     logs: ErrorLogs,
+    access_logs: AccessLogs,
     totals: Totals,
+    findings: Option<StaticFindings>,
     started: Instant,
     /// The end of the interval being sampled.
     deadline: Instant,
@@ -230,12 +269,16 @@ impl Watcher {
     pub fn start(opts: WatchOptions) -> Watcher {
         let addresses: Vec<SocketAddr> = opts.backends.iter().map(|b| b.addr).collect();
         let (logs, mut problems) = ErrorLogs::open(&opts.error_logs);
+        let (access_logs, access_problems) = AccessLogs::open(&opts.access_logs);
+        problems.extend(access_problems);
         let mut w = Watcher {
             connections: NewConnections::new(addresses.iter().copied()),
             addresses,
             client: ClientCounter::default(),
             logs,
+            access_logs,
             totals: Totals::default(),
+            findings: None,
             started: Instant::now(),
             deadline: Instant::now(),
             previous_end: Instant::now(),
@@ -270,13 +313,33 @@ impl Watcher {
         self.logs.paths()
     }
 
+    pub fn access_logs(&self) -> impl Iterator<Item = &Path> {
+        self.access_logs.paths()
+    }
+
     pub fn totals(&self) -> &Totals {
         &self.totals
     }
 
+    /// The static check of the running configuration, for the
+    /// `upkeep_findings` gauge (run by the caller, which can load and check
+    /// a configuration; at the start and after each reload).
+    pub fn findings_mut(&mut self) -> &mut StaticFindings {
+        self.findings.get_or_insert_with(StaticFindings::default)
+    }
+
     /// The Prometheus page after `last` (`None`: before the first interval).
     pub fn exposition(&self, last: Option<&Interval>) -> String {
-        prometheus::exposition(&self.opts, !self.logs.is_empty(), &self.totals, last)
+        prometheus::exposition(
+            &prometheus::Sources {
+                opts: &self.opts,
+                error_logs: !self.logs.is_empty(),
+                access_logs: !self.access_logs.is_empty(),
+                findings: self.findings.as_ref(),
+            },
+            &self.totals,
+            last,
+        )
     }
 
     /// Samples until the end of the next interval. `None` when `stop` was
@@ -298,6 +361,7 @@ impl Watcher {
         let mut polls = 0u32;
         let mut census_error = None;
         let mut errors = SignatureCounts::default();
+        let mut access = AccessCounts::default();
         let mut notes: Vec<String> = Vec::new();
         let mut next_census = Instant::now();
         loop {
@@ -322,7 +386,9 @@ impl Watcher {
                     Err(e) => census_error = Some(e),
                 }
             }
-            for p in self.logs.poll(&mut errors) {
+            let mut problems = self.logs.poll(&mut errors);
+            problems.extend(self.access_logs.poll(&mut access));
+            for p in problems {
                 if !notes.contains(&p) {
                     notes.push(p);
                 }
@@ -333,6 +399,19 @@ impl Watcher {
         }
 
         let (client, status, status_error) = self.sample_status(&mut notes);
+        let open_files = self
+            .opts
+            .nginx_pid
+            .and_then(|pid| match open_files::read(pid) {
+                Ok((files, problems)) => {
+                    notes.extend(problems);
+                    Some(files)
+                }
+                Err(e) => {
+                    notes.push(format!("nginx master {pid}: {e}"));
+                    None
+                }
+            });
         let end = Instant::now();
         let duration = end.saturating_duration_since(self.previous_end);
         self.previous_end = end;
@@ -356,6 +435,7 @@ impl Watcher {
             *t.new_connections.entry(*addr).or_insert(0) += n;
         }
         t.errors.merge(&errors);
+        t.access.merge(&access);
         let backends = self
             .opts
             .backends
@@ -379,6 +459,8 @@ impl Watcher {
             census_polls: polls,
             census_error,
             errors,
+            access,
+            open_files,
             notes,
             totals: t.clone(),
         })
