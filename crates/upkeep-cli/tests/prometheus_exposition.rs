@@ -9,12 +9,13 @@ mod common;
 use common::{
     answer_ok_until_closed, installed, lines_of, metrics_address, next_line, sample, scrape,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use upkeep_host::watch::prometheus::METRICS;
 use upkeep_nginx::{free_port, NginxBinary, NginxInstance, Prefix};
 
 /// Answers every request with a 2-byte body, keeping connections open.
@@ -187,6 +188,16 @@ fn a_scrape_of_a_real_watch_passes_promtool_and_counters_never_go_back() {
 
     let (ok, said) = promtool_check(&promtool, &page);
     assert!(ok, "promtool check metrics failed:\n{said}\n{page}");
+    // With every source watched, the page has every family of the
+    // exposition's list (the list the examples' tests check the rules and
+    // the dashboard against), and no other.
+    let families: BTreeSet<&str> = page
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let listed: BTreeSet<&str> = METRICS.iter().map(|f| f.name).collect();
+    assert_eq!(families, listed, "{page}");
     assert_eq!(
         sample(
             &page,
