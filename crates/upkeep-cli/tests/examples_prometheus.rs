@@ -300,3 +300,34 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     }
     names
 }
+
+/// The README's "Many hosts" table lists exactly the exported families,
+/// with their types.
+#[test]
+fn the_readme_lists_every_exported_metric() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let section = readme
+        .split("\n## Many hosts\n")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a Many hosts section");
+    let listed: BTreeSet<(String, String)> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `upkeep_"))
+        .map(|l| {
+            let mut cells = l.split('|');
+            let name = format!(
+                "upkeep_{}",
+                cells.next().unwrap().trim().trim_end_matches('`')
+            );
+            (name, cells.next().unwrap().trim().to_string())
+        })
+        .collect();
+    let exported: BTreeSet<(String, String)> = METRICS
+        .iter()
+        .map(|f| (f.name.to_string(), f.kind.as_str().to_string()))
+        .collect();
+    assert_eq!(listed, exported);
+}
