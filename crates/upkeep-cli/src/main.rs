@@ -54,6 +54,9 @@ enum Command {
     Watch(Box<cmd::watch::Args>),
     /// Write the man pages or a shell's completion script into a directory.
     Generate(cmd::generate::Args),
+    /// Serve check, fix, explain, logs and doctor to AI assistants: a Model
+    /// Context Protocol server on standard input and output.
+    Mcp(cmd::mcp::Args),
 }
 
 /// Exit codes shared by every command (SPEC.md): 0 clean, 1 findings, 2 usage
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => cmd::doctor::run(*args),
         Command::Lab(args) => cmd::lab::run(*args),
         Command::Watch(args) => cmd::watch::run(*args),
+        Command::Mcp(args) => cmd::mcp::run(args),
         Command::Generate(args) => {
             cmd::generate::run(args, <Cli as clap::CommandFactory>::command())
         }

@@ -172,7 +172,7 @@ impl FailOn {
     }
 }
 
-fn parse_context(s: &str) -> Result<Context, String> {
+pub fn parse_context(s: &str) -> Result<Context, String> {
     s.parse::<Context>().map_err(|e| e.to_string())
 }
 
@@ -183,6 +183,12 @@ pub enum Source {
     File(String),
     /// `nginx -T` output (from stdin, or from running nginx).
     Dump { bytes: Vec<u8> },
+    /// Files given as text (by `upkeep mcp`): the main file's name and every
+    /// file by the name includes reach it by.
+    Memory {
+        main: String,
+        files: std::collections::BTreeMap<String, Vec<u8>>,
+    },
 }
 
 /// The sources named by PATH arguments, or the host's config.
@@ -268,6 +274,17 @@ pub fn load(source: &Source, opts: &LoadOptions) -> Result<Loaded, LoadError> {
             for f in &set.files {
                 memory.insert(f.path.clone(), f.text.clone());
             }
+            Ok(Loaded {
+                set,
+                memory: Some(memory),
+            })
+        }
+        Source::Memory { main, files } => {
+            let mut memory = upkeep_config::MemoryLoader::new();
+            for (path, text) in files {
+                memory.insert(path.clone(), text.clone());
+            }
+            let set = ConfigSet::load(main, &memory, opts)?;
             Ok(Loaded {
                 set,
                 memory: Some(memory),
@@ -487,37 +504,74 @@ impl Combined {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let sources = sources(&args.paths)?;
-    let load_opts = load_options(&args.input);
+    let checked = match check_sources(&sources, &args.input, args.paths.is_empty(), &mut |set| {
+        print_load_warnings(set)
+    }) {
+        Ok(c) => c,
+        Err(CheckFailure::Load(e)) => {
+            print_load_error(&e);
+            return Ok(ExitCode::from(EXIT_INPUT_ERROR));
+        }
+        Err(CheckFailure::Other(e)) => return Err(e),
+    };
+    let color = args.color.enabled(std::io::stdout().is_terminal());
+    print!("{}", checked.render(args.format, color, args.quiet));
+    Ok(if checked.fails(args.fail_on) {
+        ExitCode::from(EXIT_FINDINGS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Why [`check_sources`] found nothing.
+pub enum CheckFailure {
+    /// A configuration does not load (its error names file:line:col).
+    Load(LoadError),
+    /// A bad option or settings file.
+    Other(anyhow::Error),
+}
+
+/// What the rules found over every source, ready to render in any format.
+pub struct Checked {
+    combined: Combined,
+    findings: Vec<Finding>,
+    report: CheckReport,
+    base_dirs: Vec<String>,
+    settings_files: Vec<String>,
+}
+
+/// Loads each source and runs the rules on it. `host` says the sources are
+/// this host's own configuration (no PATH given): the backends behind its
+/// upstreams are then read on this host. `on_loaded` sees each
+/// configuration as loaded (for its warnings).
+pub fn check_sources(
+    sources: &[Source],
+    input: &InputArgs,
+    host: bool,
+    on_loaded: &mut dyn FnMut(&ConfigSet),
+) -> Result<Checked, CheckFailure> {
+    let load_opts = load_options(input);
     let mut combined = Combined { files: Vec::new() };
     let mut findings = Vec::new();
     let mut last_report: Option<CheckReport> = None;
     let mut base_dirs = Vec::new();
     let mut settings_files: Vec<String> = Vec::new();
-    for source in &sources {
-        let mut loaded = match load(source, &load_opts) {
-            Ok(l) => l,
-            Err(e) => {
-                print_load_error(&e);
-                return Ok(ExitCode::from(EXIT_INPUT_ERROR));
-            }
-        };
-        print_load_warnings(&loaded.set);
+    for source in sources {
+        let mut loaded = load(source, &load_opts).map_err(CheckFailure::Load)?;
+        on_loaded(&loaded.set);
         let main_dir = match source {
             Source::File(p) => Path::new(p).parent().map(Path::to_path_buf),
-            Source::Dump { .. } => None,
+            Source::Dump { .. } | Source::Memory { .. } => None,
         };
-        let (mut opts, settings) =
-            check_options_and_settings_file(&args.input, main_dir.as_deref())?;
+        let (mut opts, settings) = check_options_and_settings_file(input, main_dir.as_deref())
+            .map_err(CheckFailure::Other)?;
         if let Some(path) = settings {
             let shown = path.to_string_lossy().into_owned();
             if !settings_files.contains(&shown) {
                 settings_files.push(shown);
             }
         }
-        let host_backends = args
-            .paths
-            .is_empty()
-            .then(|| add_host_backends(&loaded.set, &mut opts));
+        let host_backends = host.then(|| add_host_backends(&loaded.set, &mut opts));
         let mut report = upkeep_rules::check(&loaded.set, &opts);
         report.assumptions.extend(host_backends.unwrap_or_default());
         base_dirs.push(loaded.base_dir());
@@ -529,53 +583,65 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         // as running half of the rules (callgrind, 100k-line config).
         std::mem::forget(loaded);
     }
-    let report = last_report.expect("at least one source");
-
-    let version = report.nginx_version.to_string();
-    let cwd = std::env::current_dir()
-        .ok()
-        .and_then(|d| d.to_str().map(str::to_string));
-    // One config: paths relative to its directory (SPEC.md). Several: as loaded.
-    // The CI formats want paths from the repository root, where CI runs.
-    let base = match (args.format, base_dirs.as_slice()) {
-        (Format::Sarif | Format::Github | Format::Gitlab | Format::Junit, _) => cwd.clone(),
-        (_, [one]) => Some(one.clone()),
-        _ => None,
+    let Some(report) = last_report else {
+        return Err(CheckFailure::Other(anyhow::anyhow!(
+            "no configuration given"
+        )));
     };
-    let mut out = Report::new(&findings, &combined);
-    out.base_dir = base.as_deref();
-    out.flavor = Some(report.flavor.name());
-    out.nginx_version = Some(&version);
-    out.version_source = Some(report.version_source.as_str());
-    out.assumptions = &report.assumptions;
-    out.settings_files = &settings_files;
-
-    let text = match args.format {
-        Format::Human => {
-            let color = args.color.enabled(std::io::stdout().is_terminal());
-            if args.quiet {
-                out.sorted_findings()
-                    .into_iter()
-                    .map(|f| human::render_finding(&out, f, HumanOptions { color }) + "\n\n")
-                    .collect()
-            } else {
-                human::render(&out, HumanOptions { color })
-            }
-        }
-        Format::Json => json::render(&out),
-        Format::Sarif => sarif::render(&out, &sarif_tool(), &sarif_rules()),
-        Format::Github => github::render(&out),
-        Format::Gitlab => gitlab::render(&out),
-        Format::Junit => junit::render(&out),
-    };
-    print!("{text}");
-
-    let failing = findings.iter().any(|f| args.fail_on.fails(f.severity));
-    Ok(if failing {
-        ExitCode::from(EXIT_FINDINGS)
-    } else {
-        ExitCode::SUCCESS
+    Ok(Checked {
+        combined,
+        findings,
+        report,
+        base_dirs,
+        settings_files,
     })
+}
+
+impl Checked {
+    /// The findings in one output format (`check --format`).
+    pub fn render(&self, format: Format, color: bool, quiet: bool) -> String {
+        let version = self.report.nginx_version.to_string();
+        let cwd = std::env::current_dir()
+            .ok()
+            .and_then(|d| d.to_str().map(str::to_string));
+        // One config: paths relative to its directory (SPEC.md). Several: as loaded.
+        // The CI formats want paths from the repository root, where CI runs.
+        let base = match (format, self.base_dirs.as_slice()) {
+            (Format::Sarif | Format::Github | Format::Gitlab | Format::Junit, _) => cwd.clone(),
+            (_, [one]) => Some(one.clone()),
+            _ => None,
+        };
+        let mut out = Report::new(&self.findings, &self.combined);
+        out.base_dir = base.as_deref();
+        out.flavor = Some(self.report.flavor.name());
+        out.nginx_version = Some(&version);
+        out.version_source = Some(self.report.version_source.as_str());
+        out.assumptions = &self.report.assumptions;
+        out.settings_files = &self.settings_files;
+
+        match format {
+            Format::Human => {
+                if quiet {
+                    out.sorted_findings()
+                        .into_iter()
+                        .map(|f| human::render_finding(&out, f, HumanOptions { color }) + "\n\n")
+                        .collect()
+                } else {
+                    human::render(&out, HumanOptions { color })
+                }
+            }
+            Format::Json => json::render(&out),
+            Format::Sarif => sarif::render(&out, &sarif_tool(), &sarif_rules()),
+            Format::Github => github::render(&out),
+            Format::Gitlab => gitlab::render(&out),
+            Format::Junit => junit::render(&out),
+        }
+    }
+
+    /// Whether a finding is at or above `fail_on` (exit status 1).
+    pub fn fails(&self, fail_on: FailOn) -> bool {
+        self.findings.iter().any(|f| fail_on.fails(f.severity))
+    }
 }
 
 pub fn sarif_tool() -> sarif::Tool {

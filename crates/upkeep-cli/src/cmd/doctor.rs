@@ -100,6 +100,56 @@ pub enum Format {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let done = diagnose(&args, |report| -> anyhow::Result<bool> {
+        match args.format {
+            Format::Human => {
+                let color = args.color.enabled(std::io::stdout().is_terminal());
+                print!("{}", report.to_human(color));
+            }
+            Format::Json => {
+                println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+            }
+        }
+        Ok(report
+            .findings
+            .iter()
+            .any(|r| fails(args.fail_on, r.finding.severity)))
+    });
+    let failing = match done {
+        Ok(failing) => failing?,
+        Err(DoctorFailure::Broken(e)) => {
+            check::print_load_error(&e);
+            return Ok(ExitCode::from(EXIT_INPUT_ERROR));
+        }
+        Err(DoctorFailure::Other(e)) => return Err(e),
+    };
+    Ok(if failing {
+        ExitCode::from(EXIT_FINDINGS)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Why [`diagnose`] has no report.
+pub enum DoctorFailure {
+    /// The configuration does not load (its error names file:line:col).
+    Broken(upkeep_config::LoadError),
+    /// No nginx or configuration to look at, or a bad option.
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for DoctorFailure {
+    fn from(e: anyhow::Error) -> Self {
+        DoctorFailure::Other(e)
+    }
+}
+
+/// Finds the inputs `args` name, measures the host and hands the report to
+/// `show` (it borrows the configuration, which lives only in here).
+pub fn diagnose<T>(
+    args: &Args,
+    show: impl FnOnce(&upkeep_host::DoctorReport) -> T,
+) -> Result<T, DoctorFailure> {
     let window = parse_window(&args.sample)?;
     let status_url = live::status_url(args.status_url.as_deref())?;
     let nginx = LocalNginx::locate(args.nginx.as_deref(), args.pid, args.config.as_deref())?;
@@ -107,12 +157,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let load_opts = check::load_options(&args.input);
     let config = match nginx.load_config(args.config.as_deref(), &load_opts) {
         Ok(c) => c,
-        Err(LoadFailure::Broken) => return Ok(ExitCode::from(EXIT_INPUT_ERROR)),
+        Err(LoadFailure::Broken(e)) => return Err(DoctorFailure::Broken(e)),
         Err(LoadFailure::NoBinary) => {
-            bail!("no nginx binary found to run `nginx -T`: give --nginx PATH or --config PATH")
+            return Err(anyhow::anyhow!(
+                "no nginx binary found to run `nginx -T`: give --nginx PATH or --config PATH"
+            )
+            .into())
         }
         Err(LoadFailure::DumpFailed(error)) => {
-            bail!("{error} (give --config PATH instead)")
+            return Err(anyhow::anyhow!("{error} (give --config PATH instead)").into())
         }
     };
 
@@ -172,14 +225,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     });
     let access_log = args.access_log.as_ref().map(|path| AccessLogInput {
         path: path.clone(),
-        format: access_format(&args, &live, path, prefix.as_deref()),
+        format: access_format(args, &live, path, prefix.as_deref()),
     });
 
     let discovery = if args.probe {
         let max_wait = upkeep_facts::parse_duration(&args.probe_max_wait)
             .map_err(|e| anyhow::anyhow!("--probe-max-wait {}: {e}", args.probe_max_wait))?;
         if max_wait == 0 {
-            bail!("--probe-max-wait must be longer than 0");
+            return Err(anyhow::anyhow!("--probe-max-wait must be longer than 0").into());
         }
         let mut found = upkeep_host::doctor::discover(&config, &check_opts, pid);
         let opts = upkeep_probe::ProbeOptions {
@@ -209,24 +262,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     input.window = window;
     let report = upkeep_host::run(input);
 
-    match args.format {
-        Format::Human => {
-            let color = args.color.enabled(std::io::stdout().is_terminal());
-            print!("{}", report.to_human(color));
-        }
-        Format::Json => {
-            println!("{}", serde_json::to_string_pretty(&report.to_json())?);
-        }
-    }
-    let failing = report
-        .findings
-        .iter()
-        .any(|r| fails(args.fail_on, r.finding.severity));
-    Ok(if failing {
-        ExitCode::from(EXIT_FINDINGS)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(show(&report))
 }
 
 /// Removes the selectors that name host rules (`H`, `H00`, `H003`,

@@ -67,8 +67,9 @@ pub enum RecoverHow {
     Undo,
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    for r in &args.rules {
+/// `--rule`: each names a rule with an automatic fix.
+pub fn check_rule_names(rules: &[String]) -> anyhow::Result<()> {
+    for r in rules {
         match upkeep_rules::rule(r) {
             Some(info) if info.fixable => {}
             Some(info) => bail!(
@@ -79,8 +80,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             None => bail!("--rule {r}: no such rule (see `upkeep rules`)"),
         }
     }
+    Ok(())
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    check_rule_names(&args.rules)?;
     let sources = check::sources(&args.paths)?;
-    if args.write && sources.iter().any(|s| matches!(s, Source::Dump { .. })) {
+    if args.write && sources.iter().any(|s| !matches!(s, Source::File(_))) {
         bail!("--write needs config files; `nginx -T` output can only be diffed (pass the main config's path)");
     }
     let load_opts = check::load_options(&args.input);
@@ -113,7 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let main_dir = match source {
             Source::File(p) => Path::new(p).parent().map(Path::to_path_buf),
-            Source::Dump { .. } => None,
+            Source::Dump { .. } | Source::Memory { .. } => None,
         };
         let (mut opts, settings) =
             check::check_options_and_settings_file(&args.input, main_dir.as_deref())?;
@@ -153,16 +159,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 exit = ExitCode::from(EXIT_FINDINGS);
             }
         } else {
-            for (path, old, new) in shown_once(run.changes()) {
-                let diff =
-                    upkeep_fix::unified_diff(&display_path(path, Some(&base)), old, new, color);
-                // A coloured diff is escaped already; an uncoloured one on a
-                // terminal (NO_COLOR) is escaped here.
-                if to_terminal && !color {
-                    print!("{}", terminal_safe(&diff));
-                } else {
-                    print!("{diff}");
-                }
+            let diff = diff(&run, &base, color);
+            // A coloured diff is escaped already; an uncoloured one on a
+            // terminal (NO_COLOR) is escaped here.
+            if to_terminal && !color {
+                print!("{}", terminal_safe(&diff));
+            } else {
+                print!("{diff}");
             }
             if run.changes().next().is_some() {
                 exit = ExitCode::from(EXIT_FINDINGS);
@@ -172,8 +175,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(exit)
 }
 
+/// The unified diff of every changed file, paths shown relative to `base`.
+pub fn diff(run: &FixRun<RoundFiles>, base: &str, color: bool) -> String {
+    shown_once(run.changes())
+        .into_iter()
+        .map(|(path, old, new)| {
+            upkeep_fix::unified_diff(&display_path(path, Some(base)), old, new, color)
+        })
+        .collect()
+}
+
 /// The fix loop over `loaded`, reloading through an overlay each round.
-fn run_fix(
+pub fn run_fix(
     loaded: &Loaded,
     load_opts: &upkeep_config::LoadOptions,
     opts: &upkeep_rules::CheckOptions,
@@ -199,7 +212,7 @@ fn run_fix(
 
 /// What the fix loop keeps of a round's configuration: the files, which
 /// every finding's spans point into, without the syntax trees.
-pub struct RoundFiles(Vec<upkeep_syntax::SourceFile>);
+pub struct RoundFiles(pub Vec<upkeep_syntax::SourceFile>);
 
 impl upkeep_syntax::SourceMap for RoundFiles {
     fn source(&self, id: upkeep_syntax::FileId) -> &upkeep_syntax::SourceFile {
@@ -300,6 +313,62 @@ fn write(
     run: &FixRun<RoundFiles>,
     base: &str,
 ) -> anyhow::Result<ExitCode> {
+    let signals = Signals::install()?;
+    let outcome = write_transaction(loaded, run, args.no_nginx_test, &|| signals.caught())?;
+    match outcome {
+        WriteOutcome::NothingToWrite => {
+            if !args.quiet {
+                report(run, base, args.unsafe_fixes);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        WriteOutcome::Refused(message) => {
+            eprintln!("error: {}", terminal_safe(&message));
+            Ok(ExitCode::from(EXIT_INPUT_ERROR))
+        }
+        WriteOutcome::Interrupted => {
+            eprintln!("interrupted; nothing was written");
+            Ok(signals.exit_code())
+        }
+        WriteOutcome::Written { written, nginx } => {
+            if !args.quiet {
+                report(run, base, args.unsafe_fixes);
+                report_written(&written, base, nginx.as_ref(), args.no_nginx_test);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        WriteOutcome::Failed(e) => Ok(write_failed(&e, &signals)),
+    }
+}
+
+/// How a [`write_transaction`] ended.
+pub enum WriteOutcome {
+    /// The fixes change no file.
+    NothingToWrite,
+    /// Nothing was written, for the reason given (in the user's words).
+    Refused(String),
+    /// A signal came before the first file was touched; nothing was written.
+    Interrupted,
+    /// Every file was written; `nginx`, when given, accepted the result.
+    Written {
+        written: Written,
+        nginx: Option<upkeep_nginx::NginxBinary>,
+    },
+    /// The transaction failed (and was rolled back, as the error says).
+    Failed(WriteError),
+}
+
+/// Writes the fix loop's changes as one transaction (journal, lock, backups,
+/// `nginx -t` on the original and on the result, rollback on failure).
+/// `interrupted` returns the signal that asks to stop, if one came.
+/// `upkeep fix --write` and the MCP server's `fix` with `write` both write
+/// through here.
+pub fn write_transaction(
+    loaded: &Loaded,
+    run: &FixRun<RoundFiles>,
+    no_nginx_test: bool,
+    interrupted: &dyn Fn() -> Option<i32>,
+) -> anyhow::Result<WriteOutcome> {
     let plan: Vec<PlannedWrite> = run
         .changes()
         .map(|(path, old, new)| PlannedWrite {
@@ -309,10 +378,7 @@ fn write(
         })
         .collect();
     if plan.is_empty() {
-        if !args.quiet {
-            report(run, base, args.unsafe_fixes);
-        }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(WriteOutcome::NothingToWrite);
     }
     // Belt and braces: every byte outside the fixes' edits must be as read.
     for change in &run.history {
@@ -321,50 +387,38 @@ fn write(
         }
     }
     if let Some((backup, include)) = backup_loaded_by_include(&loaded.set, &plan) {
-        eprintln!(
-            "error: the backup {} would be loaded by nginx through {}; nothing was written \
+        return Ok(WriteOutcome::Refused(format!(
+            "the backup {} would be loaded by nginx through {}; nothing was written \
              (move the file out of the included directory, or use `upkeep fix` without --write and apply the diff)",
             terminal_safe_line(&backup),
             terminal_safe_line(&include)
-        );
-        return Ok(ExitCode::from(EXIT_INPUT_ERROR));
+        )));
     }
-    let signals = Signals::install()?;
     let main = PathBuf::from(loaded.main_path());
-    let nginx = if args.no_nginx_test {
+    let nginx = if no_nginx_test {
         None
     } else {
         upkeep_nginx::NginxBinary::find(None)
     };
     if let Some(nginx) = &nginx {
-        match nginx_test_until(nginx, &main, &|| signals.caught().is_some()) {
+        match nginx_test_until(nginx, &main, &|| interrupted().is_some()) {
             Ok(()) => {}
-            Err(NginxTestError::Stopped) => {
-                eprintln!("interrupted; nothing was written");
-                return Ok(signals.exit_code());
-            }
+            Err(NginxTestError::Stopped) => return Ok(WriteOutcome::Interrupted),
             Err(NginxTestError::Failed(output)) => {
-                eprintln!("error: {}", terminal_safe(&original_fails(&main, &output)));
-                return Ok(ExitCode::from(EXIT_INPUT_ERROR));
+                return Ok(WriteOutcome::Refused(original_fails(&main, &output)));
             }
         }
     }
     let journal_dir = journal_dir(&main);
     let opts = WriteOptions {
         journal_dir: Some(&journal_dir),
-        interrupted: &|| signals.caught(),
+        interrupted,
     };
-    let mut validate = || validate_with(nginx.as_ref(), &main, &signals);
-    match write_files_with(&plan, &opts, &mut validate) {
-        Ok(written) => {
-            if !args.quiet {
-                report(run, base, args.unsafe_fixes);
-                report_written(&written, base, nginx.as_ref(), args.no_nginx_test);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => Ok(write_failed(&e, &signals)),
-    }
+    let mut validate = || validate_with(nginx.as_ref(), &main, interrupted);
+    Ok(match write_files_with(&plan, &opts, &mut validate) {
+        Ok(written) => WriteOutcome::Written { written, nginx },
+        Err(e) => WriteOutcome::Failed(e),
+    })
 }
 
 /// The error of a failed transaction, and its exit code.
@@ -386,10 +440,10 @@ fn write_failed(e: &WriteError, signals: &Signals) -> ExitCode {
 fn validate_with(
     nginx: Option<&upkeep_nginx::NginxBinary>,
     main: &Path,
-    signals: &Signals,
+    interrupted: &dyn Fn() -> Option<i32>,
 ) -> Result<(), String> {
     match nginx {
-        Some(n) => nginx_test_until(n, main, &|| signals.caught().is_some()).map_err(|e| match e {
+        Some(n) => nginx_test_until(n, main, &|| interrupted().is_some()).map_err(|e| match e {
             NginxTestError::Failed(output) => output,
             NginxTestError::Stopped => "interrupted".to_string(),
         }),
@@ -442,12 +496,12 @@ fn original_fails(main: &Path, output: &str) -> String {
 
 /// SIGINT, SIGTERM and SIGHUP, caught while files are being written so that
 /// the transaction rolls back instead of dying half way.
-struct Signals {
+pub struct Signals {
     caught: Arc<AtomicUsize>,
 }
 
 impl Signals {
-    fn install() -> anyhow::Result<Signals> {
+    pub fn install() -> anyhow::Result<Signals> {
         let caught = Arc::new(AtomicUsize::new(0));
         for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
             signal_hook::flag::register_usize(signal, caught.clone(), signal as usize)
@@ -456,7 +510,7 @@ impl Signals {
         Ok(Signals { caught })
     }
 
-    fn caught(&self) -> Option<i32> {
+    pub fn caught(&self) -> Option<i32> {
         match self.caught.load(Ordering::SeqCst) {
             0 => None,
             n => Some(n as i32),
@@ -472,13 +526,39 @@ impl Signals {
 /// Before anything is computed: an interrupted `--write` (its journal) and
 /// stray temporary copies. With --write, a journal refuses the run.
 fn report_leftovers(loaded: &Loaded, write: bool) -> Option<ExitCode> {
-    let main = PathBuf::from(loaded.main_path());
-    let found = match pending(&journal_dir(&main)) {
-        Ok(p) => p,
-        Err(e @ WriteError::Locked { .. }) if write => {
+    let found = match leftovers(loaded, write) {
+        Ok(found) => found,
+        Err(e) => {
             eprintln!("error: {}", terminal_safe(&e.to_string()));
             return Some(ExitCode::from(EXIT_INPUT_ERROR));
         }
+    };
+    if let Some(strays) = strays_warning(&found.strays) {
+        eprint!("{strays}");
+    }
+    let p = found.pending?;
+    eprint!(
+        "{}",
+        describe_pending(&p, if write { "error" } else { "warning" })
+    );
+    write.then(|| ExitCode::from(EXIT_INPUT_ERROR))
+}
+
+/// What an interrupted `fix --write` left next to a configuration.
+pub struct Leftovers {
+    /// Its journal, when one is pending.
+    pub pending: Option<Pending>,
+    /// Temporary copies it did not remove.
+    pub strays: Vec<PathBuf>,
+}
+
+/// The journal and stray copies next to `loaded`'s files. With `write`, a
+/// transaction that holds the lock now is an error.
+pub fn leftovers(loaded: &Loaded, write: bool) -> Result<Leftovers, WriteError> {
+    let main = PathBuf::from(loaded.main_path());
+    let pending = match pending(&journal_dir(&main)) {
+        Ok(p) => p,
+        Err(e @ WriteError::Locked { .. }) if write => return Err(e),
         Err(_) => None,
     };
     let files: Vec<PathBuf> = loaded
@@ -487,41 +567,48 @@ fn report_leftovers(loaded: &Loaded, write: bool) -> Option<ExitCode> {
         .iter()
         .map(|f| PathBuf::from(&f.path))
         .collect();
-    let strays = stray_copies(&files, found.as_ref());
-    if !strays.is_empty() {
-        eprintln!(
-            "warning: {} temporary cop{} left by an interrupted `upkeep fix --write` (nginx does not load them; \
-             `upkeep fix --recover undo` removes them):",
-            strays.len(),
-            if strays.len() == 1 { "y" } else { "ies" }
-        );
-        for s in &strays {
-            eprintln!("  {}", terminal_safe_line(&s.display().to_string()));
-        }
-    }
-    let p = found?;
-    describe_pending(&p, if write { "error" } else { "warning" });
-    write.then(|| ExitCode::from(EXIT_INPUT_ERROR))
+    let strays = stray_copies(&files, pending.as_ref());
+    Ok(Leftovers { pending, strays })
 }
 
-fn describe_pending(p: &Pending, level: &str) {
-    eprintln!(
-        "{level}: an earlier `upkeep fix --write` (pid {}) was interrupted before it completed; its journal is {}:",
+/// The warning about stray temporary copies, if there are any.
+pub fn strays_warning(strays: &[PathBuf]) -> Option<String> {
+    if strays.is_empty() {
+        return None;
+    }
+    let mut out = format!(
+        "warning: {} temporary cop{} left by an interrupted `upkeep fix --write` (nginx does not load them; \
+         `upkeep fix --recover undo` removes them):\n",
+        strays.len(),
+        if strays.len() == 1 { "y" } else { "ies" }
+    );
+    for s in strays {
+        out += &format!("  {}\n", terminal_safe_line(&s.display().to_string()));
+    }
+    Some(out)
+}
+
+/// An interrupted `fix --write` and how to finish or undo it, as `level:`
+/// lines.
+pub fn describe_pending(p: &Pending, level: &str) -> String {
+    let mut out = format!(
+        "{level}: an earlier `upkeep fix --write` (pid {}) was interrupted before it completed; its journal is {}:\n",
         p.pid,
         terminal_safe_line(&p.journal.display().to_string())
     );
     for f in &p.files {
-        eprintln!(
-            "  {}: {}",
+        out += &format!(
+            "  {}: {}\n",
             terminal_safe_line(&f.path.display().to_string()),
             f.state.describe()
         );
     }
-    eprintln!(
+    out += &format!(
         "  `upkeep fix --recover finish` writes the rest and validates it; `upkeep fix --recover undo` puts \
-         every file back{}",
+         every file back{}\n",
         if level == "error" { "; nothing was written" } else { "" }
     );
+    out
 }
 
 /// `--recover finish|undo` for each config given.
@@ -575,7 +662,7 @@ fn recover_runs(
             );
             continue;
         };
-        describe_pending(&found, "note");
+        eprint!("{}", describe_pending(&found, "note"));
         let nginx = match how {
             RecoverHow::Finish if !args.no_nginx_test => upkeep_nginx::NginxBinary::find(None),
             _ => None,
@@ -584,7 +671,7 @@ fn recover_runs(
             journal_dir: Some(&dir),
             interrupted: &|| signals.caught(),
         };
-        let mut validate = || validate_with(nginx.as_ref(), &main, &signals);
+        let mut validate = || validate_with(nginx.as_ref(), &main, &|| signals.caught());
         let recovery = match how {
             RecoverHow::Finish => Recovery::Finish,
             RecoverHow::Undo => Recovery::Undo,

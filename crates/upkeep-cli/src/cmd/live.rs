@@ -49,8 +49,8 @@ pub struct LocalNginx {
 
 /// Why no configuration was read.
 pub enum LoadFailure {
-    /// A configuration was read and is broken: already reported.
-    Broken,
+    /// A configuration was read and is broken.
+    Broken(upkeep_config::LoadError),
     /// No `--config` and no binary to run `nginx -T`.
     NoBinary,
     /// No `--config` and `nginx -T` failed; the error names the command.
@@ -60,7 +60,7 @@ pub enum LoadFailure {
 impl fmt::Display for LoadFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LoadFailure::Broken => f.write_str("the configuration has errors"),
+            LoadFailure::Broken(e) => f.write_str(e.render().trim_end()),
             LoadFailure::NoBinary => f.write_str("no nginx binary found to run `nginx -T`"),
             LoadFailure::DumpFailed(error) => write!(f, "{error}"),
         }
@@ -133,7 +133,7 @@ impl LocalNginx {
     }
 
     /// Loads `config`, else the running configuration that `nginx -T`
-    /// prints. Load errors and warnings are printed here.
+    /// prints. Warnings are printed here.
     pub fn load_config(
         &self,
         config: Option<&Path>,
@@ -160,10 +160,7 @@ impl LocalNginx {
                 check::print_load_warnings(&c);
                 Ok(c)
             }
-            Err(e) => {
-                check::print_load_error(&e);
-                Err(LoadFailure::Broken)
-            }
+            Err(e) => Err(LoadFailure::Broken(e)),
         }
     }
 

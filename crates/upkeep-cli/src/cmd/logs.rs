@@ -97,6 +97,25 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     small_pages_only();
     let utc_offset = local_utc_offset();
+    let window = time_window(&args, utc_offset)?;
+    let mut file_args = args.files.clone();
+    if file_args.is_empty() && args.access_log.is_empty() {
+        if std::io::stdin().is_terminal() {
+            bail!("no input: give error log files, or pipe a log on standard input");
+        }
+        file_args.push("-".into());
+    }
+    let inputs = expand_inputs(&file_args)?;
+    if args.follow {
+        return follow(&args, &inputs, window);
+    }
+    let show_progress = !args.no_progress && std::io::stderr().is_terminal();
+    let analysis = analyze_inputs(&args, &inputs, window, utc_offset, show_progress)?;
+    emit(&analysis, args.format)
+}
+
+/// `--since` and `--until`, checked.
+pub fn time_window(args: &Args, utc_offset: i64) -> anyhow::Result<TimeWindow> {
     let window = TimeWindow {
         since: args
             .since
@@ -118,17 +137,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let mut file_args = args.files.clone();
-    if file_args.is_empty() && args.access_log.is_empty() {
-        if std::io::stdin().is_terminal() {
-            bail!("no input: give error log files, or pipe a log on standard input");
-        }
-        file_args.push("-".into());
-    }
-    let inputs = expand_inputs(&file_args)?;
-    if args.follow {
-        return follow(&args, &inputs, window);
-    }
+    Ok(window)
+}
+
+/// Reads the error logs `inputs` to their end (joined with the access logs
+/// of `args`, if any) and returns what was found. Memory is bounded by
+/// `--max-minute-rows` whatever the logs' size. The progress bar is drawn on
+/// stderr when `show_progress` and the inputs are large.
+pub fn analyze_inputs(
+    args: &Args,
+    inputs: &[Input],
+    window: TimeWindow,
+    utc_offset: i64,
+    show_progress: bool,
+) -> anyhow::Result<Analysis> {
     let threads = match args.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -139,7 +161,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let joiner = if access_inputs.is_empty() {
         None
     } else {
-        let format = access_format(&args)?;
+        let format = access_format(args)?;
         Some(Joiner::new(
             access_inputs.clone(),
             format,
@@ -152,8 +174,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .chain(&access_inputs)
         .filter_map(Input::size)
         .sum();
-    let bar = (!args.no_progress && std::io::stderr().is_terminal() && total >= 8 << 20)
-        .then(|| ProgressBar::start(progress.clone(), total));
+    let bar =
+        (show_progress && total >= 8 << 20).then(|| ProgressBar::start(progress.clone(), total));
 
     let opts = Options {
         window,
@@ -161,9 +183,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         progress: Some(progress),
         max_minute_rows: args.max_minute_rows,
     };
-    let analysis = analyze(&inputs, &opts, joiner);
+    let analysis = analyze(inputs, &opts, joiner);
     drop(bar);
-    emit(&analysis, args.format)
+    Ok(analysis)
 }
 
 /// Streaming a log needs a few megabytes whatever its size. The allocator
@@ -297,7 +319,7 @@ fn parse_time_arg(flag: &str, s: &str, utc_offset: i64) -> anyhow::Result<LogTim
 
 /// The local zone's offset from UTC now, in seconds (error logs are written
 /// in local time).
-fn local_utc_offset() -> i64 {
+pub fn local_utc_offset() -> i64 {
     #[cfg(unix)]
     {
         // SAFETY: time() and localtime_r() write only into the tm we own.

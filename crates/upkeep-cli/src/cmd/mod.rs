@@ -6,6 +6,7 @@ pub mod generate;
 pub mod lab;
 pub mod live;
 pub mod logs;
+pub mod mcp;
 pub mod parse;
 pub mod probe;
 pub mod profiles;

@@ -148,7 +148,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // every file by its full path).
     let config = match nginx.load_config(args.config.as_deref(), &LoadOptions::default()) {
         Ok(c) => Some(c),
-        Err(LoadFailure::Broken) => return Ok(ExitCode::from(EXIT_INPUT_ERROR)),
+        Err(LoadFailure::Broken(e)) => {
+            super::check::print_load_error(&e);
+            return Ok(ExitCode::from(EXIT_INPUT_ERROR));
+        }
         Err(why) if explicit_sources => {
             notes.push(format!("{why}; watching only what was given"));
             None
