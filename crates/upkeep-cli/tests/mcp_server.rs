@@ -588,3 +588,67 @@ async fn doctor_reports_on_a_config_without_a_running_nginx() {
     assert!(error_text(&result).contains("at most 60s"));
     stop(client).await;
 }
+
+/// Waits at most `limit` for `child` to exit.
+fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("upkeep mcp still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_server_ends_when_its_input_closes_and_on_sigterm() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_upkeep"))
+            .arg("mcp")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn upkeep mcp")
+    };
+    // A session (initialize, then the client closes its end): exit 0.
+    let mut child = spawn();
+    let mut stdin = child.stdin.take().unwrap();
+    use std::io::Write;
+    stdin
+        .write_all(
+            concat!(
+                r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}"#,
+                "\n",
+                r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+                "\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    drop(stdin);
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+
+    // SIGTERM ends it (the handlers that protect a write do not keep it alive).
+    let mut child = spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill() on the pid of our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    assert_eq!(
+        status.code(),
+        Some(128 + libc::SIGTERM),
+        "{status:?} {:?}",
+        status.signal()
+    );
+}
