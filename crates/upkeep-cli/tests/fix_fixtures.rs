@@ -91,6 +91,7 @@ fn header_flags(text: &str) -> (Vec<String>, Option<String>) {
             "front" => flags.extend(["--front".to_string(), value]),
             "front-idle" => flags.extend(["--front-idle".to_string(), value]),
             "cpus" => flags.extend(["--cpus".to_string(), value]),
+            "flavor" => flags.extend(["--flavor".to_string(), value]),
             "nginx-t" => skip = Some(value),
             _ => {}
         }

@@ -321,3 +321,27 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod http2_facts {
+    /// data/http2_upstream.tsv: the facts the HTTP/2 rules and log
+    /// signatures rest on. Every row has its five columns and a source.
+    #[test]
+    fn every_http2_fact_has_a_source() {
+        let text = include_str!("../data/http2_upstream.tsv");
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .skip(1)
+            .map(|l| l.split('\t').collect())
+            .collect();
+        assert!(rows.len() >= 7);
+        for r in &rows {
+            assert_eq!(r.len(), 5, "{r:?}");
+            assert!(
+                r[3].contains("nginx/nginx") || r[3].contains("github.com"),
+                "{r:?}"
+            );
+        }
+    }
+}

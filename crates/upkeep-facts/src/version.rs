@@ -100,8 +100,8 @@ pub mod landmarks {
     pub const PROXY_INTERNAL_CONNECTION: NginxVersion = NginxVersion::new(1, 29, 4);
     /// `proxy_http_version 2`: HTTP/2 to the backend (ngx_http_proxy_v2_module,
     /// nginx/nginx commit 9bf758ea4, first in release-1.29.4; before it
-    /// `ngx_conf_set_enum_slot` rejects the value: "invalid value "2" in
-    /// "proxy_http_version" directive").
+    /// `ngx_conf_set_enum_slot` rejects the value: `[emerg] invalid value
+    /// "2" in FILE:LINE`).
     pub const PROXY_HTTP2: NginxVersion = NginxVersion::new(1, 29, 4);
     /// Upstream keep-alive on by default (`keepalive 32 local`),
     /// `proxy_http_version` default 1.1, no `Connection` header by default,

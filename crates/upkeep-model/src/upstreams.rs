@@ -205,6 +205,22 @@ impl<'a> Upstream<'a> {
             .copied()
     }
 
+    /// Whether cached connections go to any location that uses this
+    /// upstream (`keepalive N` without `local`), not only to the location
+    /// that opened them. The implicit pool of nginx >= 1.29.7 is `local`;
+    /// targets without the `local` parameter (nginx before 1.29.7, Angie,
+    /// freenginx) always share (`ngx_http_upstream_get_keepalive_peer`
+    /// compares the tag only with `local`; http2_upstream.tsv row
+    /// cache-matches-address-only).
+    pub fn pool_shared_across_locations(&self, version: NginxVersion) -> bool {
+        match self.pool(version) {
+            Pool::Explicit { directive, .. } => !directive.args[1..]
+                .iter()
+                .any(|a| a.value.as_slice() == b"local"),
+            Pool::Implicit { .. } | Pool::Disabled { .. } | Pool::None => false,
+        }
+    }
+
     /// Whether the pool actually works (asked for and not lost to a balancer
     /// written after it).
     pub fn pool_works(&self, version: NginxVersion) -> bool {

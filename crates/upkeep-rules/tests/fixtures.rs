@@ -9,6 +9,7 @@
 //!
 //! ```text
 //! # upkeep-test: version 1.28.0        target nginx version (default 1.28.0)
+//! # upkeep-test: flavor angie          like --flavor (version is then Angie's)
 //! # upkeep-test: expect U003 12:13     an expected finding (file:line:col for other files)
 //! # upkeep-test: backend app=gunicorn  like --backend
 //! # upkeep-test: front aws-alb         like --front
@@ -100,6 +101,7 @@ fn parse_case(rule: String, name: String, main: PathBuf, root: PathBuf) -> Case 
         let value = value.trim();
         match key {
             "version" => opts.nginx_version = Some(NginxVersion::parse(value).unwrap()),
+            "flavor" => opts.flavor = upkeep_facts::Flavor::parse(value).unwrap(),
             "assume-version" => {
                 opts.nginx_version = None;
                 opts.version_source = VersionSource::Assumed;
