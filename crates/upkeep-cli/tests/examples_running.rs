@@ -42,15 +42,27 @@ fn unit_capabilities() -> String {
         .join(",")
 }
 
+/// A copy of the upkeep binary that nobody can run (the checkout may be
+/// in a directory only root can enter).
+fn binary_for_nobody() -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("upkeep");
+    std::fs::copy(env!("CARGO_BIN_EXE_upkeep"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, bin)
+}
+
 /// `upkeep ARGS` as user nobody, with `caps` as its ambient capabilities.
-fn as_nobody(caps: Option<&str>, args: &[String]) -> Command {
+fn as_nobody(bin: &Path, caps: Option<&str>, args: &[String]) -> Command {
     let mut c = Command::new("setpriv");
     c.args(["--reuid", NOBODY, "--regid", NOBODY, "--clear-groups"]);
     if let Some(caps) = caps {
         c.arg(format!("--inh-caps={caps}"))
             .arg(format!("--ambient-caps={caps}"));
     }
-    c.arg(env!("CARGO_BIN_EXE_upkeep")).args(args);
+    c.arg(bin).args(args);
     c
 }
 
@@ -119,9 +131,11 @@ fn the_unit_s_capabilities_are_what_the_exporter_needs() {
         std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     }
     get(port);
+    let (_copy, upkeep) = binary_for_nobody();
 
     // The census, with no capability: netlink, with the pooled connection.
     let out = as_nobody(
+        &upkeep,
         None,
         &[
             "watch".into(),
@@ -163,7 +177,7 @@ fn the_unit_s_capabilities_are_what_the_exporter_needs() {
 
     let master_files = |caps: Option<&str>| -> (Option<f64>, Option<f64>, String) {
         let _watch = Killed(
-            as_nobody(caps, &args)
+            as_nobody(&upkeep, caps, &args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()

@@ -371,12 +371,6 @@ fn the_stale_reuse_alert_fires_in_a_real_prometheus() {
         from_failure <= window,
         "fired {from_failure:?} after the first failure (window {window:?})"
     );
-    if let Some(p) = from_pending {
-        assert!(
-            p + Duration::from_secs(1) >= FOR,
-            "fired before for: ({p:?})"
-        );
-    }
 
     stop_relay.cancel();
     relay_thread.join().unwrap();
