@@ -541,3 +541,37 @@ fn per_minute_rows_are_bounded_by_a_flag() {
         .unwrap();
     assert_eq!(json_of(&out)["per_minute_bucket_minutes"], 1);
 }
+
+/// The HTTP/2 upstream signatures, counted per upstream from lines in
+/// nginx's format (crates/upkeep-facts/data/http2_upstream.tsv).
+#[test]
+fn http2_upstream_signatures() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log");
+    let ctx = r#", client: 127.0.0.1, server: , request: "GET /h2 HTTP/1.1", upstream: "http://127.0.0.1:8081/h2", host: "127.0.0.1:8080""#;
+    let text = format!(
+        "2026/12/05 13:10:02 [error] 4711#4711: *12 no connection data found for keepalive http2 connection while sending request to upstream{ctx}\n\
+         2026/12/05 13:10:03 [error] 4711#4711: *15 upstream sent goaway with error 0 while reading response header from upstream{ctx}\n\
+         2026/12/05 13:10:03 [error] 4711#4711: *16 upstream sent goaway with error 0 while reading response header from upstream{ctx}\n\
+         2026/12/05 13:10:04 [info] 5120#5120: *3 client sent frame with unknown type 32 while processing HTTP/2 connection, client: 127.0.0.1, server: 127.0.0.1:8081\n\
+         2026/12/05 13:10:04 [info] 5120#5120: *4 client sent frame with unknown type 16 while processing HTTP/2 connection, client: 127.0.0.1, server: 127.0.0.1:8081\n"
+    );
+    std::fs::write(&log, text).unwrap();
+    let out = upkeep()
+        .args(["logs", "--format", "json"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    let doc = json_of(&out);
+    assert_eq!(doc["lines"], 5, "{doc}");
+    let mismatch = signature(&doc, "h2-cached-connection-mismatch");
+    assert_eq!(mismatch["count"], 1, "{doc}");
+    assert_eq!(mismatch["by_upstream"]["127.0.0.1:8081"], 1, "{doc}");
+    let goaway = signature(&doc, "upstream-h2-goaway");
+    assert_eq!(goaway["count"], 2, "{doc}");
+    assert_eq!(
+        signature(&doc, "h2-frame-unknown-type")["count"],
+        1,
+        "{doc}"
+    );
+}

@@ -55,6 +55,9 @@ pub(crate) fn level_may_carry_signature(line: &[u8]) -> bool {
     match line.get(21) {
         Some(b'a' | b'c' | b'w') => true,
         Some(b'e') => line.get(22) == Some(&b'm'),
+        // An nginx backend's own report of HTTP/1 bytes on an HTTP/2
+        // connection, logged at info (h2-frame-unknown-type).
+        Some(b'i') => memmem::find(line, CLIENT_UNKNOWN_FRAME).is_some(),
         _ => line.starts_with(b"nginx: ["),
     }
 }
@@ -68,8 +71,8 @@ pub(crate) fn level_may_carry_signature(line: &[u8]) -> bool {
 pub(crate) fn message_may_carry_signature(m: &[u8]) -> bool {
     match m.first() {
         Some(b'u') => m.starts_with(b"upstream "),
-        Some(b'n') => m.starts_with(b"no live upstreams"),
-        Some(b'c') => m.starts_with(b"connect() "),
+        Some(b'n') => m.starts_with(b"no live upstreams") || m.starts_with(NO_H2_CONNECTION_DATA),
+        Some(b'c') => m.starts_with(b"connect() ") || m.starts_with(CLIENT_UNKNOWN_FRAME),
         Some(b'k') => m.starts_with(b"kevent() "),
         Some(b'b') => m.starts_with(b"bind("),
         Some(b'r') => m.starts_with(b"recv() ") || m.starts_with(b"readv() "),
@@ -83,6 +86,16 @@ pub(crate) fn message_may_carry_signature(m: &[u8]) -> bool {
         None => false,
     }
 }
+
+/// ngx_http_proxy_v2_module.c:4237 and ngx_http_grpc_module.c:4399.
+const NO_H2_CONNECTION_DATA: &[u8] = b"no connection data found for keepalive http2 connection";
+/// ngx_http_v2.c:911 (`"client sent frame with unknown type %ui"`, info).
+const CLIENT_UNKNOWN_FRAME: &[u8] = b"client sent frame with unknown type ";
+/// The frame types an HTTP/1 request line yields when read as an HTTP/2
+/// frame header: the type is its 4th byte, `GET ` and `PUT ` give the space
+/// (32), `POST` 'T', `HEAD` 'D', `DELETE` 'E', `PATCH` 'C', `OPTIONS` 'I'.
+/// Other unknown types are extension frames a client may send legitimately.
+const HTTP1_REQUEST_LINE_TYPES: &[u64] = &[32, 84, 68, 69, 67, 73];
 
 const PHASE_CONNECT: &[u8] = b"connecting to upstream";
 const PHASE_SSL: &[u8] = b"SSL handshaking to upstream";
@@ -122,6 +135,18 @@ pub(crate) fn signature_of(l: &ErrorLine<'_>) -> Option<Signature> {
     }
     if m.starts_with(b"no live upstreams") {
         return Some(Signature::NoLiveUpstreams);
+    }
+    if m.starts_with(NO_H2_CONNECTION_DATA) {
+        return Some(Signature::H2CachedConnectionMismatch);
+    }
+    if let Some(n) = m.strip_prefix(CLIENT_UNKNOWN_FRAME) {
+        let digits = n.iter().take_while(|b| b.is_ascii_digit()).count();
+        let ty = std::str::from_utf8(&n[..digits])
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok());
+        return ty
+            .filter(|t| l.level == Level::Info && HTTP1_REQUEST_LINE_TYPES.contains(t))
+            .map(|_| Signature::H2FrameUnknownType);
     }
     if m.starts_with(b"connect() failed")
         || m.starts_with(b"connect() to ")
@@ -241,6 +266,9 @@ fn upstream_message(rest: &[u8], phase: &[u8], level: Level) -> Option<Signature
         return Some(Signature::UpstreamSslHandshake);
     }
     if let Some(sent) = rest.strip_prefix(b"sent ") {
+        if sent.starts_with(b"goaway with error ") {
+            return Some(Signature::UpstreamH2Goaway);
+        }
         // Framing and header errors that make nginx reject the response
         // (facts/errors.tsv: invalid header -> 502). The duplicate-header
         // warning that ends in ", ignored" is harmless and not counted.
@@ -381,6 +409,47 @@ mod tests {
             Some(LbMethodRedefined)
         );
         assert_eq!(sig("2026/11/23 14:26:33 [warn] 1#0: *38 upstream server temporarily disabled while reading response header from upstream, client: 127.0.0.1"), Some(ServerTemporarilyDisabled));
+    }
+
+    /// HTTP/2 upstream lines as nginx prints them (formats from
+    /// ngx_http_proxy_v2_module.c:2026, :4237, ngx_http_grpc_module.c:1845,
+    /// :4399 and ngx_http_v2.c:911; the proxy-side lines carry the request
+    /// context of `ngx_http_log_error`).
+    #[test]
+    fn http2_upstream_lines() {
+        use Signature::*;
+        let h2_ctx = r#", client: 127.0.0.1, server: , request: "GET /h2 HTTP/1.1", upstream: "http://127.0.0.1:8081/h2", host: "127.0.0.1:8080""#;
+        let mismatch = format!(
+            "2026/12/05 13:10:02 [error] 4711#4711: *12 no connection data found for keepalive http2 connection while sending request to upstream{h2_ctx}"
+        );
+        assert_eq!(sig(&mismatch), Some(H2CachedConnectionMismatch));
+        let grpc = r#"2026/12/05 13:10:02 [error] 4711#4711: *14 no connection data found for keepalive http2 connection while sending request to upstream, client: 127.0.0.1, server: , request: "POST /api.Greeter/Hello HTTP/2.0", upstream: "grpc://127.0.0.1:50051", host: "127.0.0.1:8080""#;
+        assert_eq!(sig(grpc), Some(H2CachedConnectionMismatch));
+        let goaway = format!(
+            "2026/12/05 13:10:03 [error] 4711#4711: *15 upstream sent goaway with error 0 while reading response header from upstream{h2_ctx}"
+        );
+        assert_eq!(sig(&goaway), Some(UpstreamH2Goaway));
+        let parsed = classify_line(goaway.as_bytes()).unwrap();
+        assert_eq!(parsed.line.upstream, Some(&b"http://127.0.0.1:8081/h2"[..]));
+
+        // The backend's side: an HTTP/1 request line read as a frame header.
+        let backend = "2026/12/05 13:10:04 [info] 5120#5120: *3 client sent frame with unknown type 32 while processing HTTP/2 connection, client: 127.0.0.1, server: 127.0.0.1:8081";
+        assert_eq!(sig(backend), Some(H2FrameUnknownType));
+        assert!(may_carry_signature(backend.as_bytes()));
+        let post = backend.replace("type 32", "type 84");
+        assert_eq!(sig(&post), Some(H2FrameUnknownType));
+        // An extension frame type is what clients may send legitimately.
+        let extension = backend.replace("type 32", "type 16");
+        assert_eq!(sig(&extension), None);
+        // Only at info, where ngx_http_v2.c logs it.
+        let other_level = backend.replace("[info]", "[error]");
+        assert_eq!(sig(&other_level), None);
+        // A plain info line stays out of the parser.
+        assert!(!may_carry_signature(
+            b"2026/12/05 13:10:04 [info] 5120#5120: *3 client closed connection while waiting for request"
+        ));
+        assert!(!H2FrameUnknownType.is_request_failure());
+        assert!(H2CachedConnectionMismatch.is_request_failure());
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub enum Signature {
     UpstreamSslHandshake,
     UpstreamInvalidHeader,
     LbMethodRedefined,
+    H2CachedConnectionMismatch,
+    H2FrameUnknownType,
+    UpstreamH2Goaway,
 }
 
 /// What a signature means, for people.
@@ -43,7 +46,7 @@ pub struct SignatureInfo {
 }
 
 impl Signature {
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 18;
 
     pub const ALL: [Signature; Signature::COUNT] = [
         Signature::ConnectRefused,
@@ -61,6 +64,9 @@ impl Signature {
         Signature::UpstreamSslHandshake,
         Signature::UpstreamInvalidHeader,
         Signature::LbMethodRedefined,
+        Signature::H2CachedConnectionMismatch,
+        Signature::H2FrameUnknownType,
+        Signature::UpstreamH2Goaway,
     ];
 
     pub fn index(self) -> usize {
@@ -88,6 +94,9 @@ impl Signature {
                 | Signature::WorkerConnectionsExceedNofile
                 | Signature::LbMethodRedefined
                 | Signature::TooManyOpenFiles
+                // Logged by the backend (an nginx serving HTTP/2), not by the
+                // proxy whose requests the access log shows.
+                | Signature::H2FrameUnknownType
         )
     }
 }
@@ -204,6 +213,30 @@ static INFO: [SignatureInfo; Signature::COUNT] = [
         meaning: "keepalive precedes the balancer directive in an upstream block (before 1.29.7): the idle pool is silently lost.",
         rules: &["U006"],
     },
+    // The three below come from the HTTP/2 upstream facts
+    // (crates/upkeep-facts/data/http2_upstream.tsv), not from the shared
+    // signature table.
+    SignatureInfo {
+        id: "h2-cached-connection-mismatch",
+        level: "error",
+        matches: "no connection data found for keepalive http2 connection (ngx_http_proxy_v2_module.c:4237, ngx_http_grpc_module.c:4399)",
+        meaning: "The keepalive cache handed a connection opened by another protocol (HTTP/1.x, or the other HTTP/2 module) to a proxy_http_version 2 or grpc_pass request, which fails: one pool shared by routes of different protocols (U018).",
+        rules: &["U018"],
+    },
+    SignatureInfo {
+        id: "h2-frame-unknown-type",
+        level: "info",
+        matches: "client sent frame with unknown type N, N the 4th byte of an HTTP/1 request line (32 for GET/PUT, 84 POST, 68 HEAD, 69 DELETE, 67 PATCH, 73 OPTIONS), in the error log of an nginx backend (ngx_http_v2.c:911)",
+        meaning: "The backend received an HTTP/1.x request on an HTTP/2 connection: the proxy in front reused a cached HTTP/2 connection for an HTTP/1.x route, and that request hangs until it times out (U018).",
+        rules: &["U018"],
+    },
+    SignatureInfo {
+        id: "upstream-h2-goaway",
+        level: "error",
+        matches: "upstream sent goaway with error N (ngx_http_proxy_v2_module.c:2026, ngx_http_grpc_module.c:1845, :2364)",
+        meaning: "The HTTP/2 backend closed a cached connection (GOAWAY) while nginx was sending a request on it; that attempt fails: the stale keep-alive race over HTTP/2, as with upstream-prematurely-closed.",
+        rules: &["U007", "H005"],
+    },
 ];
 
 #[cfg(test)]
@@ -238,6 +271,11 @@ mod tests {
             }
         };
         let mut seen = 0;
+        let own = [
+            Signature::H2CachedConnectionMismatch,
+            Signature::H2FrameUnknownType,
+            Signature::UpstreamH2Goaway,
+        ];
         for row in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
             let cols: Vec<&str> = row.split('\t').collect();
             let sig =
@@ -247,6 +285,7 @@ mod tests {
             assert_eq!(sig.info().rules, rules.as_slice(), "{}", cols[0]);
             seen += 1;
         }
-        assert_eq!(seen, Signature::COUNT);
+        // The rest are this project's own (data/http2_upstream.tsv).
+        assert_eq!(seen + own.len(), Signature::COUNT);
     }
 }
