@@ -24,3 +24,10 @@ pub use error::{LoadError, LoadErrorKind, LoadWarning};
 pub use loader::FsLoader;
 pub use loader::{Loader, MemoryLoader};
 pub use set::{ConfigSet, LoadOptions};
+
+/// The files of `nginx -T` output, `(path, bytes)` in the order nginx read
+/// them (the first is the main file); empty when the text has no
+/// `# configuration file PATH:` lines.
+pub fn split_nginx_t(dump: &[u8]) -> Vec<(String, Vec<u8>)> {
+    dump::split_dump(dump)
+}
