@@ -205,8 +205,8 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// `upkeep check --format json`'s document for the page's files, each
-/// finding with its own fix applied alone (`fix_diff`, and `fix_files`: the
-/// new texts of the files it changes), and the load warnings.
+/// finding with its own fix applied alone (`fix_diff`, and `fix_regions`:
+/// the lines it replaces in each file), and the load warnings.
 pub fn analyse(input: &Input) -> Result<Value, ApiError> {
     let opts = input.check_options()?;
     let main = input.main_path()?;
@@ -231,9 +231,9 @@ pub fn analyse(input: &Input) -> Result<Value, ApiError> {
     let sorted = out.sorted_findings();
     if let Some(list) = doc.get_mut("findings").and_then(Value::as_array_mut) {
         for (entry, finding) in list.iter_mut().zip(sorted) {
-            let (diff, files) = single_fix(&set, finding);
+            let (diff, regions) = single_fix(&set, finding);
             entry["fix_diff"] = json!(diff);
-            entry["fix_files"] = json!(files);
+            entry["fix_regions"] = json!(regions);
         }
     }
     let warnings: Vec<Value> = set
@@ -254,13 +254,21 @@ pub fn analyse(input: &Input) -> Result<Value, ApiError> {
     Ok(doc)
 }
 
-/// One finding's fix applied alone to the loaded texts: its unified diff and
-/// the new texts of the files it changes; `None`s when it has no fix or its
-/// edits do not apply.
+/// Lines of context kept around a single fix's edits (as in the diff).
+const REGION_CONTEXT_LINES: u32 = upkeep_fix::diff::CONTEXT_LINES as u32;
+
+/// One finding's fix applied alone to the loaded texts (by
+/// [`upkeep_fix::apply`]): its unified diff, and for each file it changes the
+/// lines to replace (`start_line`, `line_count`) and their new `text`;
+/// `None`s when it has no fix or its edits do not apply.
+///
+/// Only the region around the edits is diffed and returned: on a large
+/// config with many findings, whole-file diffs and texts per finding cost
+/// seconds and hundreds of megabytes.
 fn single_fix(
     set: &ConfigSet,
     finding: &Finding,
-) -> (Option<String>, Option<BTreeMap<String, String>>) {
+) -> (Option<String>, Option<BTreeMap<String, Value>>) {
     let Some(fix) = &finding.fix else {
         return (None, None);
     };
@@ -269,15 +277,63 @@ fn single_fix(
         return (None, None);
     }
     let mut diff = String::new();
-    let mut files = BTreeMap::new();
+    let mut regions = BTreeMap::new();
     for (id, new) in &applied.changed {
         let file = set.source(*id);
-        diff.push_str(&upkeep_fix::unified_diff(
-            &file.path, &file.text, new, false,
-        ));
-        files.insert(file.path.clone(), text(new));
+        let Some(edits) = applied.edits.get(id).filter(|e| !e.is_empty()) else {
+            continue;
+        };
+        let first = edits.iter().map(|e| e.span.start).min().unwrap_or(0);
+        let last = edits.iter().map(|e| e.span.end).max().unwrap_or(0);
+        // Whole lines around the edits: before `first` and after `last` the
+        // old and new texts are the same bytes.
+        let first_line = file.line_col(first).line;
+        let last_line = file.line_col(last).line;
+        let start_line = first_line.saturating_sub(REGION_CONTEXT_LINES).max(1);
+        let end_line = last_line + REGION_CONTEXT_LINES + 1; // exclusive
+        let old_start = file.line_start(start_line) as usize;
+        let old_end = (file.line_start(end_line) as usize).clamp(old_start, file.text.len());
+        let new_end = (old_end + new.len()).saturating_sub(file.text.len());
+        let old_region = &file.text[old_start..old_end];
+        let new_region = &new[old_start..new_end.max(old_start)];
+        let excerpt = upkeep_fix::unified_diff(&file.path, old_region, new_region, false);
+        diff.push_str(&shift_hunks(&excerpt, start_line - 1));
+        let old_lines = old_region.iter().filter(|&&b| b == b'\n').count() as u32
+            + u32::from(!old_region.is_empty() && !old_region.ends_with(b"\n"));
+        regions.insert(
+            file.path.clone(),
+            json!({"start_line": start_line, "line_count": old_lines, "text": text(new_region)}),
+        );
     }
-    (Some(diff), Some(files))
+    (Some(diff), Some(regions))
+}
+
+/// A diff of an excerpt starting after `lines` lines of its file, with the
+/// hunk headers' line numbers made the file's.
+fn shift_hunks(diff: &str, lines: u32) -> String {
+    // `START,COUNT` or `START`; an empty side's START is the line before
+    // the change, which moves by the same amount.
+    let shift = |range: &str| -> String {
+        let (start, rest) = range.split_at(range.find(',').unwrap_or(range.len()));
+        match start.parse::<u32>() {
+            Ok(n) => format!("{}{rest}", n + lines),
+            Err(_) => range.to_string(),
+        }
+    };
+    let mut out = String::with_capacity(diff.len());
+    for line in diff.split_inclusive('\n') {
+        let header = line
+            .strip_prefix("@@ -")
+            .and_then(|rest| rest.split_once(" +"))
+            .and_then(|(old, rest)| rest.split_once(" @@").map(|(new, tail)| (old, new, tail)));
+        match header {
+            Some((old, new, tail)) => {
+                out.push_str(&format!("@@ -{} +{} @@{tail}", shift(old), shift(new)));
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
 }
 
 /// The files the fix loop keeps of a round: every finding's spans point

@@ -90,6 +90,33 @@ fn analyse_finds_what_loading_from_disk_finds() {
     assert!(!u004["related"].as_array().unwrap().is_empty());
 }
 
+/// The text of `path` after `finding`'s fix alone, applied by upkeep-fix to
+/// the whole file (the finding is found again by rule and place on a fresh
+/// check).
+fn whole_file_fix(finding: &Value, path: &str) -> String {
+    let input = shop_input();
+    let mut loader = upkeep_config::MemoryLoader::new();
+    for (p, t) in &input.files {
+        loader.insert(p.clone(), t.as_bytes().to_vec());
+    }
+    let set = upkeep_config::ConfigSet::load("nginx.conf", &loader, &Default::default()).unwrap();
+    let report = upkeep_rules::check(&set, &input.check_options().unwrap());
+    let sources = upkeep_diag::render::Report::new(&report.findings, &set);
+    let found = sources
+        .sorted_findings()
+        .into_iter()
+        .find(|f| {
+            let (start, _) = sources.line_cols(f.primary.unwrap());
+            f.rule == finding["rule"].as_str().unwrap()
+                && u64::from(start.line) == finding["line"].as_u64().unwrap()
+                && u64::from(start.col) == finding["column"].as_u64().unwrap()
+        })
+        .unwrap();
+    let applied = upkeep_fix::apply(&set, &[found.fix.as_ref().unwrap()]);
+    let id = set.files.iter().find(|f| f.path == path).unwrap().id;
+    String::from_utf8(applied.changed[&id].clone()).unwrap()
+}
+
 #[test]
 fn each_fix_is_a_diff_of_its_own_and_fix_all_settles() {
     let doc = api::analyse(&shop_input()).unwrap();
@@ -100,16 +127,35 @@ fn each_fix_is_a_diff_of_its_own_and_fix_all_settles() {
         .filter(|f| f["fix"].is_object())
         .collect();
     assert!(!fixable.is_empty());
+    let files = shop_files();
     for f in &fixable {
         let diff = f["fix_diff"].as_str().unwrap();
-        assert!(diff.contains("\n+") || diff.contains("\n-"), "{diff}");
-        let files = f["fix_files"].as_object().unwrap();
-        for path in files.keys() {
-            assert!(
-                diff.contains(&format!("--- a/{path}")) || diff.contains(path.as_str()),
-                "{diff}"
+        let regions = f["fix_regions"].as_object().unwrap();
+        assert!(!regions.is_empty());
+        let mut expected_diff = String::new();
+        for (path, region) in regions {
+            // The region put in place of its lines gives the text the fix
+            // gives on the whole file, and the excerpt's diff is the whole
+            // file's diff.
+            let old = &files[path];
+            let start = region["start_line"].as_u64().unwrap() as usize - 1;
+            let count = region["line_count"].as_u64().unwrap() as usize;
+            let lines: Vec<&str> = old.split_inclusive('\n').collect();
+            let new = format!(
+                "{}{}{}",
+                lines[..start].concat(),
+                region["text"].as_str().unwrap(),
+                lines[start + count..].concat()
             );
+            assert_eq!(new, whole_file_fix(f, path), "{path}");
+            expected_diff.push_str(&upkeep_fix::unified_diff(
+                path,
+                old.as_bytes(),
+                new.as_bytes(),
+                false,
+            ));
         }
+        assert_eq!(diff, expected_diff);
     }
     let all = api::fix_all(&shop_input()).unwrap();
     assert_eq!(all["ok"], true);
