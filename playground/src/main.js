@@ -356,8 +356,15 @@ function changed({ analyse = true } = {}) {
   clearTimeout(hashTimer);
   hashTimer = setTimeout(saveHash, 300);
   if (!analyse) return;
+  // `data-pending` is 1 from an edit until the analysis of the last edit
+  // is shown.
+  $("status").dataset.pending = "1";
   clearTimeout(analyseTimer);
   analyseTimer = setTimeout(analyseNow, 200);
+}
+
+function settled(gen) {
+  if (gen === generation && analyseTimer === null) $("status").dataset.pending = "0";
 }
 
 function setStatus(state, text) {
@@ -367,6 +374,7 @@ function setStatus(state, text) {
 }
 
 async function analyseNow() {
+  analyseTimer = null;
   const gen = ++generation;
   const req = request();
   const lines = model.files.reduce((n, f) => n + f.text.split("\n").length, 0);
@@ -386,6 +394,7 @@ async function analyseNow() {
     showDiagnostics();
     renderFixAll(null);
     setStatus("done", `error: ${r.error.message}`);
+    settled(gen);
     return;
   }
   renderFindings(r);
@@ -396,6 +405,7 @@ async function analyseNow() {
     "done",
     `${r.findings.length} finding(s): ${s.errors} error(s), ${s.warnings} warning(s), ${s.infos} info(s) · nginx ${r.nginx_version} (${r.version_source}) · ${lines} lines analysed in ${r.roundTripMs.toFixed(0)} ms`,
   );
+  settled(gen);
   $("fix-all-diff").textContent = "computing…";
   const f = await call("fix_all", req);
   if (gen !== generation) return;

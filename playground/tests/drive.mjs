@@ -37,7 +37,7 @@ async function analysed(page, after) {
   await page.waitForFunction(
     (after) => {
       const s = document.getElementById("status");
-      return s.dataset.state === "done" && Number(s.dataset.generation || 0) > after;
+      return s.dataset.state === "done" && s.dataset.pending !== "1" && Number(s.dataset.generation || 0) > after;
     },
     after,
     { timeout: WAIT },
@@ -88,10 +88,15 @@ async function main() {
     loaded.done = true;
     out.initial = { ...first, rules: await ruleIds(page) };
 
+    // The options the test runs `upkeep check` with.
+    await page.fill("#version", "1.28.0");
+    await page.fill("#cpus", "2");
+    const withOptions = await analysed(page, first.generation);
+
     // The README's example, pasted as `nginx -T` output.
     await paste(page, readFileSync(dumpFile, "utf8"));
     await page.waitForFunction(() => document.querySelectorAll("#tabs .tab").length > 1 && document.querySelector("#tabs .tab").dataset.path.startsWith("/"), null, { timeout: WAIT });
-    const pasted = await analysed(page, first.generation);
+    const pasted = await analysed(page, withOptions.generation);
     out.pasted = { ...pasted, rules: await ruleIds(page), tabs: await tabPaths(page) };
     out.pasted.findings = await page.$$eval("#findings .finding[data-rule]", (els) =>
       els.map((e) => ({
