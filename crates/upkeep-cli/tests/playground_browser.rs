@@ -198,11 +198,11 @@ fn shop_dump() -> String {
     dump
 }
 
-/// A 10,000-line config: 999 upstreams each behind its own server block.
+/// A 10,000-line config: 999 upstreams, each behind its own server block.
 fn big_dump() -> String {
     let mut lines = vec!["events {}".to_string(), "http {".to_string()];
     let mut i = 0;
-    while lines.len() < 9_999 {
+    while lines.len() + 10 < 9_999 {
         lines.extend([
             format!("    upstream app{i} {{"),
             format!("        server 10.0.{}.{}:8080;", i / 250, i % 250),
@@ -216,6 +216,9 @@ fn big_dump() -> String {
             "    }".into(),
         ]);
         i += 1;
+    }
+    while lines.len() < 9_999 {
+        lines.push("    # filler".into());
     }
     lines.push("}".into());
     assert_eq!(lines.len(), 10_000);
