@@ -100,8 +100,10 @@ pub fn run<'a>(mut input: DoctorInput<'a>) -> DoctorReport<'a> {
     gaps.extend(backends.problems.iter().cloned());
     backends.feed(&mut input.check);
     let mut check = upkeep_rules::check(input.config, &input.check);
-    let version = check.nginx_version;
-    let model = Model::build(input.config, version);
+    let model = Model::build_for(input.config, check.target());
+    // The host rules compare against nginx's landmarks: a fork's behaviour
+    // version (Target::behaviour_version), not its own number.
+    let version = model.version;
     let live = LiveConfig::read(input.config, &model);
     gaps.extend(live.skipped.iter().cloned());
 
@@ -203,7 +205,7 @@ pub fn run<'a>(mut input: DoctorInput<'a>) -> DoctorReport<'a> {
     DoctorReport {
         config: input.config,
         base_dir: main_path.rfind('/').map(|i| main_path[..i].to_string()),
-        version_text: version.to_string(),
+        version_text: check.nginx_version.to_string(),
         findings,
         check,
         live,
@@ -220,7 +222,7 @@ pub fn run<'a>(mut input: DoctorInput<'a>) -> DoctorReport<'a> {
 /// The processes behind the configuration's upstream servers, as nginx
 /// (`pid`, for its network namespace) sees their addresses.
 pub fn discover(config: &ConfigSet, check: &CheckOptions, pid: Option<i32>) -> Discovery {
-    let model = Model::build(config, check.version());
+    let model = Model::build_for(config, check.target());
     let (targets, problems) = backend_discovery::targets(&model);
     let mut d = backend_discovery::discover(&targets, pid);
     d.problems.extend(problems);

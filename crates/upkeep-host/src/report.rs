@@ -59,6 +59,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 fn diag_report<'a>(r: &'a DoctorReport<'_>, findings: &'a [Finding]) -> Report<'a> {
     let mut report = Report::new(findings, r.config);
     report.base_dir = r.base_dir.as_deref();
+    report.flavor = Some(r.check.flavor.name());
     report.nginx_version = Some(&r.version_text);
     report.version_source = Some(r.check.version_source.as_str());
     report.assumptions = &r.check.assumptions;

@@ -38,8 +38,7 @@ speaks is not in the configuration.
 
 ## References
 - https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_http_version
-- nginx source: src/http/modules/ngx_http_proxy_module.c, `ngx_http_proxy_http_version[]` (`2` added with ngx_http_proxy_v2_module, commit 9bf758ea4, release 1.29.4)
-- crates/upkeep-facts/data/http2_upstream.tsv row proxy-http2-value; data/flavors.tsv rows proxy_http_version_2
+- nginx source: src/http/modules/ngx_http_proxy_module.c, `ngx_http_proxy_http_version[]` (`2` added with ngx_http_proxy_v2_module, commit 9bf758ea4, release 1.29.4); Angie: commit 40c393a9b (1.12.0); freenginx 1.29.7: src/http/modules/ngx_http_proxy_module.c accepts 1.0 and 1.1 only
 "#,
 };
 

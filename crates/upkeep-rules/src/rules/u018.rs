@@ -61,7 +61,6 @@ HTTP/2 routes their own `upstream` block with the same servers.
 - https://github.com/nginx/nginx/issues/1716
 - nginx source: src/http/modules/ngx_http_upstream_keepalive_module.c, `ngx_http_upstream_get_keepalive_peer()` (the `local` tag check and the address comparison); src/http/modules/ngx_http_proxy_v2_module.c and ngx_http_grpc_module.c, `*_get_connection_data()`
 - https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive (the `local` parameter)
-- crates/upkeep-facts/data/http2_upstream.tsv rows cache-matches-address-only, mixed-pool-h2-on-h1, mixed-pool-h1-on-h2
 "#,
 };
 

@@ -48,7 +48,6 @@ configuration.
 ## References
 - https://github.com/nginx/nginx/issues/1726, https://github.com/nginx/nginx/pull/1731, https://github.com/nginx/nginx/pull/1754, https://github.com/nginx/nginx-tests/pull/114
 - nginx source: src/http/modules/ngx_http_proxy_v2_module.c, `ngx_http_proxy_v2_process_header()`, `ngx_http_proxy_v2_filter_init()`, `ngx_http_proxy_v2_send_settings_ack()`
-- crates/upkeep-facts/data/http2_upstream.tsv row empty-body-not-cached
 "#,
 };
 
