@@ -365,13 +365,35 @@ fn doctor_knows_gunicorn_uvicorn_node_and_php_fpm_behind_nginx() {
     if node_ok {
         let (_, r) = recognized(behind(&report, "nd"));
         assert_eq!(r.kind, "node");
-        let expected = upkeep_facts::backend_profile("node")
-            .unwrap()
-            .idle_timeout_ms;
+        // The row of the installed release: `node --version` here, read by
+        // discovery from the process's own binary.
+        let installed = Command::new("node").arg("--version").output().unwrap();
+        let installed = String::from_utf8_lossy(&installed.stdout)
+            .trim()
+            .to_string();
+        assert_eq!(r.version.as_deref(), Some(installed.as_str()));
+        let row = upkeep_facts::backend_profile(&format!("node@{installed}")).unwrap();
+        assert_eq!(r.profile, Some(row.name));
         let idle = r.idle_timeout_ms.unwrap();
-        assert_eq!(idle.value, expected);
+        assert_eq!(idle.value, row.idle_timeout_ms);
+        if upkeep_facts::node_has_keepalive_buffer(&installed) {
+            // 20.20.2 and later: keepAliveTimeout 5 s + the 1 s buffer
+            // (crates/upkeep-facts/tests/node_idle_close.rs measures it).
+            assert_eq!(row.name, "node-buffered");
+            assert_eq!(idle.value, Some(6000));
+        } else {
+            assert_eq!(row.name, "node");
+            assert_eq!(idle.value, Some(5000));
+        }
         assert!(
-            idle.source.contains("default keepAliveTimeout"),
+            idle.source.contains(&format!(
+                "Node.js {installed} (from its binary's --version)"
+            )),
+            "{}",
+            idle.source
+        );
+        assert!(
+            idle.source.contains(&format!("profile {}", row.name)),
             "{}",
             idle.source
         );
@@ -380,7 +402,14 @@ fn doctor_knows_gunicorn_uvicorn_node_and_php_fpm_behind_nginx() {
             "{}",
             idle.source
         );
-        assert!(r.version.as_deref().is_some_and(|v| v.starts_with('v')));
+        let u007 = finding_for(&report, "U007", "nd").expect("U007 on nd");
+        assert!(
+            u007.contains(&format!(
+                "closes them after {}",
+                upkeep_facts::describe_duration(idle.value.unwrap())
+            )),
+            "{u007}"
+        );
     }
     if fpm.is_some() {
         let b = behind(&report, "fpm");

@@ -114,7 +114,7 @@ pub fn timeout_for(ctx: &Ctx, up: Option<UpstreamId>) -> PoolTimeout {
 /// Whether the backend's facts come from a profile of a server that keeps
 /// idle connections open indefinitely (Go net/http, hyper, Vert.x…), so no
 /// nginx-side timeout is needed to avoid the race.
-fn known_to_keep_idle_forever(ctx: &Ctx, up: Option<UpstreamId>) -> bool {
+pub fn known_to_keep_idle_forever(ctx: &Ctx, up: Option<UpstreamId>) -> bool {
     let Some(f) = up.and_then(|u| ctx.backend(u)) else {
         return false;
     };
@@ -122,8 +122,23 @@ fn known_to_keep_idle_forever(ctx: &Ctx, up: Option<UpstreamId>) -> bool {
         && upkeep_facts::backend_profiles().iter().any(|p| {
             p.idle_timeout_ms.is_none()
                 && p.max_requests.is_none()
-                && f.source.contains(&format!("profile {} ", p.name))
+                && names_profile(&f.source, p.name)
         })
+}
+
+/// Whether `source` names profile `name` as a whole word ("profile go ",
+/// "…, profile go; …", "…, profile go" at the end), not a longer name
+/// that starts with it.
+fn names_profile(source: &str, name: &str) -> bool {
+    let needle = format!("profile {name}");
+    source.match_indices(&needle).any(|(at, _)| {
+        source[at + needle.len()..]
+            .chars()
+            .next()
+            .map_or(true, |c| {
+                !(c.is_alphanumeric() || c == '-' || c == '_' || c == '.')
+            })
+    })
 }
 
 /// Whether route `r` can carry requests nginx does not retry after a stale

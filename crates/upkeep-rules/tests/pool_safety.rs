@@ -296,3 +296,101 @@ fn sni_that_is_the_upstream_name_is_flagged() {
     let conf = conf.replace("avatars.discourse.org:443", "10.0.0.5:443");
     assert!(of(&findings(&conf, "1.22.1"), "U013").is_empty());
 }
+
+/// Findings with `facts` given for server address `address`, the way
+/// `check` on the host passes what backend discovery found.
+fn findings_with_facts(
+    text: &str,
+    address: &str,
+    facts: upkeep_rules::BackendFacts,
+) -> Vec<Finding> {
+    let src = SingleFile::parse("nginx.conf", text).unwrap();
+    let mut opts = CheckOptions {
+        nginx_version: Some(NginxVersion::parse("1.22.1").unwrap()),
+        version_source: VersionSource::Given,
+        cpus: Some(2),
+        ..CheckOptions::default()
+    };
+    opts.backends.insert(address.to_string(), facts);
+    check(&src, &opts).findings
+}
+
+const FPM_POOL: &str = "events {}\nhttp {\n    upstream php {\n        server unix:/run/php/fpm.sock;\n        keepalive 2;\n    }\n    server {\n        listen 127.0.0.1:8080;\n        location ~ \\.php$ {\n            fastcgi_keep_conn on;\n            fastcgi_pass php;\n        }\n    }\n}\n";
+
+#[test]
+fn a_backend_found_without_an_idle_timeout_is_unknown_to_u007() {
+    // What discovery reports for a php-fpm found listening: the children
+    // from its pool file, no idle timeout.
+    let source = "php-fpm pid 7: php-fpm: no idle timeout of its own on kept FastCGI connections (none found); pool [www] pm.max_children = 5 in /etc/php/8.2/fpm/pool.d/www.conf:113";
+    let all = findings_with_facts(
+        FPM_POOL,
+        "unix:/run/php/fpm.sock",
+        upkeep_rules::BackendFacts {
+            idle_timeout_ms: None,
+            max_requests: None,
+            announces_close: None,
+            max_connections: Some(5),
+            source: source.to_string(),
+        },
+    );
+    let u007 = of(&all, "U007");
+    assert_eq!(u007.len(), 1, "{all:#?}");
+    let f = u007[0];
+    // A FastCGI route without limit_except takes POST: a warning.
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.message.contains("backend is unknown"), "{}", f.message);
+    assert!(
+        f.notes
+            .iter()
+            .any(|n| n.contains("without an idle timeout") && n.contains(source)),
+        "{:?}",
+        f.notes
+    );
+    let text = fix_text(&all, "U007");
+    assert!(text.contains("keepalive_timeout 1800ms;"), "{text}");
+
+    // The same upstream with only GET reaching it: an info.
+    let get_only = FPM_POOL.replace(
+        "fastcgi_keep_conn on;\n",
+        "fastcgi_keep_conn on;\n            limit_except GET { deny all; }\n",
+    );
+    let all = findings_with_facts(
+        &get_only,
+        "unix:/run/php/fpm.sock",
+        upkeep_rules::BackendFacts {
+            idle_timeout_ms: None,
+            max_requests: None,
+            announces_close: None,
+            max_connections: Some(5),
+            source: source.to_string(),
+        },
+    );
+    let u007 = of(&all, "U007");
+    assert_eq!(u007.len(), 1, "{all:#?}");
+    assert_eq!(u007[0].severity, Severity::Info);
+}
+
+#[test]
+fn a_profile_that_keeps_idle_connections_stays_quiet_in_u007() {
+    // Go's net/http keeps idle connections unless the program sets a
+    // timeout: the declared profile says so, and there is no race to warn of.
+    let text = upstream_conf(
+        "        # upkeep: backend go\n        server 127.0.0.1:8000;\n        keepalive 8;\n",
+        "            proxy_http_version 1.1;\n            proxy_set_header Connection \"\";\n",
+    );
+    let all = findings(&text, "1.22.1");
+    assert!(of(&all, "U007").is_empty(), "{:#?}", of(&all, "U007"));
+    // Discovery words a profile default at the end of its source.
+    let all = findings_with_facts(
+        &text.replace("        # upkeep: backend go\n", ""),
+        "127.0.0.1:8000",
+        upkeep_rules::BackendFacts {
+            idle_timeout_ms: None,
+            max_requests: None,
+            announces_close: None,
+            max_connections: None,
+            source: "go pid 9: go default no idle timeout, profile go".to_string(),
+        },
+    );
+    assert!(of(&all, "U007").is_empty(), "{:#?}", of(&all, "U007"));
+}

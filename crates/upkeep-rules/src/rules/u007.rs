@@ -19,7 +19,9 @@ An upstream with an idle pool whose effective `keepalive_timeout` (default
 comes from an inline `# upkeep: backend idle=5s` comment in the upstream
 block, upkeep.toml or `--backend` (a server profile such as `gunicorn`, 2 s,
 or `node`, 5 s, listed by `upkeep profiles`), or a measurement by `upkeep probe`.
-When nothing is known about the backend and a route to it can carry
+When the backend's idle timeout is not known (nothing describes the
+backend, or what does says nothing about idle connections: a PHP-FPM found
+listening by `check` on the host, a declared request cap) and a route to it can carry
 requests nginx does not retry (any route, unless a `limit_except` in its
 location allows only idempotent methods and denies the rest; with
 `proxy_request_buffering off` always), it is a warning whose fix sets
@@ -132,11 +134,18 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         let nginx_timeout = up.keepalive_timeout_ms(ctx.version);
         let head = ctx.head(up.directive);
         let Some(facts) = ctx.backend(uid) else {
-            out.extend(unknown_backend(ctx, uid, nginx_timeout));
+            out.extend(unknown_backend(ctx, uid, nginx_timeout, None));
             continue;
         };
         let Some(backend_idle) = facts.idle_timeout_ms else {
-            continue; // the backend keeps idle connections forever: no race
+            if pool_safety::known_to_keep_idle_forever(ctx, Some(uid)) {
+                continue; // a server that keeps idle connections: no race
+            }
+            // Something is known (a process found listening, a request
+            // cap, the children) but not how long it keeps an idle
+            // connection: as unknown as no facts at all, and said so.
+            out.extend(unknown_backend(ctx, uid, nginx_timeout, Some(&facts.source)));
+            continue;
         };
         let explicit = up.keepalive_timeout;
         match nginx_timeout {
@@ -211,7 +220,15 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
 /// and the pool may outlive the shortest common backend idle timeout: with
 /// nginx's default 60 s and a Gunicorn or Node.js behind, those requests
 /// get 502s. The fix sets the conservative timeout; an info otherwise.
-fn unknown_backend(ctx: &Ctx, uid: UpstreamId, nginx_timeout: Option<u64>) -> Option<Finding> {
+///
+/// `known`: where the facts that leave the idle timeout open come from
+/// (a php-fpm found listening, a declared request cap), for a note.
+fn unknown_backend(
+    ctx: &Ctx,
+    uid: UpstreamId,
+    nginx_timeout: Option<u64>,
+    known: Option<&str>,
+) -> Option<Finding> {
     let up = ctx.model.upstream(uid);
     let head = ctx.head(up.directive);
     let t = nginx_timeout
@@ -238,6 +255,11 @@ fn unknown_backend(ctx: &Ctx, uid: UpstreamId, nginx_timeout: Option<u64>) -> Op
         ))
         .at(head)
         .with_label("backend idle timeout unknown");
+    if let Some(known) = known {
+        f = f.note(format!(
+            "known about the backend, without an idle timeout: {known}"
+        ));
+    }
     let Some(route) = non_idempotent else {
         f.severity = Severity::Info;
         // Infos about unknown backends are many on big configs: one human

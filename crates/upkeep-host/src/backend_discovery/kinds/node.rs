@@ -1,6 +1,10 @@
 //! Node.js: `server.keepAliveTimeout` is set in the program's code, so no
 //! argument or file tells it; the default of the running Node.js version
-//! (facts) stands for it, and the finding says so.
+//! (facts) stands for it, and the finding says so. The version comes from
+//! the process's own binary (`--version`): releases with the keep-alive
+//! buffer close idle sockets a second later than older ones
+//! (upkeep-facts `node@VERSION`), and without a version the row that holds
+//! for every release (`node`, 5 s) is used.
 
 use super::{Recognition, Sourced};
 use crate::backend_discovery::proc_info::ProcessInfo;
@@ -10,17 +14,26 @@ pub fn recognize(p: &ProcessInfo) -> Option<Recognition> {
     if !matches!(exe.as_str(), "node" | "nodejs") && p.comm != "node" {
         return None;
     }
-    let mut r = Recognition::new("node", Some("node"));
-    r.version = node_version(p);
-    let profile = upkeep_facts::backend_profile("node")?;
+    let version = node_version(p);
+    let profile = match &version {
+        Some(v) => upkeep_facts::backend_profile(&format!("node@{v}"))?,
+        None => upkeep_facts::backend_profile("node")?,
+    };
+    let mut r = Recognition::new("node", Some(profile.name));
+    r.version = version;
     let ms = profile.idle_timeout_ms;
+    let closes = ms
+        .map(upkeep_facts::describe_duration)
+        .unwrap_or_else(|| "none".into());
+    let which = match &r.version {
+        Some(v) => format!("Node.js {v} (from its binary's --version)"),
+        None => "Node.js (version unknown: its binary did not answer --version)".to_string(),
+    };
     r.idle_timeout_ms = Some(Sourced::new(
         ms,
         format!(
-            "Node.js{} default keepAliveTimeout {}, profile node; the program can set another in its code, which cannot be read from outside",
-            r.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default(),
-            ms.map(upkeep_facts::describe_duration)
-                .unwrap_or_else(|| "none".into())
+            "{which} closes idle sockets after {closes} by default, profile {}; the program can set another keepAliveTimeout in its code, which cannot be read from outside",
+            profile.name
         ),
     ));
     r.notes.push(format!(
