@@ -43,6 +43,21 @@ fn lists_scenarios_and_refuses_bad_usage() {
         "{}",
         text(&out.stderr)
     );
+    // The after phase's fix options are checked like `upkeep fix`'s.
+    let out = upkeep(&["lab", "--scenario", "no-pool", "--front", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--front: unknown load balancer profile \"nope\""),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = upkeep(&["lab", "--scenario", "no-pool", "--front-idle", "5x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--front-idle"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -1,15 +1,20 @@
 //! The after phase's config: the before config with `upkeep fix` applied,
 //! through the library exactly as the command does it (load, check, apply
-//! the safe fixes, re-check until nothing is left), on the in-memory files
-//! the before phase ran.
+//! the safe fixes, and the unsafe ones when the plan asks for them, re-check
+//! until nothing is left), on the in-memory files the before phase ran.
 
 use crate::error::LabError;
 use crate::plan::{ConfigFile, LabPlan};
 use crate::report::{AppliedFix, FixSummary};
 use std::collections::BTreeMap;
 use upkeep_config::{ConfigSet, LoadError, LoadOptions, MemoryLoader};
+use upkeep_diag::Applicability;
 use upkeep_fix::{FixOptions, Overlay, Round};
 use upkeep_rules::{BackendFacts, CheckOptions, NginxVersion, VersionSource};
+
+/// How a note of the fix summary starts when a finding kept its fix because
+/// the fix changes behaviour and `--unsafe-fixes` was not given.
+pub const UNSAFE_NOT_APPLIED: &str = "not applied without --unsafe-fixes:";
 
 /// What the lab knows about the run that `upkeep check` should know too.
 pub struct FixContext<'a> {
@@ -48,6 +53,8 @@ pub fn check_options(ctx: &FixContext<'_>) -> Result<CheckOptions, LabError> {
         nginx_version: Some(version),
         version_source: VersionSource::Detected,
         backends,
+        front_name: ctx.plan.fix.front_name.clone(),
+        front_idle_ms: ctx.plan.fix.front_idle_ms,
         ..CheckOptions::default()
     })
 }
@@ -83,8 +90,11 @@ pub fn apply(
             findings: report.findings,
         })
     };
-    let run = upkeep_fix::fix(&mut checker, &FixOptions::default())
-        .map_err(|e| LabError::Fix(e.to_string()))?;
+    let fix_opts = FixOptions {
+        unsafe_fixes: ctx.plan.fix.unsafe_fixes,
+        ..FixOptions::default()
+    };
+    let run = upkeep_fix::fix(&mut checker, &fix_opts).map_err(|e| LabError::Fix(e.to_string()))?;
 
     let mut files = rendered.clone();
     let mut diff = String::new();
@@ -109,16 +119,29 @@ pub fn apply(
     if !run.converged {
         notes.push(format!("fixes did not settle after {} rounds", run.rounds));
     }
-    notes.extend(
-        run.last
-            .findings
-            .iter()
-            .map(|f| format!("left for a decision: {} {}: {}", f.rule, f.name, f.message)),
-    );
+    for f in &run.last.findings {
+        match &f.fix {
+            // Left only because unsafe fixes were not asked for: say so,
+            // so that a second run with them can be chosen.
+            Some(x) if x.applicability == Applicability::Unsafe && !fix_opts.unsafe_fixes => notes
+                .push(format!(
+                    "{UNSAFE_NOT_APPLIED} {} {}: {}",
+                    f.rule, f.name, x.description
+                )),
+            _ => notes.push(format!(
+                "left for a decision: {} {}: {}",
+                f.rule, f.name, f.message
+            )),
+        }
+    }
     Ok((
         files,
         FixSummary {
-            source: "upkeep fix".to_string(),
+            source: if fix_opts.unsafe_fixes {
+                "upkeep fix --unsafe-fixes".to_string()
+            } else {
+                "upkeep fix".to_string()
+            },
             applied: run
                 .applied
                 .iter()

@@ -77,6 +77,20 @@ pub struct LabPlan {
     /// The user's files the config was made from (empty for the built-in
     /// scenarios, whose config is the lab's own).
     pub sources: Vec<SourceFile>,
+    /// How the after phase's `upkeep fix` runs.
+    pub fix: FixSettings,
+}
+
+/// What `upkeep fix` is told for the after phase beyond what the lab knows
+/// itself (the nginx version, the emulated backends).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FixSettings {
+    /// Also apply the fixes that change behaviour (`--unsafe-fixes`).
+    pub unsafe_fixes: bool,
+    /// The load balancer in front of nginx, a front profile (`--front`).
+    pub front_name: Option<String>,
+    /// Its idle timeout toward nginx (`--front-idle`).
+    pub front_idle_ms: Option<u64>,
 }
 
 impl LabPlan {

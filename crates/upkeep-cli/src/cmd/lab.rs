@@ -43,6 +43,21 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub backend_facts: Option<PathBuf>,
 
+    /// The after phase also applies the fixes that change behaviour someone
+    /// may rely on, as `upkeep fix --unsafe-fixes` does.
+    #[arg(long)]
+    pub unsafe_fixes: bool,
+
+    /// The load balancer in front of nginx, a profile such as aws-alb
+    /// (`upkeep profiles`), for the after phase's `upkeep fix`.
+    #[arg(long, value_name = "NAME")]
+    pub front: Option<String>,
+
+    /// Idle timeout of the load balancer in front of nginx (nginx syntax:
+    /// 60s, 1m30s), for the after phase's `upkeep fix`.
+    #[arg(long, value_name = "DURATION")]
+    pub front_idle: Option<String>,
+
     /// `Host` header of the requests, which picks the server block (user scenario).
     #[arg(long)]
     pub host: Option<String>,
@@ -295,6 +310,18 @@ fn apply_overrides(plan: &mut LabPlan, args: &Args) -> anyhow::Result<()> {
         plan.relay_delay = (!d.is_zero()).then_some(d);
     }
     plan.traffic.validate().map_err(anyhow::Error::msg)?;
+    plan.fix.unsafe_fixes = args.unsafe_fixes;
+    if let Some(front) = &args.front {
+        if upkeep_facts::front_profile(front).is_none() && args.front_idle.is_none() {
+            bail!("--front: unknown load balancer profile {front:?} (give its idle timeout with --front-idle)");
+        }
+        plan.fix.front_name = Some(front.clone());
+    }
+    if let Some(idle) = &args.front_idle {
+        plan.fix.front_idle_ms = Some(
+            upkeep_facts::parse_duration(idle).map_err(|e| anyhow::anyhow!("--front-idle: {e}"))?,
+        );
+    }
     Ok(())
 }
 

@@ -11,7 +11,7 @@ pub mod user;
 
 pub use port_exhaustion::PORT_RANGE as PORT_EXHAUSTION_RANGE;
 
-use crate::plan::{ConfigFile, LabPlan, Network, ServerSlot};
+use crate::plan::{ConfigFile, FixSettings, LabPlan, Network, ServerSlot};
 use crate::traffic::TrafficProfile;
 use std::time::Duration;
 pub use upkeep_facts::NginxVersion;
@@ -170,6 +170,7 @@ impl<'a> BuiltIn<'a> {
             network: self.network,
             status_path: STATUS_PATH.to_string(),
             sources: Vec::new(),
+            fix: FixSettings::default(),
         }
     }
 }

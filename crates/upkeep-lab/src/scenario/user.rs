@@ -15,7 +15,7 @@
 
 use crate::backend::BackendProfile;
 use crate::error::LabError;
-use crate::plan::{ConfigFile, LabPlan, Network, ServerSlot, SourceFile};
+use crate::plan::{ConfigFile, FixSettings, LabPlan, Network, ServerSlot, SourceFile};
 use crate::scenario::STATUS_PATH;
 use crate::traffic::{LoopMode, TrafficProfile};
 use std::collections::{BTreeMap, HashMap};
@@ -190,6 +190,7 @@ pub fn build(opts: &UserOptions) -> Result<LabPlan, LabError> {
         network: Network::Loopback,
         status_path: STATUS_PATH.to_string(),
         sources,
+        fix: FixSettings::default(),
     })
 }
 
