@@ -8,8 +8,8 @@
 //! runs again with it, under the same condition. Every fixable rule
 //! must have had its own fix applied in one of its runs, except those the
 //! lab's plain-HTTP backends cannot stand in for ([`NOT_IN_LAB`]): FastCGI
-//! (U011, proven against a real PHP-FPM in fastcgi_capacity.rs) and
-//! upstream TLS (U013, U014).
+//! (U011, proven against a real PHP-FPM in fastcgi_capacity.rs), upstream
+//! TLS (U013, U014) and HTTP/2 or gRPC upstreams (U018).
 //!
 //! Bounded: one fixture per rule, at most two runs of it, 4 s of traffic
 //! per phase.
@@ -108,6 +108,10 @@ const NOT_IN_LAB: &[(&str, &str)] = &[
     (
         "U014",
         "upstream TLS: the lab's emulated backends speak plain HTTP, so the config it runs has no TLS session setting to fix",
+    ),
+    (
+        "U018",
+        "HTTP/2 and gRPC upstreams: the lab's emulated backends speak HTTP/1.x only",
     ),
 ];
 
