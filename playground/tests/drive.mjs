@@ -127,8 +127,11 @@ async function main() {
     await page.selectOption("#front", "aws-alb");
     const withFront = await analysed(page, pasted.generation);
     out.withFront = { rules: await ruleIds(page) };
+    // The page already carries an older `#s=` hash from earlier edits: wait
+    // for the flash that copyLink shows once it has saved the current state.
+    await page.evaluate(() => (document.getElementById("flash").textContent = ""));
     await page.click("#copy-link");
-    await page.waitForFunction(() => location.hash.startsWith("#s="), null, { timeout: WAIT });
+    await page.waitForFunction(() => /link/.test(document.getElementById("flash").textContent), null, { timeout: WAIT });
     const link = await page.evaluate(() => location.href);
     out.link = { length: link.length };
     out.markdownButton = await page.click("#copy-markdown").then(() =>
