@@ -186,26 +186,35 @@ fn run_phase(dir: &Path, conf: &str, fpm_bin: &Path) -> Vec<u16> {
     traffic(port)
 }
 
-#[test]
-fn sized_fastcgi_pool_serves_every_request_and_an_unsized_one_does_not() {
+/// php-fpm's binary and a temporary directory whose `www/slow.php` takes
+/// 200 ms, or None (with the reason printed) when php-fpm or nginx is absent.
+fn php_fpm_and_nginx_with_a_slow_script() -> Option<(PathBuf, tempfile::TempDir)> {
     let Some(fpm_bin) = php_fpm() else {
         eprintln!(
             "skipped: no /usr/sbin/php-fpm* (Debian's php-fpm package; .ci/setup installs it)"
         );
-        return;
+        return None;
     };
     if !Path::new("/usr/sbin/nginx").exists() {
         eprintln!("skipped: no /usr/sbin/nginx");
-        return;
+        return None;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    std::fs::create_dir_all(dir.join("www")).unwrap();
+    std::fs::create_dir_all(tmp.path().join("www")).unwrap();
     std::fs::write(
-        dir.join("www/slow.php"),
+        tmp.path().join("www/slow.php"),
         "<?php usleep(200000); echo \"ok\\n\";",
     )
     .unwrap();
+    Some((fpm_bin, tmp))
+}
+
+#[test]
+fn sized_fastcgi_pool_serves_every_request_and_an_unsized_one_does_not() {
+    let Some((fpm_bin, tmp)) = php_fpm_and_nginx_with_a_slow_script() else {
+        return;
+    };
+    let dir = tmp.path();
     let port = free_port();
 
     // Before: no pool. Every request gets its own FastCGI connection.
@@ -338,24 +347,10 @@ fn apply_diff(text: &str, diff: &str) -> String {
 
 #[test]
 fn on_the_host_the_running_php_fpm_sizes_the_pool_and_says_where_its_children_come_from() {
-    let Some(fpm_bin) = php_fpm() else {
-        eprintln!(
-            "skipped: no /usr/sbin/php-fpm* (Debian's php-fpm package; .ci/setup installs it)"
-        );
+    let Some((fpm_bin, tmp)) = php_fpm_and_nginx_with_a_slow_script() else {
         return;
     };
-    if !Path::new("/usr/sbin/nginx").exists() {
-        eprintln!("skipped: no /usr/sbin/nginx");
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::create_dir_all(dir.join("www")).unwrap();
-    std::fs::write(
-        dir.join("www/slow.php"),
-        "<?php usleep(200000); echo \"ok\\n\";",
-    )
-    .unwrap();
     let port = free_port();
     // Nothing declared: a pool of 32 per worker without keep_conn, as a
     // config copied from a proxy_pass example has it.

@@ -322,17 +322,14 @@ fn a_backend_found_without_an_idle_timeout_is_unknown_to_u007() {
     // What discovery reports for a php-fpm found listening: the children
     // from its pool file, no idle timeout.
     let source = "php-fpm pid 7: php-fpm: no idle timeout of its own on kept FastCGI connections (none found); pool [www] pm.max_children = 5 in /etc/php/8.2/fpm/pool.d/www.conf:113";
-    let all = findings_with_facts(
-        FPM_POOL,
-        "unix:/run/php/fpm.sock",
-        upkeep_rules::BackendFacts {
-            idle_timeout_ms: None,
-            max_requests: None,
-            announces_close: None,
-            max_connections: Some(5),
-            source: source.to_string(),
-        },
-    );
+    let found = || upkeep_rules::BackendFacts {
+        idle_timeout_ms: None,
+        max_requests: None,
+        announces_close: None,
+        max_connections: Some(5),
+        source: source.to_string(),
+    };
+    let all = findings_with_facts(FPM_POOL, "unix:/run/php/fpm.sock", found());
     let u007 = of(&all, "U007");
     assert_eq!(u007.len(), 1, "{all:#?}");
     let f = u007[0];
@@ -354,17 +351,7 @@ fn a_backend_found_without_an_idle_timeout_is_unknown_to_u007() {
         "fastcgi_keep_conn on;\n",
         "fastcgi_keep_conn on;\n            limit_except GET { deny all; }\n",
     );
-    let all = findings_with_facts(
-        &get_only,
-        "unix:/run/php/fpm.sock",
-        upkeep_rules::BackendFacts {
-            idle_timeout_ms: None,
-            max_requests: None,
-            announces_close: None,
-            max_connections: Some(5),
-            source: source.to_string(),
-        },
-    );
+    let all = findings_with_facts(&get_only, "unix:/run/php/fpm.sock", found());
     let u007 = of(&all, "U007");
     assert_eq!(u007.len(), 1, "{all:#?}");
     assert_eq!(u007[0].severity, Severity::Info);
