@@ -92,6 +92,22 @@ pub struct Fix {
     pub edits: Vec<Edit>,
 }
 
+/// The setting of the program that generated the configuration (a
+/// Kubernetes ingress controller) that writes the directive a finding is
+/// about. That program rewrites the file on every change, so the setting is
+/// what to change, not the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManagedSetting {
+    /// The generator and its release (`ingress-nginx 1.15.1`).
+    pub generator: String,
+    /// `ConfigMap key`, `Ingress annotation`, `policy field`.
+    pub kind: String,
+    /// `upstream-keepalive-timeout`.
+    pub setting: String,
+    /// The value to give it, when the rule knows one.
+    pub value: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
     /// Stable rule ID, e.g. "U001".
@@ -116,6 +132,9 @@ pub struct Finding {
     /// upstreams would drown everything else. JSON and SARIF keep each
     /// finding, with the group named.
     pub group: Option<String>,
+    /// Set when the configuration is generated: the generator's setting to
+    /// change instead of the file (no file fix is offered then).
+    pub managed: Option<ManagedSetting>,
 }
 
 impl Finding {
@@ -137,6 +156,7 @@ impl Finding {
             help: None,
             fix: None,
             group: None,
+            managed: None,
         }
     }
 

@@ -12,6 +12,6 @@ pub mod parallel;
 pub mod render;
 pub mod terminal;
 
-pub use finding::{Applicability, Edit, Finding, Fix, Label, Severity};
+pub use finding::{Applicability, Edit, Finding, Fix, Label, ManagedSetting, Severity};
 pub use render::{display_path, Report, Summary};
 pub use terminal::{terminal_safe, terminal_safe_line};

@@ -2,11 +2,13 @@
 //!
 //! Directive defaults and version landmarks are Rust tables (`directives.rs`,
 //! `version.rs`), each row naming the nginx source it was checked against;
-//! backend and load-balancer profiles are data files (`data/*.tsv`) embedded
-//! in the binary, each row with its primary source. No I/O: this crate builds
+//! backend and load-balancer profiles, and the settings of the Kubernetes
+//! controllers that render nginx configurations, are data files
+//! (`data/*.tsv`) embedded in the binary, each row with its primary source. No I/O: this crate builds
 //! for `wasm32-unknown-unknown`.
 
 mod backends;
+mod controllers;
 mod directives;
 mod duration;
 mod flavor;
@@ -16,6 +18,9 @@ pub use backends::{
     backend_profile, backend_profiles, default_max_connections, front_profile, front_profiles,
     node_has_keepalive_buffer, shortest_backend_idle, suggested_upstream_keepalive_timeout_ms,
     BackendFacts, BackendProfile, FrontProfile, PHP_FPM_SHIPPED_MAX_CHILDREN,
+};
+pub use controllers::{
+    controller_setting, Controller, ControllerRelease, ControllerSetting, SettingKind, SettingUnit,
 };
 pub use directives::{
     directive, is_array_directive, Context, DirectiveFact, Inheritance, DIRECTIVES,

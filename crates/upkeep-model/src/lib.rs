@@ -38,7 +38,8 @@ pub use resolve::{ArrayValue, Setting, Value};
 pub use routes::{PassTarget, Protocol, Route, RouteId, Wire};
 pub use source::{ConfigSource, SingleFile};
 pub use upstreams::{
-    Pool, Upstream, UpstreamId, UpstreamServer, BALANCER_DIRECTIVES, OVERWRITING_BALANCERS,
+    Pool, Upstream, UpstreamId, UpstreamServer, BALANCER_DIRECTIVES, LUA_BALANCERS,
+    OVERWRITING_BALANCERS,
 };
 pub use variables::RequestKind;
 

@@ -116,6 +116,10 @@ impl<'a> Route<'a> {
         } else {
             rest.split('/').next().unwrap_or("")
         };
+        // `http://backend$request_uri` (NGINX Gateway Fabric's internal
+        // locations): variables whose value always starts with `/` or `?`
+        // end the host part, so the host is the literal before them.
+        let host_port = strip_uri_variables(host_port);
         let target = if host_port.contains('$') {
             dynamic_target(model, host_port)
         } else {
@@ -153,6 +157,26 @@ impl<'a> Route<'a> {
             .first()
             .map(|a| a.text().into_owned())
             .unwrap_or_default()
+    }
+}
+
+/// Request variables whose value starts with `/` (the URI) or is empty or
+/// starts with `?` (the arguments).
+const URI_VARIABLES: &[&str] = &[
+    "$request_uri",
+    "${request_uri}",
+    "$uri",
+    "${uri}",
+    "$document_uri",
+    "$is_args",
+];
+
+/// `backend$request_uri` → `backend`: the host part without the URI
+/// variables that follow it. A host that is only such variables is kept.
+fn strip_uri_variables(host_port: &str) -> &str {
+    match URI_VARIABLES.iter().filter_map(|v| host_port.find(v)).min() {
+        Some(0) | None => host_port,
+        Some(i) => &host_port[..i],
     }
 }
 
@@ -281,5 +305,24 @@ impl Model<'_> {
             Protocol::FastCgi => Wire::FastCgi,
             Protocol::Uwsgi | Protocol::Scgi => Wire::NotCached,
         }
+    }
+}
+
+#[cfg(test)]
+mod uri_variable_tests {
+    use super::strip_uri_variables;
+
+    #[test]
+    fn uri_variables_end_the_host() {
+        assert_eq!(
+            strip_uri_variables("default_web_8000$request_uri"),
+            "default_web_8000"
+        );
+        assert_eq!(
+            strip_uri_variables("app:8080${uri}$is_args$args"),
+            "app:8080"
+        );
+        assert_eq!(strip_uri_variables("$request_uri"), "$request_uri");
+        assert_eq!(strip_uri_variables("$backend"), "$backend");
     }
 }

@@ -11,7 +11,9 @@ pub type UpstreamId = usize;
 /// Directives that choose a load-balancing method by replacing
 /// `peer.init_upstream` (behaviors.md §d; directives.tsv row "ip_hash /
 /// least_conn / hash / random / least_time / sticky"). `fair` and
-/// `consistent_hash` are common third-party balancers built the same way.
+/// `consistent_hash` are common third-party balancers built the same way, and
+/// so is the Lua module's `balancer_by_lua_*` (ingress-nginx picks every
+/// peer with it).
 pub const BALANCER_DIRECTIVES: &[&str] = &[
     "ip_hash",
     "least_conn",
@@ -21,16 +23,32 @@ pub const BALANCER_DIRECTIVES: &[&str] = &[
     "sticky",
     "fair",
     "consistent_hash",
+    "balancer_by_lua_block",
+    "balancer_by_lua_file",
 ];
+
+/// The Lua module's balancer directives: the peer is chosen by Lua code at
+/// request time, so the block's `server` lines are placeholders.
+pub const LUA_BALANCERS: &[&str] = &["balancer_by_lua_block", "balancer_by_lua_file"];
 
 /// Balancers whose directive handler REPLACES `peer.init_upstream` (after
 /// logging "load balancing method redefined"), which before nginx 1.29.7
 /// throws away the keepalive module's wrapper when written after `keepalive`
 /// (behaviors.md §d: `ngx_http_upstream_ip_hash`, `least_conn`, `hash`,
 /// `random`, and `least_time` since 1.31.0). `sticky` is not one of them: it
-/// wraps `init_upstream` like `keepalive` does.
-pub const OVERWRITING_BALANCERS: &[&str] =
-    &["ip_hash", "least_conn", "hash", "random", "least_time"];
+/// wraps `init_upstream` like `keepalive` does. `balancer_by_lua_*` replaces
+/// it too: nginx 1.22 with lua-nginx-module 0.10.23 logs "load balancing
+/// method redefined" for `keepalive` written before it (tested in
+/// crates/upkeep-cli/tests/k8s_controllers.rs).
+pub const OVERWRITING_BALANCERS: &[&str] = &[
+    "ip_hash",
+    "least_conn",
+    "hash",
+    "random",
+    "least_time",
+    "balancer_by_lua_block",
+    "balancer_by_lua_file",
+];
 
 /// One `server` line.
 #[derive(Clone, Debug)]
@@ -93,6 +111,10 @@ pub struct Upstream<'a> {
     pub keepalive_timeout: Option<&'a Directive>,
     pub keepalive_requests: Option<&'a Directive>,
     pub keepalive_time: Option<&'a Directive>,
+    /// `balancer_by_lua_block` / `balancer_by_lua_file`: Lua picks the peer
+    /// of each request, and the `server` lines are placeholders (ingress-nginx
+    /// writes `server 0.0.0.1`), so the real backends are not in the config.
+    pub lua_balancer: Option<&'a Directive>,
     /// Comments inside the block (where `# upkeep: backend …` lives).
     pub comments: Vec<&'a Comment>,
     /// All direct directives, in order (includes expanded).
@@ -117,6 +139,7 @@ impl<'a> Upstream<'a> {
             keepalive_timeout: None,
             keepalive_requests: None,
             keepalive_time: None,
+            lua_balancer: None,
             comments: Vec::new(),
             directives: Vec::new(),
         };
@@ -157,7 +180,12 @@ impl<'a> Upstream<'a> {
                 b"keepalive_timeout" => up.keepalive_timeout = Some(d),
                 b"keepalive_requests" => up.keepalive_requests = Some(d),
                 b"keepalive_time" => up.keepalive_time = Some(d),
-                n if BALANCER_DIRECTIVES.iter().any(|b| b.as_bytes() == n) => up.balancers.push(d),
+                n if BALANCER_DIRECTIVES.iter().any(|b| b.as_bytes() == n) => {
+                    if LUA_BALANCERS.iter().any(|b| b.as_bytes() == n) {
+                        up.lua_balancer = Some(d);
+                    }
+                    up.balancers.push(d)
+                }
                 _ => {}
             }
         }

@@ -17,7 +17,7 @@ pub fn upkeep_directive(text: &str) -> Option<&str> {
 pub(crate) fn resolve(ctx: &mut Ctx) {
     let model = ctx.model;
     let mut out = Vec::with_capacity(model.upstreams.len());
-    for up in &model.upstreams {
+    for (uid, up) in model.upstreams.iter().enumerate() {
         let mut facts: Option<BackendFacts> = None;
         for comment in &up.comments {
             if let Some(found) = inline_facts(ctx, comment) {
@@ -26,6 +26,20 @@ pub(crate) fn resolve(ctx: &mut Ctx) {
         }
         if let Some(given) = ctx.opts.backends.get(&up.name) {
             facts = Some(merge(facts, given));
+        }
+        // A Lua balancer (ingress-nginx's upstream_balancer) sends each
+        // route to the Service its location names in `$proxy_upstream_name`;
+        // they all share the block's one pool, so the most constraining
+        // declared Service decides.
+        if up.lua_balancer.is_some() {
+            let blocks = model.routes_to(uid).map(|r| model.route(r).block);
+            for service in crate::controllers::ingress_nginx_backends(model, blocks) {
+                if let Some(given) = ctx.opts.backends.get(&service) {
+                    let mut given = given.clone();
+                    given.source = format!("Service backend `{service}`: {}", given.source);
+                    facts = Some(merge_min(facts, &given));
+                }
+            }
         }
         // Probe results are keyed by server address; take the most
         // constraining values over the upstream's servers.

@@ -138,7 +138,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
                 "assuming {} (no --nginx-version given and no nginx binary detected)",
                 self.model.target
             )),
-            VersionSource::Given | VersionSource::Detected => finding,
+            VersionSource::Given | VersionSource::Detected | VersionSource::Controller => finding,
         }
     }
 

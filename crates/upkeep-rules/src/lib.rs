@@ -8,6 +8,7 @@
 
 mod backends;
 mod context;
+pub mod controllers;
 pub mod edits;
 mod options;
 pub mod pool_safety;
@@ -32,8 +33,27 @@ pub use upkeep_facts::{BackendFacts, Flavor, NginxVersion, Target};
 /// Runs every enabled rule over `config` and returns the findings, sorted by
 /// file and position, with suppressions and severity overrides applied.
 pub fn check<C: ConfigSource>(config: &C, opts: &CheckOptions) -> CheckReport {
-    let target = opts.target();
-    let model = Model::build_for(config, target);
+    let mut target = opts.target();
+    let mut model = Model::build_for(config, target);
+    // A configuration a Kubernetes controller rendered runs on the nginx of
+    // the controller's image: unless a version was given, that is the one
+    // to judge it for (this host's nginx, if any, is not the one running it).
+    let recognized = controllers::recognize(&model);
+    let controller_opts;
+    let mut opts = opts;
+    if let Some(r) = &recognized {
+        let wanted = upkeep_facts::Target::nginx(r.release.nginx);
+        if opts.version_source != VersionSource::Given && wanted != target {
+            target = wanted;
+            model = Model::build_for(config, target);
+            let mut o = opts.clone();
+            o.flavor = target.flavor;
+            o.nginx_version = Some(target.version);
+            o.version_source = VersionSource::Controller;
+            controller_opts = o;
+            opts = &controller_opts;
+        }
+    }
     let ctx = Ctx::new(&model, opts);
 
     let enabled: Vec<registry::CheckFn> = registry::CHECKS
@@ -82,6 +102,18 @@ pub fn check<C: ConfigSource>(config: &C, opts: &CheckOptions) -> CheckReport {
         }
     }
 
+    let mut controller_notes = Vec::new();
+    if let Some(r) = &recognized {
+        controller_notes = controllers::attribute(&model, r, &mut findings);
+        if opts.version_source == VersionSource::Controller {
+            controller_notes.push(format!(
+                "assuming {target}, the version {} ships ({}); pass --nginx-version if the image runs another",
+                r.name(),
+                r.release.source
+            ));
+        }
+    }
+
     dedupe(&ctx, &mut findings);
     findings.sort_by_key(|f| {
         let p = f.primary.unwrap_or_default();
@@ -94,6 +126,7 @@ pub fn check<C: ConfigSource>(config: &C, opts: &CheckOptions) -> CheckReport {
             "assuming {target} (default; no --nginx-version given and no nginx binary detected)"
         ));
     }
+    assumptions.extend(controller_notes);
     assumptions.extend(snippet_assumptions(&model));
     assumptions.extend(ctx.take_assumptions());
     CheckReport {
@@ -102,6 +135,7 @@ pub fn check<C: ConfigSource>(config: &C, opts: &CheckOptions) -> CheckReport {
         nginx_version: target.version,
         version_source: opts.version_source,
         assumptions,
+        controller: recognized,
     }
 }
 

@@ -15,6 +15,10 @@ pub enum VersionSource {
     /// Nothing given or detected: [`NginxVersion::DEFAULT_ASSUMED`].
     #[default]
     Assumed,
+    /// Not given: the version the recognized controller release ships (a
+    /// configuration a Kubernetes controller rendered runs on the nginx of
+    /// the controller's image, not on this host's).
+    Controller,
 }
 
 impl VersionSource {
@@ -23,6 +27,7 @@ impl VersionSource {
             VersionSource::Given => "given",
             VersionSource::Detected => "detected",
             VersionSource::Assumed => "assumed",
+            VersionSource::Controller => "controller",
         }
     }
 }

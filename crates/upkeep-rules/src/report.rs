@@ -16,6 +16,9 @@ pub struct CheckReport {
     /// What the verdicts rest on that the user did not say
     /// ("assuming nginx 1.28.0 (default)").
     pub assumptions: Vec<String>,
+    /// The Kubernetes controller that rendered the configuration, when its
+    /// markers were found: findings then name its settings, not file edits.
+    pub controller: Option<crate::controllers::Recognized>,
 }
 
 impl CheckReport {
@@ -27,6 +30,9 @@ impl CheckReport {
             VersionSource::Detected => format!("{target} (detected from nginx -v)"),
             VersionSource::Assumed => {
                 format!("assuming {target} (default; pass --nginx-version)")
+            }
+            VersionSource::Controller => {
+                format!("{target} (the controller's; pass --nginx-version)")
             }
         }
     }

@@ -146,6 +146,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         };
         let base = loaded.base_dir();
+        // A configuration a Kubernetes controller rendered gets no file
+        // edits (the controller would overwrite them): the settings to
+        // change are printed instead.
+        if let Some(text) = controller_changes(&run.last.findings) {
+            print!("{}", terminal_safe(&text));
+            exit = ExitCode::from(EXIT_FINDINGS);
+        }
         // With --write, what was fixed is only told once it is on disk.
         if !args.quiet && !args.write {
             report(&run, &base, args.unsafe_fixes);
@@ -183,6 +190,36 @@ pub fn diff(run: &FixRun<RoundFiles>, base: &str, color: bool) -> String {
             upkeep_fix::unified_diff(&display_path(path, Some(base)), old, new, color)
         })
         .collect()
+}
+
+/// The controller settings that `findings` ask for, as YAML-like lines
+/// grouped by where they are given; `None` when no finding names one.
+fn controller_changes(findings: &[upkeep_diag::Finding]) -> Option<String> {
+    let managed: Vec<(&upkeep_diag::ManagedSetting, &upkeep_diag::Finding)> = findings
+        .iter()
+        .filter_map(|f| f.managed.as_ref().map(|m| (m, f)))
+        .collect();
+    let (first, _) = managed.first()?;
+    let mut out = format!(
+        "# {} renders this configuration and rewrites it on every change: no file edit is offered.\n# Change these settings instead:\n",
+        first.generator
+    );
+    let mut kinds: Vec<&str> = managed.iter().map(|(m, _)| m.kind.as_str()).collect();
+    kinds.dedup();
+    let mut seen = std::collections::BTreeSet::new();
+    for kind in kinds {
+        out.push_str(&format!("# {kind}s\n"));
+        for (m, f) in managed.iter().filter(|(m, _)| m.kind == kind) {
+            let line = match &m.value {
+                Some(v) => format!("{}: \"{v}\"", m.setting),
+                None => format!("{}: <see `upkeep check`>", m.setting),
+            };
+            if seen.insert(line.clone()) {
+                out.push_str(&format!("{line}    # {} {}\n", f.rule, f.name));
+            }
+        }
+    }
+    Some(out)
 }
 
 /// The fix loop over `loaded`, reloading through an overlay each round.

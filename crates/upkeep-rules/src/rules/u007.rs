@@ -260,6 +260,18 @@ fn unknown_backend(
             "known about the backend, without an idle timeout: {known}"
         ));
     }
+    // A Lua balancer (ingress-nginx) picks among the Services its routes
+    // name: those are the backends to declare, and they share this pool.
+    if up.lua_balancer.is_some() {
+        let blocks = ctx.model.routes_to(uid).map(|r| ctx.model.route(r).block);
+        let services = crate::controllers::ingress_nginx_backends(ctx.model, blocks);
+        if let Some(first) = services.first() {
+            f = f.note(format!(
+                "a Lua balancer picks each request's peer among the Services `{}`; they share this pool: declare what each runs with `--backend {first}=PROFILE` (or `idle=5s`), or in upkeep.toml",
+                services.join("`, `")
+            ));
+        }
+    }
     let Some(route) = non_idempotent else {
         f.severity = Severity::Info;
         // Infos about unknown backends are many on big configs: one human

@@ -47,6 +47,9 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             PassTarget::Direct { host, port } if !host.starts_with("unix:") => {
                 vec![port.unwrap_or(if scheme == "https" { 443 } else { 80 })]
             }
+            // A Lua balancer's `server` lines are placeholders: the real
+            // peers and their ports are chosen at request time.
+            PassTarget::Upstream(u) if ctx.model.upstream(*u).lua_balancer.is_some() => continue,
             PassTarget::Upstream(u) => ctx
                 .model
                 .upstream(*u)
