@@ -19,6 +19,7 @@ mod parser;
 mod print;
 mod source;
 mod tree;
+mod value;
 
 pub use error::SyntaxError;
 pub use lua::is_lua_block_directive;
@@ -26,3 +27,4 @@ pub use parser::{parse, MAX_DEPTH};
 pub use print::{for_each_token, print};
 pub use source::{FileId, LineCol, SourceFile, SourceMap, Span};
 pub use tree::{Block, Comment, Directive, Node, QuoteStyle, SyntaxTree, Word};
+pub use value::{WordValue, INLINE_CAPACITY};

@@ -7,9 +7,12 @@
 
 use crate::lexer::{unescape, Lexer, Token};
 use crate::lua::{is_lua_block_directive, scan_block};
+use crate::value::SharedBuffer;
 use crate::{
     Block, Comment, Directive, FileId, Node, SourceFile, Span, SyntaxError, SyntaxTree, Word,
+    WordValue,
 };
+use std::borrow::Cow;
 
 /// Deepest block nesting accepted. nginx itself has no limit, but no real
 /// configuration comes near this (http > server > location > nested
@@ -21,8 +24,8 @@ const EXPECT_DIRECTIVE: &str = "a directive name";
 /// A block directive whose `{` has been read and whose `}` has not.
 struct OpenBlock {
     name: Word,
-    args: Vec<Word>,
-    inner_comments: Vec<Comment>,
+    args: Box<[Word]>,
+    inner_comments: Box<[Comment]>,
     open: Span,
     /// Where this block's children start in the parser's node stack.
     first_child: usize,
@@ -36,6 +39,9 @@ pub fn parse(file: &SourceFile) -> Result<SyntaxTree, SyntaxError> {
         file: file.id,
         words: Vec::new(),
         comments: Vec::new(),
+        name_is_lua_block: false,
+        long_values: SharedBuffer::default(),
+        pending_long_values: Vec::new(),
     }
     .run()
 }
@@ -47,6 +53,13 @@ struct Parser<'a> {
     words: Vec<Word>,
     /// Comments met between its name and its terminator.
     comments: Vec<Comment>,
+    /// The name of the directive being read ends in `_by_lua_block`.
+    name_is_lua_block: bool,
+    /// Where the values too long to be stored in their word go: the file's
+    /// shared buffer, filled from `pending_long_values` once parsing ends
+    /// (so that it is one exact-size allocation).
+    long_values: SharedBuffer,
+    pending_long_values: Vec<u8>,
 }
 
 impl Parser<'_> {
@@ -69,11 +82,16 @@ impl Parser<'_> {
                     escapes,
                 } => {
                     let bytes = &self.lexer.text()[content.0 as usize..content.1 as usize];
-                    let value = if escapes {
-                        unescape(bytes)
+                    let bytes = if escapes {
+                        Cow::Owned(unescape(bytes))
                     } else {
-                        bytes.to_vec()
+                        Cow::Borrowed(bytes)
                     };
+                    if self.words.is_empty() {
+                        self.name_is_lua_block = is_lua_block_directive(&bytes);
+                    }
+                    let value =
+                        WordValue::parsed(&bytes, &self.long_values, &mut self.pending_long_values);
                     self.words.push(Word {
                         span: self.span(raw.0, raw.1),
                         value,
@@ -98,14 +116,13 @@ impl Parser<'_> {
                         name,
                         args,
                         inner_comments,
-                        semicolon: Some(semicolon),
                         block: None,
                     }));
                 }
                 Token::BlockOpen(at) => {
                     let brace = self.span(at, at + 1);
                     let (name, args, inner_comments) = self.take_directive(brace)?;
-                    if is_lua_block_directive(&name.value) {
+                    if self.name_is_lua_block {
                         let text = self.lexer.text();
                         let close = scan_block(text, self.file, at as usize, self.lexer.buffer())?;
                         let close_span = self.span(close as u32, close as u32 + 1);
@@ -115,13 +132,12 @@ impl Parser<'_> {
                             name,
                             args,
                             inner_comments,
-                            semicolon: None,
-                            block: Some(Block {
+                            block: Some(Box::new(Block {
                                 open: brace,
                                 nodes: Vec::new(),
                                 close: close_span,
                                 verbatim: Some(self.span(at + 1, close as u32)),
-                            }),
+                            })),
                         }));
                         continue;
                     }
@@ -161,13 +177,12 @@ impl Parser<'_> {
                         name: b.name,
                         args: b.args,
                         inner_comments: b.inner_comments,
-                        semicolon: None,
-                        block: Some(Block {
+                        block: Some(Box::new(Block {
                             open: b.open,
                             nodes: nodes.split_off(b.first_child),
                             close: brace,
                             verbatim: None,
-                        }),
+                        })),
                     };
                     nodes.push(Node::Directive(directive));
                 }
@@ -185,6 +200,10 @@ impl Parser<'_> {
                         return Err(SyntaxError::new(eof, "unexpected end of file", &["\"}\""]));
                     }
                     nodes.shrink_to_fit();
+                    let long_values = std::mem::take(&mut self.pending_long_values);
+                    self.long_values
+                        .set(long_values.into_boxed_slice())
+                        .expect("filled once, here");
                     return Ok(SyntaxTree {
                         file: self.file,
                         nodes,
@@ -196,7 +215,11 @@ impl Parser<'_> {
     }
 
     /// The directive read so far, now that its terminator `at` has come.
-    fn take_directive(&mut self, at: Span) -> Result<(Word, Vec<Word>, Vec<Comment>), SyntaxError> {
+    #[allow(clippy::type_complexity)]
+    fn take_directive(
+        &mut self,
+        at: Span,
+    ) -> Result<(Word, Box<[Word]>, Box<[Comment]>), SyntaxError> {
         if self.words.is_empty() {
             let c = if at.len() == 1 && self.lexer.text()[at.start as usize] == b'{' {
                 "{"
@@ -210,8 +233,9 @@ impl Parser<'_> {
             ));
         }
         // An exact-size argument list; the word buffer keeps its capacity.
-        let args: Vec<Word> = self.words.drain(1..).collect();
+        let args: Box<[Word]> = self.words.drain(1..).collect();
         let name = self.words.pop().expect("checked non-empty");
-        Ok((name, args, std::mem::take(&mut self.comments)))
+        let comments: Box<[Comment]> = self.comments.drain(..).collect();
+        Ok((name, args, comments))
     }
 }

@@ -53,7 +53,7 @@ fn directive_tokens(d: &Directive, f: &mut impl FnMut(Span)) {
     for c in comments {
         f(c.span);
     }
-    if let Some(semi) = d.semicolon {
+    if let Some(semi) = d.semicolon() {
         f(semi);
     }
     if let Some(block) = &d.block {

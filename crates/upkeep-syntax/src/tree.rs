@@ -2,7 +2,7 @@
 //! the bytes between consecutive tokens are trivia (whitespace, line endings,
 //! comments that are not nodes of their own).
 
-use crate::{FileId, Span};
+use crate::{FileId, Span, WordValue};
 use std::borrow::Cow;
 
 /// How a word was written in the source.
@@ -22,7 +22,7 @@ pub struct Word {
     /// The value nginx's tokenizer hands to the directive: quotes removed and
     /// the escapes `\"`, `\'`, `\\`, `\t`, `\r`, `\n` resolved as
     /// `ngx_conf_read_token` resolves them.
-    pub value: Vec<u8>,
+    pub value: WordValue,
     pub quote: QuoteStyle,
 }
 
@@ -45,20 +45,28 @@ pub struct Comment {
 }
 
 /// A simple (`name args;`) or block (`name args { … }`) directive.
+///
+/// Large configurations hold millions of these, so the fields are kept
+/// small: exact-size slices instead of `Vec`s, the block behind a pointer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Directive {
     pub name: Word,
-    pub args: Vec<Word>,
+    pub args: Box<[Word]>,
     /// Comments that sit between the name and the terminator, in order.
-    pub inner_comments: Vec<Comment>,
-    /// The `;` of a simple directive.
-    pub semicolon: Option<Span>,
-    pub block: Option<Block>,
+    pub inner_comments: Box<[Comment]>,
+    pub block: Option<Box<Block>>,
     /// From the first byte of the name to the `;` or the closing `}` inclusive.
     pub span: Span,
 }
 
 impl Directive {
+    /// The `;` of a simple directive (the last byte of its span).
+    pub fn semicolon(&self) -> Option<Span> {
+        self.block
+            .is_none()
+            .then(|| Span::new(self.span.file, self.span.end - 1, self.span.end))
+    }
+
     pub fn name_is(&self, s: &str) -> bool {
         self.name.is(s)
     }

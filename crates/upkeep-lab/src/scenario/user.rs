@@ -776,7 +776,7 @@ fn proxied_prefix(set: &ConfigSet, nodes: &[Node]) -> Option<String> {
             return None;
         }
         let b = d.block.as_ref()?;
-        let path = match d.args.as_slice() {
+        let path = match &d.args[..] {
             [p] => p.text().to_string(),
             [m, p] if m.is("^~") => p.text().to_string(),
             _ => return None,
