@@ -7,27 +7,44 @@
 //! fix after which the config no longer loads, and any fix whose finding is
 //! still there after it was applied (a second application would only repeat
 //! the text), which also bounds the loop.
+//!
+//! A configuration can be hundreds of megabytes, so each text is held once
+//! and shared ([`SharedText`]) between the overlay, the originals and the
+//! history, instead of being copied into each of them.
 
-use crate::apply::{apply, Outcome};
+use crate::apply::{apply, Applied, Outcome};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use upkeep_diag::{Applicability, Edit, Finding, Fix};
-use upkeep_syntax::SourceMap;
+use upkeep_syntax::{FileId, SourceMap};
+
+/// A file's whole text, shared by the places that hold it (cloning it
+/// copies a pointer, not the text).
+pub type SharedText = Arc<Vec<u8>>;
 
 /// Texts the loop has changed, by file path as the loader names files. The
 /// loader behind a [`Checker`] must read a path from here when it is present,
 /// and from its usual place otherwise.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Overlay {
-    files: BTreeMap<String, Vec<u8>>,
+    files: BTreeMap<String, SharedText>,
 }
 
 impl Overlay {
     pub fn get(&self, path: &str) -> Option<&[u8]> {
-        self.files.get(path).map(Vec::as_slice)
+        self.files.get(path).map(|t| t.as_slice())
     }
 
     pub fn insert(&mut self, path: impl Into<String>, text: Vec<u8>) {
-        self.files.insert(path.into(), text);
+        self.files.insert(path.into(), Arc::new(text));
+    }
+
+    fn get_shared(&self, path: &str) -> Option<&SharedText> {
+        self.files.get(path)
+    }
+
+    fn insert_shared(&mut self, path: String, text: SharedText) {
+        self.files.insert(path, text);
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
@@ -103,21 +120,22 @@ pub struct RefusedFix {
 
 /// One file's change in one round: the text before, the edits, the text
 /// after. Kept so that tests (and curious users) can verify that nothing
-/// outside the edits changed.
+/// outside the edits changed. The texts are shared with the run's
+/// originals, overlay and other changes, not copies.
 #[derive(Clone, Debug)]
 pub struct FileChange {
     pub round: usize,
     pub path: String,
-    pub before: Vec<u8>,
+    pub before: SharedText,
     /// Sorted by position, in `before`'s coordinates.
     pub edits: Vec<Edit>,
-    pub after: Vec<u8>,
+    pub after: SharedText,
 }
 
 /// What a fix run did. The files are not written: see [`crate::write`].
 pub struct FixRun<S> {
     /// Text of each changed file before the first fix, by path.
-    pub originals: BTreeMap<String, Vec<u8>>,
+    pub originals: BTreeMap<String, SharedText>,
     /// Final text of each changed file, by path.
     pub overlay: Overlay,
     pub applied: Vec<AppliedFix>,
@@ -153,7 +171,7 @@ pub fn fix<C: Checker>(
     let mut overlay = Overlay::default();
     let mut round = checker.check(&overlay)?;
     let initial_findings = round.findings.clone();
-    let mut originals: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut originals: BTreeMap<String, SharedText> = BTreeMap::new();
     let mut applied: Vec<AppliedFix> = Vec::new();
     let mut refused: Vec<RefusedFix> = Vec::new();
     let mut refused_keys: BTreeSet<FixKey> = BTreeSet::new();
@@ -195,8 +213,12 @@ pub fn fix<C: Checker>(
         let mut batch: Vec<&Finding> = candidates.clone();
         let next = loop {
             let fixes: Vec<&Fix> = batch.iter().map(|f| fix_of(f)).collect();
-            let result = apply(&round.sources, &fixes);
-            for (f, outcome) in batch.iter().zip(&result.outcomes) {
+            let Applied {
+                changed,
+                mut edits,
+                outcomes,
+            } = apply(&round.sources, &fixes);
+            for (f, outcome) in batch.iter().zip(&outcomes) {
                 if let Outcome::Invalid(why) = outcome {
                     if refused_keys.insert(FixKey::of(f)) {
                         refused.push(RefusedFix {
@@ -207,30 +229,44 @@ pub fn fix<C: Checker>(
                     }
                 }
             }
-            if result.changed.is_empty() {
+            if changed.is_empty() {
                 break None;
             }
+            // The candidate overlay shares its texts with the overlay; each
+            // new text is moved in, once.
             let mut candidate = overlay.clone();
-            for (file, text) in &result.changed {
-                let src = round.sources.source(*file);
+            let mut changes: Vec<(FileId, SharedText)> = Vec::with_capacity(changed.len());
+            for (file, text) in changed {
+                let src = round.sources.source(file);
                 originals
                     .entry(src.path.clone())
-                    .or_insert_with(|| src.text.clone());
-                candidate.insert(src.path.clone(), text.clone());
+                    .or_insert_with(|| Arc::new(src.text.clone()));
+                let text = Arc::new(text);
+                candidate.insert_shared(src.path.clone(), Arc::clone(&text));
+                changes.push((file, text));
             }
             match checker.check(&candidate) {
                 Ok(next_round) => {
-                    for (file, after) in &result.changed {
-                        let src = round.sources.source(*file);
+                    for (file, after) in changes {
+                        let path = &round.sources.source(file).path;
+                        // The text this round was loaded from: the overlay's
+                        // when the file changed in an earlier round, the
+                        // original otherwise.
+                        let before = overlay
+                            .get_shared(path)
+                            .or_else(|| originals.get(path))
+                            .map(Arc::clone)
+                            .expect("the original of a changed file is recorded");
+                        debug_assert_eq!(before.as_slice(), round.sources.source(file).text);
                         history.push(FileChange {
                             round: rounds,
-                            path: src.path.clone(),
-                            before: src.text.clone(),
-                            edits: result.edits[file].clone(),
-                            after: after.clone(),
+                            path: path.clone(),
+                            before,
+                            edits: edits.remove(&file).unwrap_or_default(),
+                            after,
                         });
                     }
-                    for (f, outcome) in batch.iter().zip(&result.outcomes) {
+                    for (f, outcome) in batch.iter().zip(&outcomes) {
                         if outcome.is_applied() {
                             applied_keys.insert(FixKey::of(f));
                             applied.push(AppliedFix {
@@ -304,8 +340,8 @@ fn loadable_subset<'f, C: Checker>(
         let fixes: Vec<&Fix> = trial.iter().map(|f| fix_of(f)).collect();
         let result = apply(sources, &fixes);
         let mut candidate = overlay.clone();
-        for (file, text) in &result.changed {
-            candidate.insert(sources.source(*file).path.clone(), text.clone());
+        for (file, text) in result.changed {
+            candidate.insert(sources.source(file).path.clone(), text);
         }
         if checker.check(&candidate).is_ok() {
             kept.push(f);

@@ -22,5 +22,6 @@ pub mod write;
 pub use apply::{apply, Applied, Outcome};
 pub use converge::{
     fix, AppliedFix, Checker, FileChange, FixOptions, FixRun, Overlay, RefusedFix, Round,
+    SharedText,
 };
 pub use diff::unified_diff;

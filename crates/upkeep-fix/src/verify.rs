@@ -8,7 +8,7 @@ use crate::FileChange;
 /// `Ok` when `change.after` equals `change.before` outside the edits, and
 /// holds each edit's content at its place.
 pub fn only_edits_changed(change: &FileChange) -> Result<(), String> {
-    let (before, after) = (&change.before, &change.after);
+    let (before, after) = (change.before.as_slice(), change.after.as_slice());
     let mut at_before = 0usize;
     let mut at_after = 0usize;
     for edit in &change.edits {
@@ -57,9 +57,9 @@ mod tests {
         FileChange {
             round: 1,
             path: "f".into(),
-            before: before.into(),
+            before: before.as_bytes().to_vec().into(),
             edits,
-            after: after.into(),
+            after: after.as_bytes().to_vec().into(),
         }
     }
 

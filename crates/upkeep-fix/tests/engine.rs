@@ -24,8 +24,8 @@ fn assert_history(run: &upkeep_fix::FixRun<Files>) {
     }
     for (path, old, new) in run.changes() {
         let steps: Vec<_> = run.history.iter().filter(|c| c.path == path).collect();
-        assert_eq!(steps.first().unwrap().before, old);
-        assert_eq!(steps.last().unwrap().after, new);
+        assert_eq!(steps.first().unwrap().before.as_slice(), old);
+        assert_eq!(steps.last().unwrap().after.as_slice(), new);
         for w in steps.windows(2) {
             assert_eq!(w[0].after, w[1].before);
         }

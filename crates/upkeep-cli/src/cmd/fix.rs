@@ -132,20 +132,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if args.paths.is_empty() {
             check::add_host_backends(&loaded.set, &mut opts);
         }
-        if !args.write {
-            // Only --write looks at this load's syntax trees again (for the
-            // includes that could load a backup); the fix loop loads its own.
-            // Freed now, they do not add to the loop's peak memory.
-            loaded.set.trees = Vec::new();
-        }
-        let run = match run_fix(&loaded, &load_opts, &opts, &fix_opts) {
+        let main = loaded.main_path().to_string();
+        let base = loaded.base_dir();
+        // Only --write looks at this load again (for the includes that could
+        // load a backup). Without it, the loaded configuration becomes the
+        // fix loop's first round instead of being loaded a second time, so
+        // that one syntax tree and one copy of each text are alive at once.
+        let first_round = (!args.write).then(|| take_config(&mut loaded.set));
+        let mut run = match run_fix_from(&main, &loaded, first_round, &load_opts, &opts, &fix_opts)
+        {
             Ok(run) => run,
             Err(e) => {
                 check::print_load_error(&e);
                 return Ok(ExitCode::from(EXIT_INPUT_ERROR));
             }
         };
-        let base = loaded.base_dir();
         // A configuration a Kubernetes controller rendered gets no file
         // edits (the controller would overwrite them): the settings to
         // change are printed instead.
@@ -157,6 +158,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if !args.quiet && !args.write {
             report(&run, &base, args.unsafe_fixes);
         }
+        // The last round's texts are not needed for the diff (the originals
+        // and the overlay are): freed before it.
+        run.last.sources = RoundFiles(Vec::new());
         if args.write {
             match write(&args, &loaded, &run, &base)? {
                 code if code != ExitCode::SUCCESS => return Ok(code),
@@ -229,11 +233,39 @@ pub fn run_fix(
     opts: &upkeep_rules::CheckOptions,
     fix_opts: &FixOptions,
 ) -> Result<FixRun<RoundFiles>, LoadError> {
-    let main = loaded.main_path().to_string();
+    run_fix_from(loaded.main_path(), loaded, None, load_opts, opts, fix_opts)
+}
+
+/// Moves the loaded configuration out of `set`, leaving an empty one.
+fn take_config(set: &mut ConfigSet) -> ConfigSet {
+    let empty = ConfigSet {
+        files: Vec::new(),
+        trees: Vec::new(),
+        main: set.main,
+        prefix: set.prefix.clone(),
+        context: set.context,
+        warnings: Vec::new(),
+        includes: Default::default(),
+    };
+    std::mem::replace(set, empty)
+}
+
+/// The fix loop over the configuration whose main file is `main`,
+/// reloading through an overlay each round. `first_round`, if given, is the
+/// configuration as already loaded, checked as is in the first round.
+fn run_fix_from(
+    main: &str,
+    loaded: &Loaded,
+    mut first_round: Option<ConfigSet>,
+    load_opts: &upkeep_config::LoadOptions,
+    opts: &upkeep_rules::CheckOptions,
+    fix_opts: &FixOptions,
+) -> Result<FixRun<RoundFiles>, LoadError> {
     let mut checker = |overlay: &Overlay| -> Result<Round<RoundFiles>, LoadError> {
-        let set = match &loaded.memory {
-            Some(memory) => reload(&main, memory, overlay, load_opts)?,
-            None => reload(&main, &FsLoader, overlay, load_opts)?,
+        let set = match (first_round.take(), &loaded.memory) {
+            (Some(set), _) if overlay.is_empty() => set,
+            (_, Some(memory)) => reload(main, memory, overlay, load_opts)?,
+            (_, None) => reload(main, &FsLoader, overlay, load_opts)?,
         };
         let report = upkeep_rules::check(&set, opts);
         // The syntax trees are freed here, before the next round loads its
