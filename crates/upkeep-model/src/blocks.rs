@@ -161,13 +161,21 @@ impl<'a> ConfBlock<'a> {
 
     /// Sets the block's children (includes expanded) once they are known,
     /// and indexes their names.
-    pub(crate) fn set_nodes(&mut self, nodes: Vec<&'a Node>) {
-        self.tagged = nodes
-            .iter()
-            .filter_map(|n| n.as_directive())
-            .map(|d| (NameTag::of(&d.name.value), d))
-            .collect();
+    /// The lists are kept at their exact size: a large configuration has
+    /// hundreds of thousands of blocks.
+    pub(crate) fn set_nodes(&mut self, mut nodes: Vec<&'a Node>) {
+        let mut tagged = Vec::with_capacity(nodes.len());
+        tagged.extend(
+            nodes
+                .iter()
+                .filter_map(|n| n.as_directive())
+                .map(|d| (NameTag::of(&d.name.value), d)),
+        );
+        tagged.shrink_to_fit();
+        self.tagged = tagged;
+        nodes.shrink_to_fit();
         self.nodes = nodes;
+        self.children.shrink_to_fit();
         if self.tagged.len() > INDEX_ABOVE {
             let mut index: FxHashMap<&'a [u8], Vec<&'a Directive>> = FxHashMap::default();
             for (_, d) in &self.tagged {
