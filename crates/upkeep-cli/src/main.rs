@@ -2,6 +2,7 @@
 //! its own module under `cmd/`; the work itself is done by the library crates.
 
 mod cmd;
+mod configmap;
 mod settings_file;
 mod version;
 

@@ -50,6 +50,13 @@ pub struct Args {
     /// Human output: the diagnostics only, without the closing summary.
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Judge an ingress-nginx ConfigMap (a YAML manifest; `-` for stdin)
+    /// instead of an nginx configuration: its keep-alive keys, with the
+    /// controller's defaults for keys not set, against the declared
+    /// backends (`--backend NAMESPACE-SERVICE-PORT=PROFILE`) and front.
+    #[arg(long, value_name = "FILE.yaml", conflicts_with = "paths")]
+    pub k8s_configmap: Option<PathBuf>,
 }
 
 /// What `check` and `fix` share: how to load the config and what to assume.
@@ -503,6 +510,17 @@ impl Combined {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(path) = &args.k8s_configmap {
+        let checked = match crate::configmap::check(path, &args.input) {
+            Ok(c) => c,
+            Err(crate::configmap::Failure::Input(text)) => {
+                eprint!("error: {}", terminal_safe(&text));
+                return Ok(ExitCode::from(EXIT_INPUT_ERROR));
+            }
+            Err(crate::configmap::Failure::Other(e)) => return Err(e),
+        };
+        return Ok(print_checked(&checked, &args));
+    }
     let sources = sources(&args.paths)?;
     let checked = match check_sources(&sources, &args.input, args.paths.is_empty(), &mut |set| {
         print_load_warnings(set)
@@ -514,13 +532,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Err(CheckFailure::Other(e)) => return Err(e),
     };
+    Ok(print_checked(&checked, &args))
+}
+
+/// Prints the findings in the asked format; the exit status they give.
+fn print_checked(checked: &Checked, args: &Args) -> ExitCode {
     let color = args.color.enabled(std::io::stdout().is_terminal());
     print!("{}", checked.render(args.format, color, args.quiet));
-    Ok(if checked.fails(args.fail_on) {
+    if checked.fails(args.fail_on) {
         ExitCode::from(EXIT_FINDINGS)
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
 /// Why [`check_sources`] found nothing.
@@ -598,6 +621,24 @@ pub fn check_sources(
 }
 
 impl Checked {
+    /// Findings on files that are not an nginx configuration (a ConfigMap):
+    /// `files` are the sources their spans point into (ids in order),
+    /// shown with the paths they hold.
+    pub(crate) fn from_parts(
+        files: Vec<SourceFile>,
+        findings: Vec<Finding>,
+        report: CheckReport,
+        settings_files: Vec<String>,
+    ) -> Checked {
+        Checked {
+            combined: Combined { files },
+            findings,
+            report,
+            base_dirs: Vec::new(),
+            settings_files,
+        }
+    }
+
     /// The findings in one output format (`check --format`).
     pub fn render(&self, format: Format, color: bool, quiet: bool) -> String {
         let version = self.report.nginx_version.to_string();

@@ -1,0 +1,321 @@
+//! `upkeep check --k8s-configmap FILE.yaml`: an ingress-nginx ConfigMap
+//! judged with the same rules as a configuration, each finding at the line
+//! of the key that decides it (or at `data:` for a key left at its
+//! default), its help naming the key and a value.
+
+mod common;
+
+use common::{text, upkeep};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Output;
+
+/// A ConfigMap manifest in a temporary directory.
+struct Manifest {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Manifest {
+    fn new(yaml: &str) -> Manifest {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cm.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        Manifest { _dir: dir, path }
+    }
+
+    fn path(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+
+    /// `check --k8s-configmap` with ARGS (no upkeep.toml from the
+    /// directory the tests run in).
+    fn check(&self, args: &[&str]) -> Output {
+        let settings = self.path.with_file_name("upkeep.toml");
+        std::fs::write(&settings, "").unwrap();
+        let mut all = vec![
+            "check",
+            "--k8s-configmap",
+            self.path(),
+            "--config-file",
+            settings.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        upkeep(&all)
+    }
+
+    fn json(&self, args: &[&str]) -> (Option<i32>, Value) {
+        let mut all = vec!["--format", "json"];
+        all.extend_from_slice(args);
+        let out = self.check(&all);
+        let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{e}: {}\nstderr: {}", text(&out.stdout), text(&out.stderr))
+        });
+        (out.status.code(), json)
+    }
+}
+
+/// 1-based line of the first line of `yaml` that starts (after indentation)
+/// with `prefix`.
+fn line_of(yaml: &str, prefix: &str) -> u64 {
+    yaml.lines()
+        .position(|l| l.trim_start().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix:?}")) as u64
+        + 1
+}
+
+fn findings(json: &Value) -> &Vec<Value> {
+    json["findings"].as_array().unwrap()
+}
+
+fn rules(json: &Value) -> Vec<&str> {
+    findings(json)
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect()
+}
+
+const HEADER: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ingress-nginx-controller\n  namespace: ingress-nginx\n";
+
+#[test]
+fn upstream_keepalive_timeout_above_gunicorns_idle_is_u007_at_the_key() {
+    let yaml = format!(
+        "{HEADER}data:\n  allow-snippet-annotations: \"false\"\n  upstream-keepalive-timeout: \"120\"\n"
+    );
+    let cm = Manifest::new(&yaml);
+    let (code, json) = cm.json(&["--backend", "shop-web-8000=gunicorn"]);
+    assert_eq!(code, Some(1), "{json:#}");
+    assert_eq!(rules(&json), ["U007"], "{json:#}");
+    let f = &findings(&json)[0];
+    assert_eq!(f["severity"], "error");
+    assert_eq!(f["file"], cm.path());
+    assert_eq!(f["line"], line_of(&yaml, "upstream-keepalive-timeout:"));
+    assert_eq!(f["column"], 3);
+    let message = f["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("`upstream-keepalive-timeout: \"120\"`: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("keeps idle connections for 120s"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Service backend `shop-web-8000`"),
+        "{message}"
+    );
+    // Gunicorn closes idle connections after 2 s (facts/backends.tsv): the
+    // upstream timeout must end before, in the key's whole seconds.
+    assert_eq!(f["managed"]["setting"], "upstream-keepalive-timeout");
+    assert_eq!(f["managed"]["value"], "1");
+    let help = f["help"].as_str().unwrap();
+    assert!(
+        help.starts_with("set `upstream-keepalive-timeout: \"1\"` in this ConfigMap's `data:`"),
+        "{help}"
+    );
+    assert!(f["fix"].is_null(), "no file edit: {json:#}");
+    assert_eq!(json["nginx_version"], "1.27.1");
+}
+
+#[test]
+fn defaults_against_an_aws_alb_keep_the_client_side_and_flag_the_unknown_backends() {
+    // ingress-nginx's `keep-alive` default (75 s) outlives the ALB's 60 s
+    // idle timeout: no C003. The default upstream timeout (60 s) against
+    // backends nobody declared is U007's warning, at `data:`.
+    let yaml = format!("{HEADER}data: {{}}\n");
+    let cm = Manifest::new(&yaml);
+    let (code, json) = cm.json(&["--front", "aws-alb"]);
+    assert_eq!(code, Some(1), "{json:#}");
+    assert_eq!(rules(&json), ["U007"], "{json:#}");
+    let f = &findings(&json)[0];
+    assert_eq!(f["severity"], "warning");
+    assert_eq!(f["line"], line_of(&yaml, "data:"));
+    let message = f["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "`upstream-keepalive-timeout` not set (ingress-nginx 1.15.1 default: `60`)"
+        ),
+        "{message}"
+    );
+    assert!(json["assumptions"]
+        .to_string()
+        .contains("no Service backend declared"));
+
+    // Lowered to the ALB's own 60 s, `keep-alive` races the ALB: C003 at
+    // its line, asking for the ALB's timeout plus a margin.
+    let yaml = format!("{HEADER}data:\n  keep-alive: \"60\"\n");
+    let cm = Manifest::new(&yaml);
+    let (_, json) = cm.json(&[
+        "--front",
+        "aws-alb",
+        "--backend",
+        "upstream_balancer=idle=75s",
+    ]);
+    assert_eq!(rules(&json), ["C003"], "{json:#}");
+    let f = &findings(&json)[0];
+    assert_eq!(f["line"], line_of(&yaml, "keep-alive:"));
+    assert_eq!(f["managed"]["setting"], "keep-alive");
+    assert_eq!(f["managed"]["value"], "66");
+    assert!(f["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("`keep-alive: \"60\"`: "));
+}
+
+#[test]
+fn clean_configmap_has_no_findings() {
+    let yaml = format!(
+        "{HEADER}data:\n  keep-alive: \"75\"\n  upstream-keepalive-timeout: \"50\"\n  max-worker-open-files: \"65536\"\n"
+    );
+    let cm = Manifest::new(&yaml);
+    let args = [
+        "--front",
+        "aws-alb",
+        "--backend",
+        "shop-web-8000=idle=75s",
+        "--backend",
+        "shop-api-8080=idle=60s",
+    ];
+    let (code, json) = cm.json(&args);
+    assert_eq!(code, Some(0), "{json:#}");
+    assert_eq!(findings(&json).len(), 0, "{json:#}");
+    // With the open-file limit given, R001 is checked too.
+    assert!(!json["assumptions"].to_string().contains("R001 not checked"));
+    let out = cm.check(&args);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains("0 errors, 0 warnings, 0 infos"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn upstream_keepalive_connections_zero_is_u001_with_the_default_pool() {
+    let yaml = format!(
+        "{HEADER}data:\n  upstream-keepalive-connections: \"0\"\n  upstream-keepalive-timeout: \"5\"\n"
+    );
+    let cm = Manifest::new(&yaml);
+    let (_, json) = cm.json(&["--backend", "shop-web-8000=gunicorn"]);
+    assert_eq!(rules(&json), ["U001"], "{json:#}");
+    let f = &findings(&json)[0];
+    assert_eq!(f["line"], line_of(&yaml, "upstream-keepalive-connections:"));
+    assert_eq!(f["managed"]["value"], "320");
+    assert!(json["assumptions"]
+        .to_string()
+        .contains("`upstream-keepalive-timeout` has no effect"));
+}
+
+#[test]
+fn proxy_http_version_1_0_is_u002_at_the_key() {
+    let yaml = format!("{HEADER}data:\n  proxy-http-version: \"1.0\"\n");
+    let cm = Manifest::new(&yaml);
+    let (_, json) = cm.json(&["--backend", "upstream_balancer=idle=75s"]);
+    assert_eq!(rules(&json), ["U002"], "{json:#}");
+    let f = &findings(&json)[0];
+    assert_eq!(f["line"], line_of(&yaml, "proxy-http-version:"));
+    assert_eq!(f["managed"]["setting"], "proxy-http-version");
+    assert_eq!(f["managed"]["value"], "1.1");
+}
+
+#[test]
+fn helm_render_with_several_documents_finds_the_configmap() {
+    let yaml = "# Source: ingress-nginx/templates/controller-serviceaccount.yaml\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: rel-ingress-nginx\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rel-ingress-nginx-tcp\ndata:\n  \"9000\": \"default/tcp:9000\"\n---\n# Source: ingress-nginx/templates/controller-configmap.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: rel-ingress-nginx-controller\ndata:\n  upstream-keepalive-timeout: \"10\"\n";
+    let cm = Manifest::new(yaml);
+    let (_, json) = cm.json(&["--backend", "shop-web-8000=idle=5s"]);
+    assert_eq!(rules(&json), ["U007"], "{json:#}");
+    assert_eq!(
+        findings(&json)[0]["line"],
+        line_of(yaml, "upstream-keepalive-timeout:")
+    );
+    assert_eq!(findings(&json)[0]["managed"]["value"], "4");
+}
+
+/// A run that must stop with exit 2 and `error: FILE:LINE:COL: …`.
+fn input_error(yaml: &str) -> (String, String) {
+    let cm = Manifest::new(yaml);
+    let out = cm.check(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    (cm.path().to_string(), text(&out.stderr))
+}
+
+#[test]
+fn malformed_yaml_is_exit_2_with_file_line_col() {
+    let (path, stderr) = input_error("kind: ConfigMap\ndata:\n  keep-alive: \"75\n  other: x\n");
+    assert!(
+        stderr.starts_with(&format!("error: {path}:3:15: invalid YAML")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("3 |   keep-alive: \"75\n"), "{stderr}");
+}
+
+#[test]
+fn invalid_values_are_exit_2_at_the_value() {
+    let (path, stderr) = input_error(&format!(
+        "{HEADER}data:\n  upstream-keepalive-timeout: \"abc\"\n"
+    ));
+    assert!(
+        stderr.starts_with(&format!(
+            "error: {path}:7:31: `upstream-keepalive-timeout` takes a whole number, not `abc`"
+        )),
+        "{stderr}"
+    );
+    // "60s" is the usual mistake: the key is in seconds, the template adds `s`.
+    let (_, stderr) = input_error(&format!("{HEADER}data:\n  keep-alive: \"60s\"\n"));
+    assert!(stderr.contains("write `\"60\"`"), "{stderr}");
+    let (_, stderr) = input_error(&format!(
+        "{HEADER}data:\n  upstream-keepalive-time: \"soon\"\n"
+    ));
+    assert!(stderr.contains("takes an nginx time"), "{stderr}");
+}
+
+#[test]
+fn a_manifest_that_is_not_a_configmap_is_exit_2() {
+    let (path, stderr) =
+        input_error("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: {path}:2:7: `kind: Deployment` is not a ConfigMap"
+        )),
+        "{stderr}"
+    );
+    let (path, stderr) = input_error("data:\n  keep-alive: \"75\"\n");
+    assert!(
+        stderr.starts_with(&format!("error: {path}:1:1: not a Kubernetes manifest")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unquoted_values_and_unknown_keepalive_keys_are_warned_about() {
+    let yaml = format!("{HEADER}data:\n  keep-alive: 90\n  upstream-keepalive-timout: \"5\"\n");
+    let cm = Manifest::new(&yaml);
+    let out = cm.check(&["--backend", "upstream_balancer=idle=75s"]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "warning: {}:7:15: `90` is not a YAML string",
+            cm.path()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("has no ConfigMap key `upstream-keepalive-timout`"),
+        "{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
+
+#[test]
+fn configmap_and_config_path_are_exclusive() {
+    let cm = Manifest::new(&format!("{HEADER}data: {{}}\n"));
+    let out = upkeep(&[
+        "check",
+        "/etc/nginx/nginx.conf",
+        "--k8s-configmap",
+        cm.path(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot be used with"));
+}
