@@ -377,3 +377,159 @@ fn plain_config_is_not_recognized() {
         .iter()
         .all(|f| f["managed"].is_null()));
 }
+
+/// The dynamic modules Debian's nginx needs for the F5 controllers'
+/// fixtures: njs (`js_import`) and stream (their images build stream in;
+/// Debian ships it as a module). Missing: skipped loudly, except in CI,
+/// whose setup installs them.
+fn debian_modules() -> Option<PathBuf> {
+    let dir = Path::new("/usr/lib/nginx/modules");
+    let wanted = [
+        ("ngx_http_js_module.so", "libnginx-mod-http-js"),
+        ("ngx_stream_module.so", "libnginx-mod-stream"),
+    ];
+    let nginx = Path::new("/usr/sbin/nginx");
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(m, _)| !dir.join(m).is_file())
+        .map(|(_, package)| *package)
+        .chain((!nginx.is_file()).then_some("nginx"))
+        .collect();
+    if missing.is_empty() {
+        return Some(dir.to_path_buf());
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "not installed in CI (.ci/setup installs them): {missing:?}"
+    );
+    eprintln!("SKIPPED: install Debian's {}", missing.join(", "));
+    None
+}
+
+/// A fixture set laid out under a private prefix standing for the image's
+/// /etc/nginx, with its absolute paths moved there, then `nginx -t`.
+/// `files`: (path in the image, text); `rewrites`: image directories and
+/// where they go under the prefix; `stubs`: njs files the configuration
+/// imports (only their exports are checked at load time).
+fn nginx_t(files: &[(&str, String)], rewrites: &[(&str, &str)], stubs: &[(&str, &str)]) {
+    let Some(modules) = debian_modules() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("etc/nginx");
+    let moved = |path: &str| -> String {
+        let mut p = path.to_string();
+        for (from, to) in rewrites {
+            p = p.replace(from, dir.path().join(to).to_str().unwrap());
+        }
+        p
+    };
+    // The images' prefix is /etc/nginx with modules/ beside the
+    // configuration (a link to the module directory).
+    std::fs::create_dir_all(prefix.join("modules")).unwrap();
+    for entry in std::fs::read_dir(&modules).unwrap() {
+        let entry = entry.unwrap();
+        std::os::unix::fs::symlink(entry.path(), prefix.join("modules").join(entry.file_name()))
+            .unwrap();
+    }
+    for (path, text) in stubs {
+        let at = Path::new(&moved(path)).to_path_buf();
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::fs::write(at, text).unwrap();
+    }
+    for (from, to) in rewrites {
+        std::fs::create_dir_all(dir.path().join(to)).unwrap();
+        assert!(
+            files.iter().any(|(_, t)| t.contains(from)),
+            "no {from} in the fixtures: the rewrite is stale"
+        );
+    }
+    for (i, (path, text)) in files.iter().enumerate() {
+        let mut text = moved(text);
+        if i == 0 {
+            let stream = modules.join("ngx_stream_module.so");
+            text = format!("load_module {};\n{text}", stream.display());
+        }
+        let at = Path::new(&moved(path)).to_path_buf();
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::fs::write(at, text).unwrap();
+    }
+    let main = moved(files[0].0);
+    let out = Command::new("/usr/sbin/nginx")
+        .arg("-t")
+        .arg("-p")
+        .arg(format!("{}/", prefix.display()))
+        .args(["-e", "stderr", "-c", &main])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "nginx -t: {stderr}");
+    assert!(stderr.contains("test is successful"), "{stderr}");
+}
+
+/// The F5 NGINX Ingress Controller fixture is a configuration nginx
+/// accepts (Debian's nginx 1.22 with njs and stream; the image runs 1.31.3).
+#[test]
+fn nginx_ingress_fixture_passes_nginx_t() {
+    nginx_t(
+        &[
+            ("/etc/nginx/nginx.conf", fixture("nginx-ingress/nginx.conf")),
+            ("/etc/nginx/mime.types", fixture("mime.types")),
+            (
+                "/etc/nginx/config-version.conf",
+                fixture("nginx-ingress/config-version.conf"),
+            ),
+            (
+                "/etc/nginx/conf.d/default-web.conf",
+                fixture("nginx-ingress/default-web.conf"),
+            ),
+        ],
+        &[
+            ("/etc/nginx/", "etc/nginx/"),
+            ("/var/lib/nginx/", "var/lib/nginx/"),
+        ],
+        &[(
+            "/etc/nginx/njs/apikey_auth.js",
+            "function hash(r) { return ''; }\nexport default { hash };\n",
+        )],
+    );
+}
+
+/// The NGINX Gateway Fabric fixture is a configuration nginx accepts.
+#[test]
+fn nginx_gateway_fabric_fixture_passes_nginx_t() {
+    nginx_t(
+        &[
+            (
+                "/etc/nginx/nginx.conf",
+                fixture("nginx-gateway-fabric/nginx.conf"),
+            ),
+            (
+                "/etc/nginx/events-includes/events.conf",
+                fixture("nginx-gateway-fabric/events.conf"),
+            ),
+            ("/etc/nginx/mime.types", fixture("mime.types")),
+            (
+                "/etc/nginx/conf.d/http.conf",
+                fixture("nginx-gateway-fabric/http.conf"),
+            ),
+        ],
+        &[
+            ("/etc/nginx/", "etc/nginx/"),
+            ("/var/run/nginx/", "var/run/nginx/"),
+        ],
+        // `js_import modules/njs/…` resolves against the prefix.
+        &[
+            (
+                "/etc/nginx/modules/njs/httpmatches.js",
+                "export default {};\n",
+            ),
+            ("/etc/nginx/modules/njs/epp.js", "export default {};\n"),
+        ],
+    );
+}
+
+// The ingress-nginx fixture is not given to `nginx -t`: it writes `http2 on;`
+// (nginx 1.25.1 and later; Debian's nginx is 1.22.1) and runs the
+// controller's own Lua files (`init_by_lua_file`, `balancer_by_lua_file`,
+// …), which no package provides.

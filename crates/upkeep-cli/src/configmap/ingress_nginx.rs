@@ -521,6 +521,11 @@ mod tests {
             assert_eq!(r.value(key).unwrap().value, value, "{key}");
             assert!(r.value(key).unwrap().entry.is_none());
         }
+        // Every key read has a default (from the data, or OTHER_DEFAULTS).
+        for v in &r.values {
+            assert!(!v.value.is_empty(), "no default for {}", v.key);
+        }
+        assert!(r.text.contains("worker_processes auto;\n"));
         assert!(r.text.contains("        keepalive 320;\n"));
         assert!(r.text.contains("        keepalive_timeout  60s;\n"));
         assert!(r.text.contains("    keepalive_timeout  75s;\n"));

@@ -227,12 +227,16 @@ fn onto_configmap(
             f.primary = Some(fallback);
         }
     }
-    // Places in the rendered configuration become notes quoting it.
+    // Places in the rendered configuration become notes quoting it; a
+    // block's head ("in this upstream") says nothing without the file.
     for related in std::mem::take(&mut f.related) {
         let line = rendered_file.line_of(related.span.start);
         let text = String::from_utf8_lossy(rendered_file.line_bytes(line))
             .trim()
             .to_string();
+        if text.ends_with('{') {
+            continue;
+        }
         f.notes.push(format!(
             "in the configuration ingress-nginx renders from this ConfigMap, `{text}`: {}",
             related.message
