@@ -590,4 +590,58 @@ mod tests {
             .unknown
             .is_empty());
     }
+
+    /// nginx accepts what is rendered, for the defaults and for set keys:
+    /// Debian's nginx with its Lua module (for `balancer_by_lua_file`,
+    /// pointed at an empty file). Missing: skipped loudly, except in CI,
+    /// whose setup installs them.
+    #[test]
+    fn nginx_accepts_the_rendered_configuration() {
+        let nginx = std::path::Path::new("/usr/sbin/nginx");
+        let modules = std::path::Path::new("/usr/lib/nginx/modules");
+        let lua = ["ndk_http_module.so", "ngx_http_lua_module.so"];
+        if !nginx.is_file() || lua.iter().any(|m| !modules.join(m).is_file()) {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "nginx or its Lua module missing in CI (.ci/setup installs nginx and libnginx-mod-http-lua)"
+            );
+            eprintln!("SKIPPED: install Debian's nginx and libnginx-mod-http-lua");
+            return;
+        }
+        let cases = [
+            "  {}\n",
+            "  upstream-keepalive-connections: \"16\"\n  upstream-keepalive-timeout: \"30\"\n  upstream-keepalive-time: \"30m\"\n  upstream-keepalive-requests: \"500\"\n  keep-alive: \"90\"\n  keep-alive-requests: \"2000\"\n  proxy-next-upstream: \"error timeout http_502\"\n  retry-non-idempotent: \"true\"\n  worker-processes: \"2\"\n  max-worker-open-files: \"4096\"\n  max-worker-connections: \"0\"\n  worker-shutdown-timeout: \"10s\"\n  proxy-http-version: \"1.0\"\n",
+            "  upstream-keepalive-connections: \"0\"\n  keep-alive: \"0\"\n",
+        ];
+        for data in cases {
+            let r = render(
+                &configmap(data),
+                &["default-web-8000".into(), "shop-api-80".into()],
+            )
+            .unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let balancer = dir.path().join("balancer.lua");
+            std::fs::write(&balancer, "").unwrap();
+            let mut text = String::new();
+            for m in lua {
+                text.push_str(&format!("load_module {};\n", modules.join(m).display()));
+            }
+            text.push_str(&r.text.replace(
+                "/etc/nginx/lua/nginx/ngx_conf_balancer.lua",
+                balancer.to_str().unwrap(),
+            ));
+            let conf = dir.path().join("nginx.conf");
+            std::fs::write(&conf, &text).unwrap();
+            let out = std::process::Command::new(nginx)
+                .arg("-t")
+                .arg("-p")
+                .arg(format!("{}/", dir.path().display()))
+                .args(["-e", "stderr", "-c"])
+                .arg(&conf)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{data}\n{text}\n{stderr}");
+        }
+    }
 }
