@@ -5,10 +5,17 @@
 use crate::glob::path_matches;
 use std::collections::BTreeMap;
 use std::io;
+use upkeep_syntax::SharedText;
 
 pub trait Loader {
     /// The bytes of the file at `path` (a path as nginx would open it).
     fn read(&self, path: &str) -> io::Result<Vec<u8>>;
+    /// The same bytes as a shared text. A loader that already holds the
+    /// text shared (`fix` reloading a changed file) hands it out without a
+    /// copy.
+    fn read_shared(&self, path: &str) -> io::Result<SharedText> {
+        self.read(path).map(SharedText::new)
+    }
     /// The paths matching a glob(3) pattern, sorted byte-wise as glob(3)
     /// sorts them in nginx's C locale. No match is an empty list, not an
     /// error.

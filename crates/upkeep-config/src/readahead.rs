@@ -48,7 +48,7 @@ impl ReadAhead {
             if !is_new(&k) || self.ready.contains_key(&k) {
                 continue;
             }
-            match loader.read(path) {
+            match loader.read_shared(path) {
                 Ok(bytes) => {
                     files.push((k, SourceFile::new(FileId(id), path.clone(), bytes)));
                     id += 1;

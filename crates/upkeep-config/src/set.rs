@@ -7,7 +7,9 @@ use crate::glob::has_wildcard;
 use crate::readahead::{Prepared, ReadAhead};
 use crate::{Context, Loader, MemoryLoader};
 use std::collections::HashMap;
-use upkeep_syntax::{parse, Directive, FileId, Node, SourceFile, SourceMap, Span, SyntaxTree};
+use upkeep_syntax::{
+    parse, Directive, FileId, Node, SharedText, SourceFile, SourceMap, Span, SyntaxTree,
+};
 
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
@@ -90,7 +92,7 @@ impl ConfigSet {
                 None => String::new(),
             },
         };
-        let bytes = loader.read(main_path).map_err(|e| LoadError {
+        let bytes = loader.read_shared(main_path).map_err(|e| LoadError {
             kind: LoadErrorKind::MainUnreadable,
             path: main_path.to_string(),
             pos: None,
@@ -133,7 +135,7 @@ impl ConfigSet {
                         id
                     }
                     None => match read_ahead.take(&key).map_or_else(
-                        || loader.read(&path).map(Err),
+                        || loader.read_shared(&path).map(Err),
                         |prepared| match prepared {
                             Prepared::Unreadable(e) => Err(e),
                             Prepared::Parsed { file, tree } => Ok(Ok((file, tree))),
@@ -287,7 +289,12 @@ impl ConfigSet {
 
     /// `words`: the file is read as a list of words (inside `types`,
     /// `map`, …) rather than directives.
-    fn add_file(&mut self, path: String, bytes: Vec<u8>, words: bool) -> Result<FileId, LoadError> {
+    fn add_file(
+        &mut self,
+        path: String,
+        bytes: SharedText,
+        words: bool,
+    ) -> Result<FileId, LoadError> {
         let id = FileId(self.files.len() as u32);
         let file = SourceFile::new(id, path, bytes);
         let tree = parse(&file);

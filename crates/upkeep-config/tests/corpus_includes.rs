@@ -93,7 +93,7 @@ fn top_level_configs_load_with_their_includes() {
         match &result {
             Ok(set) => {
                 for (f, t) in set.files.iter().zip(&set.trees) {
-                    assert_eq!(print(t, f), f.text, "{}", f.path);
+                    assert_eq!(print(t, f), *f.text, "{}", f.path);
                     assert_eq!(&parse(f).unwrap(), t);
                 }
                 if set.files.len() > 1 {

@@ -170,7 +170,10 @@ events {}\nhttp { include /etc/nginx/conf.d/*.conf; }\n\n\
 upstream u { server 127.0.0.1:1; }\n\n";
     let set = ConfigSet::from_nginx_t(dump.as_bytes(), &LoadOptions::default()).unwrap();
     assert_eq!(set.files.len(), 2);
-    assert_eq!(set.files[1].text, b"upstream u { server 127.0.0.1:1; }\n");
+    assert_eq!(
+        set.files[1].text.as_slice(),
+        b"upstream u { server 127.0.0.1:1; }\n"
+    );
     let http = set.root().into_iter().find(|d| d.name_is("http")).unwrap();
     assert_eq!(
         names(&set, &set.expand(&http.block.as_ref().unwrap().nodes)),

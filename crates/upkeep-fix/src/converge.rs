@@ -18,9 +18,7 @@ use std::sync::Arc;
 use upkeep_diag::{Applicability, Edit, Finding, Fix};
 use upkeep_syntax::{FileId, SourceMap};
 
-/// A file's whole text, shared by the places that hold it (cloning it
-/// copies a pointer, not the text).
-pub type SharedText = Arc<Vec<u8>>;
+pub use upkeep_syntax::SharedText;
 
 /// Texts the loop has changed, by file path as the loader names files. The
 /// loader behind a [`Checker`] must read a path from here when it is present,
@@ -39,7 +37,9 @@ impl Overlay {
         self.files.insert(path.into(), Arc::new(text));
     }
 
-    fn get_shared(&self, path: &str) -> Option<&SharedText> {
+    /// The text of `path`, shared: a loader hands it to the file it loads
+    /// instead of a copy.
+    pub fn get_shared(&self, path: &str) -> Option<&SharedText> {
         self.files.get(path)
     }
 
@@ -170,7 +170,12 @@ pub fn fix<C: Checker>(
 ) -> Result<FixRun<C::Sources>, C::Error> {
     let mut overlay = Overlay::default();
     let mut round = checker.check(&overlay)?;
-    let initial_findings = round.findings.clone();
+    // The first round's findings are moved, not copied (a large
+    // configuration has hundreds of thousands): the loop reads them from
+    // here while `round` is the first round, and gives them back to it if
+    // it stays the last one.
+    let initial_findings = std::mem::take(&mut round.findings);
+    let mut first_round = true;
     let mut originals: BTreeMap<String, SharedText> = BTreeMap::new();
     let mut applied: Vec<AppliedFix> = Vec::new();
     let mut refused: Vec<RefusedFix> = Vec::new();
@@ -180,8 +185,12 @@ pub fn fix<C: Checker>(
     let mut history: Vec<FileChange> = Vec::new();
 
     let converged = loop {
-        let mut candidates: Vec<&Finding> = round
-            .findings
+        let findings = if first_round {
+            &initial_findings
+        } else {
+            &round.findings
+        };
+        let mut candidates: Vec<&Finding> = findings
             .iter()
             .filter(|f| f.fix.as_ref().is_some_and(|fix| selected(f, fix, options)))
             .filter(|f| !refused_keys.contains(&FixKey::of(f)))
@@ -240,7 +249,7 @@ pub fn fix<C: Checker>(
                 let src = round.sources.source(file);
                 originals
                     .entry(src.path.clone())
-                    .or_insert_with(|| Arc::new(src.text.clone()));
+                    .or_insert_with(|| Arc::clone(&src.text));
                 let text = Arc::new(text);
                 candidate.insert_shared(src.path.clone(), Arc::clone(&text));
                 changes.push((file, text));
@@ -257,7 +266,10 @@ pub fn fix<C: Checker>(
                             .or_else(|| originals.get(path))
                             .map(Arc::clone)
                             .expect("the original of a changed file is recorded");
-                        debug_assert_eq!(before.as_slice(), round.sources.source(file).text);
+                        debug_assert_eq!(
+                            before.as_slice(),
+                            round.sources.source(file).text.as_slice()
+                        );
                         history.push(FileChange {
                             round: rounds,
                             path: path.clone(),
@@ -301,6 +313,7 @@ pub fn fix<C: Checker>(
             Some((candidate, next_round)) => {
                 overlay = candidate;
                 round = next_round;
+                first_round = false;
             }
             // Nothing changed the text: the remaining fixes are refused,
             // overlapping or no-ops.
@@ -310,6 +323,9 @@ pub fn fix<C: Checker>(
         }
     };
 
+    if first_round {
+        round.findings = initial_findings.clone();
+    }
     Ok(FixRun {
         originals,
         overlay,

@@ -174,7 +174,7 @@ fn bytes_outside_the_edits_stay_identical() {
             let text = overlay
                 .get("nginx.conf")
                 .map(<[u8]>::to_vec)
-                .unwrap_or_else(|| files[0].text.clone());
+                .unwrap_or_else(|| files[0].text.to_vec());
             let src = SourceFile::new(FileId(0), "nginx.conf", text);
             let tree = upkeep_syntax::parse(&src)?;
             let mut findings = Vec::new();

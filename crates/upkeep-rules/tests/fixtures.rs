@@ -183,7 +183,7 @@ fn apply_fixes(config: &ConfigSet, findings: &[Finding], rule: &str) -> BTreeMap
         by_file.entry(e.span.file.0).or_default().push(e);
     }
     for (file, list) in by_file {
-        let mut text = config.files[file as usize].text.clone();
+        let mut text = config.files[file as usize].text.to_vec();
         // From the end, so earlier offsets stay valid; skip overlaps.
         let mut applied_from = u32::MAX;
         for e in list.iter().rev() {
@@ -229,7 +229,7 @@ fn nginx_t(
         let mut text = replaced
             .get(&(i as u32))
             .cloned()
-            .unwrap_or_else(|| f.text.clone());
+            .unwrap_or_else(|| f.text.to_vec());
         if i == config.main.0 as usize {
             // Keep nginx's temp files inside the prefix.
             let s = String::from_utf8(text).unwrap();
@@ -331,7 +331,7 @@ fn every_rule_fixture() {
             let main_fixed = fixed
                 .get(&config.main.0)
                 .cloned()
-                .unwrap_or_else(|| config.file(config.main).text.clone());
+                .unwrap_or_else(|| config.file(config.main).text.to_vec());
             match std::fs::read(&snapshot) {
                 Ok(expected) if expected == main_fixed => {}
                 Ok(_) => failures.push(format!(
@@ -359,7 +359,7 @@ fn every_rule_fixture() {
                 fixed
                     .get(&(i as u32))
                     .cloned()
-                    .unwrap_or_else(|| f.text.clone()),
+                    .unwrap_or_else(|| f.text.to_vec()),
             );
         }
         let refixed = ConfigSet::load(

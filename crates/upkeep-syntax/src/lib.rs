@@ -25,6 +25,6 @@ pub use error::SyntaxError;
 pub use lua::is_lua_block_directive;
 pub use parser::{parse, MAX_DEPTH};
 pub use print::{for_each_token, print};
-pub use source::{FileId, LineCol, SourceFile, SourceMap, Span};
+pub use source::{FileId, LineCol, SharedText, SourceFile, SourceMap, Span};
 pub use tree::{Block, Comment, Directive, Node, QuoteStyle, SyntaxTree, Word};
 pub use value::{WordValue, INLINE_CAPACITY};

@@ -1,5 +1,7 @@
 //! Source files and positions.
 
+use std::sync::Arc;
+
 /// Index of a file inside a loaded configuration (`upkeep_config::ConfigSet`).
 /// Stable for the lifetime of one load; file 0 is the main config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -50,6 +52,12 @@ pub struct LineCol {
     pub col: u32,
 }
 
+/// A file's whole text, shared by the places that hold it: cloning it
+/// copies a pointer, not the text (a configuration can be hundreds of
+/// megabytes, and `fix` holds the same text as a loaded file, an original
+/// and a change).
+pub type SharedText = Arc<Vec<u8>>;
+
 /// One configuration file's bytes, exactly as read. nginx configs are bytes,
 /// not text: non-UTF-8 content is kept and never causes a panic.
 #[derive(Clone, Debug)]
@@ -57,12 +65,14 @@ pub struct SourceFile {
     pub id: FileId,
     /// The path as nginx would see it (absolute, or as given on the command line).
     pub path: String,
-    pub text: Vec<u8>,
+    pub text: SharedText,
     line_starts: Vec<u32>,
 }
 
 impl SourceFile {
-    pub fn new(id: FileId, path: impl Into<String>, text: Vec<u8>) -> Self {
+    /// `text` is a `Vec<u8>` (moved in) or a [`SharedText`] (shared).
+    pub fn new(id: FileId, path: impl Into<String>, text: impl Into<SharedText>) -> Self {
+        let text = text.into();
         let mut line_starts = vec![0u32];
         line_starts.extend(memchr::memchr_iter(b'\n', &text).map(|i| i as u32 + 1));
         SourceFile {

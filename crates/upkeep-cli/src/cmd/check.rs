@@ -254,6 +254,14 @@ impl<L: Loader> Loader for OverlayLoader<'_, L> {
         }
     }
 
+    /// A changed file's text is the overlay's own, shared, not a copy.
+    fn read_shared(&self, path: &str) -> std::io::Result<upkeep_syntax::SharedText> {
+        match self.overlay.get_shared(path) {
+            Some(text) => Ok(std::sync::Arc::clone(text)),
+            None => self.inner.read_shared(path),
+        }
+    }
+
     fn glob(&self, pattern: &str) -> std::io::Result<Vec<String>> {
         self.inner.glob(pattern)
     }
@@ -279,7 +287,7 @@ pub fn load(source: &Source, opts: &LoadOptions) -> Result<Loaded, LoadError> {
             let set = ConfigSet::from_nginx_t(bytes, opts)?;
             let mut memory = upkeep_config::MemoryLoader::new();
             for f in &set.files {
-                memory.insert(f.path.clone(), f.text.clone());
+                memory.insert(f.path.clone(), f.text.to_vec());
             }
             Ok(Loaded {
                 set,

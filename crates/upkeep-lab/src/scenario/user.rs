@@ -669,7 +669,7 @@ impl<'a> Rewriter<'a> {
         let mut out = Vec::new();
         for (i, file) in self.set.files.iter().enumerate() {
             let id = FileId(i as u32);
-            let mut text = file.text.clone();
+            let mut text = file.text.to_vec();
             if let Some(edits) = self.edits.get(&id) {
                 // Back to front, so earlier offsets stay valid.
                 for ((start, end), replacement) in edits.iter().rev() {
