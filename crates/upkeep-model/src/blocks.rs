@@ -82,8 +82,9 @@ pub struct ConfBlock<'a> {
     /// and upstreams): the directives by name, each list in document order.
     /// A hash lookup (a fast non-cryptographic hash: the keys are directive
     /// names), because almost every question asked of `http` is about a
-    /// directive it does not have. `None` for small blocks.
-    by_name: Option<FxHashMap<&'a [u8], Vec<&'a Directive>>>,
+    /// directive it does not have. `None` for small blocks, which are
+    /// almost all of them: boxed, so that it costs them one pointer.
+    by_name: Option<Box<FxHashMap<&'a [u8], Vec<&'a Directive>>>>,
 }
 
 /// A cheap fingerprint of a directive name: its length and three of its
@@ -181,7 +182,7 @@ impl<'a> ConfBlock<'a> {
             for (_, d) in &self.tagged {
                 index.entry(d.name.value.as_slice()).or_default().push(*d);
             }
-            self.by_name = Some(index);
+            self.by_name = Some(Box::new(index));
         }
     }
 

@@ -76,6 +76,9 @@ impl<'a> Model<'a> {
             model.http = Some(0);
         }
         model.walk(source.root_nodes(), 0);
+        // A large configuration has hundreds of thousands of blocks: the
+        // list is kept at its size, not at the capacity it grew to.
+        model.blocks.shrink_to_fit();
         model.collect_main();
         model.collect_upstreams();
         model.collect_maps_and_sets();
