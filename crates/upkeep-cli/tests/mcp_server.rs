@@ -428,6 +428,47 @@ async fn explain_gives_the_rule_doc() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_on_a_flavor_gives_its_defaults() {
+    let client = start().await;
+    let args = json!({ "rule": "U001", "flavor": "angie", "nginx_version": "1.12.1" });
+    let result = call(&client, "explain", args).await;
+    let doc = ok_json(&result);
+    let on = &doc["on_target"];
+    assert_eq!(on["flavor"], "angie");
+    assert_eq!(on["version"], "1.12.1");
+    assert_eq!(on["version_source"], "given");
+    assert_eq!(on["can_fire"], true);
+    assert!(on["applies"]
+        .as_str()
+        .unwrap()
+        .contains("every upstream block without `keepalive N`"));
+    assert!(on["facts"].as_array().unwrap().iter().any(|f| f["source"]
+        .as_str()
+        .unwrap()
+        .starts_with("flavors.tsv, row angie 1.0.0 keepalive_by_default: ")));
+    let cli = upkeep(&[
+        "explain",
+        "U001",
+        "--flavor",
+        "angie",
+        "--nginx-version",
+        "1.12.1",
+    ]);
+    assert_eq!(doc["doc"], json!(text(&cli.stdout)));
+    // Without one: no section.
+    let plain = ok_json(&call(&client, "explain", json!({ "rule": "U001" })).await);
+    assert_eq!(plain["on_target"], Value::Null);
+    let result = call(
+        &client,
+        "explain",
+        json!({ "rule": "U001", "flavor": "tengine" }),
+    )
+    .await;
+    assert!(error_text(&result).contains("unknown flavor \"tengine\""));
+    stop(client).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_gives_the_summary_of_logs_format_json() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("error.log");

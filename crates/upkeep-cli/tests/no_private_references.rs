@@ -61,6 +61,30 @@ fn rule_docs_cite_nothing_users_lack() {
             &format!("upkeep explain {}", r.id),
             &upkeep(&["explain", r.id]),
         );
+        // The section on a server cites the sources of its defaults.
+        for (flavor, version) in [
+            ("nginx", "1.14.0"),
+            ("nginx", "1.29.5"),
+            ("nginx", "1.29.7"),
+            ("angie", "1.0.0"),
+            ("angie", "1.12.1"),
+            ("freenginx", "1.29.7"),
+        ] {
+            assert_clean(
+                &format!(
+                    "upkeep explain {} --flavor {flavor} --nginx-version {version}",
+                    r.id
+                ),
+                &upkeep(&[
+                    "explain",
+                    r.id,
+                    "--flavor",
+                    flavor,
+                    "--nginx-version",
+                    version,
+                ]),
+            );
+        }
         n += 1;
     }
     assert!(n > 25, "only {n} rules");

@@ -183,11 +183,17 @@ impl Target {
 
     /// The latest row of `fact` for this flavor at or below its version.
     fn fact(&self, fact: &str) -> Option<&'static str> {
+        self.fact_row(fact).map(|r| r.value)
+    }
+
+    /// The row of data/flavors.tsv that decides `fact` for this flavor and
+    /// version (the latest at or below it), with its source; `None` for
+    /// nginx, whose facts are its own version landmarks.
+    pub fn fact_row(&self, fact: &str) -> Option<&'static FlavorFact> {
         rows()
             .iter()
             .filter(|r| r.flavor == self.flavor && r.fact == fact && r.since <= self.version)
             .max_by_key(|r| r.since)
-            .map(|r| r.value)
     }
 }
 

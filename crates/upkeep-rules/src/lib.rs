@@ -10,6 +10,7 @@ mod backends;
 mod context;
 pub mod controllers;
 pub mod edits;
+pub mod on_target;
 mod options;
 pub mod pool_safety;
 mod registry;

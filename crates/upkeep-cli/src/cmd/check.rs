@@ -341,23 +341,15 @@ pub fn check_options_and_settings_file(
     main_dir: Option<&Path>,
 ) -> anyhow::Result<(CheckOptions, Option<PathBuf>)> {
     let mut opts = CheckOptions::default();
-    let settings = settings_file(input, main_dir);
+    let settings = settings_file(input.config_file.as_deref(), main_dir);
     if let Some(toml_path) = &settings {
-        let text = file_read::read_regular_text(toml_path, MAX_SETTINGS_BYTES)
-            .with_context(|| format!("reading {}", toml_path.display()))?;
-        settings::apply_toml(&mut opts, &text)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", toml_path.display()))?;
+        apply_settings_file(&mut opts, toml_path)?;
     }
-    let mut flavor_given = opts.flavor != Flavor::Nginx;
-    if let Some(f) = &input.flavor {
-        opts.flavor = Flavor::parse(f).map_err(|e| anyhow::anyhow!("--flavor: {e}"))?;
-        flavor_given = true;
-    }
-    if let Some(v) = &input.nginx_version {
-        opts.nginx_version =
-            Some(NginxVersion::parse(v).map_err(|e| anyhow::anyhow!("--nginx-version: {e}"))?);
-        opts.version_source = VersionSource::Given;
-    }
+    let flavor_given = apply_target_flags(
+        &mut opts,
+        input.flavor.as_deref(),
+        input.nginx_version.as_deref(),
+    )?;
     if let Some(front) = &input.front {
         if upkeep_facts::front_profile(front).is_none() && input.front_idle.is_none() {
             bail!("--front: unknown load balancer profile {front:?} (give its idle timeout with --front-idle)");
@@ -402,6 +394,41 @@ pub fn check_options_and_settings_file(
     if input.target_requests.is_some() {
         opts.target_requests = input.target_requests;
     }
+    detect_version(&mut opts, flavor_given);
+    Ok((opts, settings))
+}
+
+/// Reads the settings file `toml_path` into `opts`.
+pub fn apply_settings_file(opts: &mut CheckOptions, toml_path: &Path) -> anyhow::Result<()> {
+    let text = file_read::read_regular_text(toml_path, MAX_SETTINGS_BYTES)
+        .with_context(|| format!("reading {}", toml_path.display()))?;
+    settings::apply_toml(opts, &text).map_err(|e| anyhow::anyhow!("{}: {e}", toml_path.display()))
+}
+
+/// `--flavor` and `--nginx-version` over what the settings file said.
+/// Returns whether a flavor other than the default was asked for (by the
+/// settings or the flag), which [`detect_version`] needs.
+pub fn apply_target_flags(
+    opts: &mut CheckOptions,
+    flavor: Option<&str>,
+    nginx_version: Option<&str>,
+) -> anyhow::Result<bool> {
+    let mut flavor_given = opts.flavor != Flavor::Nginx;
+    if let Some(f) = flavor {
+        opts.flavor = Flavor::parse(f).map_err(|e| anyhow::anyhow!("--flavor: {e}"))?;
+        flavor_given = true;
+    }
+    if let Some(v) = nginx_version {
+        opts.nginx_version =
+            Some(NginxVersion::parse(v).map_err(|e| anyhow::anyhow!("--nginx-version: {e}"))?);
+        opts.version_source = VersionSource::Given;
+    }
+    Ok(flavor_given)
+}
+
+/// Without a version from the flags or the settings: the one `nginx -v`
+/// prints on this host, when its flavor is the one asked for.
+pub fn detect_version(opts: &mut CheckOptions, flavor_given: bool) {
     if opts.nginx_version.is_none() {
         let line = upkeep_nginx::NginxBinary::find(None).and_then(|n| n.version().ok());
         let detected = line.as_deref().and_then(|l| {
@@ -419,7 +446,6 @@ pub fn check_options_and_settings_file(
             }
         }
     }
-    Ok((opts, settings))
 }
 
 /// For the host's own configuration (no PATH): the processes behind its
@@ -454,9 +480,9 @@ pub fn read_backend_facts(path: &Path) -> anyhow::Result<String> {
 /// `--config-file`, else the upkeep.toml that [`settings_file::discover`]
 /// finds from the main config's directory (or the current one). Candidates
 /// it does not trust are named in a warning.
-fn settings_file(input: &InputArgs, main_dir: Option<&Path>) -> Option<PathBuf> {
-    if let Some(p) = &input.config_file {
-        return Some(p.clone());
+pub fn settings_file(config_file: Option<&Path>, main_dir: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = config_file {
+        return Some(p.to_path_buf());
     }
     let discovery = settings_file::discover(main_dir);
     for (path, why) in &discovery.skipped {

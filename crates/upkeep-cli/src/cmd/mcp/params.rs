@@ -113,6 +113,14 @@ pub struct FixParams {
 pub struct ExplainParams {
     /// Rule ID (U003) or name (connection-close-sent).
     pub rule: String,
+    /// The server: nginx, angie or freenginx. With it (or `nginx_version`)
+    /// the answer says which defaults decide the rule on that server, each
+    /// with its source, and where the rule applies there.
+    pub flavor: Option<String>,
+    /// The server's version X.Y.Z (the flavor's own number). Default with
+    /// `flavor`: read from `nginx -v` when that binary is of the same
+    /// flavor, else the flavor's assumed version.
+    pub nginx_version: Option<String>,
 }
 
 /// Arguments of `logs`.

@@ -46,7 +46,8 @@ pub fn list() -> Vec<Tool> {
         tool::<ExplainParams>(
             "explain",
             "A rule's documentation (Markdown): what it finds, why it breaks connection reuse, an example \
-             and the fix.",
+             and the fix. With `flavor` or `nginx_version`: also the defaults that decide the rule on that \
+             server (each with its source) and where it applies there (`on_target`).",
             true,
         ),
         tool::<LogsParams>(
@@ -356,13 +357,27 @@ fn write(
 
 fn explain(p: ExplainParams) -> ToolResult {
     let info = explain::find(&p.rule).map_err(|e| error_text(&e))?;
+    let server = explain::server_for(p.flavor.as_deref(), p.nginx_version.as_deref(), None)
+        .map_err(|e| error_text(&e))?;
+    let on_target = server.map(|(target, source)| {
+        let o = upkeep_rules::on_target::on_target(info.id, target);
+        json!({
+            "flavor": target.flavor.name(),
+            "version": target.version.to_string(),
+            "version_source": source.as_str(),
+            "facts": o.facts.iter().map(|f| json!({ "statement": f.statement, "source": f.source })).collect::<Vec<_>>(),
+            "applies": o.applies,
+            "can_fire": o.can_fire,
+        })
+    });
     Ok(json!({
         "id": info.id,
         "name": info.name,
         "severity": info.severity.as_str(),
         "fixable": info.fixable,
         "summary": info.summary,
-        "doc": explain::render(info),
+        "doc": explain::render_on(info, server.as_ref()),
+        "on_target": on_target,
     }))
 }
 
