@@ -12,9 +12,9 @@
 
 mod common;
 
-use common::{text, upkeep};
+use common::{free_port, text, upkeep, Nginx};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,14 +34,6 @@ fn php_fpm() -> Option<PathBuf> {
         .collect();
     found.sort();
     found.pop()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// PHP-FPM in the foreground with `CHILDREN` static children; killed on drop.
@@ -82,45 +74,6 @@ fn start_fpm(bin: &Path, dir: &Path) -> Fpm {
         std::thread::sleep(Duration::from_millis(50));
     }
     fpm
-}
-
-/// nginx in a private prefix, stopped through its own pid file on drop.
-struct Nginx {
-    prefix: PathBuf,
-}
-
-impl Nginx {
-    fn start(prefix: &Path) -> Nginx {
-        std::fs::create_dir_all(prefix.join("logs")).unwrap();
-        let out = Command::new("/usr/sbin/nginx")
-            .arg("-p")
-            .arg(prefix)
-            .arg("-c")
-            .arg(prefix.join("nginx.conf"))
-            .output()
-            .expect("start nginx");
-        assert!(out.status.success(), "nginx: {}", text(&out.stderr));
-        Nginx {
-            prefix: prefix.to_path_buf(),
-        }
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = Command::new("/usr/sbin/nginx")
-            .arg("-p")
-            .arg(&self.prefix)
-            .arg("-c")
-            .arg(self.prefix.join("nginx.conf"))
-            .args(["-s", "stop"])
-            .output();
-        // Wait for the pid file to go so the next start can bind.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.prefix.join("nginx.pid").exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
 }
 
 fn config(dir: &Path, port: u16, upstream_extra: &str, location_extra: &str) -> String {

@@ -291,7 +291,33 @@ fn sni_that_is_the_upstream_name_is_flagged() {
     let u013 = of(&all, "U013");
     assert_eq!(u013.len(), 1, "{all:#?}");
     assert!(u013[0].message.contains("avatars_discourse_org"));
-    assert!(fix_text(&all, "U013").contains("proxy_ssl_name avatars.discourse.org;"));
+    let fixed = fix_text(&all, "U013");
+    assert!(
+        fixed.contains("proxy_ssl_name avatars.discourse.org;"),
+        "{fixed}"
+    );
+    // The Host header was the block's name too.
+    assert!(
+        fixed.contains("proxy_set_header Host avatars.discourse.org;"),
+        "{fixed}"
+    );
+    // A Host header of its own is kept; one inherited from the server is
+    // kept by repeating the server's lines in the location.
+    let own = conf.replace(
+        "proxy_ssl_server_name on;",
+        "proxy_ssl_server_name on;\n            proxy_set_header Host $host;",
+    );
+    let fixed = fix_text(&findings(&own, "1.22.1"), "U013");
+    assert!(!fixed.contains("proxy_set_header Host avatars"), "{fixed}");
+    let inherited = conf.replace(
+        "listen 127.0.0.1:8080;",
+        "listen 127.0.0.1:8080;\n        proxy_set_header X-Real-IP $remote_addr;",
+    );
+    let fixed = fix_text(&findings(&inherited, "1.22.1"), "U013");
+    assert!(
+        fixed.contains("proxy_set_header X-Real-IP $remote_addr;\n            proxy_set_header Host avatars.discourse.org;"),
+        "{fixed}"
+    );
     // Every server an IP literal: internal TLS, nothing to say.
     let conf = conf.replace("avatars.discourse.org:443", "10.0.0.5:443");
     assert!(of(&findings(&conf, "1.22.1"), "U013").is_empty());

@@ -5,9 +5,10 @@
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// `upkeep ARGS`, without colours; its status and output.
 pub fn upkeep<S: AsRef<OsStr>>(args: &[S]) -> Output {
@@ -105,4 +106,53 @@ pub fn installed(program: &str, package: &str) -> Option<std::path::PathBuf> {
         eprintln!("SKIPPED: no {program} (install Debian's {package})");
     }
     found
+}
+
+/// A loopback port free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// nginx in a private prefix, stopped through its own pid file on drop.
+pub struct Nginx {
+    prefix: PathBuf,
+}
+
+impl Nginx {
+    /// Starts nginx on `prefix`/nginx.conf, which sets its own `pid`.
+    pub fn start(prefix: &Path) -> Nginx {
+        std::fs::create_dir_all(prefix.join("logs")).unwrap();
+        let out = Command::new("/usr/sbin/nginx")
+            .arg("-p")
+            .arg(prefix)
+            .arg("-c")
+            .arg(prefix.join("nginx.conf"))
+            .output()
+            .expect("start nginx");
+        assert!(out.status.success(), "nginx: {}", text(&out.stderr));
+        Nginx {
+            prefix: prefix.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("/usr/sbin/nginx")
+            .arg("-p")
+            .arg(&self.prefix)
+            .arg("-c")
+            .arg(self.prefix.join("nginx.conf"))
+            .args(["-s", "stop"])
+            .output();
+        // Wait for the pid file to go so the next start can bind.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.prefix.join("nginx.pid").exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }

@@ -1,5 +1,5 @@
 use upkeep_diag::{Applicability, Finding, Fix, Severity};
-use upkeep_model::{PassTarget, Protocol, Route, UpstreamId};
+use upkeep_model::{PassTarget, Protocol, Route, RouteId, UpstreamId};
 
 use crate::context::Ctx;
 use crate::edits;
@@ -38,8 +38,13 @@ written as host names), also set `proxy_ssl_name` to the backend's real host
 name; that case has no automatic fix. With `proxy_ssl_server_name on` and no
 `proxy_ssl_name`, a name with no dot (`avatars_discourse_org`) is the
 upstream block's own name sent as SNI: reported, with an unsafe fix when all
-servers share one host name. Upstreams whose servers are all IP literals are
-not reported.
+servers share one host name: `proxy_ssl_name` set to it and, when no
+`proxy_set_header Host` is in effect, the `Host` header too, since it is
+`$proxy_host` as well and a backend that found its certificate by the TLS
+name still picks its virtual host by `Host` (the level's inherited
+`proxy_set_header` lines are repeated with it: a level with one line of its
+own inherits none). Upstreams whose servers are all IP literals are not
+reported.
 
 ## References
 - https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_ssl_server_name, https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_ssl_name, https://nginx.org/en/docs/http/ngx_http_grpc_module.html#grpc_ssl_server_name
@@ -52,7 +57,7 @@ fn is_ip(host: &str) -> bool {
 
 pub fn check(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
-    for route in &ctx.model.routes {
+    for (r, route) in ctx.model.routes.iter().enumerate() {
         let (directive, tls) = match route.protocol {
             Protocol::Http => (
                 "proxy_ssl_server_name",
@@ -77,7 +82,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 if route.protocol == Protocol::Http
                     && ctx.model.value(route.block, directive).is("on")
                 {
-                    out.extend(sni_is_upstream_name(ctx, route, *u));
+                    out.extend(sni_is_upstream_name(ctx, r, route, *u));
                     continue;
                 }
                 if up.servers.is_empty() || up.servers.iter().any(|s| is_ip(&s.host)) {
@@ -145,7 +150,12 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
 /// certificate or a CDN knows, so the handshake or the routing fails. Not
 /// reported when every server is an IP literal: such internal TLS usually
 /// has one certificate and needs no name.
-fn sni_is_upstream_name(ctx: &Ctx, route: &Route, u: UpstreamId) -> Option<Finding> {
+fn sni_is_upstream_name(
+    ctx: &Ctx,
+    r: RouteId,
+    route: &Route,
+    u: UpstreamId,
+) -> Option<Finding> {
     let up = ctx.model.upstream(u);
     if ctx.model.value(route.block, "proxy_ssl_name").setting().is_some() {
         return None;
@@ -168,22 +178,64 @@ fn sni_is_upstream_name(ctx: &Ctx, route: &Route, u: UpstreamId) -> Option<Findi
     let mut hosts: Vec<&str> = up.servers.iter().map(|s| s.host.as_str()).collect();
     hosts.sort_unstable();
     hosts.dedup();
-    let help = "set `proxy_ssl_name <the backend's host name>;`".to_string();
+    let headers = ctx.headers(r);
+    let host_unset = headers.entry("Host").is_none();
+    let help = if host_unset {
+        "set `proxy_ssl_name <the backend's host name>;` and `proxy_set_header Host <the backend's host name>;` (the `Host` header is `$proxy_host` too)"
+    } else {
+        "set `proxy_ssl_name <the backend's host name>;`"
+    };
     f = f.help(help);
-    if let [host] = hosts.as_slice() {
-        if !is_ip(host) {
-            if let Some(edit) = edits::writable_level(ctx, route.block).and_then(|level| {
-                edits::insert_in_block(ctx, level, &format!("proxy_ssl_name {host};"), |d| {
-                    d.name.value.starts_with(b"proxy_")
-                })
-            }) {
-                f = f.with_fix(Fix {
-                    applicability: Applicability::Unsafe,
-                    description: format!("send `{host}` (the servers' host name) as the TLS name: `proxy_ssl_name {host};`"),
-                    edits: vec![edit],
-                });
-            }
+    let [host] = hosts.as_slice() else {
+        return Some(f);
+    };
+    if is_ip(host) {
+        return Some(f);
+    }
+    let Some(level) = edits::writable_level(ctx, route.block) else {
+        return Some(f);
+    };
+    let mut lines = Vec::new();
+    let mut description = format!("send `{host}` (the servers' host name) as the TLS name");
+    // With no `Host` line in effect the header is `$proxy_host`, the
+    // block's name as well: a backend that found its certificate by the
+    // TLS name would still pick its virtual host by that header, and
+    // serve the request from another one.
+    if host_unset {
+        let host_header = host_header(host, &up.servers);
+        // proxy_set_header is all-or-nothing per level: a first line here
+        // would drop the list this level inherits. Copy it along.
+        if headers.level != Some(level) {
+            lines.extend(headers.entries.iter().map(|d| ctx.text(d.span)));
         }
+        lines.push(format!("proxy_set_header Host {host_header};"));
+        description.push_str(&format!(" and `Host` header: `proxy_set_header Host {host_header};`,"));
+    } else {
+        description.push(':');
+    }
+    lines.push(format!("proxy_ssl_name {host};"));
+    description.push_str(&format!(" `proxy_ssl_name {host};`"));
+    if let Some(edit) = edits::insert_lines_in_block(ctx, level, &lines, |d| {
+        d.name.value.starts_with(b"proxy_")
+    }) {
+        f = f.with_fix(Fix {
+            applicability: Applicability::Unsafe,
+            description,
+            edits: vec![edit],
+        });
     }
     Some(f)
+}
+
+/// The `Host` header for `host` behind these servers: with their port when
+/// they all share one other than 443 (as a client writes it), else the
+/// host alone.
+fn host_header(host: &str, servers: &[upkeep_model::UpstreamServer]) -> String {
+    let mut ports: Vec<Option<u16>> = servers.iter().map(|s| s.port).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    match ports.as_slice() {
+        [Some(p)] if *p != 443 => format!("{host}:{p}"),
+        _ => host.to_string(),
+    }
 }
