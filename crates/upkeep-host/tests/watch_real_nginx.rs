@@ -185,11 +185,11 @@ fn rates_connections_errors_and_metrics_follow_real_traffic() {
     let last = intervals.last().unwrap();
     let totals = &last.totals;
     for i in &intervals {
-        eprintln!("{}", upkeep_host::watch::view::line(i));
+        eprintln!("{}", upkeep_host::watch::view::line(i, &watcher.sources()));
     }
     eprint!(
         "{}",
-        upkeep_host::watch::view::frame(last, "test", Default::default())
+        upkeep_host::watch::view::frame(last, &watcher.sources(), "test", Default::default())
     );
 
     // Clients: exactly what was sent, stub_status's own requests left out.
@@ -280,7 +280,7 @@ fn rates_connections_errors_and_metrics_follow_real_traffic() {
     assert_eq!(summed, REFUSED as u64);
 
     // JSON of the last interval, and the Prometheus page, say the same.
-    let j = json::interval(last, Some("http://x/status"));
+    let j = json::interval(last, &watcher.sources(), Some("http://x/status"));
     assert_eq!(j["schema"], 1);
     assert_eq!(j["totals"]["client_requests"], requests);
     assert_eq!(
@@ -557,7 +557,7 @@ fn a_pooled_upstream_shows_reuse_not_new_connections() {
     assert_eq!(statuses, vec![200; requests]);
     let last = intervals.last().unwrap();
     for i in &intervals {
-        eprintln!("{}", upkeep_host::watch::view::line(i));
+        eprintln!("{}", upkeep_host::watch::view::line(i, &watcher.sources()));
     }
 
     // Sequential requests through one worker: nginx opens one connection
@@ -602,11 +602,13 @@ fn nginx_going_away_is_reported_and_the_watch_goes_on() {
         .expect("the failure is reported");
     assert!(e.contains(&format!("127.0.0.1:{}", n.port)), "{e}");
     assert!(after.client.is_none() && after.status.is_none());
-    let j = json::interval(&after, Some("u"));
+    let j = json::interval(&after, &watcher.sources(), Some("u"));
     assert_eq!(j["clients"], serde_json::Value::Null);
     assert_eq!(j["stub_status"]["error"], e);
     let page = watcher.exposition(Some(&after));
     assert!(page.contains("\nupkeep_stub_status_up 0\n"), "{page}");
     assert_eq!(after.totals.status_failures, 1);
-    assert!(upkeep_host::watch::view::line(&after).contains("stub_status_error="));
+    assert!(
+        upkeep_host::watch::view::line(&after, &watcher.sources()).contains("stub_status_error=")
+    );
 }

@@ -38,18 +38,26 @@ const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 Every interval shows: client requests/s and connections/s and requests per \
 connection (from stub_status, the watch's own requests left out); per backend \
 address, the new connections/s (seen appearing in the socket census, polled \
-every 200 ms: a lower bound), ESTABLISHED and TIME_WAIT sockets; and the \
-failure signatures logged per second (the IDs of `upkeep logs`).
+every 200 ms: a lower bound), ESTABLISHED and TIME_WAIT sockets and the \
+ephemeral ports in use, and since the start its requests and client-visible \
+502s (access log) and stale keep-alive failures (error log); the failure \
+signatures logged per second (the IDs of `upkeep logs`); the open-file \
+headroom of the nginx master and workers; and the findings of `upkeep check` \
+on the running configuration, checked at the start and again whenever nginx \
+reloads (new master or workers) or a configuration file changes. A log that \
+does not exist yet is said to be missing, and is followed from its start \
+once it appears.
 
 On a terminal the view is redrawn in place; otherwise one line per interval. \
 `--format json` prints one JSON object per interval, one per line (schema 1: \
-interval, time, duration_ms, clients, upstream, backends, census, errors, \
-totals, notes). `--listen` serves the totals since the start as Prometheus \
-metrics on /metrics (counters) with the last interval's gauges; the metric \
-list is in the README (\"Many hosts\"). With --listen, the running \
-configuration is also checked like `upkeep check` (upkeep_findings), again \
-whenever nginx reloads (new master or workers) or a configuration file \
-changes.")]
+interval, time, elapsed_ms, duration_ms, build, clients, stub_status, \
+upstream, backends[] with ephemeral_ports, ephemeral_ports_used_ratio, \
+requests, bad_gateway, stale_reuse; census with port_range_size; errors, \
+access_log, open_files, findings, logs[] with present, totals with peers; \
+notes; every field is described in the README, \"Many hosts\", with the \
+metric it matches). `--listen` serves the same data as Prometheus metrics on /metrics: \
+the totals since the start as counters, the last interval's gauges; the \
+metric list is in the README (\"Many hosts\").")]
 pub struct Args {
     /// The nginx binary (default: `nginx` on PATH, then /usr/sbin).
     #[arg(long, value_name = "PATH")]
@@ -250,9 +258,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut watcher = Watcher::start(opts);
     notes.extend(watcher.problems.iter().cloned());
 
-    // The static check of the running configuration, for upkeep_findings:
-    // only when it is published.
-    let mut reloads = (listen.is_some() && config.is_some()).then(|| ReloadWatch {
+    // The static check of the running configuration (upkeep_findings, and
+    // the views' findings), whenever a configuration was loaded.
+    let mut reloads = config.is_some().then(|| ReloadWatch {
         config_path: args.config.clone(),
         version: detected,
         generation: None,
@@ -325,12 +333,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Format::Json => {
                 serde_json::to_writer(
                     &mut out,
-                    &json::interval(&interval, status_text.as_deref()),
+                    &json::interval(&interval, &watcher.sources(), status_text.as_deref()),
                 )?;
                 out.write_all(b"\n")?;
             }
             Format::Human if redraw => {
-                let frame = view::frame(&interval, &header, style);
+                let frame = view::frame(&interval, &watcher.sources(), &header, style);
                 if drawn_rows > 0 {
                     // Back to the top of the previous frame, and clear below.
                     write!(out, "\x1b[{drawn_rows}A\r\x1b[J")?;
@@ -338,7 +346,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 out.write_all(frame.as_bytes())?;
                 drawn_rows = screen_rows(&frame, terminal_width());
             }
-            Format::Human => writeln!(out, "{}", view::line(&interval))?,
+            Format::Human => writeln!(out, "{}", view::line(&interval, &watcher.sources()))?,
         }
         out.flush()?;
     }
@@ -379,8 +387,9 @@ fn terminal_width() -> Option<usize> {
     }
 }
 
-/// The configuration's error logs that exist here (else the one nginx was
-/// built with), with a note for a level that hides the `[error]` lines.
+/// The configuration's error logs (those that exist here, or do not exist
+/// yet: they are followed once they appear; else the one nginx was built
+/// with), with a note for a level that hides the `[error]` lines.
 fn config_error_logs(
     live: &LiveConfig,
     nginx: &LocalNginx,
@@ -388,9 +397,14 @@ fn config_error_logs(
     notes: &mut Vec<String>,
 ) -> Vec<PathBuf> {
     if live.error_logs.is_empty() {
+        // The compiled-in log: followed when it exists, or when its
+        // directory does and nginx will create it there.
         return nginx
             .built_error_log(prefix)
-            .filter(|p| p.is_file())
+            .filter(|p| match std::fs::metadata(p) {
+                Ok(m) => m.is_file(),
+                Err(_) => p.parent().is_some_and(Path::is_dir),
+            })
             .into_iter()
             .collect();
     }
@@ -402,12 +416,22 @@ fn config_error_logs(
             ));
             continue;
         };
-        if !resolved.is_file() {
-            notes.push(format!(
-                "error_log {}: not readable here",
+        match std::fs::metadata(&resolved) {
+            Ok(m) if m.is_file() => {}
+            // nginx creates it when it first writes to it (or a rotation
+            // moved it away for now): followed, and read from its start
+            // once it appears.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => notes.push(format!(
+                "error_log {} does not exist yet: followed once it appears",
                 resolved.display()
-            ));
-            continue;
+            )),
+            _ => {
+                notes.push(format!(
+                    "error_log {}: not readable here",
+                    resolved.display()
+                ));
+                continue;
+            }
         }
         // Levels above `error` drop the lines of most signatures
         // (facts/signatures.tsv levels).
@@ -427,7 +451,8 @@ fn config_error_logs(
     found
 }
 
-/// The configuration's access logs that exist here, with their formats.
+/// The configuration's access logs (those that exist here, or do not
+/// exist yet), with their formats.
 /// Those whose format lacks $upstream_addr or $status are refused (with a
 /// note) when the watch opens them.
 fn config_access_logs(live: &LiveConfig, prefix: Option<&Path>) -> Vec<AccessLogSource> {
@@ -437,7 +462,12 @@ fn config_access_logs(live: &LiveConfig, prefix: Option<&Path>) -> Vec<AccessLog
         else {
             continue;
         };
-        if path.is_file() && !found.iter().any(|f| f.path == path) {
+        // A log that does not exist yet is followed once it appears.
+        let usable = match std::fs::metadata(&path) {
+            Ok(m) => m.is_file(),
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+        if usable && !found.iter().any(|f| f.path == path) {
             found.push(AccessLogSource { path, format });
         }
     }

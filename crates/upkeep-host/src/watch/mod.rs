@@ -18,7 +18,9 @@
 //!   Prometheus exposition ([`prometheus`], served by [`metrics_server`])
 //!   publishes as counters.
 //!
-//! [`view`] renders an interval for people, [`json`] for programs.
+//! [`view`] renders an interval for people, [`json`] for programs; both show
+//! what the Prometheus page publishes (with [`Sources`]: the static check,
+//! which logs are followed).
 
 pub mod access_log;
 pub mod client;
@@ -28,6 +30,7 @@ pub mod json;
 pub mod metrics_server;
 pub mod new_connections;
 pub mod open_files;
+pub mod peers;
 pub mod prometheus;
 pub mod view;
 
@@ -125,6 +128,44 @@ impl WatchOptions {
     }
 }
 
+/// What the watch follows besides its options, and the last static check:
+/// what the Prometheus page and the views of an interval are made from.
+pub struct Sources<'a> {
+    pub opts: &'a WatchOptions,
+    /// Whether any error log is followed (present or not yet).
+    pub error_logs: bool,
+    /// Whether any access log is followed (present or not yet).
+    pub access_logs: bool,
+    /// The static check of the running configuration, when run.
+    pub findings: Option<&'a StaticFindings>,
+}
+
+/// Which log a [`LogState`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogKind {
+    Error,
+    Access,
+}
+
+impl LogKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogKind::Error => "error",
+            LogKind::Access => "access",
+        }
+    }
+}
+
+/// A followed log at the end of an interval: a log that does not exist
+/// (yet, or any more) is still followed, and read from its start once it
+/// appears.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogState {
+    pub kind: LogKind,
+    pub path: PathBuf,
+    pub present: bool,
+}
+
 /// One backend in one interval.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BackendInterval {
@@ -166,6 +207,8 @@ pub struct Interval {
     /// Open files of nginx at the end of the interval; `None` without a
     /// master or when it could not be read.
     pub open_files: Option<OpenFiles>,
+    /// The followed logs, and whether each exists now.
+    pub logs: Vec<LogState>,
     /// Read errors of the error logs, restarts of nginx, …
     pub notes: Vec<String>,
     /// Since the watch started, this interval included.
@@ -328,18 +371,19 @@ impl Watcher {
         self.findings.get_or_insert_with(StaticFindings::default)
     }
 
+    /// What the page and the views are made from besides an interval.
+    pub fn sources(&self) -> Sources<'_> {
+        Sources {
+            opts: &self.opts,
+            error_logs: !self.logs.is_empty(),
+            access_logs: !self.access_logs.is_empty(),
+            findings: self.findings.as_ref(),
+        }
+    }
+
     /// The Prometheus page after `last` (`None`: before the first interval).
     pub fn exposition(&self, last: Option<&Interval>) -> String {
-        prometheus::exposition(
-            &prometheus::Sources {
-                opts: &self.opts,
-                error_logs: !self.logs.is_empty(),
-                access_logs: !self.access_logs.is_empty(),
-                findings: self.findings.as_ref(),
-            },
-            &self.totals,
-            last,
-        )
+        prometheus::exposition(&self.sources(), &self.totals, last)
     }
 
     /// Samples until the end of the next interval. `None` when `stop` was
@@ -412,6 +456,14 @@ impl Watcher {
                     None
                 }
             });
+        let logs: Vec<LogState> = (self.logs.paths().map(|p| (LogKind::Error, p)))
+            .chain(self.access_logs.paths().map(|p| (LogKind::Access, p)))
+            .map(|(kind, path)| LogState {
+                kind,
+                path: path.to_path_buf(),
+                present: std::fs::metadata(path).is_ok(),
+            })
+            .collect();
         let end = Instant::now();
         let duration = end.saturating_duration_since(self.previous_end);
         self.previous_end = end;
@@ -461,6 +513,7 @@ impl Watcher {
             errors,
             access,
             open_files,
+            logs,
             notes,
             totals: t.clone(),
         })

@@ -20,8 +20,9 @@ use std::time::UNIX_EPOCH;
 
 use upkeep_logs::Signature;
 
-use super::findings::StaticFindings;
-use super::{Interval, Totals, WatchOptions, WatchedBackend};
+use super::peers::{peer_totals, upstream_label};
+pub use super::Sources;
+use super::{Interval, Totals, WatchedBackend};
 use crate::sockets::canonical;
 
 /// The `Content-Type` of [`exposition`]'s text.
@@ -278,43 +279,6 @@ fn escape_label(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// What the watch follows, besides the options.
-pub struct Sources<'a> {
-    pub opts: &'a WatchOptions,
-    /// Whether any error log is followed.
-    pub error_logs: bool,
-    /// Whether any access log is followed.
-    pub access_logs: bool,
-    /// The static check of the running configuration, when run.
-    pub findings: Option<&'a StaticFindings>,
-}
-
-fn upstream_label(b: &WatchedBackend) -> String {
-    b.upstreams.join(",")
-}
-
-/// The `upstream` label of a peer as nginx logs it: the upstreams of the
-/// watched backend with that address; the upstream's own name when nginx
-/// logged it instead of a peer ("no live upstreams"); else empty.
-fn upstream_of_peer(opts: &WatchOptions, peer: &str) -> String {
-    let parsed = peer.parse().ok().map(canonical);
-    if let Some(b) = opts
-        .backends
-        .iter()
-        .find(|b| Some(canonical(b.addr)) == parsed || b.written == peer)
-    {
-        return upstream_label(b);
-    }
-    if opts
-        .backends
-        .iter()
-        .any(|b| b.upstreams.iter().any(|u| u == peer))
-    {
-        return peer.to_string();
-    }
-    String::new()
-}
-
 fn backend_labels(b: &WatchedBackend) -> Labels {
     vec![
         ("backend", b.addr.to_string()),
@@ -327,6 +291,7 @@ pub fn exposition(src: &Sources<'_>, totals: &Totals, last: Option<&Interval>) -
     let opts = src.opts;
     let mut page = Page { out: String::new() };
     let n = |v: u64| v as f64;
+    let peers = peer_totals(src, totals);
 
     page.family(
         &BUILD_INFO,
@@ -444,28 +409,19 @@ pub fn exposition(src: &Sources<'_>, totals: &Totals, last: Option<&Interval>) -
         page.family(&SIGNATURES, &by_sig);
         // Logged peers, plus the stale-reuse signatures of every watched
         // backend at 0 until they are logged.
-        let mut by_peer: std::collections::BTreeMap<(String, Signature), u64> = totals
-            .errors
-            .by_backend
+        let samples: Vec<(Labels, f64)> = peers
             .iter()
-            .map(|((sig, peer), count)| ((peer.clone(), *sig), *count))
-            .collect();
-        for b in &opts.backends {
-            for sig in STALE_REUSE {
-                by_peer.entry((b.addr.to_string(), sig)).or_insert(0);
-            }
-        }
-        let samples: Vec<(Labels, f64)> = by_peer
-            .iter()
-            .map(|((peer, sig), count)| {
-                (
-                    vec![
-                        ("backend", peer.clone()),
-                        ("upstream", upstream_of_peer(opts, peer)),
-                        ("signature", sig.id().to_string()),
-                    ],
-                    n(*count),
-                )
+            .flat_map(|p| {
+                p.signatures.iter().map(|(sig, count)| {
+                    (
+                        vec![
+                            ("backend", p.peer.clone()),
+                            ("upstream", p.upstream.clone()),
+                            ("signature", sig.id().to_string()),
+                        ],
+                        n(*count),
+                    )
+                })
             })
             .collect();
         page.family(&UPSTREAM_SIGNATURES, &samples);
@@ -473,24 +429,20 @@ pub fn exposition(src: &Sources<'_>, totals: &Totals, last: Option<&Interval>) -
     }
 
     if src.access_logs {
-        let mut by_peer = totals.access.by_peer.clone();
-        for b in &opts.backends {
-            by_peer.entry(b.addr.to_string()).or_default();
-        }
-        let labels = |peer: &str| {
+        let labels = |p: &super::peers::PeerTotals| {
             vec![
-                ("backend", peer.to_string()),
-                ("upstream", upstream_of_peer(opts, peer)),
+                ("backend", p.peer.clone()),
+                ("upstream", p.upstream.clone()),
             ]
         };
-        let requests: Vec<(Labels, f64)> = by_peer
+        let requests: Vec<(Labels, f64)> = peers
             .iter()
-            .map(|(peer, c)| (labels(peer), n(c.requests)))
+            .filter_map(|p| Some((labels(p), n(p.requests?))))
             .collect();
         page.family(&UPSTREAM_REQUESTS, &requests);
-        let bad: Vec<(Labels, f64)> = by_peer
+        let bad: Vec<(Labels, f64)> = peers
             .iter()
-            .map(|(peer, c)| (labels(peer), n(c.bad_gateway)))
+            .filter_map(|p| Some((labels(p), n(p.bad_gateway?))))
             .collect();
         page.family(&BAD_GATEWAY, &bad);
         page.one(&ACCESS_LOG_LINES, n(totals.access.lines));
@@ -560,7 +512,8 @@ pub fn exposition(src: &Sources<'_>, totals: &Totals, last: Option<&Interval>) -
 mod tests {
     use super::*;
     use crate::watch::access_log::AccessCounts;
-    use crate::watch::WatchedBackend;
+    use crate::watch::findings::StaticFindings;
+    use crate::watch::{WatchOptions, WatchedBackend};
 
     fn watched() -> WatchOptions {
         let mut opts = WatchOptions::new(

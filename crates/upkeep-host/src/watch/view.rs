@@ -1,6 +1,10 @@
 //! The watch for people: a small table redrawn in place on a terminal
 //! ([`frame`]), or one `key=value` line per interval for pipes and logs
-//! ([`line`]).
+//! ([`line`]). Both show what the Prometheus page publishes: per backend
+//! the ephemeral ports in use, the requests and client-visible 502s of the
+//! access log and the stale keep-alive failures of the error log (since
+//! the start), the open-file headroom of nginx, the findings of the static
+//! check, and the followed logs that do not exist yet.
 
 use std::fmt::Write;
 
@@ -8,7 +12,10 @@ use upkeep_logs::Signature;
 
 use super::client::per_second;
 use super::json::rfc3339_utc;
-use super::Interval;
+use super::open_files::ProcessFiles;
+use super::peers::{peer_totals, PeerTotals};
+use super::{Interval, Sources, WatchedBackend};
+use crate::sockets::canonical;
 
 /// Styles for the terminal frame.
 #[derive(Clone, Copy, Debug, Default)]
@@ -46,13 +53,51 @@ fn opt_count(v: Option<u64>) -> String {
     v.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
-/// The terminal frame of one interval (ends with a newline).
-pub fn frame(i: &Interval, source: &str, style: Style) -> String {
+/// The since-start counts of the peer at backend address `b`.
+fn peer_of<'p>(peers: &'p [PeerTotals], b: &WatchedBackend) -> Option<&'p PeerTotals> {
+    let addr = canonical(b.addr);
+    peers
+        .iter()
+        .find(|p| p.peer.parse().ok().map(canonical) == Some(addr))
+}
+
+/// `12 (0.04%)`: ephemeral ports towards a backend, and their share of the
+/// range.
+fn ports(used: u64, range: Option<u64>) -> String {
+    match range {
+        Some(size) if size > 0 => format!("{used} ({:.2}%)", used as f64 * 100.0 / size as f64),
+        _ => "-".into(),
+    }
+}
+
+fn port_range_size(src: &Sources<'_>) -> Option<u64> {
+    src.opts
+        .port_range
+        .map(|(lo, hi)| u64::from(hi.saturating_sub(lo)) + 1)
+}
+
+/// `master 12/1024 (1012 left)`
+fn files(role: &str, p: &ProcessFiles) -> String {
+    match (p.soft_limit, p.headroom()) {
+        (Some(limit), Some(left)) => format!("{role} {}/{limit} ({left} left)", p.open),
+        _ => format!("{role} {} (no limit)", p.open),
+    }
+}
+
+/// The terminal frame of one interval (ends with a newline); `src` is what
+/// the watch follows ([`super::Watcher::sources`]).
+pub fn frame(i: &Interval, src: &Sources<'_>, source: &str, style: Style) -> String {
     let mut out = String::new();
+    let nginx = &src.opts.build.nginx_version;
     let _ = writeln!(
         out,
-        "{}  {source}  interval {:.1}s  #{}  {}",
+        "{}  {source}{}  interval {:.1}s  #{}  {}",
         style.bold("upkeep watch"),
+        if nginx.is_empty() {
+            String::new()
+        } else {
+            format!("  (nginx {})", upkeep_diag::terminal_safe_line(nginx))
+        },
         i.seconds(),
         i.index,
         rfc3339_utc(i.time)
@@ -93,6 +138,7 @@ pub fn frame(i: &Interval, source: &str, style: Style) -> String {
         }
     }
 
+    let peers = peer_totals(src, &i.totals);
     if i.backends.is_empty() {
         let _ = writeln!(out, "upstream  no backend addresses (give --backend)");
     } else {
@@ -111,21 +157,41 @@ pub fn frame(i: &Interval, source: &str, style: Style) -> String {
             .max()
             .unwrap_or(0)
             .max("backend".len());
+        // requests, 502 and stale: since the start, like the counters of
+        // the Prometheus page; "-" when their log is not followed.
+        let range = port_range_size(src);
         let _ = writeln!(
             out,
-            "  {:<width$}  {:>10}  {:>6}  {:>9}  {:>12}  upstream",
-            "backend", "new conn/s", "ESTAB", "TIME_WAIT", "(backend end)"
+            "  {:<width$}  {:>10}  {:>6}  {:>9}  {:>12}  {:>13}  {:>8}  {:>5}  {:>5}  upstream",
+            "backend",
+            "new conn/s",
+            "ESTAB",
+            "TIME_WAIT",
+            "(backend end)",
+            "ports used",
+            "requests",
+            "502",
+            "stale"
         );
         for b in &i.backends {
             let s = b.sockets;
+            let peer = peer_of(&peers, &b.backend);
             let _ = writeln!(
                 out,
-                "  {:<width$}  {:>10}  {:>6}  {:>9}  {:>12}  {}",
+                "  {:<width$}  {:>10}  {:>6}  {:>9}  {:>12}  {:>13}  {:>8}  {:>5}  {:>5}  {}",
                 b.backend.addr.to_string(),
                 rate(per_second(b.new_connections, i.duration)),
                 opt_count(s.map(|s| s.established)),
                 opt_count(s.map(|s| s.time_wait)),
                 opt_count(s.map(|s| s.backend_end_time_wait)),
+                s.map_or_else(|| "-".into(), |s| ports(s.in_port_range, range)),
+                opt_count(peer.and_then(|p| p.requests)),
+                opt_count(peer.and_then(|p| p.bad_gateway)),
+                if src.error_logs {
+                    peer.map_or(0, |p| p.stale_reuse()).to_string()
+                } else {
+                    "-".into()
+                },
                 // No upstream block: a `proxy_pass` to the address (shown
                 // as written there) or an address given on the command line.
                 // Names from the config: control characters escaped.
@@ -159,6 +225,87 @@ pub fn frame(i: &Interval, source: &str, style: Style) -> String {
         },
         since_start_signatures(i)
     );
+    // Peers the logs name that are not watched backends.
+    let others: Vec<String> = peers
+        .iter()
+        .filter(|p| {
+            !i.backends
+                .iter()
+                .any(|b| peer_of(std::slice::from_ref(*p), &b.backend).is_some())
+        })
+        .map(|p| {
+            let mut parts = vec![upkeep_diag::terminal_safe_line(&p.peer).into_owned()];
+            if let Some(r) = p.requests {
+                parts.push(format!("requests {r}"));
+            }
+            if let Some(b) = p.bad_gateway {
+                parts.push(format!("502 {b}"));
+            }
+            for (sig, n) in &p.signatures {
+                parts.push(format!("{} {n}", sig.id()));
+            }
+            parts.join(" ")
+        })
+        .collect();
+    if !others.is_empty() {
+        let _ = writeln!(
+            out,
+            "  other peers logged (since start): {}",
+            others.join("; ")
+        );
+    }
+    if src.access_logs {
+        let _ = writeln!(
+            out,
+            "access    {} lines, {} unparsed  (since start: {}, {} unparsed)",
+            i.access.lines, i.access.unparsed, i.totals.access.lines, i.totals.access.unparsed
+        );
+    }
+    if let Some(f) = &i.open_files {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(m) = &f.master {
+            parts.push(files("master", m));
+        }
+        if let Some(w) = &f.tightest_worker {
+            parts.push(files("tightest worker", w));
+        }
+        parts.push(format!("{} workers", f.workers));
+        let _ = writeln!(out, "files     {}", parts.join("  "));
+    }
+    if let Some(found) = src.findings {
+        let mut counts: Vec<String> = found
+            .counts
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|((rule, severity), n)| format!("{rule} {severity} {n}"))
+            .collect();
+        if counts.is_empty() {
+            counts.push("no findings".into());
+        }
+        let when = found.last_success.map_or_else(
+            || "never loaded".into(),
+            |t| format!("last {}", rfc3339_utc(t)),
+        );
+        let _ = writeln!(
+            out,
+            "check     {}  ({} check{}, {when})",
+            counts.join(", "),
+            found.checks,
+            if found.checks == 1 { "" } else { "s" }
+        );
+        if let Some(e) = &found.last_error {
+            let failed = format!("last check failed: {}", upkeep_diag::terminal_safe_line(e));
+            let _ = writeln!(out, "check     {}", style.red(&failed));
+        }
+    }
+    for l in i.logs.iter().filter(|l| !l.present) {
+        let _ = writeln!(
+            out,
+            "logs      {} log {} is missing: followed once it appears",
+            l.kind.as_str(),
+            upkeep_diag::terminal_safe_line(&l.path.display().to_string())
+        );
+    }
     if let Some(e) = &i.census_error {
         let _ = writeln!(out, "note      socket census failed: {e}");
     }
@@ -181,8 +328,10 @@ fn since_start_signatures(i: &Interval) -> String {
     }
 }
 
-/// One line per interval (no newline at the end).
-pub fn line(i: &Interval) -> String {
+/// One line per interval (no newline at the end); `src` as for [`frame`].
+pub fn line(i: &Interval, src: &Sources<'_>) -> String {
+    let peers = peer_totals(src, &i.totals);
+    let range = port_range_size(src);
     let mut out = rfc3339_utc(i.time);
     match (&i.client, &i.status_error) {
         (_, Some(e)) => {
@@ -218,12 +367,29 @@ pub fn line(i: &Interval) -> String {
             let s = b.sockets;
             let _ = write!(
                 out,
-                " [{} new/s={} estab={} time_wait={}]",
+                " [{} new/s={} estab={} time_wait={}",
                 b.backend.addr,
                 rate(per_second(b.new_connections, i.duration)),
                 opt_count(s.map(|s| s.established)),
                 opt_count(s.map(|s| s.time_wait_total()))
             );
+            if range.is_some() {
+                let _ = write!(out, " ports={}", opt_count(s.map(|s| s.in_port_range)));
+            }
+            // Since the start, as in the frame.
+            let peer = peer_of(&peers, &b.backend);
+            if src.access_logs {
+                let _ = write!(
+                    out,
+                    " requests={} 502={}",
+                    opt_count(peer.and_then(|p| p.requests)),
+                    opt_count(peer.and_then(|p| p.bad_gateway))
+                );
+            }
+            if src.error_logs {
+                let _ = write!(out, " stale={}", peer.map_or(0, |p| p.stale_reuse()));
+            }
+            out.push(']');
         }
     }
     let total = i.errors.total();
@@ -233,6 +399,38 @@ pub fn line(i: &Interval) -> String {
         if n > 0 {
             let _ = write!(out, " {}={n}", sig.id());
         }
+    }
+    if let Some(f) = &i.open_files {
+        for (role, p) in [("master", &f.master), ("worker", &f.tightest_worker)] {
+            if let Some(left) = p.as_ref().and_then(|p| p.headroom()) {
+                let _ = write!(out, " nofile_headroom_{role}={left}");
+            }
+        }
+    }
+    if let Some(found) = src.findings {
+        let counts: Vec<String> = found
+            .counts
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|((rule, severity), n)| format!("{rule}:{severity}:{n}"))
+            .collect();
+        let shown = if counts.is_empty() {
+            "none".to_string()
+        } else {
+            counts.join(",")
+        };
+        let _ = write!(out, " findings={shown}");
+        if let Some(e) = &found.last_error {
+            let _ = write!(out, " check_error={e:?}");
+        }
+    }
+    for l in i.logs.iter().filter(|l| !l.present) {
+        let _ = write!(
+            out,
+            " missing_{}_log={:?}",
+            l.kind.as_str(),
+            l.path.display().to_string()
+        );
     }
     if let Some(e) = &i.census_error {
         let _ = write!(out, " census_error={e:?}");
