@@ -269,7 +269,7 @@ pub fn frame(i: &Interval, src: &Sources<'_>, source: &str, style: Style) -> Str
         if let Some(w) = &f.tightest_worker {
             parts.push(files("tightest worker", w));
         }
-        parts.push(format!("{} workers", f.workers));
+        parts.push(format!("workers {}", f.workers));
         let _ = writeln!(out, "files     {}", parts.join("  "));
     }
     if let Some(found) = src.findings {
@@ -439,4 +439,188 @@ pub fn line(i: &Interval, src: &Sources<'_>) -> String {
         let _ = write!(out, " note={n:?}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use crate::sockets::AddressCount;
+    use crate::watch::findings::StaticFindings;
+    use crate::watch::open_files::OpenFiles;
+    use crate::watch::{BackendInterval, LogKind, LogState, Totals, WatchOptions};
+
+    const STALE: &[u8] = br#"2026/11/23 14:26:24 [error] 30381#0: *14 upstream prematurely closed connection while reading response header from upstream, client: 127.0.0.1, server: , request: "POST /a HTTP/1.1", upstream: "http://127.0.0.1:8080/a", host: "t""#;
+    const NO_LIVE: &[u8] = br#"2026/11/23 14:26:25 [error] 30381#0: *15 no live upstreams while connecting to upstream, client: 127.0.0.1, server: , request: "GET /b HTTP/1.1", upstream: "http://other/b", host: "t""#;
+
+    /// One backend of upstream `app` with a stale-reuse line and two
+    /// access-log requests (one a 502), every source followed.
+    fn sample() -> (Interval, WatchOptions, StaticFindings) {
+        let backend = WatchedBackend {
+            addr: "127.0.0.1:8080".parse().unwrap(),
+            written: "127.0.0.1:8080".into(),
+            upstreams: vec!["app".into()],
+        };
+        let mut opts = WatchOptions::new(None, vec![backend.clone()]);
+        opts.port_range = Some((32768, 60999));
+        opts.build.nginx_version = "1.22.1".into();
+        let mut found = StaticFindings::default();
+        found.record([("U007", "error"), ("U001", "warning"), ("U001", "warning")]);
+        let mut totals = Totals::default();
+        totals.errors.add_line(STALE);
+        totals.errors.add_line(NO_LIVE);
+        let format =
+            upkeep_logs::access_format::LogFormat::parse("$status $upstream_addr").unwrap();
+        totals.access.add_line(&format, b"200 127.0.0.1:8080");
+        totals.access.add_line(&format, b"502 127.0.0.1:8080");
+        let i = Interval {
+            index: 3,
+            time: UNIX_EPOCH,
+            elapsed: Duration::from_secs(3),
+            duration: Duration::from_secs(1),
+            client: None,
+            status: None,
+            status_error: None,
+            backends: vec![BackendInterval {
+                backend,
+                new_connections: 2,
+                sockets: Some(AddressCount {
+                    established: 1,
+                    time_wait: 1,
+                    in_port_range: 2,
+                    ..AddressCount::default()
+                }),
+            }],
+            census_source: None,
+            census_polls: 5,
+            census_error: None,
+            errors: totals.errors.clone(),
+            access: totals.access.clone(),
+            open_files: Some(OpenFiles {
+                master: Some(ProcessFiles {
+                    pid: 10,
+                    open: 12,
+                    soft_limit: Some(1024),
+                }),
+                tightest_worker: Some(ProcessFiles {
+                    pid: 11,
+                    open: 30,
+                    soft_limit: Some(1024),
+                }),
+                workers: 1,
+                worker_pids: vec![11],
+            }),
+            logs: vec![LogState {
+                kind: LogKind::Error,
+                path: "/var/log/nginx/late.log".into(),
+                present: false,
+            }],
+            notes: Vec::new(),
+            totals,
+        };
+        (i, opts, found)
+    }
+
+    #[test]
+    fn frame_and_line_show_what_the_page_publishes() {
+        let (i, opts, found) = sample();
+        let src = Sources {
+            opts: &opts,
+            error_logs: true,
+            access_logs: true,
+            findings: Some(&found),
+        };
+        let frame = frame(&i, &src, "nginx 10", Style::default());
+        assert!(frame.contains("(nginx 1.22.1)"), "{frame}");
+        let row = frame
+            .lines()
+            .find(|l| l.trim_start().starts_with("127.0.0.1:8080"))
+            .unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        // address, new conn/s, ESTAB, TIME_WAIT, backend end, ports used
+        // (2 of 28232), requests, 502, stale, upstream
+        assert_eq!(
+            cells,
+            [
+                "127.0.0.1:8080",
+                "2.0",
+                "1",
+                "1",
+                "0",
+                "2",
+                "(0.01%)",
+                "2",
+                "1",
+                "1",
+                "app"
+            ],
+            "{frame}"
+        );
+        assert!(
+            frame.contains("other peers logged (since start): other no-live-upstreams 1"),
+            "{frame}"
+        );
+        assert!(frame.contains("access    2 lines, 0 unparsed"), "{frame}");
+        assert!(
+            frame.contains("files     master 12/1024 (1012 left)  tightest worker 30/1024 (994 left)  workers 1"),
+            "{frame}"
+        );
+        assert!(
+            frame.contains("check     U001 warning 2, U007 error 1  (1 check, last "),
+            "{frame}"
+        );
+        assert!(
+            frame.contains(
+                "logs      error log /var/log/nginx/late.log is missing: followed once it appears"
+            ),
+            "{frame}"
+        );
+
+        let line = line(&i, &src);
+        assert!(
+            line.contains(
+                "[127.0.0.1:8080 new/s=2.0 estab=1 time_wait=1 ports=2 requests=2 502=1 stale=1]"
+            ),
+            "{line}"
+        );
+        assert!(
+            line.contains(" nofile_headroom_master=1012 nofile_headroom_worker=994"),
+            "{line}"
+        );
+        assert!(
+            line.contains(" findings=U001:warning:2,U007:error:1"),
+            "{line}"
+        );
+        assert!(
+            line.contains(" missing_error_log=\"/var/log/nginx/late.log\""),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn sources_not_followed_show_as_dashes_not_zeros() {
+        let (mut i, opts, _) = sample();
+        i.logs.clear();
+        let src = Sources {
+            opts: &opts,
+            error_logs: false,
+            access_logs: false,
+            findings: None,
+        };
+        let frame = frame(&i, &src, "nginx", Style::default());
+        let row = frame
+            .lines()
+            .find(|l| l.trim_start().starts_with("127.0.0.1:8080"))
+            .unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(&cells[7..], ["-", "-", "-", "app"], "{frame}");
+        assert!(!frame.contains("access "), "{frame}");
+        assert!(!frame.contains("check "), "{frame}");
+        let line = line(&i, &src);
+        assert!(
+            !line.contains("requests=") && !line.contains("stale="),
+            "{line}"
+        );
+    }
 }
