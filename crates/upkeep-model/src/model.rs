@@ -83,6 +83,8 @@ impl<'a> Model<'a> {
         model.collect_upstreams();
         model.collect_maps_and_sets();
         model.collect_routes();
+        model.upstreams.shrink_to_fit();
+        model.routes.shrink_to_fit();
         model.upstream_routes = vec![Vec::new(); model.upstreams.len()];
         for (r, route) in model.routes.iter().enumerate() {
             for u in route.upstreams() {

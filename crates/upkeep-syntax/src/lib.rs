@@ -26,5 +26,5 @@ pub use lua::is_lua_block_directive;
 pub use parser::{parse, MAX_DEPTH};
 pub use print::{for_each_token, print};
 pub use source::{FileId, LineCol, SharedText, SourceFile, SourceMap, Span};
-pub use tree::{Block, Comment, Directive, Node, QuoteStyle, SyntaxTree, Word};
+pub use tree::{Block, Comment, Directive, InnerComments, Node, QuoteStyle, SyntaxTree, Word};
 pub use value::{WordValue, INLINE_CAPACITY};

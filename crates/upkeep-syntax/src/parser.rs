@@ -7,10 +7,10 @@
 
 use crate::lexer::{unescape, Lexer, Token};
 use crate::lua::{is_lua_block_directive, scan_block};
-use crate::value::SharedBuffer;
+use crate::value::{PendingValues, SharedBuffer};
 use crate::{
-    Block, Comment, Directive, FileId, Node, SourceFile, Span, SyntaxError, SyntaxTree, Word,
-    WordValue,
+    Block, Comment, Directive, FileId, InnerComments, Node, SourceFile, Span, SyntaxError,
+    SyntaxTree, Word, WordValue,
 };
 use std::borrow::Cow;
 
@@ -25,7 +25,7 @@ const EXPECT_DIRECTIVE: &str = "a directive name";
 struct OpenBlock {
     name: Word,
     args: Box<[Word]>,
-    inner_comments: Box<[Comment]>,
+    inner_comments: InnerComments,
     open: Span,
     /// Where this block's children start in the parser's node stack.
     first_child: usize,
@@ -41,7 +41,7 @@ pub fn parse(file: &SourceFile) -> Result<SyntaxTree, SyntaxError> {
         comments: Vec::new(),
         name_is_lua_block: false,
         long_values: SharedBuffer::default(),
-        pending_long_values: Vec::new(),
+        pending_long_values: PendingValues::default(),
     }
     .run()
 }
@@ -59,7 +59,7 @@ struct Parser<'a> {
     /// shared buffer, filled from `pending_long_values` once parsing ends
     /// (so that it is one exact-size allocation).
     long_values: SharedBuffer,
-    pending_long_values: Vec<u8>,
+    pending_long_values: PendingValues,
 }
 
 impl Parser<'_> {
@@ -202,7 +202,7 @@ impl Parser<'_> {
                     nodes.shrink_to_fit();
                     let long_values = std::mem::take(&mut self.pending_long_values);
                     self.long_values
-                        .set(long_values.into_boxed_slice())
+                        .set(long_values.into_bytes())
                         .expect("filled once, here");
                     return Ok(SyntaxTree {
                         file: self.file,
@@ -219,7 +219,7 @@ impl Parser<'_> {
     fn take_directive(
         &mut self,
         at: Span,
-    ) -> Result<(Word, Box<[Word]>, Box<[Comment]>), SyntaxError> {
+    ) -> Result<(Word, Box<[Word]>, InnerComments), SyntaxError> {
         if self.words.is_empty() {
             let c = if at.len() == 1 && self.lexer.text()[at.start as usize] == b'{' {
                 "{"
@@ -235,7 +235,7 @@ impl Parser<'_> {
         // An exact-size argument list; the word buffer keeps its capacity.
         let args: Box<[Word]> = self.words.drain(1..).collect();
         let name = self.words.pop().expect("checked non-empty");
-        let comments: Box<[Comment]> = self.comments.drain(..).collect();
+        let comments: InnerComments = self.comments.drain(..).collect();
         Ok((name, args, comments))
     }
 }

@@ -44,6 +44,40 @@ pub struct Comment {
     pub span: Span,
 }
 
+/// The comments inside a directive (`proxy_pass # why\n http://b;`), read
+/// as a slice. Almost every directive has none, so the list is one pointer,
+/// null when empty, rather than a slice's two words.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct InnerComments(Option<Box<Box<[Comment]>>>);
+
+impl std::ops::Deref for InnerComments {
+    type Target = [Comment];
+    fn deref(&self) -> &[Comment] {
+        self.0.as_deref().map_or(&[], |c| &c[..])
+    }
+}
+
+impl<'a> IntoIterator for &'a InnerComments {
+    type Item = &'a Comment;
+    type IntoIter = std::slice::Iter<'a, Comment>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl FromIterator<Comment> for InnerComments {
+    fn from_iter<I: IntoIterator<Item = Comment>>(iter: I) -> Self {
+        let comments: Box<[Comment]> = iter.into_iter().collect();
+        InnerComments((!comments.is_empty()).then(|| Box::new(comments)))
+    }
+}
+
+impl std::fmt::Debug for InnerComments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 /// A simple (`name args;`) or block (`name args { … }`) directive.
 ///
 /// Large configurations hold millions of these, so the fields are kept
@@ -53,7 +87,7 @@ pub struct Directive {
     pub name: Word,
     pub args: Box<[Word]>,
     /// Comments that sit between the name and the terminator, in order.
-    pub inner_comments: Box<[Comment]>,
+    pub inner_comments: InnerComments,
     pub block: Option<Box<Block>>,
     /// From the first byte of the name to the `;` or the closing `}` inclusive.
     pub span: Span,
@@ -131,5 +165,22 @@ pub struct SyntaxTree {
 impl SyntaxTree {
     pub fn directives(&self) -> impl Iterator<Item = &Directive> {
         self.nodes.iter().filter_map(Node::as_directive)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inner_comments_are_one_pointer_and_read_as_a_slice() {
+        assert_eq!(std::mem::size_of::<InnerComments>(), 8);
+        let none: InnerComments = std::iter::empty().collect();
+        assert!(none.is_empty());
+        let span = Span::new(FileId(0), 3, 9);
+        let one: InnerComments = [Comment { span }].into_iter().collect();
+        assert_eq!(one.len(), 1);
+        assert_eq!((&one).into_iter().next().map(|c| c.span), Some(span));
+        assert_eq!(format!("{one:?}"), format!("{:?}", [Comment { span }]));
     }
 }

@@ -8,8 +8,12 @@
 //! once, when the file has been parsed). It dereferences to `[u8]`, so it
 //! reads like the `Vec<u8>` it replaces.
 
+use rustc_hash::FxBuildHasher;
+use rustc_hash::FxHashMap;
 use std::borrow::Borrow;
+use std::collections::hash_map::Entry;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
@@ -19,6 +23,50 @@ pub const INLINE_CAPACITY: usize = 14;
 
 /// The long values of one file, back to back. Written once, after parsing.
 pub(crate) type SharedBuffer = Arc<OnceLock<Box<[u8]>>>;
+
+/// Values up to this many bytes are stored once per file however often they
+/// occur (directive names such as `proxy_set_header` and common arguments
+/// repeat thousands of times in a large configuration); longer ones, which
+/// seldom repeat, are stored where they occur.
+const SHARED_UP_TO: usize = 64;
+
+/// The long values of a file being parsed: the contents its
+/// [`SharedBuffer`] will hold once parsing ends.
+#[derive(Default)]
+pub(crate) struct PendingValues {
+    bytes: Vec<u8>,
+    /// Where a value of up to [`SHARED_UP_TO`] bytes was stored, by a hash
+    /// of its bytes (two values with one hash: the second is stored apart).
+    stored: FxHashMap<u64, u32>,
+}
+
+impl PendingValues {
+    /// Where `value` starts in the buffer: where it already is, or at its
+    /// end, appended.
+    fn place(&mut self, value: &[u8]) -> u32 {
+        if value.len() <= SHARED_UP_TO {
+            match self.stored.entry(FxBuildHasher.hash_one(value)) {
+                Entry::Occupied(at) => {
+                    let start = *at.get() as usize;
+                    if self.bytes.get(start..start + value.len()) == Some(value) {
+                        return start as u32;
+                    }
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(self.bytes.len() as u32);
+                }
+            }
+        }
+        let start = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(value);
+        start
+    }
+
+    /// The buffer's contents, at their exact size.
+    pub(crate) fn into_bytes(self) -> Box<[u8]> {
+        self.bytes.into_boxed_slice()
+    }
+}
 
 /// The bytes of a word's value. Compares, hashes and prints (`{:?}`) as its
 /// bytes, like a `Vec<u8>`.
@@ -63,16 +111,19 @@ impl WordValue {
         })
     }
 
-    /// A value of the parser: stored in place when short, otherwise appended
-    /// to `pending`, the contents `buffer` will hold once it is filled.
-    pub(crate) fn parsed(bytes: &[u8], buffer: &SharedBuffer, pending: &mut Vec<u8>) -> WordValue {
+    /// A value of the parser: stored in place when short, otherwise placed
+    /// in `pending`, the contents `buffer` will hold once it is filled.
+    pub(crate) fn parsed(
+        bytes: &[u8],
+        buffer: &SharedBuffer,
+        pending: &mut PendingValues,
+    ) -> WordValue {
         if let Some(v) = WordValue::inline(bytes) {
             return v;
         }
         match u16::try_from(bytes.len()) {
             Ok(len) => {
-                let start = pending.len() as u32;
-                pending.extend_from_slice(bytes);
+                let start = pending.place(bytes);
                 WordValue(Repr::Shared {
                     buffer: Arc::clone(buffer),
                     start,
@@ -250,11 +301,23 @@ mod tests {
     #[test]
     fn short_long_and_shared_values_read_back() {
         let buffer: SharedBuffer = Arc::default();
-        let mut pending = Vec::new();
+        let mut pending = PendingValues::default();
         let short = WordValue::parsed(b"on", &buffer, &mut pending);
         let long = WordValue::parsed(b"proxy_http_version", &buffer, &mut pending);
         let longer = WordValue::parsed(b"http://backend_upstream/api", &buffer, &mut pending);
-        buffer.set(pending.into_boxed_slice()).unwrap();
+        let again = WordValue::parsed(b"proxy_http_version", &buffer, &mut pending);
+        let very_long = vec![b'z'; SHARED_UP_TO + 1];
+        let very_long_value = WordValue::parsed(&very_long, &buffer, &mut pending);
+        let very_long_again = WordValue::parsed(&very_long, &buffer, &mut pending);
+        // A repeated value is stored once; one too long to share, twice.
+        let stored = b"proxy_http_version".len()
+            + b"http://backend_upstream/api".len()
+            + 2 * very_long.len();
+        assert_eq!(pending.bytes.len(), stored);
+        buffer.set(pending.into_bytes()).unwrap();
+        assert_eq!(again, long);
+        assert_eq!(very_long_value.as_slice(), &very_long[..]);
+        assert_eq!(very_long_again, very_long_value);
         assert_eq!(short, b"on");
         assert_eq!(long, b"proxy_http_version");
         assert_eq!(longer.as_slice(), b"http://backend_upstream/api");
