@@ -319,3 +319,81 @@ fn configmap_and_config_path_are_exclusive() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("cannot be used with"));
 }
+
+#[test]
+fn fix_prints_a_configmap_diff_that_check_then_accepts() {
+    let yaml = format!(
+        "{HEADER}data:\n  # tuned for the ALB\n  keep-alive: \"60\"\n  allow-snippet-annotations: \"false\"\n"
+    );
+    let cm = Manifest::new(&yaml);
+    let settings = cm.path.with_file_name("upkeep.toml");
+    std::fs::write(&settings, "").unwrap();
+    let args = ["--backend", "shop-web-8000=gunicorn", "--front", "aws-alb"];
+    let mut all = vec![
+        "fix",
+        "--k8s-configmap",
+        cm.path(),
+        "--config-file",
+        settings.to_str().unwrap(),
+    ];
+    all.extend_from_slice(&args);
+    let out = upkeep(&all);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let diff = text(&out.stdout);
+    // The key set in the file changes in place (its comment and neighbours
+    // kept); the key left at its default is added beside the others.
+    assert!(diff.contains("-  keep-alive: \"60\"\n"), "{diff}");
+    assert!(diff.contains("+  keep-alive: \"66\"\n"), "{diff}");
+    assert!(
+        diff.contains("+  upstream-keepalive-timeout: \"1\"\n"),
+        "{diff}"
+    );
+    assert!(!diff.contains("still found"), "{diff}");
+    assert_eq!(
+        std::fs::read_to_string(&cm.path).unwrap(),
+        yaml,
+        "diff only"
+    );
+
+    let fixed = yaml.replace(
+        "  keep-alive: \"60\"\n",
+        "  upstream-keepalive-timeout: \"1\"\n  keep-alive: \"66\"\n",
+    );
+    let fixed_cm = Manifest::new(&fixed);
+    let (code, json) = fixed_cm.json(&args);
+    assert_eq!(code, Some(0), "{json:#}");
+    assert_eq!(findings(&json).len(), 0, "{json:#}");
+    // Nothing left to fix: no diff, exit 0.
+    let mut all = vec![
+        "fix",
+        "--k8s-configmap",
+        fixed_cm.path(),
+        "--config-file",
+        settings.to_str().unwrap(),
+    ];
+    all.extend_from_slice(&args);
+    let out = upkeep(&all);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+}
+
+#[test]
+fn fix_names_keys_it_cannot_place_and_refuses_write() {
+    // A flow-style `data:` gets no new line: the key is printed to add.
+    let cm = Manifest::new(&format!("{HEADER}data: {{}}\n"));
+    let out = upkeep(&[
+        "fix",
+        "--k8s-configmap",
+        cm.path(),
+        "--backend",
+        "shop-web-8000=gunicorn",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("# add under the ConfigMap's `data:`:\n  upstream-keepalive-timeout: \"1\"    # U007 upstream-idle-outlives-backend\n"),
+        "{stdout}"
+    );
+    let out = upkeep(&["fix", "--write", "--k8s-configmap", cm.path()]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -59,6 +59,12 @@ pub struct Args {
     /// No report of what was fixed on stderr (errors are still printed).
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// Fix an ingress-nginx ConfigMap (a YAML manifest; `-` for stdin)
+    /// instead of an nginx configuration: a diff that sets each key a
+    /// `check --k8s-configmap` finding names to the value it asks for.
+    #[arg(long, value_name = "FILE.yaml", conflicts_with_all = ["paths", "write", "recover", "unsafe_fixes"])]
+    pub k8s_configmap: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -85,6 +91,29 @@ pub fn check_rule_names(rules: &[String]) -> anyhow::Result<()> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     check_rule_names(&args.rules)?;
+    if let Some(path) = &args.k8s_configmap {
+        let color = args.color.enabled(std::io::stdout().is_terminal());
+        return match crate::configmap::fix(path, &args.input, &args.rules, color) {
+            Ok((text, changed)) => {
+                // A coloured diff is escaped already.
+                if color {
+                    print!("{text}");
+                } else {
+                    print!("{}", terminal_safe(&text));
+                }
+                Ok(if changed {
+                    ExitCode::from(EXIT_FINDINGS)
+                } else {
+                    ExitCode::SUCCESS
+                })
+            }
+            Err(crate::configmap::Failure::Input(text)) => {
+                eprint!("error: {}", terminal_safe(&text));
+                Ok(ExitCode::from(EXIT_INPUT_ERROR))
+            }
+            Err(crate::configmap::Failure::Other(e)) => Err(e),
+        };
+    }
     let sources = check::sources(&args.paths)?;
     if args.write && sources.iter().any(|s| !matches!(s, Source::File(_))) {
         bail!("--write needs config files; `nginx -T` output can only be diffed (pass the main config's path)");

@@ -8,6 +8,7 @@
 //! left at its default, to `data:`), its message naming the key and its help
 //! the value to give it.
 
+mod edit;
 mod ingress_nginx;
 mod manifest;
 
@@ -79,8 +80,43 @@ fn read_file(path: &Path) -> anyhow::Result<(String, Vec<u8>)> {
 pub fn check(path: &Path, input: &InputArgs) -> Result<Checked, Failure> {
     let (shown, bytes) = read_file(path)?;
     let file = SourceFile::new(FileId(0), shown, bytes);
+    let a = analyze(file, path, input, true)?;
+    Ok(Checked::from_parts(
+        vec![a.file],
+        a.findings,
+        a.report,
+        a.settings_files,
+    ))
+}
+
+/// A ConfigMap and what the rules found in it.
+struct Analysis {
+    file: SourceFile,
+    cm: ConfigMap,
+    findings: Vec<Finding>,
+    report: upkeep_rules::CheckReport,
+    settings_files: Vec<String>,
+}
+
+/// The directory upkeep.toml is looked for from.
+fn settings_dir(path: &Path) -> Option<&Path> {
+    match path.parent() {
+        Some(p) if path.as_os_str() != "-" && !p.as_os_str().is_empty() => Some(p),
+        _ => None,
+    }
+}
+
+/// Reads the ConfigMap of `file` (read from `path`) and runs the rules on
+/// what the controller renders from it. `warnings`: print what is wrong
+/// but not fatal in the file (a second look at a fixed text does not).
+fn analyze(
+    file: SourceFile,
+    path: &Path,
+    input: &InputArgs,
+    warnings: bool,
+) -> Result<Analysis, Failure> {
     let cm = manifest::read(&file).map_err(|e| Failure::Input(e.render(&file)))?;
-    for entry in cm.data.values().filter(|e| e.not_a_string) {
+    for entry in cm.data.values().filter(|e| e.not_a_string && warnings) {
         warn(
             &file,
             entry.value_span,
@@ -90,11 +126,7 @@ pub fn check(path: &Path, input: &InputArgs) -> Result<Checked, Failure> {
             ),
         );
     }
-    let dir = match path.parent() {
-        Some(p) if path.as_os_str() != "-" && !p.as_os_str().is_empty() => Some(p),
-        _ => None,
-    };
-    let (mut opts, settings) = check::check_options_and_settings_file(input, dir)?;
+    let (mut opts, settings) = check::check_options_and_settings_file(input, settings_dir(path))?;
     let (services, skipped) = service_names(&opts);
     let rendered = ingress_nginx::render(&cm, &services).map_err(|invalid| {
         Failure::Input(
@@ -111,7 +143,7 @@ pub fn check(path: &Path, input: &InputArgs) -> Result<Checked, Failure> {
                 .join("error: "),
         )
     })?;
-    for (entry, message) in &rendered.unknown {
+    for (entry, message) in rendered.unknown.iter().filter(|_| warnings) {
         warn(&file, entry.span, message);
     }
     for (rule, _) in &rendered.not_checked {
@@ -157,12 +189,79 @@ pub fn check(path: &Path, input: &InputArgs) -> Result<Checked, Failure> {
     let settings_files = settings
         .map(|p| vec![p.to_string_lossy().into_owned()])
         .unwrap_or_default();
-    Ok(Checked::from_parts(
-        vec![file],
+    Ok(Analysis {
+        file,
+        cm,
         findings,
         report,
         settings_files,
-    ))
+    })
+}
+
+/// `upkeep fix --k8s-configmap`: the ConfigMap with each key a finding
+/// names set to the value it asks for, as a unified diff, and the keys
+/// that could not be placed in the file as lines to add. `rules`: only the
+/// findings of these rules (empty: all). Returns the text to print and
+/// whether anything is to change.
+pub fn fix(
+    path: &Path,
+    input: &InputArgs,
+    rules: &[String],
+    color: bool,
+) -> Result<(String, bool), Failure> {
+    let (shown, bytes) = read_file(path)?;
+    let file = SourceFile::new(FileId(0), shown, bytes);
+    let a = analyze(file, path, input, true)?;
+    let wanted: Vec<&Finding> = a
+        .findings
+        .iter()
+        .filter(|f| {
+            rules.is_empty()
+                || rules
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(f.rule) || r == f.name)
+        })
+        .collect();
+    let changes = edit::changes(&wanted);
+    let edited = edit::apply(&a.file, &a.cm, &changes);
+    // The edited file must still be a ConfigMap the controller takes, and
+    // the keys changed must no longer be named by a finding.
+    let again = SourceFile::new(FileId(0), a.file.path.clone(), edited.text.clone());
+    let after = analyze(again, path, input, false).map_err(|e| match e {
+        Failure::Input(text) => Failure::Other(anyhow::anyhow!(
+            "the edited ConfigMap does not read back: {text}"
+        )),
+        other => other,
+    })?;
+    let placed: Vec<&edit::KeyChange> = changes
+        .iter()
+        .filter(|c| !edited.unplaced.iter().any(|u| u.key == c.key))
+        .collect();
+    let still: Vec<String> = after
+        .findings
+        .iter()
+        .filter_map(|f| f.managed.as_ref())
+        .filter(|m| placed.iter().any(|c| c.key == m.setting))
+        .map(|m| m.setting.clone())
+        .collect();
+    let mut out = upkeep_fix::unified_diff(&a.file.path, &a.file.text, &edited.text, color);
+    if !edited.unplaced.is_empty() {
+        out.push_str("# add under the ConfigMap's `data:`:\n");
+        for c in &edited.unplaced {
+            out.push_str(&format!(
+                "  {}: \"{}\"    # {} {}\n",
+                c.key, c.value, c.rule, c.name
+            ));
+        }
+    }
+    if !still.is_empty() {
+        out.push_str(&format!(
+            "# still found after the change: `{}` (see `upkeep check --k8s-configmap`)\n",
+            still.join("`, `")
+        ));
+    }
+    let changed = !changes.is_empty();
+    Ok((out, changed))
 }
 
 fn warn(file: &SourceFile, span: Span, message: &str) {
