@@ -284,7 +284,7 @@ fn the_stale_reuse_alert_fires_in_a_real_prometheus() {
                     if stop.load(Ordering::Relaxed) || traffic_start.elapsed() > TRAFFIC_LIMIT {
                         return;
                     }
-                    if request(port, (c + round as usize) % 2 == 0) == Some(502) {
+                    if request(port, (c + round as usize).is_multiple_of(2)) == Some(502) {
                         bad.fetch_add(1, Ordering::Relaxed);
                     }
                     sent.fetch_add(1, Ordering::Relaxed);

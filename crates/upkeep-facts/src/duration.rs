@@ -92,13 +92,13 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
 /// Formats milliseconds in the shortest nginx spelling (`4s`, `59s`, `1m`,
 /// `1500ms`), for text that goes into a config.
 pub fn format_duration(ms: u64) -> String {
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let secs = ms / 1000;
-    if secs != 0 && secs % 3600 == 0 {
+    if secs != 0 && secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
-    } else if secs != 0 && secs % 60 == 0 {
+    } else if secs != 0 && secs.is_multiple_of(60) {
         format!("{}m", secs / 60)
     } else {
         format!("{secs}s")
@@ -108,7 +108,7 @@ pub fn format_duration(ms: u64) -> String {
 /// Milliseconds for people: `60s`, `90s`, `1800ms` (no minutes, so values
 /// compare at a glance in messages).
 pub fn describe_duration(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

@@ -349,7 +349,7 @@ fn doctor_replaces_the_assumed_inherited_nofile_limit_with_the_real_one() {
     let workers_hold = p
         .workers
         .iter()
-        .all(|(_, l)| l.and_then(|l| l.soft).map_or(true, |s| s >= 2000));
+        .all(|(_, l)| l.and_then(|l| l.soft).is_none_or(|s| s >= 2000));
     if real >= 2000 && workers_hold {
         assert!(
             r001.is_empty(),

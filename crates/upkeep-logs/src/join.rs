@@ -352,7 +352,7 @@ fn process_record(
                 .map(|(i, _)| i);
             while matched < want {
                 match q.front() {
-                    Some(p) if rec.time.map_or(true, |t| p.time.0 <= t.0 + SLACK) => {
+                    Some(p) if rec.time.is_none_or(|t| p.time.0 <= t.0 + SLACK) => {
                         let p = q.pop_front().expect("front exists");
                         let o = &mut report.per_signature[p.signature.index()];
                         record_outcome(o, rec, status, p.in_body);

@@ -303,8 +303,8 @@ mod tests {
             for _ in 0..n {
                 let piece = pieces[(rng.next() % pieces.len() as u64) as usize];
                 block.extend_from_slice(piece);
-                if rng.next() % 3 == 0 {
-                    block.extend(std::iter::repeat(b'-').take((rng.next() % 70) as usize));
+                if rng.next().is_multiple_of(3) {
+                    block.extend(std::iter::repeat_n(b'-', (rng.next() % 70) as usize));
                 }
             }
             assert_eq!(

@@ -46,7 +46,7 @@ impl TimeWindow {
     }
 
     pub fn contains(&self, t: LogTime) -> bool {
-        self.since.map_or(true, |s| t >= s) && self.until.map_or(true, |u| t < u)
+        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u)
     }
 }
 

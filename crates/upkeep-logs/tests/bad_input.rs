@@ -135,15 +135,15 @@ fn binary_garbage_and_huge_lines_are_counted_and_skipped() {
         x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
         let b = (x >> 16) as u8;
         data.push(if b == b'\n' { 0 } else { b });
-        if x % 997 == 0 {
+        if x.is_multiple_of(997) {
             data.push(b'\n');
         }
     }
     data.push(b'\n');
     // A 1 MB line, and one of 3 MB (longer than the read buffer).
-    data.extend(std::iter::repeat(b'a').take(1 << 20));
+    data.extend(std::iter::repeat_n(b'a', 1 << 20));
     data.push(b'\n');
-    data.extend(std::iter::repeat(b'b').take(3 << 20));
+    data.extend(std::iter::repeat_n(b'b', 3 << 20));
     data.push(b'\n');
     data.extend_from_slice(&std::fs::read(fixture("t1_error.log")).unwrap());
     std::fs::write(&path, &data).unwrap();

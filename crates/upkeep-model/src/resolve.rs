@@ -143,7 +143,7 @@ impl<'a> Model<'a> {
     /// the nearest level that has ANY line of it.
     pub fn array(&self, block: BlockId, name: &str) -> ArrayValue<'a> {
         debug_assert!(upkeep_facts::directive(name, false)
-            .map_or(true, |f| f.inheritance == Inheritance::Array));
+            .is_none_or(|f| f.inheritance == Inheritance::Array));
         for b in self.ancestors(block) {
             if !self.blocks[b].kind.is_http_level() {
                 continue;

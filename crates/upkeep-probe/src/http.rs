@@ -614,7 +614,7 @@ HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
         ));
         // Until close: stops once past the cap.
         let mut wire = b"HTTP/1.0 200 OK\r\n\r\n".to_vec();
-        wire.extend(std::iter::repeat(b'x').take(50_000));
+        wire.extend(std::iter::repeat_n(b'x', 50_000));
         let (r, _) = read_one(&wire, 1000);
         assert!(matches!(r, Err(ReadError::BodyTooLarge { .. })));
     }

@@ -471,7 +471,7 @@ fn record_idle(idle: &[IdleResult], opts: &ProbeOptions, rep: &mut TargetReport)
             } => {
                 rep.idle_samples_ms.push(after.as_millis() as u64);
                 rep.idle_waited_ms = rep.idle_waited_ms.max(after.as_millis() as u64);
-                if shortest.map_or(true, |(d, _)| *after < d) {
+                if shortest.is_none_or(|(d, _)| *after < d) {
                     shortest = Some((*after, *kind));
                 }
                 if *unsolicited > 0 {

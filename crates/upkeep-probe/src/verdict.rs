@@ -303,7 +303,7 @@ fn disable_pool_help(version: NginxVersion) -> String {
 
 /// nginx config values are whole seconds more often than not: "60 s".
 fn nginx_seconds(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         seconds(ms)

@@ -160,7 +160,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
     /// Whether the target version has the http-level (or, with `in_upstream`,
     /// the upstream-level) directive `name`, so a fix may write it.
     pub fn available(&self, name: &str, in_upstream: bool) -> bool {
-        upkeep_facts::directive(name, in_upstream).map_or(true, |d| d.available_in(self.version))
+        upkeep_facts::directive(name, in_upstream).is_none_or(|d| d.available_in(self.version))
     }
 
     /// Records something a verdict rests on that the configuration does not

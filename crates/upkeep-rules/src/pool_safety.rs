@@ -135,9 +135,7 @@ fn names_profile(source: &str, name: &str) -> bool {
         source[at + needle.len()..]
             .chars()
             .next()
-            .map_or(true, |c| {
-                !(c.is_alphanumeric() || c == '-' || c == '_' || c == '.')
-            })
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '-' || c == '_' || c == '.'))
     })
 }
 

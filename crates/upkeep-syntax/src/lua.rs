@@ -154,7 +154,7 @@ struct FailedStrings {
 impl FailedStrings {
     fn known_to_fail(&self, kind: usize, at: usize, limit: usize) -> bool {
         match self.until[kind] {
-            Some((until, at_limit)) => at < until && at_limit.map_or(true, |l| l == limit),
+            Some((until, at_limit)) => at < until && at_limit.is_none_or(|l| l == limit),
             None => false,
         }
     }

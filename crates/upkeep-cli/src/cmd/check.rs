@@ -153,7 +153,7 @@ impl ColorChoice {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
             ColorChoice::Auto => {
-                stream_is_terminal && !std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+                stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
             }
         }
     }

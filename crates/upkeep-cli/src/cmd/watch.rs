@@ -305,7 +305,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let status_text = status.as_ref().map(|s| s.to_string());
     let mut drawn_rows = 0usize;
     let mut done = 0u64;
-    while args.count.map_or(true, |n| done < n) {
+    while args.count.is_none_or(|n| done < n) {
         let Some(interval) = watcher.next(&stop) else {
             break;
         };

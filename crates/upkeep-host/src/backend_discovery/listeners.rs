@@ -157,7 +157,7 @@ pub fn senior(pids: &[i32]) -> Option<i32> {
     };
     pids.iter()
         .copied()
-        .find(|&p| parent(p).map_or(true, |pp| !pids.contains(&pp)))
+        .find(|&p| parent(p).is_none_or(|pp| !pids.contains(&pp)))
         .or_else(|| pids.iter().copied().min())
 }
 

@@ -15,11 +15,11 @@ pub fn probe_unknown(discovery: &mut Discovery, opts: &ProbeOptions, cancel: &Ca
         .filter(|(_, b)| {
             let unknown = match &b.listener {
                 Listener::Remote => true,
-                Listener::Process(f) => f.recognition.as_ref().map_or(true, |r| !r.feeds_rules),
+                Listener::Process(f) => f.recognition.as_ref().is_none_or(|r| !r.feeds_rules),
                 Listener::Docker { process, .. } => process
                     .as_ref()
                     .and_then(|f| f.recognition.as_ref())
-                    .map_or(true, |r| !r.feeds_rules),
+                    .is_none_or(|r| !r.feeds_rules),
                 Listener::NotFound(_) => false,
             };
             unknown && b.target.http && matches!(b.target.endpoint, Endpoint::Tcp(_))

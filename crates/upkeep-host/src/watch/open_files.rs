@@ -74,7 +74,7 @@ pub fn read(master: i32) -> io::Result<(OpenFiles, Vec<String>)> {
         match process_files(pid) {
             Ok(w) => {
                 let room = w.headroom().unwrap_or(u64::MAX);
-                if tightest.map_or(true, |t| room < t.headroom().unwrap_or(u64::MAX)) {
+                if tightest.is_none_or(|t| room < t.headroom().unwrap_or(u64::MAX)) {
                     tightest = Some(w);
                 }
             }

@@ -72,7 +72,7 @@ const FLOOR_MS: u64 = 30_000;
 fn longest_request_timeout(ctx: &Ctx) -> Option<(u64, String)> {
     let mut best: Option<(u64, String)> = None;
     let mut consider = |ms: u64, why: String| {
-        if best.as_ref().map_or(true, |b| ms > b.0) {
+        if best.as_ref().is_none_or(|b| ms > b.0) {
             best = Some((ms, why));
         }
     };
