@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::answer_ok_until_closed;
+use common::{answer_ok_until_closed, wait_for, wait_until};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
@@ -202,21 +202,17 @@ impl PrefixedNginx {
             String::from_utf8_lossy(&out.stderr)
         );
         let pid_file = prefix.pid_file();
-        for _ in 0..500 {
-            // nginx writes its pid file before it names itself the
-            // master: wait for both.
-            if let Some(pid) = std::fs::read_to_string(&pid_file)
+        // nginx writes its pid file before it names itself the master: wait
+        // for both.
+        let pid = wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
+            let pid = std::fs::read_to_string(&pid_file)
                 .ok()
-                .and_then(|t| t.trim().parse::<i32>().ok())
-            {
-                let title = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                if title.starts_with(b"nginx: master process") {
-                    return PrefixedNginx { pid };
-                }
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("nginx wrote no pid file at {}", pid_file.display());
+                .and_then(|t| t.trim().parse::<i32>().ok())?;
+            let title = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            title.starts_with(b"nginx: master process").then_some(pid)
+        })
+        .unwrap_or_else(|| panic!("nginx wrote no pid file at {}", pid_file.display()));
+        PrefixedNginx { pid }
     }
 
     fn worker(&self) -> i32 {
@@ -230,13 +226,14 @@ impl Drop for PrefixedNginx {
     fn drop(&mut self) {
         // SAFETY: plain syscalls on the pid nginx wrote into our prefix.
         unsafe { libc::kill(self.pid, libc::SIGTERM) };
-        for _ in 0..500 {
-            if unsafe { libc::kill(self.pid, 0) } != 0 {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        let gone = wait_for(
+            Duration::from_secs(5),
+            Duration::from_millis(10),
+            || unsafe { libc::kill(self.pid, 0) != 0 },
+        );
+        if !gone {
+            unsafe { libc::kill(-self.pid, libc::SIGKILL) };
         }
-        unsafe { libc::kill(-self.pid, libc::SIGKILL) };
     }
 }
 

@@ -7,12 +7,12 @@
 
 mod common;
 
-use common::{sample, scrape};
+use common::{keepalive_backend, sample, scrape, wait_for, KillOnDrop};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use upkeep_nginx::{free_port, NginxBinary, NginxInstance, Prefix};
 use yaml_rust2::{Yaml, YamlLoader};
@@ -66,28 +66,6 @@ fn as_nobody(bin: &Path, caps: Option<&str>, args: &[String]) -> Command {
     c
 }
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Answers requests on kept-alive connections.
-fn backend() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for _ in 0..50 {
-            let Ok((s, _)) = l.accept() else { return };
-            std::thread::spawn(move || common::answer_ok_until_closed(s));
-        }
-    });
-    addr
-}
-
 fn get(port: u16) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -112,7 +90,7 @@ fn the_unit_s_capabilities_are_what_the_exporter_needs() {
         eprintln!("SKIPPED: no setpriv (util-linux)");
         return;
     }
-    let app = backend();
+    let app = keepalive_backend(50);
     let prefix = Prefix::new().unwrap();
     let port = free_port().unwrap();
     let conf = prefix
@@ -176,28 +154,26 @@ fn the_unit_s_capabilities_are_what_the_exporter_needs() {
     ]);
 
     let master_files = |caps: Option<&str>| -> (Option<f64>, Option<f64>, String) {
-        let _watch = Killed(
+        let _watch = KillOnDrop(
             as_nobody(&upkeep, caps, &args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap(),
         );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if TcpStream::connect(&listen).is_ok() {
-                let page = scrape(&listen);
-                if page.contains("upkeep_nginx_workers ") || Instant::now() > deadline {
-                    return (
-                        sample(&page, "upkeep_nginx_open_files{process=\"master\"}"),
-                        sample(&page, "upkeep_nginx_open_files{process=\"worker\"}"),
-                        page,
-                    );
-                }
-            }
-            assert!(Instant::now() < deadline, "no metrics on {listen}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        // The last page scraped, none when the last try found no listener.
+        let mut page = None;
+        wait_for(Duration::from_secs(10), Duration::from_millis(100), || {
+            page = TcpStream::connect(&listen).is_ok().then(|| scrape(&listen));
+            page.as_ref()
+                .is_some_and(|p| p.contains("upkeep_nginx_workers "))
+        });
+        let page = page.unwrap_or_else(|| panic!("no metrics on {listen}"));
+        (
+            sample(&page, "upkeep_nginx_open_files{process=\"master\"}"),
+            sample(&page, "upkeep_nginx_open_files{process=\"worker\"}"),
+            page,
+        )
     };
     // Without capabilities: the worker (nobody, as we are) is read, the
     // master (root) is not.

@@ -22,6 +22,21 @@ fn upkeep_in(dir: &Path, args: &[&str]) -> Output {
         .expect("run upkeep")
 }
 
+/// `upkeep explain RULE --flavor FLAVOR --nginx-version VERSION`, run in `dir`.
+fn explain(dir: &Path, rule: &str, flavor: &str, version: &str) -> Output {
+    upkeep_in(
+        dir,
+        &[
+            "explain",
+            rule,
+            "--flavor",
+            flavor,
+            "--nginx-version",
+            version,
+        ],
+    )
+}
+
 /// The section for the server, from its header to the end.
 fn section(out: &Output, header: &str) -> String {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -48,22 +63,10 @@ fn flavors_tsv_source(flavor: &str, since: &str, fact: &str) -> String {
 #[test]
 fn u001_on_angie_freenginx_and_nginx_1_29_7() {
     let dir = tempfile::tempdir().unwrap();
-    let explain = |flavor: &str, version: &str| {
-        upkeep_in(
-            dir.path(),
-            &[
-                "explain",
-                "U001",
-                "--flavor",
-                flavor,
-                "--nginx-version",
-                version,
-            ],
-        )
-    };
+    let u001 = |flavor: &str, version: &str| explain(dir.path(), "U001", flavor, version);
 
     // nginx 1.29.7: every upstream{} pools by default; U001 only on `keepalive 0`.
-    let s = section(&explain("nginx", "1.29.7"), "On nginx 1.29.7:");
+    let s = section(&u001("nginx", "1.29.7"), "On nginx 1.29.7:");
     assert!(
         s.contains("An `upstream{}` block without `keepalive` keeps an idle pool (`keepalive 32 local`); `keepalive 0` turns it off."),
         "{s}"
@@ -76,7 +79,7 @@ fn u001_on_angie_freenginx_and_nginx_1_29_7() {
     assert!(!s.contains("flavors.tsv"), "nginx's facts are its own: {s}");
 
     // nginx 1.28.0: no pool without `keepalive N`.
-    let s = section(&explain("nginx", "1.28.0"), "On nginx 1.28.0:");
+    let s = section(&u001("nginx", "1.28.0"), "On nginx 1.28.0:");
     assert!(
         s.contains("keeps idle connections only when it writes `keepalive N`"),
         "{s}"
@@ -87,7 +90,7 @@ fn u001_on_angie_freenginx_and_nginx_1_29_7() {
     );
 
     // Angie 1.12.1: nginx 1.31.2 inside, but the pool stays off by default.
-    let s = section(&explain("angie", "1.12.1"), "On Angie 1.12.1:");
+    let s = section(&u001("angie", "1.12.1"), "On Angie 1.12.1:");
     assert!(
         s.contains("Angie 1.12.1 includes the functionality of nginx 1.31.2"),
         "{s}"
@@ -116,7 +119,7 @@ fn u001_on_angie_freenginx_and_nginx_1_29_7() {
 
     // freenginx 1.29.7: the same number as the nginx release that turned
     // pools on, and still none by default.
-    let s = section(&explain("freenginx", "1.29.7"), "On freenginx 1.29.7:");
+    let s = section(&u001("freenginx", "1.29.7"), "On freenginx 1.29.7:");
     assert!(
         s.contains("includes the functionality of nginx 1.25.4"),
         "{s}"
@@ -141,20 +144,7 @@ fn u001_on_angie_freenginx_and_nginx_1_29_7() {
 fn u002_follows_each_servers_proxy_http_version_default() {
     let dir = tempfile::tempdir().unwrap();
     let section_of = |flavor: &str, version: &str, header: &str| {
-        section(
-            &upkeep_in(
-                dir.path(),
-                &[
-                    "explain",
-                    "U002",
-                    "--flavor",
-                    flavor,
-                    "--nginx-version",
-                    version,
-                ],
-            ),
-            header,
-        )
+        section(&explain(dir.path(), "U002", flavor, version), header)
     };
     let s = section_of("nginx", "1.28.0", "On nginx 1.28.0:");
     assert!(s.contains("`proxy_http_version` defaults to 1.0."), "{s}");
@@ -201,22 +191,8 @@ fn u002_follows_each_servers_proxy_http_version_default() {
 #[test]
 fn u003_connection_header_by_server() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |flavor: &str, version: &str| {
-        text(
-            &upkeep_in(
-                dir.path(),
-                &[
-                    "explain",
-                    "U003",
-                    "--flavor",
-                    flavor,
-                    "--nginx-version",
-                    version,
-                ],
-            )
-            .stdout,
-        )
-    };
+    let run =
+        |flavor: &str, version: &str| text(&explain(dir.path(), "U003", flavor, version).stdout);
     let angie = run("angie", "1.12.1");
     assert!(
         angie.contains("Angie sends no `Connection` header to the backend unless a `proxy_set_header Connection` line says otherwise."),
@@ -237,20 +213,7 @@ fn without_a_flavor_or_version_the_doc_is_unchanged() {
     assert_eq!(plain.status.code(), Some(0));
     let plain = text(&plain.stdout);
     assert!(!plain.contains("\nOn "), "{plain}");
-    let with = text(
-        &upkeep_in(
-            dir.path(),
-            &[
-                "explain",
-                "U001",
-                "--flavor",
-                "angie",
-                "--nginx-version",
-                "1.12.1",
-            ],
-        )
-        .stdout,
-    );
+    let with = text(&explain(dir.path(), "U001", "angie", "1.12.1").stdout);
     assert!(with.starts_with(&plain), "the section only follows the doc");
 }
 
@@ -268,18 +231,10 @@ fn flavor_from_upkeep_toml_and_flags_over_it() {
         ),
         "{s}"
     );
-    let out = upkeep_in(
-        dir.path(),
-        &[
-            "explain",
-            "U001",
-            "--flavor",
-            "angie",
-            "--nginx-version",
-            "1.11.4",
-        ],
+    section(
+        &explain(dir.path(), "U001", "angie", "1.11.4"),
+        "On Angie 1.11.4:",
     );
-    section(&out, "On Angie 1.11.4:");
     // --config-file names another settings file.
     let other = dir.path().join("other.toml");
     std::fs::write(&other, "flavor = \"angie\"\nnginx_version = \"1.12.1\"\n").unwrap();

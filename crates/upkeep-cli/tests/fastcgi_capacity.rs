@@ -12,12 +12,12 @@
 
 mod common;
 
-use common::{free_port, text, upkeep, Nginx};
+use common::{free_port, text, upkeep, wait_for, wait_until, KillOnDrop, Nginx};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const CHILDREN: u32 = 3;
 const CONCURRENT: usize = 8;
@@ -37,16 +37,7 @@ fn php_fpm() -> Option<PathBuf> {
 }
 
 /// PHP-FPM in the foreground with `CHILDREN` static children; killed on drop.
-struct Fpm(Child);
-
-impl Drop for Fpm {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_fpm(bin: &Path, dir: &Path) -> Fpm {
+fn start_fpm(bin: &Path, dir: &Path) -> KillOnDrop {
     let d = dir.display();
     let conf = dir.join("fpm.conf");
     std::fs::write(
@@ -67,12 +58,13 @@ fn start_fpm(bin: &Path, dir: &Path) -> Fpm {
         .stderr(Stdio::null())
         .spawn()
         .expect("start php-fpm");
-    let fpm = Fpm(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !dir.join("fpm.sock").exists() {
-        assert!(Instant::now() < deadline, "php-fpm did not open its socket");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let fpm = KillOnDrop(child);
+    assert!(
+        wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
+            dir.join("fpm.sock").exists()
+        }),
+        "php-fpm did not open its socket"
+    );
     fpm
 }
 
@@ -255,13 +247,12 @@ fn upkeep_on_host(dir: &Path, path: &str, args: &[&str]) -> std::process::Output
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("upkeep {args:?} did not exit within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let exited = wait_until(Duration::from_secs(60), Duration::from_millis(20), || {
+        child.try_wait().unwrap()
+    });
+    if exited.is_none() {
+        let _ = child.kill();
+        panic!("upkeep {args:?} did not exit within 60 s");
     }
     child.wait_with_output().unwrap()
 }

@@ -5,11 +5,11 @@
 
 mod common;
 
-use common::{text, upkeep};
+use common::{text, upkeep, wait_until};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const APP: &str = "upstream app {\n    server 127.0.0.1:8000;  # the app\n}\nserver {\n    listen 127.0.0.1:8080;\n    location / {\n        proxy_http_version 1.1;\n        proxy_set_header Connection \"\";\n        proxy_pass http://app;\n    }\n}\n";
 const MAIN: &str = "events {}\nhttp {\n    include conf.d/*.conf;\n}\n";
@@ -68,18 +68,13 @@ impl SlowNginx {
         format!("{}:/usr/sbin:/usr/bin:/bin", self.dir.path().display())
     }
 
-    /// The pid of the sleeping validation, once it runs.
-    fn sleeping_pid(&self, deadline: Instant) -> i32 {
+    /// The pid of the sleeping validation, once it runs (within `limit`).
+    fn sleeping_pid(&self, limit: Duration) -> i32 {
         let pid_file = self.dir.path().join("nginx.pid");
-        loop {
-            if let Ok(t) = std::fs::read_to_string(&pid_file) {
-                if let Ok(pid) = t.trim().parse() {
-                    return pid;
-                }
-            }
-            assert!(Instant::now() < deadline, "validation never started");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(limit, Duration::from_millis(20), || {
+            std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+        })
+        .expect("validation never started")
     }
 
     /// Makes the next call fast again (a fresh run).
@@ -117,13 +112,12 @@ fn spawn_write(main: &Path, path: &str, tmp: &Path) -> Child {
 
 /// Waits (bounded) for `child` to exit.
 fn wait_bounded(mut child: Child, secs: u64) -> Output {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("upkeep did not exit within {secs} s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let exited = wait_until(Duration::from_secs(secs), Duration::from_millis(20), || {
+        child.try_wait().unwrap()
+    });
+    if exited.is_none() {
+        let _ = child.kill();
+        panic!("upkeep did not exit within {secs} s");
     }
     child.wait_with_output().unwrap()
 }
@@ -149,8 +143,7 @@ fn sigint_or_sigterm_during_validation_rolls_back_and_cleans_up() {
         let nginx = SlowNginx::new();
         let tmp = tempfile::tempdir().unwrap();
         let child = spawn_write(&main, &nginx.path_var(), tmp.path());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let validating = nginx.sleeping_pid(deadline);
+        let validating = nginx.sleeping_pid(Duration::from_secs(30));
         // The files hold the new, unvalidated text now.
         let app = std::fs::read_to_string(dir.path().join("conf.d/app.conf")).unwrap();
         assert!(app.contains("keepalive"), "{app}");
@@ -203,7 +196,7 @@ fn sigkill_leftovers_are_reported_then_undone_or_finished() {
         let nginx = SlowNginx::new();
         let tmp = tempfile::tempdir().unwrap();
         let mut child = spawn_write(&main, &nginx.path_var(), tmp.path());
-        let validating = nginx.sleeping_pid(Instant::now() + Duration::from_secs(30));
+        let validating = nginx.sleeping_pid(Duration::from_secs(30));
         child.kill().unwrap();
         child.wait().unwrap();
         // SAFETY: the orphaned validation; nothing else has its pid.

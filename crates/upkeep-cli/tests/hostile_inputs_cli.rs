@@ -5,11 +5,11 @@
 
 mod common;
 
-use common::text;
+use common::{text, wait_until};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `upkeep ARGS` with stdin from `stdin` (or nothing), killed and failed
 /// if it runs longer than a minute: the point of these tests is that
@@ -34,14 +34,13 @@ fn upkeep_bounded(
         let pipe = child.stdin.take().unwrap();
         std::thread::spawn(move || f(pipe))
     });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("upkeep {args:?} still runs after a minute");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let exited = wait_until(Duration::from_secs(60), Duration::from_millis(20), || {
+        child.try_wait().unwrap()
+    });
+    if exited.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("upkeep {args:?} still runs after a minute");
     }
     let out = child.wait_with_output().unwrap();
     if let Some(f) = feeder {

@@ -28,44 +28,45 @@ fn dump(files: &[(&str, String)]) -> Vec<u8> {
     out.into_bytes()
 }
 
-fn ingress_nginx(conf: String) -> Vec<u8> {
-    dump(&[
-        ("/etc/nginx/nginx.conf", conf),
-        ("/etc/nginx/mime.types", fixture("mime.types")),
-    ])
-}
-
-fn nginx_ingress() -> Vec<u8> {
-    dump(&[
-        ("/etc/nginx/nginx.conf", fixture("nginx-ingress/nginx.conf")),
-        ("/etc/nginx/mime.types", fixture("mime.types")),
-        (
-            "/etc/nginx/config-version.conf",
-            fixture("nginx-ingress/config-version.conf"),
-        ),
-        (
-            "/etc/nginx/conf.d/default-web.conf",
-            fixture("nginx-ingress/default-web.conf"),
-        ),
-    ])
-}
-
-fn gateway_fabric() -> Vec<u8> {
-    dump(&[
-        (
-            "/etc/nginx/nginx.conf",
-            fixture("nginx-gateway-fabric/nginx.conf"),
-        ),
-        (
-            "/etc/nginx/events-includes/events.conf",
-            fixture("nginx-gateway-fabric/events.conf"),
-        ),
-        ("/etc/nginx/mime.types", fixture("mime.types")),
-        (
-            "/etc/nginx/conf.d/http.conf",
-            fixture("nginx-gateway-fabric/http.conf"),
-        ),
-    ])
+/// The files of the fixture set in `dir` (under tests/fixtures/k8s), as
+/// (path in the controller's image, text), in the order nginx reads them:
+/// the main configuration first.
+fn image_files(dir: &str) -> Vec<(&'static str, String)> {
+    let layout: &[(&'static str, &str)] = match dir {
+        "ingress-nginx" => &[
+            ("/etc/nginx/nginx.conf", "ingress-nginx/nginx.conf"),
+            ("/etc/nginx/mime.types", "mime.types"),
+        ],
+        "nginx-ingress" => &[
+            ("/etc/nginx/nginx.conf", "nginx-ingress/nginx.conf"),
+            ("/etc/nginx/mime.types", "mime.types"),
+            (
+                "/etc/nginx/config-version.conf",
+                "nginx-ingress/config-version.conf",
+            ),
+            (
+                "/etc/nginx/conf.d/default-web.conf",
+                "nginx-ingress/default-web.conf",
+            ),
+        ],
+        "nginx-gateway-fabric" => &[
+            ("/etc/nginx/nginx.conf", "nginx-gateway-fabric/nginx.conf"),
+            (
+                "/etc/nginx/events-includes/events.conf",
+                "nginx-gateway-fabric/events.conf",
+            ),
+            ("/etc/nginx/mime.types", "mime.types"),
+            (
+                "/etc/nginx/conf.d/http.conf",
+                "nginx-gateway-fabric/http.conf",
+            ),
+        ],
+        _ => panic!("no fixture set {dir}"),
+    };
+    layout
+        .iter()
+        .map(|(path, rel)| (*path, fixture(rel)))
+        .collect()
 }
 
 /// `upkeep ARGS` with `stdin` as its standard input.
@@ -112,13 +113,19 @@ fn findings(stdin: &[u8], args: &[&str]) -> (Value, Vec<Found>) {
     (json, list)
 }
 
+/// `check - --format json ARGS` on the `nginx -T` output of the fixture
+/// set in `dir`: the report and its findings.
+fn fixture_findings(dir: &str, args: &[&str]) -> (Value, Vec<Found>) {
+    findings(&dump(&image_files(dir)), args)
+}
+
 fn managed(setting: &str, value: &str) -> (Option<String>, Option<String>) {
     (Some(setting.to_string()), Some(value.to_string()))
 }
 
 #[test]
 fn ingress_nginx_default_config_pools_through_the_lua_balancer() {
-    let (json, found) = findings(&ingress_nginx(fixture("ingress-nginx/nginx.conf")), &[]);
+    let (json, found) = fixture_findings("ingress-nginx", &[]);
     // No U001/U010/U015 on `upstream_balancer` (its `server 0.0.0.1` is a
     // placeholder, the pool is keepalive 320), no C002 for the status server
     // the controller keeps for itself: only the unknown backends behind the
@@ -155,10 +162,8 @@ fn ingress_nginx_default_config_pools_through_the_lua_balancer() {
 
 #[test]
 fn ingress_nginx_gunicorn_service_names_upstream_keepalive_timeout() {
-    let (json, found) = findings(
-        &ingress_nginx(fixture("ingress-nginx/nginx.conf")),
-        &["--backend", "default-web-8000=gunicorn"],
-    );
+    let (json, found) =
+        fixture_findings("ingress-nginx", &["--backend", "default-web-8000=gunicorn"]);
     assert_eq!(found.len(), 1, "{json:#}");
     let (rule, setting, value, has_fix) = &found[0];
     assert_eq!(rule, "U007");
@@ -189,8 +194,8 @@ fn ingress_nginx_gunicorn_service_names_upstream_keepalive_timeout() {
 
 #[test]
 fn ingress_nginx_long_front_names_keep_alive() {
-    let (json, found) = findings(
-        &ingress_nginx(fixture("ingress-nginx/nginx.conf")),
+    let (json, found) = fixture_findings(
+        "ingress-nginx",
         &[
             "--backend",
             "upstream_balancer=idle=90s",
@@ -230,8 +235,9 @@ fn keepalive_off(conf: &str) -> String {
 
 #[test]
 fn ingress_nginx_without_upstream_keepalive_names_the_connections_key() {
-    let conf = keepalive_off(&fixture("ingress-nginx/nginx.conf"));
-    let (json, found) = findings(&ingress_nginx(conf), &[]);
+    let mut files = image_files("ingress-nginx");
+    files[0].1 = keepalive_off(&files[0].1);
+    let (json, found) = findings(&dump(&files), &[]);
     let rules: Vec<&str> = found.iter().map(|f| f.0.as_str()).collect();
     assert!(rules.contains(&"U001"), "{json:#}");
     assert!(!rules.contains(&"U010"), "{json:#}");
@@ -258,7 +264,7 @@ fn fix_prints_the_configmap_change_instead_of_a_diff() {
             "--front",
             "gcp-alb",
         ],
-        &ingress_nginx(fixture("ingress-nginx/nginx.conf")),
+        &dump(&image_files("ingress-nginx")),
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
@@ -281,7 +287,7 @@ fn fix_prints_the_configmap_change_instead_of_a_diff() {
 
 #[test]
 fn nginx_ingress_controller_names_its_configmap_keys() {
-    let (json, found) = findings(&nginx_ingress(), &["--front", "gcp-alb"]);
+    let (json, found) = fixture_findings("nginx-ingress", &["--front", "gcp-alb"]);
     let c003: Vec<_> = found.iter().filter(|f| f.0 == "C003").collect();
     assert_eq!(c003.len(), 1, "{json:#}");
     assert_eq!(
@@ -292,7 +298,7 @@ fn nginx_ingress_controller_names_its_configmap_keys() {
     // Before nginx 1.29.7 the template's upstream (no `keepalive` line by
     // default) has no pool: the ConfigMap key, or the annotation for one
     // Ingress.
-    let (json, found) = findings(&nginx_ingress(), &["--nginx-version", "1.28.0"]);
+    let (json, found) = fixture_findings("nginx-ingress", &["--nginx-version", "1.28.0"]);
     let u001: Vec<_> = found.iter().filter(|f| f.0 == "U001").collect();
     assert_eq!(u001.len(), 1, "{json:#}");
     assert_eq!(
@@ -317,8 +323,8 @@ fn nginx_ingress_controller_names_its_configmap_keys() {
 
 #[test]
 fn nginx_gateway_fabric_names_its_policy_fields() {
-    let (json, found) = findings(
-        &gateway_fabric(),
+    let (json, found) = fixture_findings(
+        "nginx-gateway-fabric",
         &[
             "--backend",
             "default_web_8000=gunicorn",
@@ -472,18 +478,7 @@ fn nginx_t(files: &[(&str, String)], rewrites: &[(&str, &str)], stubs: &[(&str, 
 #[test]
 fn nginx_ingress_fixture_passes_nginx_t() {
     nginx_t(
-        &[
-            ("/etc/nginx/nginx.conf", fixture("nginx-ingress/nginx.conf")),
-            ("/etc/nginx/mime.types", fixture("mime.types")),
-            (
-                "/etc/nginx/config-version.conf",
-                fixture("nginx-ingress/config-version.conf"),
-            ),
-            (
-                "/etc/nginx/conf.d/default-web.conf",
-                fixture("nginx-ingress/default-web.conf"),
-            ),
-        ],
+        &image_files("nginx-ingress"),
         &[
             ("/etc/nginx/", "etc/nginx/"),
             ("/var/lib/nginx/", "var/lib/nginx/"),
@@ -499,21 +494,7 @@ fn nginx_ingress_fixture_passes_nginx_t() {
 #[test]
 fn nginx_gateway_fabric_fixture_passes_nginx_t() {
     nginx_t(
-        &[
-            (
-                "/etc/nginx/nginx.conf",
-                fixture("nginx-gateway-fabric/nginx.conf"),
-            ),
-            (
-                "/etc/nginx/events-includes/events.conf",
-                fixture("nginx-gateway-fabric/events.conf"),
-            ),
-            ("/etc/nginx/mime.types", fixture("mime.types")),
-            (
-                "/etc/nginx/conf.d/http.conf",
-                fixture("nginx-gateway-fabric/http.conf"),
-            ),
-        ],
+        &image_files("nginx-gateway-fabric"),
         &[
             ("/etc/nginx/", "etc/nginx/"),
             ("/var/run/nginx/", "var/run/nginx/"),

@@ -1,8 +1,11 @@
 //! `upkeep probe` end to end: a real nginx as the backend, an nginx config
 //! whose upstream points at it, human and JSON output, exit codes.
 
+mod common;
+
+use common::{wait_for, wait_until};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use upkeep_nginx::{free_port, NginxBinary, NginxInstance, Prefix};
 
 fn upkeep(args: &[&str]) -> Output {
@@ -27,11 +30,12 @@ fn backend() -> Option<(NginxInstance, Prefix, u16)> {
     );
     let conf = prefix.write("backend.conf", &conf).unwrap();
     let inst = NginxInstance::start(&bin, &prefix, &conf).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "backend not listening");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        wait_for(Duration::from_secs(10), Duration::from_millis(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        }),
+        "backend not listening"
+    );
     Some((inst, prefix, port))
 }
 
@@ -292,8 +296,7 @@ fn many_targets_fit_the_open_file_limit() {
     });
     // Peak resident memory (VmHWM) and open descriptors, sampled until exit.
     let (mut peak_kb, mut peak_fds) = (0u64, 0usize);
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let status = loop {
+    let status = wait_until(Duration::from_secs(240), Duration::from_millis(50), || {
         if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
             if let Some(kb) = status
                 .lines()
@@ -306,15 +309,12 @@ fn many_targets_fit_the_open_file_limit() {
         if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
             peak_fds = peak_fds.max(fds.count());
         }
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("probe of 2000 targets still running after 240 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+        child.try_wait().unwrap()
+    });
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("probe of 2000 targets still running after 240 s");
     };
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let mut stderr = String::new();

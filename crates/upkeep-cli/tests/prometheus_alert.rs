@@ -19,10 +19,12 @@
 
 mod common;
 
-use common::{installed, lines_of, metrics_address, next_line, sample, scrape};
+use common::{
+    installed, lines_of, next_line, sample, scrape, start_exporter, wait_for, KillOnDrop,
+};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -39,16 +41,6 @@ const FOR: Duration = Duration::from_secs(10);
 /// Upper bounds: traffic, and the wait for the alert.
 const TRAFFIC_LIMIT: Duration = Duration::from_secs(75);
 const CLIENTS: usize = 8;
-
-/// A child process killed (and reaped) when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A keep-alive HTTP/1.1 backend that closes a connection after
 /// `BACKEND_IDLE_SECONDS` without a request (http.server's per-handler
@@ -159,7 +151,7 @@ fn the_stale_reuse_alert_fires_in_a_real_prometheus() {
         .spawn()
         .unwrap();
     let ready = lines_of(child.stdout.take().unwrap());
-    let _backend = Process(child);
+    let _backend = KillOnDrop(child);
     assert_eq!(next_line(&ready, "backend ready"), "ready");
     let backend: SocketAddr = ([127, 0, 0, 1], backend_port).into();
 
@@ -207,19 +199,8 @@ fn the_stale_reuse_alert_fires_in_a_real_prometheus() {
     let nginx = NginxInstance::start(&bin, &prefix, &conf).unwrap();
 
     // The exporter.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_upkeep"))
-        .args(["watch", "--config"])
-        .arg(&conf)
-        .args(["--pid", &nginx.pid().to_string()])
-        .args(["--interval", "500ms", "--format", "json"])
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = lines_of(child.stderr.take().unwrap());
-    let _watch = Process(child);
-    let exporter = metrics_address(&next_line(&stderr, "metrics address"));
+    let watch = start_exporter(&conf, nginx.pid(), "500ms", Stdio::null());
+    let exporter = watch.addr.clone();
 
     // Prometheus, with the shipped rules but a short `for:` for the alert.
     let shipped = std::fs::read_to_string(
@@ -261,12 +242,13 @@ fn the_stale_reuse_alert_fires_in_a_real_prometheus() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let _prometheus = Process(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http_get(&api, "/-/ready").is_none() {
-        assert!(Instant::now() < deadline, "Prometheus not ready in 20 s");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let _prometheus = KillOnDrop(child);
+    assert!(
+        wait_for(Duration::from_secs(20), Duration::from_millis(200), || {
+            http_get(&api, "/-/ready").is_some()
+        }),
+        "Prometheus not ready in 20 s"
+    );
 
     // Traffic: clients in step, every 1.01-1.03 s, half of them POSTs, so
     // each burst takes pooled connections idle for just over the backend's

@@ -7,50 +7,17 @@
 mod common;
 
 use common::{
-    answer_ok_until_closed, installed, lines_of, metrics_address, next_line, sample, scrape,
+    closed_port, get_statuses, installed, keepalive_backend, next_line, sample, scrape,
+    scrape_until, start_exporter,
 };
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use upkeep_host::watch::prometheus::METRICS;
 use upkeep_nginx::{free_port, NginxBinary, NginxInstance, Prefix};
-
-/// Answers every request with a 2-byte body, keeping connections open.
-fn backend() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for _ in 0..200 {
-            let Ok((s, _)) = l.accept() else { return };
-            std::thread::spawn(move || answer_ok_until_closed(s));
-        }
-    });
-    addr
-}
-
-/// A loopback port nothing listens on (connect() is refused).
-fn closed_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
-/// GETs over one keep-alive client connection; the status codes.
-fn get_all(port: u16, path: &str, n: usize) -> Vec<u16> {
-    let mut statuses = Vec::new();
-    for _ in 0..n {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: t\r\n\r\n").as_bytes())
-            .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        statuses.push(resp.split_whitespace().nth(1).unwrap().parse().unwrap());
-    }
-    statuses
-}
 
 /// `promtool check metrics` on `page`: its exit status and what it said.
 fn promtool_check(promtool: &std::path::Path, page: &str) -> (bool, String) {
@@ -98,27 +65,6 @@ fn counters(page: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-/// Waits until the page from `addr` satisfies `ok` (at most `limit`).
-fn scrape_until(addr: &str, limit: Duration, ok: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + limit;
-    loop {
-        let page = scrape(addr);
-        if ok(&page) || Instant::now() > deadline {
-            return page;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-struct Watch(Child);
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn config(
     prefix: &Prefix,
     port: u16,
@@ -143,7 +89,7 @@ fn a_scrape_of_a_real_watch_passes_promtool_and_counters_never_go_back() {
     let Some(promtool) = installed("promtool", "prometheus") else {
         return;
     };
-    let (app, down) = (backend(), closed_port());
+    let (app, down) = (keepalive_backend(200), closed_port());
     let prefix = Prefix::new().unwrap();
     let port = free_port().unwrap();
     let conf = prefix
@@ -156,28 +102,17 @@ fn a_scrape_of_a_real_watch_passes_promtool_and_counters_never_go_back() {
     std::fs::write(prefix.access_log(), "").unwrap();
     let nginx = NginxInstance::start(&bin, &prefix, &conf).unwrap();
 
-    let child = Command::new(env!("CARGO_BIN_EXE_upkeep"))
-        .args(["watch", "--config"])
-        .arg(&conf)
-        .args(["--pid", &nginx.pid().to_string()])
-        .args(["--interval", "200ms", "--format", "json"])
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut watch = Watch(child);
-    let stderr = lines_of(watch.0.stderr.take().unwrap());
-    let addr = metrics_address(&next_line(&stderr, "metrics address"));
-    let watching = next_line(&stderr, "sources");
+    let watch = start_exporter(&conf, nginx.pid(), "200ms", Stdio::null());
+    let addr = watch.addr.clone();
+    let watching = next_line(&watch.stderr, "sources");
     assert!(
         watching.contains(&format!("access log {}", prefix.access_log().display())),
         "{watching}"
     );
 
     let before = scrape(&addr);
-    assert!(get_all(port, "/", 20).iter().all(|s| *s == 200));
-    assert!(get_all(port, "/down", 3).iter().all(|s| *s == 502));
+    assert!(get_statuses(port, "/", 20).iter().all(|s| *s == 200));
+    assert!(get_statuses(port, "/down", 3).iter().all(|s| *s == 502));
 
     let app_labels = format!("{{backend=\"{app}\",upstream=\"app\"}}");
     let down_labels = format!("{{backend=\"{down}\",upstream=\"down\"}}");

@@ -5,9 +5,12 @@
 
 mod common;
 
-use common::{answer_ok_until_closed, lines_of, next_line, sample, scrape};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use common::{
+    get_statuses, keepalive_backend, lines_of, next_line, sample, scrape, serving_metrics,
+    start_exporter, wait_until,
+};
+use std::io::Write;
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -18,46 +21,14 @@ fn upkeep() -> Command {
     Command::new(env!("CARGO_BIN_EXE_upkeep"))
 }
 
-/// Answers every request with a 2-byte body and waits for nginx to close.
-fn backend() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for _ in 0..200 {
-            let Ok((s, _)) = l.accept() else { return };
-            std::thread::spawn(move || answer_ok_until_closed(s));
-        }
-    });
-    addr
-}
-
-/// One GET per new client connection; the status codes.
-fn get(port: u16, path: &str, n: usize) -> Vec<u16> {
-    (0..n)
-        .map(|_| {
-            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            s.write_all(format!("GET {path} HTTP/1.0\r\nHost: t\r\n\r\n").as_bytes())
-                .unwrap();
-            let mut resp = String::new();
-            s.read_to_string(&mut resp).unwrap();
-            resp.split_whitespace().nth(1).unwrap().parse().unwrap()
-        })
-        .collect()
-}
-
 fn wait_with_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("upkeep watch did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(limit, Duration::from_millis(20), || {
+        child.try_wait().unwrap()
+    })
+    .unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("upkeep watch did not exit within {limit:?}");
+    })
 }
 
 fn metric(page: &str, name: &str) -> f64 {
@@ -70,7 +41,7 @@ fn json_lines_and_metrics_until_ctrl_c() {
         eprintln!("SKIPPED: no nginx binary found (install Debian's nginx)");
         return;
     };
-    let backend = backend();
+    let backend = keepalive_backend(200);
     let prefix = Prefix::new().unwrap();
     let port = free_port().unwrap();
     let error_log = prefix.error_log();
@@ -87,25 +58,11 @@ fn json_lines_and_metrics_until_ctrl_c() {
     let nginx = NginxInstance::start(&bin, &prefix, &conf).unwrap();
 
     // Everything found from the configuration: backend, stub_status, log.
-    let mut child = upkeep()
-        .args(["watch", "--config"])
-        .arg(&conf)
-        .args(["--pid", &nginx.pid().to_string()])
-        .args(["--interval", "200ms", "--format", "json"])
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut exporter = start_exporter(&conf, nginx.pid(), "200ms", Stdio::piped());
+    let child = &mut exporter.watch.0;
     let stdout = lines_of(child.stdout.take().unwrap());
-    let stderr = lines_of(child.stderr.take().unwrap());
-    let serving = next_line(&stderr, "metrics address");
-    let metrics_addr = serving
-        .strip_prefix("serving Prometheus metrics on http://")
-        .and_then(|r| r.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("{serving}"))
-        .to_string();
-    let watching = next_line(&stderr, "sources");
+    let metrics_addr = exporter.addr.clone();
+    let watching = next_line(&exporter.stderr, "sources");
     assert!(
         watching.contains(&format!("stub_status http://127.0.0.1:{port}/status"))
             && watching.contains(&backend.to_string())
@@ -114,7 +71,7 @@ fn json_lines_and_metrics_until_ctrl_c() {
     );
 
     // The baseline is taken before "watching" is printed.
-    let statuses = get(port, "/", 30);
+    let statuses = get_statuses(port, "/", 30);
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     // Lines printed meanwhile, then two more: the second is of an interval
     // wholly after the traffic (the page is updated before each line).
@@ -129,7 +86,7 @@ fn json_lines_and_metrics_until_ctrl_c() {
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
-    let status = wait_with_timeout(&mut child, Duration::from_secs(5));
+    let status = wait_with_timeout(child, Duration::from_secs(5));
     assert_eq!(status.code(), Some(0), "{status:?}");
     while let Ok(l) = stdout.recv_timeout(Duration::from_millis(200)) {
         all.push(l);
@@ -293,13 +250,7 @@ fn idle_and_dripping_clients_do_not_keep_a_scrape_out() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = lines_of(child.stderr.take().unwrap());
-    let serving = next_line(&stderr, "metrics address");
-    let metrics_addr = serving
-        .strip_prefix("serving Prometheus metrics on http://")
-        .and_then(|r| r.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("{serving}"))
-        .to_string();
+    let (metrics_addr, _stderr) = serving_metrics(&mut child);
 
     // 30 clients connect and say nothing; 20 send a byte every 100 ms and
     // never finish their request head (for at most 20 s).

@@ -10,29 +10,19 @@
 
 mod common;
 
-use common::{answer_ok_until_closed, lines_of, metrics_address, next_line, sample, scrape};
+use common::{
+    closed_port, get_statuses, keepalive_backend, lines_of, next_line, sample, scrape,
+    start_exporter, wait_for, KillOnDrop,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use upkeep_nginx::{free_port, NginxBinary, NginxInstance, Prefix};
-
-/// Answers every request with a 2-byte body, keeping connections open.
-fn backend() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for _ in 0..200 {
-            let Ok((s, _)) = l.accept() else { return };
-            std::thread::spawn(move || answer_ok_until_closed(s));
-        }
-    });
-    addr
-}
 
 /// Reads each request head and closes without answering: nginx logs
 /// "upstream prematurely closed connection" and the client gets a 502.
@@ -57,37 +47,6 @@ fn closes_without_answer() -> SocketAddr {
         }
     });
     addr
-}
-
-/// A loopback port nothing listens on (connect() is refused).
-fn closed_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
-/// `n` GETs of `path`, each on its own client connection; the statuses.
-fn get(port: u16, path: &str, n: usize) -> Vec<u16> {
-    (0..n)
-        .map(|_| {
-            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            s.write_all(format!("GET {path} HTTP/1.0\r\nHost: t\r\n\r\n").as_bytes())
-                .unwrap();
-            let mut resp = String::new();
-            s.read_to_string(&mut resp).unwrap();
-            resp.split_whitespace().nth(1).unwrap().parse().unwrap()
-        })
-        .collect()
-}
-
-/// The watch, killed (and reaped) when the test ends, however it ends.
-struct Watch(Child);
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// JSON lines until one satisfies `done` (at most `limit`); all of them.
@@ -128,7 +87,11 @@ fn json_view_carries_what_the_prometheus_page_publishes() {
         eprintln!("SKIPPED: no nginx binary found (install Debian's nginx)");
         return;
     };
-    let (app, down, rude) = (backend(), closed_port(), closes_without_answer());
+    let (app, down, rude) = (
+        keepalive_backend(200),
+        closed_port(),
+        closes_without_answer(),
+    );
     let prefix = Prefix::new().unwrap();
     let port = free_port().unwrap();
     let conf = prefix
@@ -145,26 +108,14 @@ fn json_view_carries_what_the_prometheus_page_publishes() {
     std::fs::write(prefix.access_log(), "").unwrap();
     let nginx = NginxInstance::start(&bin, &prefix, &conf).unwrap();
 
-    let child = Command::new(env!("CARGO_BIN_EXE_upkeep"))
-        .args(["watch", "--config"])
-        .arg(&conf)
-        .args(["--pid", &nginx.pid().to_string()])
-        .args(["--interval", "200ms", "--format", "json"])
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut watch = Watch(child);
-    let stdout = lines_of(watch.0.stdout.take().unwrap());
-    let stderr = lines_of(watch.0.stderr.take().unwrap());
-    let addr = metrics_address(&next_line(&stderr, "metrics address"));
-    next_line(&stderr, "sources");
+    let mut watch = start_exporter(&conf, nginx.pid(), "200ms", Stdio::piped());
+    let stdout = lines_of(watch.watch.0.stdout.take().unwrap());
+    next_line(&watch.stderr, "sources");
 
     // Bounded traffic: 20 proxied, 3 refused, 2 closed without an answer.
-    assert_eq!(get(port, "/", 20), vec![200; 20]);
-    assert_eq!(get(port, "/down", 3), vec![502; 3]);
-    assert_eq!(get(port, "/rude", 2), vec![502; 2]);
+    assert_eq!(get_statuses(port, "/", 20), vec![200; 20]);
+    assert_eq!(get_statuses(port, "/down", 3), vec![502; 3]);
+    assert_eq!(get_statuses(port, "/rude", 2), vec![502; 2]);
 
     let peer = |v: &Value, a: SocketAddr| v["totals"]["peers"][a.to_string()].clone();
     let lines = json_until(&stdout, Duration::from_secs(15), |v| {
@@ -176,7 +127,7 @@ fn json_view_carries_what_the_prometheus_page_publishes() {
     // One more interval, wholly after the traffic: the page is written
     // before each line, so it now holds the same totals.
     let last: Value = serde_json::from_str(&next_line(&stdout, "an interval")).unwrap();
-    let page = scrape(&addr);
+    let page = scrape(&watch.addr);
     let summary = format!("{last:#}");
 
     // Per peer since the start: access-log requests and client 502s,
@@ -395,7 +346,7 @@ fn an_error_log_created_after_the_start_is_followed() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut w = Watch(child);
+        let mut w = KillOnDrop(child);
         let out = lines_of(w.0.stdout.take().unwrap());
         let err = lines_of(w.0.stderr.take().unwrap());
         (w, out, err)
@@ -440,24 +391,21 @@ fn an_error_log_created_after_the_start_is_followed() {
     // the file appears; then three refused connections are logged in it.
     // SAFETY: signalling the nginx this test started.
     assert_eq!(unsafe { libc::kill(nginx.pid(), libc::SIGUSR1) }, 0);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !error_log.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(error_log.exists(), "nginx did not reopen its error log");
+    assert!(
+        wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
+            error_log.exists()
+        }),
+        "nginx did not reopen its error log"
+    );
     // Workers reopen after the master: wait until a worker's line lands in
     // the new file (at most 10 s, one request every 200 ms).
     let mut statuses = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        statuses.extend(get(port, "/", 1));
+    wait_for(Duration::from_secs(10), Duration::from_millis(200), || {
+        statuses.extend(get_statuses(port, "/", 1));
         let text = std::fs::read_to_string(&error_log).unwrap_or_default();
-        if text.contains("Connection refused") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    statuses.extend(get(port, "/", 3));
+        text.contains("Connection refused")
+    });
+    statuses.extend(get_statuses(port, "/", 3));
     assert!(statuses.iter().all(|s| *s == 502), "{statuses:?}");
     let in_new_log = std::fs::read_to_string(&error_log)
         .unwrap()

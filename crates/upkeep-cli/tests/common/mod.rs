@@ -1,13 +1,15 @@
-//! Running the `upkeep` binary, and a small HTTP backend for the tests that
-//! put a real nginx in front of one.
+//! Running the `upkeep` binary (and `upkeep watch` as an exporter), small
+//! HTTP backends and clients for the tests that put a real nginx in front of
+//! one, and bounded waits.
 
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 /// `upkeep ARGS`, without colours; its status and output.
@@ -39,6 +41,118 @@ pub fn answer_ok_until_closed(mut s: TcpStream) {
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         }
     }
+}
+
+/// A loopback backend that answers every request with `200 ok` (a 2-byte
+/// body) and keeps each connection until the peer closes it, so nginx can
+/// pool it. It accepts at most `connections` connections, each served on a
+/// thread of its own.
+pub fn keepalive_backend(connections: usize) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for _ in 0..connections {
+            let Ok((s, _)) = l.accept() else { return };
+            std::thread::spawn(move || answer_ok_until_closed(s));
+        }
+    });
+    addr
+}
+
+/// A loopback port nothing listens on (connect() is refused).
+pub fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// `n` HTTP/1.0 GETs of `path` on 127.0.0.1:`port`, each on a client
+/// connection of its own; the status codes.
+pub fn get_statuses(port: u16, path: &str, n: usize) -> Vec<u16> {
+    (0..n)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s.write_all(format!("GET {path} HTTP/1.0\r\nHost: t\r\n\r\n").as_bytes())
+                .unwrap();
+            let mut resp = String::new();
+            s.read_to_string(&mut resp).unwrap();
+            resp.split_whitespace().nth(1).unwrap().parse().unwrap()
+        })
+        .collect()
+}
+
+/// Calls `check` every `every` until it gives a value, for at most `limit`
+/// (with one last call once the limit has passed); `None` if it never did.
+pub fn wait_until<T>(
+    limit: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// [`wait_until`] for a condition: whether it came to hold within `limit`.
+pub fn wait_for(limit: Duration, every: Duration, mut holds: impl FnMut() -> bool) -> bool {
+    wait_until(limit, every, || holds().then_some(())).is_some()
+}
+
+/// A child process killed (and reaped) when dropped, however the test ends.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A running `upkeep watch --listen` (killed when dropped), the address of
+/// its Prometheus page, and the lines of its stderr after the one that
+/// named that address.
+pub struct Exporter {
+    pub watch: KillOnDrop,
+    pub addr: String,
+    pub stderr: Receiver<String>,
+}
+
+/// `upkeep watch` on the running nginx of `conf` (master `pid`): JSON lines
+/// every `interval` to `stdout`, the Prometheus page on a free loopback
+/// port.
+pub fn start_exporter(conf: &Path, pid: i32, interval: &str, stdout: Stdio) -> Exporter {
+    let child = Command::new(env!("CARGO_BIN_EXE_upkeep"))
+        .args(["watch", "--config"])
+        .arg(conf)
+        .args(["--pid", &pid.to_string()])
+        .args(["--interval", interval, "--format", "json"])
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start upkeep watch");
+    let mut watch = KillOnDrop(child);
+    let (addr, stderr) = serving_metrics(&mut watch.0);
+    Exporter {
+        watch,
+        addr,
+        stderr,
+    }
+}
+
+/// The lines of a started `upkeep watch --listen`'s stderr, once its first
+/// one has named where the Prometheus page is; that address too.
+pub fn serving_metrics(watch: &mut Child) -> (String, Receiver<String>) {
+    let stderr = lines_of(watch.stderr.take().unwrap());
+    let addr = metrics_address(&next_line(&stderr, "metrics address"));
+    (addr, stderr)
 }
 
 /// Lines of a child's stream, as they come.
@@ -80,6 +194,17 @@ pub fn scrape(addr: &str) -> String {
     s.read_to_string(&mut raw).unwrap();
     assert!(raw.starts_with("HTTP/1.1 200 OK"), "{raw}");
     raw.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+/// Scrapes `addr` every 100 ms until the page satisfies `ok`, for at most
+/// `limit`; the last page.
+pub fn scrape_until(addr: &str, limit: Duration, ok: impl Fn(&str) -> bool) -> String {
+    let mut page = String::new();
+    wait_for(limit, Duration::from_millis(100), || {
+        page = scrape(addr);
+        ok(&page)
+    });
+    page
 }
 
 /// The value of the sample line that starts with `sample` (name and
@@ -150,9 +275,8 @@ impl Drop for Nginx {
             .args(["-s", "stop"])
             .output();
         // Wait for the pid file to go so the next start can bind.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.prefix.join("nginx.pid").exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
+            !self.prefix.join("nginx.pid").exists()
+        });
     }
 }
