@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{keepalive_backend, sample, scrape, wait_for, KillOnDrop};
+use common::{binary_for_nobody, keepalive_backend, sample, scrape, wait_for, KillOnDrop};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -40,18 +40,6 @@ fn unit_capabilities() -> String {
         .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// A copy of the upkeep binary that nobody can run (the checkout may be
-/// in a directory only root can enter).
-fn binary_for_nobody() -> (tempfile::TempDir, PathBuf) {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = dir.path().join("upkeep");
-    std::fs::copy(env!("CARGO_BIN_EXE_upkeep"), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    (dir, bin)
 }
 
 /// `upkeep ARGS` as user nobody, with `caps` as its ambient capabilities.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{text, upkeep, wait_until};
+use common::{binary_for_nobody, text, upkeep, wait_until};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -355,17 +355,6 @@ fn nginx_t_failure_of_a_snippet_names_the_context() {
     assert_eq!(std::fs::read_to_string(&snippet).unwrap(), APP);
 }
 
-/// A copy of the upkeep binary that an unprivileged user can run even when
-/// the build directory is private (as under /root).
-fn public_binary() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = dir.path().join("upkeep");
-    std::fs::copy(env!("CARGO_BIN_EXE_upkeep"), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    (dir, bin)
-}
-
 /// `upkeep ARGS` as uid/gid 65534 with no supplementary groups.
 fn as_nobody(bin: &Path, args: &[&str]) -> Output {
     let mut last = None;
@@ -415,7 +404,7 @@ fn nginx_t_failure_as_non_root_names_permissions() {
         eprintln!("SKIPPED: needs root to switch to an unprivileged user");
         return;
     }
-    let (_bin_dir, bin) = public_binary();
+    let (_bin_dir, bin) = binary_for_nobody();
     let (_dir, main) = nobody_tree();
     let out = as_nobody(
         &bin,
@@ -446,7 +435,7 @@ fn fix_says_what_was_fixed_only_after_the_write() {
         eprintln!("SKIPPED: needs root to switch to an unprivileged user");
         return;
     }
-    let (_bin_dir, bin) = public_binary();
+    let (_bin_dir, bin) = binary_for_nobody();
     let (dir, main) = nobody_tree();
     // The files stay writable to the user; the directories do not.
     for d in [dir.path().to_path_buf(), dir.path().join("conf.d")] {
@@ -491,7 +480,7 @@ fn group_is_kept_or_its_change_announced() {
         eprintln!("SKIPPED: needs root to switch to an unprivileged user");
         return;
     }
-    let (_bin_dir, bin) = public_binary();
+    let (_bin_dir, bin) = binary_for_nobody();
     let (dir, main) = nobody_tree();
     let app = dir.path().join("conf.d/app.conf");
     // app.conf: the user's own file in a group the user is not in.

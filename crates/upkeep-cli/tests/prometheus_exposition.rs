@@ -7,8 +7,8 @@
 mod common;
 
 use common::{
-    closed_port, get_statuses, installed, keepalive_backend, next_line, sample, scrape,
-    scrape_until, start_exporter,
+    check_report, closed_port, get_statuses, installed, keepalive_backend, next_line, sample,
+    scrape, scrape_until, start_exporter,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -201,13 +201,7 @@ fn a_scrape_of_a_real_watch_passes_promtool_and_counters_never_go_back() {
     // The findings gauge is `upkeep check` on the running configuration.
     assert_eq!(sample(&page, "upkeep_config_checks_total"), Some(1.0));
     assert_eq!(sample(&page, "upkeep_config_check_success"), Some(1.0));
-    let checked = Command::new(env!("CARGO_BIN_EXE_upkeep"))
-        .args(["check", "--format", "json", "--nginx-version"])
-        .arg(bin.version().unwrap())
-        .arg(&conf)
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&checked.stdout).unwrap();
+    let report = check_report(&conf, &bin.version().unwrap());
     let mut expected: BTreeMap<String, f64> = BTreeMap::new();
     for f in report["findings"].as_array().unwrap() {
         let key = format!(

@@ -11,8 +11,8 @@
 mod common;
 
 use common::{
-    closed_port, get_statuses, keepalive_backend, lines_of, next_line, sample, scrape,
-    start_exporter, wait_for, KillOnDrop,
+    check_report, closed_port, get_statuses, keepalive_backend, lines_of, next_line, sample,
+    scrape, start_exporter, wait_for, KillOnDrop,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -205,13 +205,7 @@ fn json_view_carries_what_the_prometheus_page_publishes() {
     let findings = &last["findings"];
     assert_eq!(findings["checks"], 1, "{summary}");
     assert_eq!(findings["success"], true, "{summary}");
-    let checked = Command::new(env!("CARGO_BIN_EXE_upkeep"))
-        .args(["check", "--format", "json", "--nginx-version"])
-        .arg(bin.version().unwrap())
-        .arg(&conf)
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&checked.stdout).unwrap();
+    let report = check_report(&conf, &bin.version().unwrap());
     let mut expected: BTreeMap<(String, String), u64> = BTreeMap::new();
     for f in report["findings"].as_array().unwrap() {
         let key = (

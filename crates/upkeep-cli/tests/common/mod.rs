@@ -12,6 +12,29 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
+/// A copy of the upkeep binary that an unprivileged user (nobody) can run
+/// even when the build directory is private (as under /root).
+pub fn binary_for_nobody() -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("upkeep");
+    std::fs::copy(env!("CARGO_BIN_EXE_upkeep"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, bin)
+}
+
+/// `upkeep check --format json --nginx-version VERSION CONF`: its report.
+pub fn check_report(conf: &Path, nginx_version: &str) -> serde_json::Value {
+    let checked = Command::new(env!("CARGO_BIN_EXE_upkeep"))
+        .args(["check", "--format", "json", "--nginx-version"])
+        .arg(nginx_version)
+        .arg(conf)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&checked.stdout).unwrap()
+}
+
 /// `upkeep ARGS`, without colours; its status and output.
 pub fn upkeep<S: AsRef<OsStr>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_upkeep"))
