@@ -136,3 +136,46 @@ fn usage_errors() {
         text(&out.stderr)
     );
 }
+
+/// Thirty upstreams without a pool: the summary lists the first few U001
+/// fixes and counts the rest, while the diff still carries all thirty.
+#[test]
+fn many_fixes_of_one_rule_are_counted_not_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conf = String::from("events {}\nhttp {\n");
+    for i in 0..30 {
+        conf.push_str(&format!(
+            "    upstream app{i} {{ server 127.0.0.1:{}; }}\n    server {{ listen 127.0.0.1:{}; location / {{ proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_pass http://app{i}; }} }}\n",
+            9000 + i,
+            8000 + i
+        ));
+    }
+    conf.push_str("}\n");
+    let main = dir.path().join("nginx.conf");
+    std::fs::write(&main, conf).unwrap();
+    let out = upkeep(&[
+        "fix",
+        "--nginx-version",
+        "1.28.0",
+        "--rule",
+        "U001",
+        main.to_str().unwrap(),
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("30 findings fixed in 1 file"), "{err}");
+    let listed = err.lines().filter(|l| l.starts_with("  U001 ")).count();
+    assert_eq!(listed, 6, "five fixes and one count line: {err}");
+    assert!(
+        err.contains("  U001 upstream-without-keepalive: and 25 more like these (the diff shows each change)"),
+        "{err}"
+    );
+    let diff = text(&out.stdout);
+    assert_eq!(
+        diff.lines()
+            .filter(|l| l.starts_with('+') && l.contains("keepalive 32"))
+            .count(),
+        30,
+        "{diff}"
+    );
+}

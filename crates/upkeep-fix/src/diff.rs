@@ -17,7 +17,15 @@ pub fn unified_diff(path: &str, old: &[u8], new: &[u8], color: bool) -> String {
     if old == new {
         return String::new();
     }
-    let diff = TextDiff::configure().diff_lines(old, new);
+    // Patience, not Myers: a fix makes a few changes far apart in a file that
+    // can be a million lines long, and Myers' cost grows with the number of
+    // lines times the number of changes (on a 46 MB configuration with 20,000
+    // inserted lines it took half of `fix`'s time). Patience anchors on the
+    // lines that occur once in both texts (`upstream backend_12 {`) and
+    // diffs only the short stretches between anchors.
+    let diff = TextDiff::configure()
+        .algorithm(similar::Algorithm::Patience)
+        .diff_lines(old, new);
     // Coloured output is for a terminal: control characters of the file
     // names and lines are shown escaped there, and only there (a diff to a
     // file or pipe must keep the bytes for `patch`).
@@ -70,6 +78,108 @@ pub fn unified_diff(path: &str, old: &[u8], new: &[u8], color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::unified_diff;
+    use proptest::prelude::*;
+
+    /// Applies a unified diff made by [`unified_diff`] (uncoloured) to
+    /// `old`, checking every context and removed line against it.
+    fn apply(old: &[u8], diff: &str) -> Vec<u8> {
+        let old_lines: Vec<&[u8]> = old.split_inclusive(|&b| b == b'\n').collect();
+        let mut out: Vec<u8> = Vec::new();
+        let mut next_old = 0usize;
+        let mut lines = diff.lines().skip(2).peekable();
+        while let Some(header) = lines.next() {
+            let ranges = header
+                .strip_prefix("@@ -")
+                .and_then(|h| h.split(' ').next())
+                .expect("a hunk header");
+            let start: usize = ranges.split(',').next().unwrap().parse().unwrap();
+            // `-0,0` (an empty old range) names the line before it.
+            let start = if ranges.ends_with(",0") {
+                start
+            } else {
+                start - 1
+            };
+            for line in &old_lines[next_old..start] {
+                out.extend_from_slice(line);
+            }
+            next_old = start;
+            while let Some(line) = lines.next_if(|l| !l.starts_with("@@")) {
+                let (sign, text) = line.split_at(1);
+                let ends_without_newline = lines.peek() == Some(&"\\ No newline at end of file");
+                if ends_without_newline {
+                    lines.next();
+                }
+                let mut whole = text.as_bytes().to_vec();
+                if !ends_without_newline {
+                    whole.push(b'\n');
+                }
+                match sign {
+                    " " | "-" => {
+                        assert_eq!(old_lines[next_old], &whole[..], "context or removed line");
+                        next_old += 1;
+                        if sign == " " {
+                            out.extend_from_slice(&whole);
+                        }
+                    }
+                    "+" => out.extend_from_slice(&whole),
+                    other => panic!("unexpected line kind {other:?} in {diff}"),
+                }
+            }
+        }
+        for line in &old_lines[next_old..] {
+            out.extend_from_slice(line);
+        }
+        out
+    }
+
+    /// A configuration-like text: many repeated lines (`}`, `keepalive 32;`)
+    /// and one unique line per block, as in the files `fix` edits.
+    fn config(blocks: usize) -> Vec<String> {
+        let mut lines = Vec::new();
+        for i in 0..blocks {
+            lines.push(format!("upstream backend_{i} {{"));
+            lines.push("    server 10.0.0.1:8080;".to_string());
+            lines.push("    keepalive 32;".to_string());
+            lines.push("}".to_string());
+            lines.push(String::new());
+        }
+        lines
+    }
+
+    proptest! {
+        /// Whatever the edits (insertions, replacements, deletions, at the
+        /// start, the end, next to each other), the diff turns the old text
+        /// into the new one.
+        #[test]
+        fn the_diff_turns_old_into_new(
+            blocks in 1usize..40,
+            edits in proptest::collection::vec((0usize..200, 0u8..3, 0u8..4), 0..30),
+            final_newline in any::<bool>(),
+        ) {
+            let old = config(blocks);
+            let mut new = old.clone();
+            for (at, kind, text) in edits {
+                let at = at % (new.len() + 1);
+                let line = ["    keepalive_timeout 2s;", "}", "", "    proxy_http_version 1.1;"][text as usize].to_string();
+                match kind {
+                    0 => new.insert(at, line),
+                    1 if at < new.len() => new[at] = line,
+                    _ if at < new.len() => { new.remove(at); }
+                    _ => new.push(line),
+                }
+            }
+            let join = |lines: &[String]| {
+                let mut text = lines.join("\n");
+                if final_newline && !text.is_empty() {
+                    text.push('\n');
+                }
+                text.into_bytes()
+            };
+            let (old, new) = (join(&old), join(&new));
+            let diff = unified_diff("a.conf", &old, &new, false);
+            prop_assert_eq!(apply(&old, &diff), new);
+        }
+    }
 
     #[test]
     fn no_diff_for_equal_texts() {

@@ -327,6 +327,11 @@ fn reload<L: Loader>(
     ConfigSet::load(main, &OverlayLoader { overlay, inner }, opts)
 }
 
+/// A rule's fixes are listed one per line up to this many; beyond it, the
+/// first [`SHOWN_WHEN_MANY`] and a count of the rest.
+const LISTED_PER_RULE: usize = 10;
+const SHOWN_WHEN_MANY: usize = 5;
+
 /// What was fixed, refused and left, on stderr (the diff owns stdout).
 fn report(run: &FixRun<RoundFiles>, base: &str, unsafe_fixes: bool) {
     let files = run.changes().count();
@@ -341,7 +346,29 @@ fn report(run: &FixRun<RoundFiles>, base: &str, unsafe_fixes: bool) {
             run.rounds,
             plural(run.rounds)
         );
+        // A large configuration can get thousands of fixes of one rule (one
+        // per upstream): past a few, one line says how many more there are;
+        // the diff on stdout shows every change.
+        let mut per_rule: std::collections::BTreeMap<&str, usize> = Default::default();
         for a in &run.applied {
+            *per_rule.entry(a.rule).or_default() += 1;
+        }
+        let mut listed: std::collections::BTreeMap<&str, usize> = Default::default();
+        for a in &run.applied {
+            let total = per_rule[a.rule];
+            let seen = listed.entry(a.rule).or_default();
+            *seen += 1;
+            if total > LISTED_PER_RULE && *seen > SHOWN_WHEN_MANY {
+                if *seen == SHOWN_WHEN_MANY + 1 {
+                    eprintln!(
+                        "  {} {}: and {} more like these (the diff shows each change)",
+                        a.rule,
+                        a.name,
+                        total - SHOWN_WHEN_MANY
+                    );
+                }
+                continue;
+            }
             let shown: Vec<String> = a
                 .files
                 .iter()
