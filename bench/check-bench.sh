@@ -74,13 +74,13 @@ if [ "${MEMORY:-1}" != 0 ]; then
     size=$(stat -c %s "$big")
     echo "peak RSS on one $((size / 1000000)) MB file:"
     for cmd in check fix; do
-        /usr/bin/time -f %M -o "$work/rss" "$UPKEEP" "$cmd" "$big" --nginx-version 1.28.0 \
+        /usr/bin/time -f "%M %e" -o "$work/rss" "$UPKEEP" "$cmd" "$big" --nginx-version 1.28.0 \
             >/dev/null 2>&1 || true
         # GNU time writes "Command exited with non-zero status 1" first
-        # when findings make the exit code 1: the figure is the last line.
-        kib=$(tail -n 1 "$work/rss")
+        # when findings make the exit code 1: the figures are the last line.
+        read -r kib secs < <(tail -n 1 "$work/rss")
         python3 -c "import sys; k, s = int(sys.argv[2]), int(sys.argv[3]); \
-print(f'{sys.argv[1]:<6} {k / 1024:8.0f} MiB  {k * 1024 / s:4.1f}x the input')" "$cmd" "$kib" "$size"
+print(f'{sys.argv[1]:<6} {k / 1024:8.0f} MiB  {k * 1024 / s:4.1f}x the input  {float(sys.argv[4]):6.1f} s')" "$cmd" "$kib" "$size" "$secs"
     done
     echo "target: check <= 4x, fix <= 6x the input"
 fi
