@@ -230,3 +230,63 @@ fn known_second_run_shapes_converge_in_one() {
         }
     }
 }
+
+/// `nginx -t` of the installed nginx on `text`, written into a fresh
+/// prefix; what nginx said when it refused.
+fn nginx_accepts(nginx: &upkeep_nginx::NginxBinary, text: &str) -> Result<(), String> {
+    let prefix = upkeep_nginx::Prefix::new().unwrap();
+    let conf = prefix.write("nginx.conf", text).unwrap();
+    let outcome = nginx
+        .test_config(&conf, prefix.path(), prefix.path())
+        .unwrap();
+    if outcome.ok {
+        Ok(())
+    } else {
+        Err(outcome.output)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// A fix never makes nginx reject a configuration it accepted: every
+    /// generated configuration the installed nginx accepts is fixed for
+    /// that nginx's version (safe fixes, then with the unsafe ones too)
+    /// and given to the same `nginx -t` again.
+    #[test]
+    fn fixes_keep_nginx_accepting_the_config(text in config()) {
+        let nginx = upkeep_nginx::NginxBinary::find(None)
+            .expect("this test needs an nginx binary (Debian package nginx)");
+        let version = nginx.version().expect("nginx -v");
+        // Logs off and temp files in a directory of the test's own:
+        // `nginx -t` writes nothing elsewhere. No rule or fix looks at
+        // these lines.
+        let temp_home = upkeep_nginx::Prefix::new().unwrap();
+        let text = text.replacen(
+            "http {\n",
+            &format!("http {{\n    access_log off;\n    {}", temp_home.http_temp_paths()),
+            1,
+        );
+        // Refused before any fix (a name nginx cannot resolve here, a
+        // combination it rejects): not this test's business.
+        prop_assume!(nginx_accepts(&nginx, &text).is_ok());
+        for unsafe_fixes in [false, true] {
+            let fix_opts = FixOptions { unsafe_fixes, ..FixOptions::default() };
+            let first = run(&text, &options(&version), &fix_opts)
+                .map_err(|e| TestCaseError::fail(format!("{e}")))?;
+            let fixed = final_text(&first, &text);
+            if let Err(said) = nginx_accepts(&nginx, &fixed) {
+                let applied: Vec<String> = first
+                    .applied
+                    .iter()
+                    .map(|a| format!("{} {}", a.rule, a.description))
+                    .collect();
+                prop_assert!(
+                    false,
+                    "nginx {} rejects the fixed config (unsafe fixes: {}): {}\nfixes: {}\n--- input\n{}--- fixed\n{}",
+                    version, unsafe_fixes, said, applied.join("; "), text, fixed
+                );
+            }
+        }
+    }
+}
