@@ -5,7 +5,7 @@ mod common;
 
 use common::{wait_for, wait_until};
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use upkeep_nginx::{free_port, NginxBinary, NginxInstance, Prefix};
 
 fn upkeep(args: &[&str]) -> Output {
@@ -220,59 +220,137 @@ fn human_output_and_exit_codes() {
     );
 }
 
-/// A backend for many targets: keep-alive, `Connection: close` on the
-/// second response of a connection, idle connections closed after 200 ms.
-fn quick_backend() -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
-    use std::io::{Read, Write};
-    use std::sync::atomic::{AtomicBool, Ordering};
+/// What [`quick_backend`] hands the test.
+struct QuickBackend {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The longest time, in ms, the backend waited for a request the probe
+    /// then sent (after accepting the connection, or after a response).
+    longest_wait_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The longest the backend waits for a request on a connection that is not
+/// idling out; only a probe that never sends one meets it.
+const REQUEST_WAIT: Duration = Duration::from_secs(30);
+/// How long the backend keeps an idle keep-alive connection open.
+const QUICK_IDLE: Duration = Duration::from_millis(200);
+
+/// A backend for many targets: keep-alive responses, idle connections closed
+/// after 200 ms, `Connection: close` on the second response of a connection.
+///
+/// The probe opens a target's idle-timeout connection first and its
+/// request-cap connection only after the first response, so the backend
+/// tells them apart by the request path: the first connection that asks
+/// for a path is left idle and closed after 200 ms; a later one for the
+/// same path carries the request cap. Waiting for a request is bounded by
+/// [`REQUEST_WAIT`], not by the idle timeout: a backend that closed a
+/// connection 200 ms after accepting it, or after its first response, would
+/// race the probe's scheduling — on a loaded machine the probe can take
+/// longer than that between connecting and sending, and the target would
+/// fail ("closed without answering the first request") or measure a cap
+/// of 1.
+fn quick_backend() -> QuickBackend {
+    use std::collections::HashSet;
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     listener.set_nonblocking(true).unwrap();
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
-    let stop2 = stop.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let longest_wait_ms = Arc::new(AtomicU64::new(0));
+    let paths_seen: Arc<Mutex<HashSet<Vec<u8>>>> = Arc::default();
+    let (stop2, longest2) = (stop.clone(), longest_wait_ms.clone());
     std::thread::spawn(move || {
         while !stop2.load(Ordering::SeqCst) {
             let Ok((mut s, _)) = listener.accept() else {
                 std::thread::sleep(Duration::from_millis(2));
                 continue;
             };
+            let (paths_seen, longest) = (paths_seen.clone(), longest2.clone());
             std::thread::spawn(move || {
                 s.set_nonblocking(false).unwrap();
-                s.set_read_timeout(Some(Duration::from_millis(200)))
-                    .unwrap();
-                let mut seen = Vec::new();
-                let mut answered = 0;
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 {
-                        return;
+                let mut pending = Vec::new();
+                let waited_for = |since: Instant, head: Option<Vec<u8>>| {
+                    if head.is_some() {
+                        longest.fetch_max(since.elapsed().as_millis() as u64, Ordering::SeqCst);
                     }
-                    seen.extend_from_slice(&buf[..n]);
-                    if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                        seen.drain(..end + 4);
-                        answered += 1;
-                        let close = if answered == 2 {
-                            "Connection: close\r\n"
-                        } else {
-                            ""
-                        };
-                        let resp = format!("HTTP/1.1 200 OK\r\n{close}Content-Length: 2\r\n\r\nok");
-                        if s.write_all(resp.as_bytes()).is_err() || answered == 2 {
-                            return;
-                        }
-                    }
+                    head
+                };
+                let since = Instant::now();
+                let Some(head) =
+                    waited_for(since, next_request(&mut s, &mut pending, REQUEST_WAIT))
+                else {
+                    return;
+                };
+                let path = head
+                    .split(|&b| b == b' ')
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_vec();
+                let idle_connection = paths_seen.lock().unwrap().insert(path);
+                let keep_alive = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                if s.write_all(keep_alive).is_err() {
+                    return;
+                }
+                if idle_connection {
+                    // Closed after 200 ms of silence (or at once if a request
+                    // comes, which the probe does not send on this one).
+                    let _ = next_request(&mut s, &mut pending, QUICK_IDLE);
+                    return;
+                }
+                let since = Instant::now();
+                if waited_for(since, next_request(&mut s, &mut pending, REQUEST_WAIT)).is_some() {
+                    let _ = s.write_all(
+                        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+                    );
                 }
             });
         }
     });
-    (port, stop)
+    QuickBackend {
+        port,
+        stop,
+        longest_wait_ms,
+    }
 }
 
-/// 2,000 targets under `ulimit -n 256`: every target is probed, none fails
-/// for lack of file descriptors, and memory stays small.
+/// The head of the next request on `s` (bytes read past it stay in
+/// `pending`); `None` when the peer closes or nothing completes within `wait`.
+fn next_request(
+    s: &mut std::net::TcpStream,
+    pending: &mut Vec<u8>,
+    wait: Duration,
+) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let deadline = Instant::now() + wait;
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some(pending.drain(..end + 4).collect());
+        }
+        let left = deadline.checked_duration_since(Instant::now())?;
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .ok()?;
+        match s.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Ok(0) | Err(_) => return None,
+            Ok(n) => pending.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// 2,000 targets under `ulimit -n 256`: every target is probed (its idle
+/// timeout and its request cap measured), none fails for lack of file
+/// descriptors, the lowered parallelism is said, and memory stays small.
+///
+/// The max wait only bounds a target that hangs; it is generous because a
+/// loaded machine may stall the probe for seconds, and a target cut short
+/// by it would report no request cap.
 #[test]
 fn many_targets_fit_the_open_file_limit() {
-    let (port, stop) = quick_backend();
+    let backend = quick_backend();
+    let port = backend.port;
     let targets: Vec<String> = (0..2000)
         .map(|i| format!("http://127.0.0.1:{port}/t{i}"))
         .collect();
@@ -281,7 +359,14 @@ fn many_targets_fit_the_open_file_limit() {
         .arg("ulimit -n 256 && exec \"$0\" \"$@\"")
         .arg(env!("CARGO_BIN_EXE_upkeep"))
         .args(["probe", "--format", "json", "--idle-samples", "1"])
-        .args(["--rate", "10000", "--max-wait", "5s", "--max-requests", "3"])
+        .args([
+            "--rate",
+            "10000",
+            "--max-wait",
+            "60s",
+            "--max-requests",
+            "3",
+        ])
         .args(&targets)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -316,11 +401,19 @@ fn many_targets_fit_the_open_file_limit() {
         let _ = child.wait();
         panic!("probe of 2000 targets still running after 240 s");
     };
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    backend
+        .stop
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     let out = reader.join().unwrap();
-    eprintln!("2000 targets, ulimit -n 256: peak RSS {peak_kb} kB, peak {peak_fds} fds; {status}");
+    let longest_wait = backend
+        .longest_wait_ms
+        .load(std::sync::atomic::Ordering::SeqCst);
+    eprintln!(
+        "2000 targets, ulimit -n 256: peak RSS {peak_kb} kB, peak {peak_fds} fds; {status}; \
+         longest wait of the backend for a request {longest_wait} ms"
+    );
     assert!(
         stderr.contains("open-file limit"),
         "the lowered parallelism must be said: {stderr}"
@@ -337,10 +430,17 @@ fn many_targets_fit_the_open_file_limit() {
         failed.len(),
         failed[0]
     );
+    // Every target measured in full: the cap (Connection: close on the
+    // second response) and the idle close.
+    let partial: Vec<_> = reports
+        .iter()
+        .filter(|r| r["max_requests"] != 2 || !r["idle_timeout_ms"].is_u64())
+        .collect();
     assert!(
-        reports.iter().all(|r| r["max_requests"] == 2),
-        "{}",
-        reports[0]
+        partial.is_empty(),
+        "{} targets not measured in full, first: {}",
+        partial.len(),
+        partial[0]
     );
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(peak_fds <= 256, "{peak_fds}");
