@@ -19,8 +19,6 @@ mod rules;
 pub mod settings;
 mod suppress;
 
-use std::collections::HashSet;
-
 use upkeep_diag::{Finding, Severity};
 use upkeep_model::{ConfigSource, Model};
 
@@ -166,18 +164,43 @@ const PARALLEL_ABOVE_BLOCKS: usize = 2_000;
 /// read-only model.
 fn run_checks(ctx: &Ctx, checks: &[registry::CheckFn]) -> Vec<Finding> {
     let parallel = ctx.model.blocks.len() > PARALLEL_ABOVE_BLOCKS;
-    upkeep_diag::parallel::map_ordered(checks, parallel, |check| check(ctx))
-        .into_iter()
-        .flatten()
-        .collect()
+    let per_rule = upkeep_diag::parallel::map_ordered(checks, parallel, |check| check(ctx));
+    // One exact-size list: a large config has tens of thousands of
+    // findings, and growing the list by doubling would leave up to half of
+    // it unused for the rest of the run.
+    let mut all = Vec::with_capacity(per_rule.iter().map(Vec::len).sum());
+    all.extend(per_rule.into_iter().flatten());
+    all
 }
 
 /// Drops repeated findings (a snippet included in several places yields the
 /// same finding at the same place) and keeps a fix shared by several
 /// findings on the first one only, so applying all fixes edits once.
 fn dedupe(ctx: &Ctx, findings: &mut Vec<Finding>) {
-    let mut seen = HashSet::new();
-    findings.retain(|f| seen.insert((f.rule, f.primary, f.message.clone())));
+    // Keyed by a hash of the message, not a copy of it (tens of thousands
+    // of findings on a large config). A finding is dropped only when its
+    // message equals the one first seen under its key; on a 64-bit hash
+    // collision between different messages both are kept.
+    let mut seen: std::collections::HashMap<(&str, Option<upkeep_syntax::Span>, u64), usize> =
+        std::collections::HashMap::with_capacity(findings.len());
+    let mut keep = vec![true; findings.len()];
+    for (i, f) in findings.iter().enumerate() {
+        let key = (f.rule, f.primary, hash_of(&f.message));
+        match seen.entry(key) {
+            std::collections::hash_map::Entry::Occupied(first) => {
+                keep[i] = findings[*first.get()].message != f.message;
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
+        }
+    }
+    drop(seen);
+    let mut index = 0;
+    findings.retain(|_| {
+        index += 1;
+        keep[index - 1]
+    });
     let mut fixes_seen: std::collections::BTreeMap<Vec<upkeep_diag::Edit>, String> =
         std::collections::BTreeMap::new();
     for f in findings.iter_mut() {
@@ -191,6 +214,13 @@ fn dedupe(ctx: &Ctx, findings: &mut Vec<Finding>) {
             fixes_seen.insert(fix.edits.clone(), here);
         }
     }
+}
+
+/// A hash of `text` that is the same for equal texts within one run.
+fn hash_of(text: &str) -> u64 {
+    use std::hash::BuildHasher;
+    std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+        .hash_one(text)
 }
 
 /// The severity a rule's findings get after overrides.

@@ -241,3 +241,34 @@ fn rules_on_several_threads_report_what_they_report_one_by_one() {
     let b: Vec<_> = one_by_one.iter().map(key).collect();
     assert_eq!(a, b);
 }
+
+/// A snippet included by two servers yields each of its findings once:
+/// the same rule, place and message from both inclusions is one finding.
+#[test]
+fn a_snippet_included_twice_gives_each_finding_once() {
+    let mut loader = upkeep_config::MemoryLoader::new();
+    loader.insert(
+        "/conf/nginx.conf".to_string(),
+        b"events {}\nhttp {\n    upstream app {\n        server 127.0.0.1:8000;\n        keepalive 16;\n    }\n    server {\n        listen 127.0.0.1:8080;\n        include /conf/snippet.conf;\n    }\n    server {\n        listen 127.0.0.1:8081;\n        include /conf/snippet.conf;\n    }\n}\n".to_vec(),
+    );
+    loader.insert(
+        "/conf/snippet.conf".to_string(),
+        b"location / {\n    proxy_pass http://app;\n}\n".to_vec(),
+    );
+    let set = upkeep_config::ConfigSet::load(
+        "/conf/nginx.conf",
+        &loader,
+        &upkeep_config::LoadOptions::default(),
+    )
+    .unwrap();
+    let opts = CheckOptions {
+        nginx_version: Some(NginxVersion::new(1, 28, 0)),
+        version_source: VersionSource::Given,
+        ..CheckOptions::default()
+    };
+    let report = check(&set, &opts);
+    for rule in ["U002", "U003"] {
+        let found: Vec<_> = report.findings.iter().filter(|f| f.rule == rule).collect();
+        assert_eq!(found.len(), 1, "{rule}: {found:#?}");
+    }
+}
