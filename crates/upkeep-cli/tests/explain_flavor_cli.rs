@@ -301,3 +301,40 @@ fn rules_say_which_rules_can_report_on_the_server() {
     assert!(plain.get("flavor").is_none());
     assert!(plain["rules"][0].get("can_fire").is_none());
 }
+
+/// `flavor = "nginx"` in upkeep.toml names the server as `--flavor nginx`
+/// does, unlike leaving the key out: `explain` ends with the section for
+/// nginx and `rules` says which rules can report there.
+#[test]
+fn flavor_nginx_in_upkeep_toml_names_the_server_as_the_flag_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = upkeep_in(dir.path(), &["explain", "U001", "--flavor", "nginx"]);
+    assert!(
+        text(&flag.stdout).contains("\nOn nginx "),
+        "{}",
+        text(&flag.stdout)
+    );
+    let flag_rules = upkeep_in(
+        dir.path(),
+        &["rules", "--format", "json", "--flavor", "nginx"],
+    );
+
+    std::fs::write(dir.path().join("upkeep.toml"), "flavor = \"nginx\"\n").unwrap();
+    let from_file = upkeep_in(dir.path(), &["explain", "U001"]);
+    assert_eq!(
+        from_file.status.code(),
+        Some(0),
+        "{}",
+        text(&from_file.stderr)
+    );
+    assert_eq!(text(&from_file.stdout), text(&flag.stdout));
+    let rules = upkeep_in(dir.path(), &["rules", "--format", "json"]);
+    assert_eq!(rules.status.code(), Some(0), "{}", text(&rules.stderr));
+    let rules: Value = serde_json::from_slice(&rules.stdout).unwrap();
+    assert_eq!(rules["flavor"], "nginx", "{rules}");
+    assert!(rules["rules"][0].get("can_fire").is_some(), "{rules}");
+    assert_eq!(
+        rules,
+        serde_json::from_slice::<Value>(&flag_rules.stdout).unwrap()
+    );
+}

@@ -229,3 +229,74 @@ fn flavor_from_upkeep_toml_and_bad_names() {
         "{err}"
     );
 }
+
+/// `upkeep check --format json CONF` with `dir` first on PATH; the report.
+fn check_json_with_path(dir: &Path, conf: &str, extra: &[&str]) -> Value {
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_upkeep"))
+        .args(["check", "--format", "json"])
+        .args(extra)
+        .arg(conf)
+        .env("PATH", path)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)))
+}
+
+/// `flavor = "nginx"` in upkeep.toml is a choice, as `--flavor nginx` is,
+/// not the same as leaving the key out: the version of a freenginx binary
+/// found on this host is not taken for it. The `nginx` on PATH stands in
+/// for a freenginx build and only answers `-v` (as freenginx prints it);
+/// nothing else runs it.
+#[test]
+fn flavor_nginx_in_upkeep_toml_is_not_replaced_by_the_binary_on_this_host() {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = tempfile::tempdir().unwrap();
+    let script = bin.path().join("nginx");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n[ \"$1\" = -v ] || exit 1\necho 'nginx version: freenginx/1.29.7' >&2\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write_conf(dir.path(), NO_KEEPALIVE_LINE);
+
+    // Nothing said: the binary's flavor and version are taken.
+    let v = check_json_with_path(bin.path(), &conf, &[]);
+    assert_eq!(
+        (&v["flavor"], &v["nginx_version"], &v["version_source"]),
+        (
+            &Value::from("freenginx"),
+            &Value::from("1.29.7"),
+            &Value::from("detected")
+        ),
+        "{v}"
+    );
+
+    // `--flavor nginx`: nginx at its assumed version (a freenginx number
+    // says nothing about nginx).
+    let flag = check_json_with_path(bin.path(), &conf, &["--flavor", "nginx"]);
+    assert_eq!(flag["flavor"], "nginx", "{flag}");
+    assert_eq!(flag["version_source"], "assumed", "{flag}");
+
+    // The same from upkeep.toml, which the report names.
+    std::fs::write(dir.path().join("upkeep.toml"), "flavor = \"nginx\"\n").unwrap();
+    let v = check_json_with_path(bin.path(), &conf, &[]);
+    assert_eq!(v["flavor"], "nginx", "{v}");
+    assert_eq!(v["nginx_version"], flag["nginx_version"], "{v}");
+    assert_eq!(v["version_source"], "assumed", "{v}");
+    assert_eq!(v["findings"], flag["findings"]);
+    let settings = v["settings_files"].as_array().unwrap();
+    assert_eq!(settings.len(), 1, "{v}");
+    assert!(
+        settings[0].as_str().unwrap().ends_with("/upkeep.toml"),
+        "{v}"
+    );
+}

@@ -37,19 +37,26 @@ impl NginxBinary {
     /// The version from `nginx -v` ("nginx version: nginx/1.22.1", also
     /// "openresty/1.21.4.1" and "nginx/1.25.3 (Ubuntu)" shapes), as "X.Y.Z".
     pub fn version(&self) -> io::Result<String> {
+        self.version_and_line().map(|(version, _)| version)
+    }
+
+    /// [`NginxBinary::version`] and the whole `nginx -v` output it was read
+    /// from, which also names the server ("nginx version: freenginx/1.29.7").
+    pub fn version_and_line(&self) -> io::Result<(String, String)> {
         let out = Command::new(&self.path).arg("-v").output()?;
         let text = String::from_utf8_lossy(&out.stderr).into_owned()
             + &String::from_utf8_lossy(&out.stdout);
-        parse_version_output(&text).ok_or_else(|| {
-            io::Error::new(
+        let text = text.trim().to_string();
+        match parse_version_output(&text) {
+            Some(version) => Ok((version, text)),
+            None => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
-                    "could not read a version from `{} -v`: {}",
-                    self.path.display(),
-                    text.trim()
+                    "could not read a version from `{} -v`: {text}",
+                    self.path.display()
                 ),
-            )
-        })
+            )),
+        }
     }
 
     /// `nginx -T`: the full configuration as nginx reads it, every file

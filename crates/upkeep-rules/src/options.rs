@@ -37,6 +37,10 @@ pub struct CheckOptions {
     /// The server flavor (`--flavor`, `flavor =` in upkeep.toml, or read
     /// from `nginx -v`); nginx unless said otherwise.
     pub flavor: Flavor,
+    /// `flavor` was named (`--flavor`, or `flavor =` in upkeep.toml, even
+    /// `"nginx"`), not left to the default: a binary of another flavor on
+    /// this host then does not change it.
+    pub flavor_given: bool,
     /// The flavor's own version number.
     pub nginx_version: Option<NginxVersion>,
     pub version_source: VersionSource,

@@ -132,7 +132,10 @@ pub fn apply_toml(opts: &mut CheckOptions, toml_text: &str) -> Result<(), String
                 opts.nginx_version = Some(NginxVersion::parse(v)?);
                 opts.version_source = VersionSource::Given;
             }
-            "flavor" => opts.flavor = upkeep_facts::Flavor::parse(as_str(key, value)?)?,
+            "flavor" => {
+                opts.flavor = upkeep_facts::Flavor::parse(as_str(key, value)?)?;
+                opts.flavor_given = true;
+            }
             "front" => opts.front_name = Some(as_str(key, value)?.to_string()),
             "front_idle" => opts.front_idle_ms = Some(duration_value(key, value)?),
             "cpus" => opts.cpus = Some(as_int(key, value)? as u32),
@@ -421,6 +424,18 @@ mod tests {
         assert!(apply_toml(&mut o, "bogus = 1").is_err());
         assert!(apply_toml(&mut o, "front = \"nowhere\"").is_err());
         assert!(apply_toml(&mut o, "not toml [").is_err());
+    }
+
+    #[test]
+    fn a_named_flavor_is_given_even_when_it_is_the_default() {
+        let mut o = CheckOptions::default();
+        apply_toml(&mut o, "front_idle = \"60s\"").unwrap();
+        assert!(!o.flavor_given);
+        apply_toml(&mut o, "flavor = \"nginx\"").unwrap();
+        assert_eq!(
+            (o.flavor, o.flavor_given),
+            (upkeep_facts::Flavor::Nginx, true)
+        );
     }
 
     #[test]

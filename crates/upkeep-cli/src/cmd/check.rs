@@ -406,35 +406,36 @@ pub fn apply_settings_file(opts: &mut CheckOptions, toml_path: &Path) -> anyhow:
 }
 
 /// `--flavor` and `--nginx-version` over what the settings file said.
-/// Returns whether a flavor other than the default was asked for (by the
-/// settings or the flag), which [`detect_version`] needs.
+/// Returns whether a flavor was named (by the settings, `nginx` included,
+/// or the flag), which [`detect_version`] needs.
 pub fn apply_target_flags(
     opts: &mut CheckOptions,
     flavor: Option<&str>,
     nginx_version: Option<&str>,
 ) -> anyhow::Result<bool> {
-    let mut flavor_given = opts.flavor != Flavor::Nginx;
     if let Some(f) = flavor {
         opts.flavor = Flavor::parse(f).map_err(|e| anyhow::anyhow!("--flavor: {e}"))?;
-        flavor_given = true;
+        opts.flavor_given = true;
     }
     if let Some(v) = nginx_version {
         opts.nginx_version =
             Some(NginxVersion::parse(v).map_err(|e| anyhow::anyhow!("--nginx-version: {e}"))?);
         opts.version_source = VersionSource::Given;
     }
-    Ok(flavor_given)
+    Ok(opts.flavor_given)
 }
 
 /// Without a version from the flags or the settings: the one `nginx -v`
 /// prints on this host, when its flavor is the one asked for.
 pub fn detect_version(opts: &mut CheckOptions, flavor_given: bool) {
     if opts.nginx_version.is_none() {
-        let line = upkeep_nginx::NginxBinary::find(None).and_then(|n| n.version().ok());
-        let detected = line.as_deref().and_then(|l| {
-            NginxVersion::parse(l)
+        // The flavor is read from the whole line (`freenginx/1.29.7`), the
+        // number alone would say nginx.
+        let read = upkeep_nginx::NginxBinary::find(None).and_then(|n| n.version_and_line().ok());
+        let detected = read.and_then(|(version, line)| {
+            NginxVersion::parse(&version)
                 .ok()
-                .map(|v| (Flavor::of_version_line(l), v))
+                .map(|v| (Flavor::of_version_line(&line), v))
         });
         // A version read from a binary of another flavor than the one asked
         // for says nothing about the target: keep the flavor's default.

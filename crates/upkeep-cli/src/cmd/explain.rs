@@ -6,7 +6,7 @@ use anyhow::bail;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use upkeep_rules::on_target::on_target;
-use upkeep_rules::{CheckOptions, Flavor, RuleInfo, VersionSource};
+use upkeep_rules::{CheckOptions, RuleInfo, VersionSource};
 
 use crate::cmd::check;
 
@@ -61,7 +61,7 @@ pub fn server_for(
     if let Some(path) = check::settings_file(config_file, None) {
         check::apply_settings_file(&mut opts, &path)?;
     }
-    let from_settings = opts.flavor != Flavor::Nginx || opts.nginx_version.is_some();
+    let from_settings = opts.flavor_given || opts.nginx_version.is_some();
     let flavor_given = check::apply_target_flags(&mut opts, flavor, nginx_version)?;
     if !from_settings && flavor.is_none() && nginx_version.is_none() {
         return Ok(None);
