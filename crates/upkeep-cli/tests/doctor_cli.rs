@@ -377,3 +377,56 @@ fn a_status_page_that_never_answers_is_reported_as_timed_out() {
     assert!(!stdout.contains("os error 11"), "{stdout}");
     drop(silent);
 }
+
+/// `doctor --probe` measures a backend it cannot read on the host: here
+/// one with a 1 s idle timeout, served by this test process (not a server
+/// upkeep recognises), found through the configuration's upstream.
+#[test]
+fn probe_measures_the_idle_timeout_of_an_unrecognised_backend() {
+    let backend = common::idle_closing_backend(Duration::from_secs(1), 64);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "events {{}}\nhttp {{\n    upstream app {{\n        server {backend};\n        keepalive 8;\n    }}\n    server {{\n        listen 127.0.0.1:{};\n        location / {{\n            proxy_http_version 1.1;\n            proxy_set_header Connection \"\";\n            proxy_pass http://app;\n        }}\n    }}\n}}\n",
+            free_port().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = upkeep()
+        .args(["doctor", "--format", "json", "--sample", "200ms"])
+        .args([
+            "--nginx-version",
+            "1.22.1",
+            "--probe",
+            "--probe-max-wait",
+            "10s",
+        ])
+        .arg("--config")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    let backends = report["host"]["discovered_backends"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no discovered_backends: {report:#}"));
+    let ours = backends
+        .iter()
+        .find(|b| b["address"] == backend.to_string())
+        .unwrap_or_else(|| panic!("{backend} not among {backends:#?}"));
+    let idle = ours["probed"]["idle_timeout_ms"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("not probed: {ours:#}\n{stderr}"));
+    assert!(
+        (900..=2500).contains(&idle),
+        "measured {idle} ms for a 1 s idle timeout: {ours:#}"
+    );
+    assert!(stderr.contains("probing the backends"), "{stderr}");
+    assert_eq!(
+        ours["used_by_rules"], true,
+        "the measured value feeds the rules: {ours:#}"
+    );
+}

@@ -630,6 +630,74 @@ async fn doctor_reports_on_a_config_without_a_running_nginx() {
     stop(client).await;
 }
 
+/// `probe: true` measures the backends doctor cannot read on the host, as
+/// `doctor --probe` does: a backend with a 1 s idle timeout, served by this
+/// test process. The server keeps answering afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_probes_backends_when_asked() {
+    let backend = common::idle_closing_backend(Duration::from_secs(1), 64);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "events {{}}\nhttp {{\n    upstream app {{\n        server {backend};\n        keepalive 8;\n    }}\n    server {{\n        listen 127.0.0.1:{};\n        location / {{\n            proxy_http_version 1.1;\n            proxy_set_header Connection \"\";\n            proxy_pass http://app;\n        }}\n    }}\n}}\n",
+            common::free_port()
+        ),
+    )
+    .unwrap();
+    let client = start().await;
+    let conf = conf.to_str().unwrap();
+    let result = call(
+        &client,
+        "doctor",
+        json!({ "config": conf, "sample": "200ms", "nginx_version": "1.22.1",
+                "probe": true, "probe_max_wait": "10s" }),
+    )
+    .await;
+    let report = ok_json(&result);
+    let ours = report["host"]["discovered_backends"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["address"] == backend.to_string()))
+        .unwrap_or_else(|| panic!("{backend} not discovered: {report:#}"))
+        .clone();
+    let idle = ours["probed"]["idle_timeout_ms"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("not probed: {ours:#}"));
+    assert!((900..=2500).contains(&idle), "{idle} ms for 1 s: {ours:#}");
+
+    // Without `probe`, nothing is measured.
+    let result = call(
+        &client,
+        "doctor",
+        json!({ "config": conf, "sample": "200ms", "nginx_version": "1.22.1" }),
+    )
+    .await;
+    let report = ok_json(&result);
+    assert!(
+        report["host"]["discovered_backends"]
+            .as_array()
+            .is_some_and(|b| b.iter().all(|b| b["probed"].is_null())),
+        "{report:#}"
+    );
+    // Bounds of a tool call.
+    let result = call(
+        &client,
+        "doctor",
+        json!({ "config": conf, "probe": true, "probe_max_wait": "5m" }),
+    )
+    .await;
+    assert!(error_text(&result).contains("at most 60s"));
+    let result = call(
+        &client,
+        "doctor",
+        json!({ "config": conf, "probe_max_wait": "5s" }),
+    )
+    .await;
+    assert!(error_text(&result).contains("needs `probe: true`"));
+    stop(client).await;
+}
+
 /// Waits at most `limit` for `child` to exit.
 fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
     let start = std::time::Instant::now();

@@ -78,6 +78,12 @@ pub struct Args {
     )]
     pub probe_max_wait: String,
 
+    /// Whether Ctrl-C during `--probe` stops the probes and prints what was
+    /// measured. Not an option: the MCP server, which serves many calls and
+    /// handles its own signals, sets it to false.
+    #[arg(skip = true)]
+    pub ctrl_c_stops_probes: bool,
+
     #[command(flatten)]
     pub input: InputArgs,
 
@@ -240,10 +246,17 @@ pub fn diagnose<T>(
             ..upkeep_probe::ProbeOptions::default()
         };
         let cancel = upkeep_probe::Cancel::new();
-        super::probe::install_ctrl_c(&cancel);
+        if args.ctrl_c_stops_probes {
+            super::probe::install_ctrl_c(&cancel);
+        }
         eprintln!(
-            "probing the backends that cannot be read on this host (at most {} each, in parallel; Ctrl-C stops)…",
-            args.probe_max_wait
+            "probing the backends that cannot be read on this host (at most {} each, in parallel{})…",
+            args.probe_max_wait,
+            if args.ctrl_c_stops_probes {
+                "; Ctrl-C stops"
+            } else {
+                ""
+            }
         );
         upkeep_host::backend_discovery::probe::probe_unknown(&mut found, &opts, &cancel);
         Some(found)

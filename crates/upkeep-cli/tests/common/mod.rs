@@ -82,6 +82,42 @@ pub fn keepalive_backend(connections: usize) -> SocketAddr {
     addr
 }
 
+/// A loopback backend that answers every request with `200 ok` and closes
+/// a connection that has been idle for `idle`: a server with a known idle
+/// timeout, for the tests that measure it. It accepts at most
+/// `connections` connections.
+pub fn idle_closing_backend(idle: Duration, connections: usize) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for _ in 0..connections {
+            let Ok((mut s, _)) = l.accept() else { return };
+            std::thread::spawn(move || {
+                s.set_read_timeout(Some(idle)).unwrap();
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                // A read that times out is the idle limit: the stream is
+                // dropped, which closes the connection.
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    if seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        seen.clear();
+                        if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
 /// A loopback port nothing listens on (connect() is refused).
 pub fn closed_port() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -172,6 +172,14 @@ pub struct DoctorParams {
     /// How long to sample stub_status and the sockets (nginx syntax: 5s,
     /// 500ms; at most 60s). Default: 5s.
     pub sample: Option<String>,
+    /// Measure the backends that cannot be read on this host (remote ones,
+    /// unknown servers, Go programs) with `upkeep probe` before judging
+    /// them: real requests to each, at most `probe_max_wait` each, in
+    /// parallel. Default: false.
+    pub probe: Option<bool>,
+    /// With `probe`: the longest time spent on one backend, idle wait
+    /// included (nginx syntax; at most 60s). Default: 30s.
+    pub probe_max_wait: Option<String>,
     #[serde(flatten)]
     pub assume: CheckAssumptions,
 }

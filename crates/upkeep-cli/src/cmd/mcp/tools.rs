@@ -60,7 +60,9 @@ pub fn list() -> Vec<Tool> {
         tool::<DoctorParams>(
             "doctor",
             "Diagnose the live host, as `upkeep doctor --format json`: the static rules on the running \
-             configuration plus sockets, stub_status, limits, sysctls and the error log, ranked.",
+             configuration plus sockets, stub_status, limits, sysctls and the error log, ranked; with \
+             `probe`, the backends that cannot be read on the host are measured with real requests \
+             first (`doctor --probe`).",
             true,
         ),
     ]
@@ -442,6 +444,18 @@ fn doctor(p: DoctorParams) -> ToolResult {
     if ms > MAX_DOCTOR_SAMPLE_MS {
         return Err(format!("sample {sample:?}: at most 60s here"));
     }
+    let probe = p.probe.unwrap_or(false);
+    if p.probe_max_wait.is_some() && !probe {
+        return Err("probe_max_wait needs `probe: true`".into());
+    }
+    let probe_max_wait = p.probe_max_wait.unwrap_or_else(|| "30s".into());
+    let wait_ms = upkeep_facts::parse_duration(&probe_max_wait)
+        .map_err(|e| format!("probe_max_wait {probe_max_wait:?}: {e}"))?;
+    if wait_ms > MAX_DOCTOR_SAMPLE_MS {
+        return Err(format!(
+            "probe_max_wait {probe_max_wait:?}: at most 60s here"
+        ));
+    }
     let args = doctor::Args {
         nginx: p.nginx.map(PathBuf::from),
         config: p.config.map(PathBuf::from),
@@ -451,8 +465,9 @@ fn doctor(p: DoctorParams) -> ToolResult {
         access_log: p.access_log.map(PathBuf::from),
         log_format: p.log_format,
         sample,
-        probe: false,
-        probe_max_wait: "120s".into(),
+        probe,
+        probe_max_wait,
+        ctrl_c_stops_probes: false,
         input: input_args(p.assume)?,
         format: doctor::Format::Json,
         color: check::ColorChoice::Never,
