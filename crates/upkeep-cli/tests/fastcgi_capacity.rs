@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{free_port, text, upkeep, wait_for, wait_until, KillOnDrop, Nginx};
+use common::{free_port, text, upkeep, wait_for, wait_until, GroupOnDrop, Nginx};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -36,8 +36,9 @@ fn php_fpm() -> Option<PathBuf> {
     found.pop()
 }
 
-/// PHP-FPM in the foreground with `CHILDREN` static children; killed on drop.
-fn start_fpm(bin: &Path, dir: &Path) -> KillOnDrop {
+/// PHP-FPM in the foreground with `CHILDREN` static children; stopped,
+/// children included, on drop.
+fn start_fpm(bin: &Path, dir: &Path) -> GroupOnDrop {
     let d = dir.display();
     let conf = dir.join("fpm.conf");
     std::fs::write(
@@ -51,14 +52,14 @@ fn start_fpm(bin: &Path, dir: &Path) -> KillOnDrop {
     // look like this one listening.
     let _ = std::fs::remove_file(dir.join("fpm.sock"));
     // -R: the test may run as root; -n: no php.ini from the system.
-    let child = Command::new(bin)
-        .args(["-R", "-n", "-F", "-y"])
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start php-fpm");
-    let fpm = KillOnDrop(child);
+    let fpm = GroupOnDrop::spawn(
+        Command::new(bin)
+            .args(["-R", "-n", "-F", "-y"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .expect("start php-fpm");
     assert!(
         wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
             dir.join("fpm.sock").exists()

@@ -174,6 +174,39 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A server started in a process group of its own, so that the processes
+/// it forks (PHP-FPM's pool children) end with it: on drop it is asked to
+/// stop (SIGTERM, which a PHP-FPM master passes on to its children), and
+/// after 5 s the whole group is killed. Killing only the master would
+/// leave the children running, adopted by init.
+pub struct GroupOnDrop(Child);
+
+impl GroupOnDrop {
+    pub fn spawn(cmd: &mut Command) -> std::io::Result<GroupOnDrop> {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0).spawn().map(GroupOnDrop)
+    }
+}
+
+impl Drop for GroupOnDrop {
+    fn drop(&mut self) {
+        let pid = self.0.id() as i32;
+        // SAFETY: signals to our own child and to the group it leads.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let exited = wait_for(Duration::from_secs(5), Duration::from_millis(20), || {
+            matches!(self.0.try_wait(), Ok(Some(_)))
+        });
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+        if !exited {
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// A running `upkeep watch --listen` (killed when dropped), the address of
 /// its Prometheus page, and the lines of its stderr after the one that
 /// named that address.
