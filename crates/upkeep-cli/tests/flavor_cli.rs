@@ -300,3 +300,63 @@ fn flavor_nginx_in_upkeep_toml_is_not_replaced_by_the_binary_on_this_host() {
         "{v}"
     );
 }
+
+/// With the flavor forced to nginx and a freenginx binary on PATH, the
+/// "assuming nginx …" note says a binary was found but is another flavor,
+/// not that none was detected (in the report's assumptions and in each
+/// finding's note).
+#[test]
+fn a_binary_of_another_flavor_is_named_as_the_reason_for_the_assumed_version() {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = tempfile::tempdir().unwrap();
+    let script = bin.path().join("nginx");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n[ \"$1\" = -v ] || exit 1\necho 'nginx version: freenginx/1.29.7' >&2\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write_conf(dir.path(), NO_KEEPALIVE_LINE);
+
+    let check_forced = |v: &Value, how: &str| {
+        assert_eq!(v["version_source"], "assumed", "{how}: {v}");
+        let all = v.to_string();
+        assert!(
+            !all.contains("no nginx binary detected"),
+            "{how}: a binary was detected: {v}"
+        );
+        let assumptions = v["assumptions"].as_array().unwrap();
+        assert!(
+            assumptions.iter().any(|a| {
+                let a = a.as_str().unwrap();
+                a.starts_with("assuming nginx ")
+                    && a.contains("the nginx binary on this host is freenginx 1.29.7, not nginx")
+            }),
+            "{how}: {v}"
+        );
+    };
+    let flag = check_json_with_path(bin.path(), &conf, &["--flavor", "nginx"]);
+    check_forced(&flag, "--flavor nginx");
+    std::fs::write(dir.path().join("upkeep.toml"), "flavor = \"nginx\"\n").unwrap();
+    let toml = check_json_with_path(bin.path(), &conf, &[]);
+    check_forced(&toml, "flavor = \"nginx\" in upkeep.toml");
+
+    // Without any binary of another flavor the old reason still holds.
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("nginx"), "#!/bin/sh\nexit 1\n").unwrap();
+    std::fs::set_permissions(
+        empty.path().join("nginx"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let none = check_json_with_path(empty.path(), &conf, &["--flavor", "nginx"]);
+    assert!(
+        none["assumptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str().unwrap().contains("no nginx binary detected")),
+        "{none}"
+    );
+}

@@ -135,8 +135,9 @@ impl<'m, 'a> Ctx<'m, 'a> {
     pub fn with_version_note(&self, finding: Finding) -> Finding {
         match self.opts.version_source {
             VersionSource::Assumed => finding.note(format!(
-                "assuming {} (no --nginx-version given and no nginx binary detected)",
-                self.model.target
+                "assuming {} ({})",
+                self.model.target,
+                self.opts.assumed_version_reason()
             )),
             VersionSource::Given | VersionSource::Detected | VersionSource::Controller => finding,
         }

@@ -122,7 +122,8 @@ pub fn check<C: ConfigSource>(config: &C, opts: &CheckOptions) -> CheckReport {
     let mut assumptions = Vec::new();
     if opts.version_source == VersionSource::Assumed {
         assumptions.push(format!(
-            "assuming {target} (default; no --nginx-version given and no nginx binary detected)"
+            "assuming {target} (default; {})",
+            opts.assumed_version_reason()
         ));
     }
     assumptions.extend(controller_notes);

@@ -44,6 +44,10 @@ pub struct CheckOptions {
     /// The flavor's own version number.
     pub nginx_version: Option<NginxVersion>,
     pub version_source: VersionSource,
+    /// What `nginx -v` of this host's binary said when its flavor is not
+    /// the one asked for (`freenginx 1.29.7` under `--flavor nginx`): a
+    /// binary was found, its version just says nothing about the target.
+    pub unused_binary: Option<Target>,
     /// Idle timeout of the load balancer in front of nginx (`--front-idle`).
     pub front_idle_ms: Option<u64>,
     /// A front profile name from facts/backends.tsv (`--front aws-alb`).
@@ -71,6 +75,18 @@ impl CheckOptions {
             self.nginx_version
                 .unwrap_or_else(|| self.flavor.default_version()),
         )
+    }
+
+    /// Why the version is the flavor's assumed default, for the
+    /// "assuming nginx X (…)" notes.
+    pub fn assumed_version_reason(&self) -> String {
+        match &self.unused_binary {
+            Some(found) => format!(
+                "no --nginx-version given; the nginx binary on this host is {found}, not {}, so its version was not used",
+                self.flavor.display()
+            ),
+            None => "no --nginx-version given and no nginx binary detected".to_string(),
+        }
     }
 
     /// The nginx release whose behaviour the check resolves defaults with:

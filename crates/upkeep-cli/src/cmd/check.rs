@@ -444,6 +444,9 @@ pub fn detect_version(opts: &mut CheckOptions, flavor_given: bool) {
                 opts.flavor = flavor;
                 opts.nginx_version = Some(v);
                 opts.version_source = VersionSource::Detected;
+            } else {
+                // Named in the "assuming …" note: a binary was found.
+                opts.unused_binary = Some(upkeep_rules::Target::new(flavor, v));
             }
         }
     }
