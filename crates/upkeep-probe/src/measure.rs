@@ -46,17 +46,38 @@ struct Link<'a> {
 }
 
 impl Link<'_> {
+    /// Connects within `--timeout`, but never past the target's deadline.
     fn open(&self) -> Result<Connection, String> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "the max wait ({}) ran out before connecting",
+                crate::render::seconds(self.opts.max_wait.as_millis() as u64)
+            ));
+        }
         let name = self.target.tls_name();
         let tls = self.tls.as_ref().map(|c| (c, name.as_str()));
-        Connection::open(&self.addr, tls, self.opts.io_timeout)
+        Connection::open(&self.addr, tls, self.opts.io_timeout.min(left))
+    }
+
+    /// Why an exchange stopped at the deadline, for the report: "no answer
+    /// to the first request within 2.0 s (--max-wait)".
+    fn stopped_reason(&self, sent: bool, which: &str) -> String {
+        let wait = crate::render::seconds(self.opts.max_wait.as_millis() as u64);
+        if sent {
+            format!("no answer to the {which} request within {wait} (--max-wait)")
+        } else {
+            format!(
+                "the {which} request was not sent within {wait} (--max-wait): held back by --rate"
+            )
+        }
     }
 
     /// Sends the request and reads one response, waiting at most until
     /// `response_deadline`.
     fn exchange(&self, conn: &mut Connection, response_deadline: Instant) -> Exchange {
         if !self.pacer.take(self.deadline, self.cancel) {
-            return Exchange::Stopped;
+            return Exchange::Stopped { sent: false };
         }
         if let Err(e) = conn.send(&self.request) {
             return if is_closed_error(&e) {
@@ -77,8 +98,10 @@ impl Link<'_> {
         ) {
             Ok(resp) => Exchange::Response(resp),
             Err(ReadError::ClosedBeforeResponse { kind, at }) => Exchange::Closed { kind, at },
-            Err(ReadError::Cancelled) => Exchange::Stopped,
-            Err(ReadError::Timeout) if Instant::now() >= self.deadline => Exchange::Stopped,
+            Err(ReadError::Cancelled) => Exchange::Stopped { sent: true },
+            Err(ReadError::Timeout) if Instant::now() >= self.deadline => {
+                Exchange::Stopped { sent: true }
+            }
             Err(e) => Exchange::Failed(e.to_string()),
         }
     }
@@ -91,8 +114,11 @@ enum Exchange {
         kind: CloseKind,
         at: Instant,
     },
-    /// Deadline or Ctrl-C.
-    Stopped,
+    /// Deadline or Ctrl-C; `sent`: the request went out (else the rate
+    /// limit held it back).
+    Stopped {
+        sent: bool,
+    },
     Failed(String),
 }
 
@@ -166,7 +192,10 @@ fn run(
     };
     rep.address = Some(link.addr.to_string());
 
-    let first = match link.exchange(&mut conn, Instant::now() + opts.io_timeout) {
+    // `--timeout` bounds the wait for the answer, and so does the target's
+    // max wait, whichever ends first.
+    let first_deadline = (Instant::now() + opts.io_timeout).min(link.deadline);
+    let first = match link.exchange(&mut conn, first_deadline) {
         Exchange::Response(r) => r,
         Exchange::Closed { kind, .. } => {
             rep.error = Some(format!(
@@ -175,7 +204,14 @@ fn run(
             ));
             return;
         }
-        Exchange::Stopped => return,
+        Exchange::Stopped { sent } => {
+            // After Ctrl-C the report says "interrupted"; otherwise the max
+            // wait ran out, which must not pass for an empty success.
+            if !cancel.is_cancelled() {
+                rep.error = Some(link.stopped_reason(sent, "first"));
+            }
+            return;
+        }
         Exchange::Failed(e) => {
             rep.error = Some(format!("first request: {e}"));
             return;
@@ -315,9 +351,15 @@ fn idle_sample(link: &Link<'_>) -> IdleResult {
         Exchange::Closed { kind, .. } => {
             IdleResult::Failed(format!("closed ({}) before answering", kind_name(kind)))
         }
-        Exchange::Stopped => IdleResult::Stopped {
-            waited: Duration::ZERO,
-        },
+        Exchange::Stopped { sent } => {
+            if link.cancel.is_cancelled() {
+                IdleResult::Stopped {
+                    waited: Duration::ZERO,
+                }
+            } else {
+                IdleResult::Failed(link.stopped_reason(sent, "first"))
+            }
+        }
         Exchange::Failed(e) => IdleResult::Failed(e),
     }
 }
@@ -382,6 +424,9 @@ enum CapEnd {
     /// `--max-requests` reached with the connection still open.
     Bound,
     Stopped,
+    /// The max wait ran out before the first response on this connection
+    /// (why, as a sentence).
+    NoAnswer(String),
     Failed(String),
 }
 
@@ -432,8 +477,14 @@ fn request_cap(link: &Link<'_>) -> CapResult {
                 };
                 return result;
             }
-            Exchange::Stopped => {
-                result.end = CapEnd::Stopped;
+            Exchange::Stopped { sent } => {
+                result.end = if result.answered == 0 && !link.cancel.is_cancelled() {
+                    // Not one answer on this connection: say so, or the
+                    // cap would just be missing from the report.
+                    CapEnd::NoAnswer(link.stopped_reason(sent, "first"))
+                } else {
+                    CapEnd::Stopped
+                };
                 return result;
             }
             Exchange::Failed(e) => {
@@ -543,6 +594,9 @@ fn record_cap(cap: &CapResult, opts: &ProbeOptions, rep: &mut TargetReport) {
                 ));
             }
         }
+        CapEnd::NoAnswer(why) => rep.notes.push(format!(
+            "request cap not measured: {why} on a second connection (a backend that serves one connection at a time answers it only after the idle one closes)"
+        )),
         CapEnd::Failed(e) => {
             let msg = format!("request cap: {e} (after {} responses)", cap.answered);
             rep.error.get_or_insert(msg);
