@@ -1,7 +1,8 @@
 //! `upkeep probe` against loopback backends that leave it without a clean
 //! answer: one that never answers, one that answers only the first
-//! connection. Each run is bounded by `--max-wait`; the result must say what
-//! happened instead of coming back empty.
+//! connection, one whose idle timeout is about the gap between the probe's
+//! requests. Each run is bounded by `--max-wait`; the result must say what
+//! happened instead of coming back empty or contradicting itself.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -20,6 +21,10 @@ enum Behaviour {
     /// Answers every request on the first connection it accepts (and keeps
     /// it open); later connections are accepted and never answered.
     FirstConnectionOnly,
+    /// Answers every request; closes a connection after `0` of silence
+    /// following a response (before the first request it waits, as nginx
+    /// waits `client_header_timeout`, 60 s by default).
+    IdleTimeout(Duration),
 }
 
 /// A backend on a loopback port, stopped (threads joined) on drop.
@@ -56,8 +61,12 @@ fn backend(behaviour: Behaviour) -> Backend {
             let answers = match behaviour {
                 Behaviour::Mute => false,
                 Behaviour::FirstConnectionOnly => nth == 0,
+                Behaviour::IdleTimeout(_) => true,
             };
-            let idle = None;
+            let idle = match behaviour {
+                Behaviour::IdleTimeout(d) => Some(d),
+                _ => None,
+            };
             let stop3 = stop2.clone();
             handlers.push(std::thread::spawn(move || serve(s, answers, idle, &stop3)));
         }
@@ -188,4 +197,54 @@ fn no_answer_on_the_request_cap_connection_is_said() {
         "{t}"
     );
     assert!(took < Duration::from_secs(9), "took {took:?}: {t}");
+}
+
+/// A backend that closes connections after 700 ms of silence, probed at
+/// one request per second (a burst of 1 at that rate, taken by the first
+/// request): the request-cap connection is closed by the idle timeout after
+/// its first response. That is no cap of 1: the idle
+/// connection stayed open about 700 ms after its own response. The report
+/// keeps keep-alive and the idle timeout and says the cap was not measured.
+#[test]
+fn an_idle_close_on_the_request_cap_connection_is_not_a_cap_of_one() {
+    let b = backend(Behaviour::IdleTimeout(Duration::from_millis(700)));
+    let (t, _, stderr) = probe(
+        b.port,
+        &[
+            "--max-wait",
+            "5s",
+            "--rate",
+            "1",
+            "--idle-samples",
+            "1",
+            "--max-requests",
+            "5",
+        ],
+    );
+    assert!(t["error"].is_null(), "{t} {stderr}");
+    assert_eq!(t["keepalive"], true, "{t}");
+    assert_eq!(t["closes_after_response"], false, "{t}");
+    let idle = t["idle_timeout_ms"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("idle timeout not measured: {t}"));
+    assert!((600..3000).contains(&idle), "{t}");
+    assert!(t["max_requests"].is_null(), "{t}");
+    assert!(t["announces_close"].is_null(), "{t}");
+    assert!(
+        notes(&t)
+            .iter()
+            .any(|n| n.starts_with("request cap not measured:")
+                && n.contains("so that close may be the idle timeout")),
+        "{t}"
+    );
+    // The table does not claim more requests than were answered.
+    let out = Command::new(env!("CARGO_BIN_EXE_upkeep"))
+        .args(["probe", "--quiet", "--max-wait", "5s", "--rate", "1"])
+        .args(["--idle-samples", "1", "--max-requests", "5"])
+        .arg(format!("127.0.0.1:{}", b.port))
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = table.lines().nth(1).unwrap_or_default();
+    assert!(row.trim_end().ends_with(">= 1 (see note)"), "{table}");
 }

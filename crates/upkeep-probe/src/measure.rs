@@ -569,6 +569,26 @@ fn record_cap(cap: &CapResult, opts: &ProbeOptions, rep: &mut TargetReport) {
                 rep.close_kind = *kind;
             }
         }
+        CapEnd::Silent { kind } if idle_close_explains(cap, rep) => {
+            // The idle connection stayed open for the idle timeout after
+            // its response, and this one sat at least about that long
+            // before the close: the idle timeout explains the close, so it
+            // says nothing about a cap (and a cap of 1 would have closed
+            // the idle connection right after its response too).
+            rep.requests_sent = rep.requests_sent.max(cap.answered + 1);
+            rep.cap_at_least = Some(cap.answered);
+            rep.notes.push(format!(
+                "request cap not measured: the request-cap connection was closed ({}) {} ms after response {}, no sooner than the idle timeout measured on another connection ({} ms), so that close may be the idle timeout; at least {} request(s) per connection were answered (a higher --rate sends requests closer together)",
+                kind_name(*kind),
+                cap.last_gap.as_millis(),
+                cap.answered,
+                rep.idle_timeout_ms.unwrap_or_default(),
+                cap.answered
+            ));
+            if rep.close_kind.is_none() {
+                rep.close_kind = Some(*kind);
+            }
+        }
         CapEnd::Silent { kind } => {
             rep.max_requests = Some(cap.answered);
             rep.announces_close = Some(false);
@@ -602,16 +622,23 @@ fn record_cap(cap: &CapResult, opts: &ProbeOptions, rep: &mut TargetReport) {
             rep.error.get_or_insert(msg);
         }
     }
-    // A "silent close" right after a gap as long as the idle timeout is the
-    // idle timeout, not a request cap.
-    if let (CapEnd::Silent { .. }, Some(idle)) = (&cap.end, rep.idle_timeout_ms) {
-        let gap = cap.last_gap.as_millis() as u64;
-        if idle > 0 && gap * 10 >= idle * 9 {
-            rep.notes.push(format!(
-                "the request-cap close came {gap} ms after the previous response, close to the idle timeout: it may be the idle timeout (raise --rate)"
-            ));
-        }
-    }
+}
+
+/// An idle connection closed sooner than this after its response was
+/// closed because of the response (no keep-alive), not by an idle timeout.
+const IMMEDIATE_CLOSE: Duration = Duration::from_millis(100);
+
+/// Whether the silent close on the request-cap connection may be the idle
+/// timeout measured on the idle connection(s): the gap before it was at
+/// least about that timeout (90 %, for the backend's timer granularity),
+/// and that timeout is a real one, not a close right after the response.
+fn idle_close_explains(cap: &CapResult, rep: &TargetReport) -> bool {
+    let Some(idle_ms) = rep.idle_timeout_ms else {
+        // The idle connections outlived the wait: not the idle timeout.
+        return false;
+    };
+    let gap_ms = cap.last_gap.as_millis() as u64;
+    idle_ms >= IMMEDIATE_CLOSE.as_millis() as u64 && gap_ms * 10 >= idle_ms * 9
 }
 
 /// Derived facts: a cap of one response means no reuse at all; an

@@ -39,8 +39,11 @@ fn cap_cell(t: &TargetReport) -> String {
         (Some(n), Some(true)) => format!("{n} (announced)"),
         (Some(n), Some(false)) => format!("{n} (SILENT)"),
         (Some(n), None) => n.to_string(),
-        (None, _) if t.requests_sent > 1 => format!("> {}", t.requests_sent),
-        _ => "-".into(),
+        (None, _) => match t.cap_at_least {
+            Some(n) => format!(">= {n} (see note)"),
+            None if t.requests_sent > 1 => format!("> {}", t.requests_sent),
+            None => "-".into(),
+        },
     }
 }
 

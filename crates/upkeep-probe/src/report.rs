@@ -29,7 +29,10 @@
 //!     "idle_waited_ms": 120000,      // how long the longest idle wait lasted
 //!     "close_kind": "fin",           // how the idle close came: "fin" | "rst" | null
 //!     "max_requests": 100,           // requests one connection carried before the backend closed
-//!                                    //   it (1 when closes_after_response); null = not reached
+//!                                    //   it (1 when closes_after_response); null = not reached,
+//!                                    //   or not measured: a silent close that came no sooner
+//!                                    //   than the measured idle timeout may be that timeout
+//!                                    //   (a note says so and how many requests were answered)
 //!     "requests_sent": 100,          // requests sent on the request-cap connection
 //!     "elapsed_ms": 5120,            // time spent on this target
 //!     "error": null,                 // why the target could not be (fully) probed
@@ -85,6 +88,11 @@ pub struct TargetReport {
     pub elapsed_ms: u64,
     pub error: Option<String>,
     pub notes: Vec<String>,
+    /// The request cap was not measured: the request-cap connection
+    /// answered this many requests, then closed in a way the idle timeout
+    /// may explain (for the table; the notes say it in JSON).
+    #[serde(skip)]
+    pub cap_at_least: Option<u32>,
 }
 
 impl TargetReport {
@@ -111,6 +119,7 @@ impl TargetReport {
             elapsed_ms: 0,
             error: None,
             notes: Vec::new(),
+            cap_at_least: None,
         }
     }
 }
