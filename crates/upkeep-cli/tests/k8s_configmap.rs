@@ -397,3 +397,27 @@ fn fix_names_keys_it_cannot_place_and_refuses_write() {
     let out = upkeep(&["fix", "--write", "--k8s-configmap", cm.path()]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn open_file_limit_as_large_as_an_i64_derives_worker_connections_without_overflow() {
+    // `max-worker-connections: "0"` makes the controller take three
+    // quarters of `max-worker-open-files`; the largest value the key takes
+    // must give that quarter, not an arithmetic overflow.
+    let yaml = format!(
+        "{HEADER}data:\n  max-worker-open-files: \"9223372036854775807\"\n  max-worker-connections: \"0\"\n  upstream-keepalive-connections: \"9223372036854775807\"\n"
+    );
+    let cm = Manifest::new(&yaml);
+    let (code, json) = cm.json(&["--backend", "upstream_balancer=idle=75s"]);
+    assert_eq!(code, Some(1), "{json:#}");
+    let r002 = findings(&json)
+        .iter()
+        .find(|f| f["rule"] == "R002")
+        .unwrap_or_else(|| panic!("{json:#}"));
+    assert!(
+        r002["message"]
+            .as_str()
+            .unwrap()
+            .contains("worker_connections 6917529027641081855 "),
+        "{r002:#}"
+    );
+}

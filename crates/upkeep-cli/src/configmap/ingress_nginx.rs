@@ -343,9 +343,10 @@ pub fn render(cm: &ConfigMap, services: &[String]) -> Result<Rendered, Vec<Inval
         ),
     );
     w.line(None, "events {");
-    // 0 makes the controller use three quarters of worker_rlimit_nofile.
+    // 0 makes the controller use three quarters of worker_rlimit_nofile
+    // (computed without overflow: the key may be as large as an i64).
     let connections = match int("max-worker-connections") {
-        0 => open_files * 3 / 4,
+        0 => open_files / 4 * 3 + open_files % 4 * 3 / 4,
         n => n,
     };
     if connections > 0 {
