@@ -290,3 +290,84 @@ fn idle_and_dripping_clients_do_not_keep_a_scrape_out() {
     let status = wait_with_timeout(&mut child, Duration::from_secs(5));
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
+
+/// An error log that is a FIFO when the watch starts, or that appears later
+/// as a FIFO or as a link to /dev/zero, is refused with a note: opening a
+/// FIFO would wait for a writer and /dev/zero never ends, and either would
+/// stop every interval after it.
+#[test]
+fn error_logs_that_are_or_become_a_fifo_or_a_device_are_refused_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        "events {}\nhttp { server { listen 127.0.0.1:9; } }\n",
+    )
+    .unwrap();
+    let mkfifo = |p: &std::path::Path| {
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "{p:?}");
+    };
+    let fifo_at_start = dir.path().join("fifo-now.log");
+    mkfifo(&fifo_at_start);
+    let fifo_later = dir.path().join("fifo-later.log");
+    let zero_later = dir.path().join("zero-later.log");
+
+    let mut watch = common::KillOnDrop(
+        upkeep()
+            .args(["watch", "--config"])
+            .arg(&conf)
+            .arg("--error-log")
+            .arg(&fifo_at_start)
+            .arg("--error-log")
+            .arg(&fifo_later)
+            .arg("--error-log")
+            .arg(&zero_later)
+            .args(["--interval", "300ms", "--count", "6", "--format", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let out = lines_of(watch.0.stdout.take().unwrap());
+    let err = lines_of(watch.0.stderr.take().unwrap());
+    // Problems found when the watch starts are notes on stderr.
+    let expected = format!(
+        "note: error log {}: is a FIFO (named pipe), not a log file",
+        fifo_at_start.display()
+    );
+    let mut start_notes = Vec::new();
+    while let Ok(l) = err.recv_timeout(Duration::from_secs(10)) {
+        let found = l == expected;
+        start_notes.push(l);
+        if found {
+            break;
+        }
+    }
+    assert!(start_notes.contains(&expected), "{start_notes:?}");
+    next_line(&out, "a first interval");
+    mkfifo(&fifo_later);
+    std::os::unix::fs::symlink("/dev/zero", &zero_later).unwrap();
+
+    let status = wait_with_timeout(&mut watch.0, Duration::from_secs(60));
+    assert!(status.success(), "{status:?}");
+    let rest: Vec<serde_json::Value> = out
+        .try_iter()
+        .map(|l| serde_json::from_str(&l).unwrap())
+        .collect();
+    assert_eq!(rest.len(), 5, "every interval printed: {rest:?}");
+    let notes = rest.last().unwrap()["notes"].to_string();
+    for expected in [
+        format!(
+            "error log {}: is a FIFO (named pipe), not a log file",
+            fifo_later.display()
+        ),
+        format!(
+            "error log {}: is a character device, not a log file",
+            zero_later.display()
+        ),
+    ] {
+        assert!(notes.contains(&expected), "{expected}: {notes}");
+    }
+}

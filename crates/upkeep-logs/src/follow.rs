@@ -45,6 +45,62 @@ fn identity(meta: &std::fs::Metadata) -> FileId {
     }
 }
 
+/// Bytes read from one file in one [`Follower::poll`]: a file that grows as
+/// fast as it is read still lets the caller get on with its interval; the
+/// rest is read on the next poll.
+pub const MAX_POLL_BYTES: u64 = 16 * 1024 * 1024;
+
+/// What a path that is not a regular file is, for the message refusing it.
+fn not_a_log(meta: &std::fs::Metadata) -> io::Error {
+    #[cfg(unix)]
+    let what = {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_dir() {
+            "is a directory"
+        } else if t.is_fifo() {
+            "is a FIFO (named pipe)"
+        } else if t.is_char_device() {
+            "is a character device"
+        } else if t.is_block_device() {
+            "is a block device"
+        } else if t.is_socket() {
+            "is a socket"
+        } else {
+            "is not a regular file"
+        }
+    };
+    #[cfg(not(unix))]
+    let what = if meta.is_dir() {
+        "is a directory"
+    } else {
+        "is not a regular file"
+    };
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{what}, not a log file"),
+    )
+}
+
+/// Opens `path` as a log: a regular file, else an error. The open does not
+/// wait for a writer when the path is a FIFO (it would block until one
+/// came), and reading a device such as /dev/zero would never end.
+fn open_log(path: &Path) -> io::Result<(File, std::fs::Metadata)> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_a_log(&meta));
+    }
+    Ok((file, meta))
+}
+
 impl Follower {
     /// Starts following `path`. With `from_start` the existing content is
     /// read too; otherwise only what is appended from now on. A path that
@@ -60,15 +116,8 @@ impl Follower {
             overlong: 0,
             rotations: 0,
         };
-        match File::open(path) {
-            Ok(mut file) => {
-                let meta = file.metadata()?;
-                if meta.is_dir() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "is a directory, not a log file",
-                    ));
-                }
+        match open_log(path) {
+            Ok((mut file, meta)) => {
                 f.identity = Some(identity(&meta));
                 if !from_start {
                     f.offset = file.seek(SeekFrom::End(0))?;
@@ -88,23 +137,37 @@ impl Follower {
     /// Reads whatever was appended since the last call and hands each
     /// complete line (without `\n`) to `on_line`. Returns the number of bytes
     /// read; 0 means nothing new (the caller sleeps before polling again).
+    /// At most [`MAX_POLL_BYTES`] are read per call. A path that now names
+    /// something other than a regular file (a FIFO, a directory, a link to
+    /// a device) is an error and is not read; the file read so far stays
+    /// open and the path is looked at again on the next call.
     pub fn poll(&mut self, on_line: &mut dyn FnMut(&[u8])) -> io::Result<u64> {
-        let mut total = self.drain(on_line)?;
+        let mut total = self.drain(on_line, MAX_POLL_BYTES)?;
+        if total >= MAX_POLL_BYTES {
+            // Not at the end of the open file yet: the rest comes first.
+            return Ok(total);
+        }
         // At the end of the open file: has the path moved on?
         match std::fs::metadata(&self.path) {
             Ok(meta) => {
                 let id = identity(&meta);
                 if self.identity != Some(id) {
+                    if !meta.is_file() {
+                        return Err(not_a_log(&meta));
+                    }
+                    // Checked again on the open file: the path may have
+                    // changed since.
+                    let (file, meta) = open_log(&self.path)?;
                     // Rotated (or created): the old file is finished; its
                     // last unterminated line is complete now.
                     if self.identity.is_some() {
                         self.rotations += 1;
                     }
                     self.flush_partial(on_line);
-                    self.file = Some(File::open(&self.path)?);
-                    self.identity = Some(id);
+                    self.file = Some(file);
+                    self.identity = Some(identity(&meta));
                     self.offset = 0;
-                    total += self.drain(on_line)?;
+                    total += self.drain(on_line, MAX_POLL_BYTES - total)?;
                 } else if meta.len() < self.offset {
                     // Truncated in place: start over.
                     self.rotations += 1;
@@ -114,7 +177,7 @@ impl Follower {
                         file.seek(SeekFrom::Start(0))?;
                     }
                     self.offset = 0;
-                    total += self.drain(on_line)?;
+                    total += self.drain(on_line, MAX_POLL_BYTES - total)?;
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -131,14 +194,16 @@ impl Follower {
         self.discarding = false;
     }
 
-    fn drain(&mut self, on_line: &mut dyn FnMut(&[u8])) -> io::Result<u64> {
+    /// Reads up to `limit` bytes from the open file, handing on its lines.
+    fn drain(&mut self, on_line: &mut dyn FnMut(&[u8]), limit: u64) -> io::Result<u64> {
         let Some(file) = self.file.as_mut() else {
             return Ok(0);
         };
         let mut buf = [0u8; 64 * 1024];
         let mut total = 0u64;
-        loop {
-            let n = match file.read(&mut buf) {
+        while total < limit {
+            let want = buf.len().min((limit - total) as usize);
+            let n = match file.read(&mut buf[..want]) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -221,6 +286,43 @@ mod tests {
         append(&log, "after truncate\n");
         assert_eq!(poll(&mut f), ["after truncate"]);
         assert_eq!(f.rotations, 2);
+    }
+
+    #[test]
+    fn one_poll_reads_a_bounded_amount_and_the_next_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("big.log");
+        let mut f = Follower::new(&log, false).unwrap();
+        let line = "x".repeat(1023) + "\n";
+        let lines = (MAX_POLL_BYTES as usize / line.len()) + 100;
+        append(&log, &line.repeat(lines));
+        let mut seen = 0usize;
+        let first = f.poll(&mut |_| seen += 1).unwrap();
+        assert_eq!(first, MAX_POLL_BYTES);
+        let second = f.poll(&mut |_| seen += 1).unwrap();
+        assert_eq!(first + second, (lines * line.len()) as u64);
+        assert_eq!(seen, lines);
+    }
+
+    #[test]
+    fn a_path_that_turns_into_a_fifo_or_device_is_an_error_not_a_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("error.log");
+        let mut f = Follower::new(&log, false).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &log).unwrap();
+        let e = f.poll(&mut |_| {}).unwrap_err();
+        assert_eq!(e.to_string(), "is a character device, not a log file");
+        std::fs::remove_file(&log).unwrap();
+        let c = std::ffi::CString::new(log.to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = f.poll(&mut |_| {}).unwrap_err();
+        assert_eq!(e.to_string(), "is a FIFO (named pipe), not a log file");
+        assert!(Follower::new(&log, true).is_err());
+        // A regular file in its place is read again.
+        std::fs::remove_file(&log).unwrap();
+        append(&log, "back\n");
+        assert_eq!(poll(&mut f), ["back"]);
     }
 
     #[test]
