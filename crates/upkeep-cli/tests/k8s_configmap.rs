@@ -421,3 +421,68 @@ fn open_file_limit_as_large_as_an_i64_derives_worker_connections_without_overflo
         "{r002:#}"
     );
 }
+
+#[test]
+fn a_configmap_on_one_long_line_is_read_in_time_proportional_to_its_length() {
+    // Every key of a flow mapping on one line used to be placed by counting
+    // from the start of the line: 20,000 keys (300 KB) took minutes.
+    let keys: Vec<String> = (0..40_000).map(|i| format!("k{i}: \"{i}\"")).collect();
+    let yaml = format!(
+        "{{kind: ConfigMap, data: {{{}, upstream-keepalive-timeout: \"30\"}}}}\n",
+        keys.join(", ")
+    );
+    let cm = Manifest::new(&yaml);
+    let settings = cm.path.with_file_name("upkeep.toml");
+    std::fs::write(&settings, "").unwrap();
+    let mut child = common::KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_upkeep"))
+            .args(["check", "--format", "json", "--k8s-configmap", cm.path()])
+            .arg("--config-file")
+            .arg(&settings)
+            .args(["--backend", "upstream_balancer=idle=5s"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Generous for a loaded machine; the quadratic count took far longer.
+    let done = common::wait_for(
+        std::time::Duration::from_secs(120),
+        std::time::Duration::from_millis(50),
+        || child.0.try_wait().unwrap().is_some(),
+    );
+    assert!(done, "check of a {} byte line did not finish", yaml.len());
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(child.0.stdout.as_mut().unwrap(), &mut out).unwrap();
+    let json: Value = serde_json::from_slice(&out).unwrap();
+    let f = &findings(&json)[0];
+    assert_eq!(f["rule"], "U007", "{json:#}");
+    // The finding still points at the key, far along the line.
+    let col = yaml.find("upstream-keepalive-timeout").unwrap() as u64 + 1;
+    assert_eq!(
+        (f["line"].as_u64(), f["column"].as_u64()),
+        (Some(1), Some(col))
+    );
+}
+
+#[test]
+fn fix_of_a_flow_mapping_over_several_lines_names_the_key_to_add() {
+    // A new line inside `{ … }` without a comma is not YAML: the key is
+    // printed to add, as for a one-line flow mapping.
+    let cm = Manifest::new(&format!(
+        "{HEADER}data: {{\n  keep-alive: \"75\",\n  use-gzip: \"true\"}}\n"
+    ));
+    let out = upkeep(&[
+        "fix",
+        "--k8s-configmap",
+        cm.path(),
+        "--backend",
+        "shop-web-8000=gunicorn",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        stdout,
+        "# add under the ConfigMap's `data:`:\n  upstream-keepalive-timeout: \"1\"    # U007 upstream-idle-outlives-backend\n"
+    );
+}

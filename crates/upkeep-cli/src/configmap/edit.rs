@@ -65,9 +65,13 @@ pub fn apply(file: &SourceFile, cm: &ConfigMap, changes: &[KeyChange]) -> Edited
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
     let mut unplaced = Vec::new();
     // New keys go on lines of their own just before the first entry of a
-    // block mapping, at its indentation. A flow mapping (`data: {a: "1"}`)
-    // or an empty `data:` is left to the user.
-    let first = cm.data.values().min_by_key(|e| e.span.start);
+    // block mapping, at its indentation. A flow mapping (`data: {a: "1"}`,
+    // on one line or several) or an empty `data:` is left to the user.
+    let first = cm
+        .data
+        .values()
+        .filter(|_| cm.data_is_block)
+        .min_by_key(|e| e.span.start);
     let insert_at = first.and_then(|e| {
         let line = file.line_of(e.span.start);
         let line_start = file.line_start(line) as usize;
@@ -154,6 +158,8 @@ mod tests {
     fn flow_or_empty_data_leaves_new_keys_to_the_user() {
         for text in [
             "kind: ConfigMap\ndata: {keep-alive: \"60\"}\n",
+            "kind: ConfigMap\ndata: {\n  keep-alive: \"60\",\n  use-gzip: \"true\"}\n",
+            "kind: ConfigMap\ndata:\n  {\n    keep-alive: \"60\"\n  }\n",
             "kind: ConfigMap\ndata:\n",
             "kind: ConfigMap\n",
         ] {

@@ -66,6 +66,9 @@ pub struct ConfigMap {
     pub kind_span: Span,
     /// The `data:` key, when there is one.
     pub data_span: Option<Span>,
+    /// `data:` is a block mapping (one key per line), not a flow mapping
+    /// (`{a: "1", b: "2"}`, which may also span lines).
+    pub data_is_block: bool,
     pub data: BTreeMap<String, Entry>,
 }
 
@@ -119,15 +122,56 @@ impl Node {
     }
 }
 
-/// Byte offset of a parser marker (its line is 1-based, its column a
-/// 0-based count of characters).
-fn offset(file: &SourceFile, mark: &Marker) -> u32 {
-    let line = mark.line().max(1) as u32;
-    let start = file.line_start(line);
-    let text = file.line_bytes(line);
-    let text = String::from_utf8_lossy(text);
-    let bytes: usize = text.chars().take(mark.col()).map(char::len_utf8).sum();
-    (start as usize + bytes).min(file.text.len()) as u32
+/// Byte offsets of parser markers (a marker's line is 1-based, its column
+/// a 0-based count of characters). Markers come in file order, so the
+/// count resumes from the last one on the same line: a file of one long
+/// line (a flow mapping of thousands of keys) costs its length once, not
+/// once per key.
+struct Places<'f> {
+    file: &'f SourceFile,
+    /// Line, column and byte offset of the last marker placed.
+    last: std::cell::Cell<(u32, usize, usize)>,
+}
+
+impl<'f> Places<'f> {
+    fn new(file: &'f SourceFile) -> Places<'f> {
+        Places {
+            file,
+            last: std::cell::Cell::new((0, 0, 0)),
+        }
+    }
+
+    fn offset(&self, mark: &Marker) -> u32 {
+        let line = mark.line().max(1) as u32;
+        let start = self.file.line_start(line) as usize;
+        let text = self.file.line_bytes(line);
+        let (last_line, last_col, last_byte) = self.last.get();
+        let (mut col, mut byte) = if last_line == line && last_col <= mark.col() {
+            (last_col, last_byte)
+        } else {
+            (0, start)
+        };
+        // The whole file is UTF-8 (checked before parsing): a character's
+        // length is read from its first byte.
+        let end = start + text.len();
+        while col < mark.col() && byte < end {
+            byte += utf8_len(self.file.text[byte]);
+            col += 1;
+        }
+        let byte = byte.min(end);
+        self.last.set((line, col, byte));
+        byte.min(self.file.text.len()) as u32
+    }
+}
+
+/// Length of the UTF-8 sequence that starts with `first`.
+fn utf8_len(first: u8) -> usize {
+    match first {
+        0xf0..=0xff => 4,
+        0xe0..=0xef => 3,
+        0xc0..=0xdf => 2,
+        _ => 1,
+    }
 }
 
 /// Where a scalar's source text ends on its first line: after the closing
@@ -191,6 +235,7 @@ fn scalar_end(file: &SourceFile, start: u32, style: TScalarStyle) -> u32 {
 /// Builds the documents' trees from the parser's events, without recursion.
 struct Builder<'f> {
     file: &'f SourceFile,
+    places: Places<'f>,
     /// Open collections: the node and, for a mapping, a key waiting for
     /// its value.
     stack: Vec<(Node, Option<Node>)>,
@@ -216,7 +261,7 @@ fn count_nodes(node: &Node) -> usize {
 
 impl Builder<'_> {
     fn span_at(&self, mark: &Marker) -> Span {
-        let at = offset(self.file, mark);
+        let at = self.places.offset(mark);
         Span::new(FileId(0), at, at)
     }
 
@@ -236,7 +281,7 @@ impl Builder<'_> {
     fn event(&mut self, event: Event, mark: Marker) -> Result<(), ManifestError> {
         match event {
             Event::Scalar(value, style, anchor, _) => {
-                let start = offset(self.file, &mark);
+                let start = self.places.offset(&mark);
                 let end = scalar_end(self.file, start, style);
                 let node = Node::Scalar {
                     value,
@@ -318,6 +363,7 @@ fn documents(file: &SourceFile) -> Result<Vec<Node>, ManifestError> {
     })?;
     let mut builder = Builder {
         file,
+        places: Places::new(file),
         stack: Vec::new(),
         anchors: BTreeMap::new(),
         open_anchors: Vec::new(),
@@ -327,7 +373,7 @@ fn documents(file: &SourceFile) -> Result<Vec<Node>, ManifestError> {
     let mut parser = Parser::new_from_str(text);
     loop {
         let (event, mark) = parser.next_token().map_err(|e| {
-            let at = offset(file, e.marker());
+            let at = builder.places.offset(e.marker());
             ManifestError::at(
                 Span::new(FileId(0), at, at),
                 format!("invalid YAML: {}", e.info()),
@@ -483,6 +529,7 @@ pub fn read(file: &SourceFile) -> Result<ConfigMap, ManifestError> {
         name: name_of(node),
         kind_span,
         data_span: None,
+        data_is_block: false,
         data: BTreeMap::new(),
     };
     let Some((data_key, data)) = node.get("data") else {
@@ -490,7 +537,11 @@ pub fn read(file: &SourceFile) -> Result<ConfigMap, ManifestError> {
     };
     cm.data_span = Some(data_key.span());
     let entries = match data {
-        Node::Map { entries, .. } => entries,
+        Node::Map { entries, span } => {
+            // A flow mapping's place is its `{`.
+            cm.data_is_block = file.text.get(span.start as usize) != Some(&b'{');
+            entries
+        }
         // `data:` with nothing after it: no keys.
         Node::Scalar { value, style, .. } if value.is_empty() && *style == TScalarStyle::Plain => {
             return Ok(cm)
