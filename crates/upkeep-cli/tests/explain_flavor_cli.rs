@@ -338,3 +338,62 @@ fn flavor_nginx_in_upkeep_toml_names_the_server_as_the_flag_does() {
         serde_json::from_slice::<Value>(&flag_rules.stdout).unwrap()
     );
 }
+
+#[test]
+fn a_version_with_anything_but_numbers_is_refused_not_cut_short() {
+    // `1.29,7` used to be read as 1.29.0: the doc then spoke of a server
+    // without 1.29.7's upstream keep-alive default.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nginx.conf"), "events {}\n").unwrap();
+    for bad in [
+        "1.29,7",
+        "1..29",
+        "1.29.7rc1",
+        "1.29\u{1b}[31m",
+        "1.2.3.4",
+        "",
+    ] {
+        for args in [
+            vec!["explain", "U001", "--nginx-version", bad],
+            vec!["rules", "--nginx-version", bad],
+            vec!["check", "--nginx-version", bad, "nginx.conf"],
+        ] {
+            let out = upkeep_in(dir.path(), &args);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{args:?}: {}",
+                text(&out.stdout)
+            );
+            assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out.stdout));
+            let shown = format!("{:?}", bad.trim());
+            let expected = format!(
+                "error: --nginx-version: invalid nginx version {}: expected MAJOR.MINOR.PATCH such as 1.28.0\n",
+                shown.replace('\u{1b}', "\u{241b}")
+            );
+            assert_eq!(text(&out.stderr), expected, "{args:?}");
+        }
+    }
+    // The same in upkeep.toml.
+    std::fs::write(
+        dir.path().join("upkeep.toml"),
+        "nginx_version = \"1.29,7\"\n",
+    )
+    .unwrap();
+    let out = upkeep_in(dir.path(), &["explain", "U001"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains(
+            "invalid nginx version \"1.29,7\": expected MAJOR.MINOR.PATCH such as 1.28.0"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    // What people type still works.
+    std::fs::remove_file(dir.path().join("upkeep.toml")).unwrap();
+    for good in ["1.29.7", "1.29", "nginx/1.29.7"] {
+        let out = upkeep_in(dir.path(), &["explain", "U001", "--nginx-version", good]);
+        assert_eq!(out.status.code(), Some(0), "{good}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("On nginx 1.29."), "{good}");
+    }
+}

@@ -53,6 +53,32 @@ impl NginxVersion {
         })
     }
 
+    /// Parses a version someone typed (`--nginx-version`, upkeep.toml):
+    /// `1.28.0`, `1.28` or `nginx/1.28.0`, and nothing more. Unlike
+    /// [`NginxVersion::parse`], which reads `nginx -v` output, text after the
+    /// numbers or an empty part is an error: `1.29,7` or `1..29` must not be
+    /// judged as 1.29.0.
+    pub fn parse_given(s: &str) -> Result<NginxVersion, String> {
+        let v = NginxVersion::parse(s)?;
+        let t = s.trim();
+        let lower = t.to_ascii_lowercase();
+        let numbers = ["nginx/", "freenginx/", "angie/"]
+            .iter()
+            .find_map(|p| lower.starts_with(p).then(|| &t[p.len()..]))
+            .unwrap_or(t);
+        let parts: Vec<&str> = numbers.split('.').collect();
+        let exact = (2..=3).contains(&parts.len())
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if !exact {
+            return Err(format!(
+                "invalid nginx version {t:?}: expected MAJOR.MINOR.PATCH such as 1.28.0"
+            ));
+        }
+        Ok(v)
+    }
+
     /// The version assumed when none is given or detected: 1.28.0, the last
     /// stable branch before upstream keep-alive became the default (RULES.md).
     pub const DEFAULT_ASSUMED: NginxVersion = NginxVersion::new(1, 28, 0);
@@ -136,6 +162,47 @@ mod tests {
         assert!(NginxVersion::parse("one").is_err());
         assert!(NginxVersion::parse("1").is_err());
         assert!(NginxVersion::parse("1.2.3.4").is_err());
+    }
+
+    #[test]
+    fn a_typed_version_is_only_numbers() {
+        for ok in [
+            "1.28.0",
+            " 1.29.7 ",
+            "1.29",
+            "nginx/1.22.1",
+            "Angie/1.12.1",
+            "freenginx/1.29.1",
+        ] {
+            assert!(NginxVersion::parse_given(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            NginxVersion::parse_given("nginx/1.22.1"),
+            Ok(NginxVersion::new(1, 22, 1))
+        );
+        for bad in [
+            "1.29,7",
+            "1..29",
+            "1.29.",
+            ".1.29",
+            "1.25.0rc1",
+            "1.25.x",
+            "1.2\u{1b}[31m",
+            "1.22.1 (Debian)",
+            "nginx version: nginx/1.22.1",
+            "1.2.3.4",
+            "",
+            "99999999999.0.0",
+        ] {
+            assert!(NginxVersion::parse_given(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            NginxVersion::parse_given("1.29,7"),
+            Err(
+                "invalid nginx version \"1.29,7\": expected MAJOR.MINOR.PATCH such as 1.28.0"
+                    .into()
+            )
+        );
     }
 
     #[test]

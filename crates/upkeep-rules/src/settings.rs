@@ -129,7 +129,7 @@ pub fn apply_toml(opts: &mut CheckOptions, toml_text: &str) -> Result<(), String
         match key.as_str() {
             "nginx_version" => {
                 let v = as_str(key, value)?;
-                opts.nginx_version = Some(NginxVersion::parse(v)?);
+                opts.nginx_version = Some(NginxVersion::parse_given(v)?);
                 opts.version_source = VersionSource::Given;
             }
             "flavor" => {
@@ -138,7 +138,12 @@ pub fn apply_toml(opts: &mut CheckOptions, toml_text: &str) -> Result<(), String
             }
             "front" => opts.front_name = Some(as_str(key, value)?.to_string()),
             "front_idle" => opts.front_idle_ms = Some(duration_value(key, value)?),
-            "cpus" => opts.cpus = Some(as_int(key, value)? as u32),
+            "cpus" => {
+                opts.cpus = Some(
+                    u32::try_from(as_int(key, value)?)
+                        .map_err(|_| format!("{key} must be at most {}", u32::MAX))?,
+                )
+            }
             "target_requests" => opts.target_requests = Some(as_int(key, value)?),
             "rules" => {
                 let table = value
@@ -276,7 +281,9 @@ fn as_int(key: &str, v: &toml::Value) -> Result<u64, String> {
 fn duration_value(key: &str, v: &toml::Value) -> Result<u64, String> {
     match v {
         toml::Value::String(s) => parse_duration(s),
-        toml::Value::Integer(i) if *i >= 0 => Ok(*i as u64 * 1000),
+        toml::Value::Integer(i) if *i >= 0 => (*i as u64)
+            .checked_mul(1000)
+            .ok_or_else(|| format!("{key} is too large: {i} seconds")),
         _ => Err(format!("{key} must be a duration such as \"5s\"")),
     }
 }
@@ -367,6 +374,34 @@ fn merge_worst(worst: &mut BackendFacts, next: &BackendFacts) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_too_large_for_their_setting_are_refused() {
+        let mut opts = CheckOptions::default();
+        assert_eq!(
+            apply_toml(&mut opts, "front_idle = 9223372036854775807\n"),
+            Err("front_idle is too large: 9223372036854775807 seconds".into())
+        );
+        assert_eq!(
+            apply_toml(&mut opts, "[backends.app]\nidle = 9223372036854775807\n"),
+            Err(
+                "upkeep.toml: backends.app.idle: idle is too large: 9223372036854775807 seconds"
+                    .into()
+            )
+        );
+        assert_eq!(
+            apply_toml(&mut opts, "cpus = 4294967297\n"),
+            Err("cpus must be at most 4294967295".into())
+        );
+        assert_eq!(opts.cpus, None);
+        apply_toml(
+            &mut opts,
+            "cpus = 4294967295\nfront_idle = 9223372036854775\n",
+        )
+        .unwrap();
+        assert_eq!(opts.cpus, Some(u32::MAX));
+        assert_eq!(opts.front_idle_ms, Some(9_223_372_036_854_775_000));
+    }
 
     #[test]
     fn backend_specs() {

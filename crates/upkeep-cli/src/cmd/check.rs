@@ -418,8 +418,9 @@ pub fn apply_target_flags(
         opts.flavor_given = true;
     }
     if let Some(v) = nginx_version {
-        opts.nginx_version =
-            Some(NginxVersion::parse(v).map_err(|e| anyhow::anyhow!("--nginx-version: {e}"))?);
+        opts.nginx_version = Some(
+            NginxVersion::parse_given(v).map_err(|e| anyhow::anyhow!("--nginx-version: {e}"))?,
+        );
         opts.version_source = VersionSource::Given;
     }
     Ok(opts.flavor_given)
