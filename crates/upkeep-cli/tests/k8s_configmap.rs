@@ -486,3 +486,21 @@ fn fix_of_a_flow_mapping_over_several_lines_names_the_key_to_add() {
         "# add under the ConfigMap's `data:`:\n  upstream-keepalive-timeout: \"1\"    # U007 upstream-idle-outlives-backend\n"
     );
 }
+
+#[test]
+fn a_time_in_seconds_beyond_what_nginx_takes_is_exit_2_at_the_value() {
+    // nginx refuses `keepalive_timeout 9223372036854776s` (tested with the
+    // rendered configuration in the crate's unit tests); the check used to
+    // judge the pool as if the default 60s applied.
+    let (path, stderr) = input_error(&format!(
+        "{HEADER}data:\n  upstream-keepalive-timeout: \"9223372036854775807\"\n"
+    ));
+    assert_eq!(
+        stderr.lines().next().unwrap(),
+        format!("error: {path}:7:31: `upstream-keepalive-timeout` is at most 9223372036854775 (seconds), not `9223372036854775807`: nginx refuses the configuration rendered from it")
+    );
+    let cm = Manifest::new(&format!(
+        "{HEADER}data:\n  keep-alive: \"9223372036854775\"\n"
+    ));
+    assert_ne!(cm.check(&[]).status.code(), Some(2));
+}

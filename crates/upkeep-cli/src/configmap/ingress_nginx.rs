@@ -16,8 +16,10 @@ use super::manifest::{ConfigMap, Entry};
 /// How a key's value is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
-    /// A whole number (Go `int`); the template may append `s`.
+    /// A whole number (Go `int`).
     Int,
+    /// A whole number of seconds: the template appends `s`.
+    Seconds,
     /// nginx time syntax, copied into the directive as is.
     Duration,
     /// `1.0` or `1.1`.
@@ -30,17 +32,22 @@ enum Kind {
     WorkerProcesses,
 }
 
+/// The largest time in seconds nginx takes for a directive kept in
+/// milliseconds (`keepalive_timeout 9223372036854775s`: ngx_parse_time
+/// refuses more, as the maximum integer over 1000; tested against nginx).
+const MAX_SECONDS: i64 = i64::MAX / 1000;
+
 /// The keys read, in the order the template writes them.
 const KEYS: &[(&str, Kind)] = &[
     ("worker-processes", Kind::WorkerProcesses),
     ("max-worker-open-files", Kind::Int),
     ("worker-shutdown-timeout", Kind::Duration),
     ("max-worker-connections", Kind::Int),
-    ("keep-alive", Kind::Int),
+    ("keep-alive", Kind::Seconds),
     ("keep-alive-requests", Kind::Int),
     ("upstream-keepalive-connections", Kind::Int),
     ("upstream-keepalive-time", Kind::Duration),
-    ("upstream-keepalive-timeout", Kind::Int),
+    ("upstream-keepalive-timeout", Kind::Seconds),
     ("upstream-keepalive-requests", Kind::Int),
     ("proxy-http-version", Kind::HttpVersion),
     ("proxy-next-upstream", Kind::NextUpstream),
@@ -157,7 +164,7 @@ fn read_value(key: &str, kind: Kind, text: &str, default: Option<&str>) -> Resul
         None => String::new(),
     };
     match kind {
-        Kind::Int => {
+        Kind::Int | Kind::Seconds => {
             let Some(n) = whole_number(text.trim()).filter(|_| text.trim() == text) else {
                 let hint = match parse_duration(text) {
                     Ok(ms) if ms % 1000 == 0 && text.ends_with(|c: char| c.is_ascii_alphabetic()) => {
@@ -173,6 +180,11 @@ fn read_value(key: &str, kind: Kind, text: &str, default: Option<&str>) -> Resul
             if n < 0 {
                 return Err(format!(
                     "`{key}` cannot be negative (`{text}`): nginx refuses the configuration rendered from it"
+                ));
+            }
+            if kind == Kind::Seconds && n > MAX_SECONDS {
+                return Err(format!(
+                    "`{key}` is at most {MAX_SECONDS} (seconds), not `{text}`: nginx refuses the configuration rendered from it"
                 ));
             }
             Ok(n.to_string())
@@ -613,7 +625,18 @@ mod tests {
             "  {}\n",
             "  upstream-keepalive-connections: \"16\"\n  upstream-keepalive-timeout: \"30\"\n  upstream-keepalive-time: \"30m\"\n  upstream-keepalive-requests: \"500\"\n  keep-alive: \"90\"\n  keep-alive-requests: \"2000\"\n  proxy-next-upstream: \"error timeout http_502\"\n  retry-non-idempotent: \"true\"\n  worker-processes: \"2\"\n  max-worker-open-files: \"4096\"\n  max-worker-connections: \"0\"\n  worker-shutdown-timeout: \"10s\"\n  proxy-http-version: \"1.0\"\n",
             "  upstream-keepalive-connections: \"0\"\n  keep-alive: \"0\"\n",
+            // The largest times in seconds nginx takes.
+            "  keep-alive: \"9223372036854775\"\n  upstream-keepalive-timeout: \"9223372036854775\"\n",
         ];
+        // One second more is refused by nginx, and so by the rendering.
+        let over = "  keep-alive: \"9223372036854776\"\n  upstream-keepalive-timeout: \"9223372036854776\"\n";
+        let refused = render(&configmap(over), &[]).unwrap_err();
+        assert_eq!(
+            refused[0].message,
+            "`keep-alive` is at most 9223372036854775 (seconds), not `9223372036854776`: nginx refuses the configuration rendered from it"
+        );
+        assert_eq!(refused.len(), 2);
+        let mut nginx_refuses = false;
         for data in cases {
             let r = render(
                 &configmap(data),
@@ -643,6 +666,25 @@ mod tests {
                 .unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(out.status.success(), "{data}\n{text}\n{stderr}");
+            if data.contains("9223372036854775") {
+                let text = text.replace("9223372036854775s", "9223372036854776s");
+                std::fs::write(&conf, &text).unwrap();
+                let out = std::process::Command::new(nginx)
+                    .arg("-t")
+                    .arg("-p")
+                    .arg(format!("{}/", dir.path().display()))
+                    .args(["-e", "stderr", "-c"])
+                    .arg(&conf)
+                    .output()
+                    .unwrap();
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert!(
+                    !out.status.success() && stderr.contains("invalid value"),
+                    "{text}\n{stderr}"
+                );
+                nginx_refuses = true;
+            }
         }
+        assert!(nginx_refuses);
     }
 }

@@ -361,6 +361,16 @@ fn documents(file: &SourceFile) -> Result<Vec<Node>, ManifestError> {
             "not UTF-8 text (a YAML file is UTF-8)",
         )
     })?;
+    // YAML ends a line at a carriage return alone, upkeep's places only at
+    // a line feed: what it reported in such a file would point elsewhere.
+    if let Some(at) = (0..file.text.len())
+        .find(|&i| file.text[i] == b'\r' && file.text.get(i + 1) != Some(&b'\n'))
+    {
+        return Err(ManifestError::at(
+            Span::new(FileId(0), at as u32, at as u32),
+            "a carriage return without a line feed (old Mac line ends): convert the line ends to LF or CRLF",
+        ));
+    }
     let mut builder = Builder {
         file,
         places: Places::new(file),
@@ -681,6 +691,14 @@ mod tests {
         );
         assert!(read(&file(&deep)).is_err());
         assert!(read(&file("")).is_err());
+        let f = file("kind: ConfigMap\r\ndata:\r  keep-alive: \"75\"\r");
+        let e = read(&f).unwrap_err();
+        assert_eq!(place(&f, e.span), (2, 6));
+        assert!(e
+            .message
+            .starts_with("a carriage return without a line feed"));
+        let f = file("kind: ConfigMap\r\ndata:\r\n  keep-alive: \"75\"\r\n");
+        assert_eq!(read(&f).unwrap().data["keep-alive"].value, "75");
         assert!(read(&file("just text")).is_err());
     }
 
