@@ -504,3 +504,27 @@ fn a_time_in_seconds_beyond_what_nginx_takes_is_exit_2_at_the_value() {
     ));
     assert_ne!(cm.check(&[]).status.code(), Some(2));
 }
+
+#[test]
+fn fix_diff_of_a_crlf_configmap_keeps_its_line_ends_so_patch_applies_it() {
+    let yaml =
+        format!("{HEADER}data:\n  upstream-keepalive-timeout: \"30\"\n").replace('\n', "\r\n");
+    let cm = Manifest::new(&yaml);
+    let out = upkeep(&[
+        "fix",
+        "--k8s-configmap",
+        cm.path(),
+        "--backend",
+        "shop-web-8000=gunicorn",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let diff = text(&out.stdout);
+    assert!(
+        diff.contains(
+            "\n-  upstream-keepalive-timeout: \"30\"\r\n+  upstream-keepalive-timeout: \"1\"\r\n"
+        ),
+        "{diff:?}"
+    );
+    // Nothing else changed: the diff's lines are the file's bytes.
+    assert!(!diff.contains('\u{240d}'), "{diff:?}");
+}

@@ -92,14 +92,18 @@ pub fn check_rule_names(rules: &[String]) -> anyhow::Result<()> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     check_rule_names(&args.rules)?;
     if let Some(path) = &args.k8s_configmap {
-        let color = args.color.enabled(std::io::stdout().is_terminal());
+        let to_terminal = std::io::stdout().is_terminal();
+        let color = args.color.enabled(to_terminal);
         return match crate::configmap::fix(path, &args.input, &args.rules, color) {
             Ok((text, changed)) => {
-                // A coloured diff is escaped already.
-                if color {
-                    print!("{text}");
-                } else {
+                // As for a configuration's diff: a coloured one is escaped
+                // already, an uncoloured one on a terminal is escaped here,
+                // and one going to a file or a pipe keeps its bytes (the
+                // `\r` of CRLF lines) so that `patch` applies it.
+                if to_terminal && !color {
                     print!("{}", terminal_safe(&text));
+                } else {
+                    print!("{text}");
                 }
                 Ok(if changed {
                     ExitCode::from(EXIT_FINDINGS)
