@@ -229,3 +229,57 @@ fn a_file_with_a_byte_order_mark_is_an_error_and_fix_leaves_it_alone() {
     }
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), original);
 }
+
+#[test]
+fn counts_and_times_beyond_what_nginx_takes_do_not_overflow_a_rule() {
+    // nginx refuses these numbers (its integers stop at 2^63 - 1), but
+    // `check` and `fix` read configurations nginx may never have seen:
+    // R002's sum of pools and C003's margin over the front's idle timeout
+    // panicked on them.
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        "events { worker_connections 18446744073709551615; }\nhttp {\n    upstream a { server 127.0.0.1:8000; keepalive 18446744073709551615; }\n    upstream b { server 127.0.0.1:8001; keepalive 9223372036854775807; }\n    server {\n        listen 127.0.0.1:80;\n        location /a { proxy_pass http://a; proxy_http_version 1.1; proxy_set_header Connection \"\"; }\n        location /b { proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection \"\"; }\n    }\n}\n",
+    )
+    .unwrap();
+    let settings = dir.path().join("upkeep.toml");
+    std::fs::write(&settings, "").unwrap();
+    let conf = conf.to_str().unwrap();
+    let settings = settings.to_str().unwrap();
+    for command in ["check", "fix"] {
+        let out = upkeep_bounded(
+            &[
+                command,
+                conf,
+                "--config-file",
+                settings,
+                "--front-idle",
+                "18446744073709551s",
+            ],
+            None,
+        );
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{command}: {stderr}");
+        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
+    }
+    let out = upkeep_bounded(
+        &["check", conf, "--config-file", settings, "--format", "json"],
+        None,
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r002 = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "R002")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    // The exact sum, 2^64 - 1 + 2^63 - 1, doubled.
+    assert!(
+        r002["message"]
+            .as_str()
+            .unwrap()
+            .contains("(55340232221128654844 needed with their clients)"),
+        "{r002:#}"
+    );
+}

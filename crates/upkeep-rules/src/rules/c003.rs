@@ -58,7 +58,9 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         return Vec::new();
     };
     let margin = (front_ms / 10).clamp(1000, 20_000);
-    let wanted = format_duration(front_ms + margin);
+    // A front idle timeout given as the largest duration upkeep reads
+    // (u64 milliseconds) has no room for the margin.
+    let wanted = format_duration(front_ms.saturating_add(margin));
     let mut out = Vec::new();
     let mut explicit: BTreeMap<(u32, u32), Vec<usize>> = BTreeMap::new();
     let mut defaulted: Vec<usize> = Vec::new();

@@ -77,7 +77,8 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
     if conns <= limit {
         return Vec::new();
     }
-    let wanted = conns * 2;
+    // u128: twice a count nginx would refuse must not overflow.
+    let wanted = u128::from(conns) * 2;
     vec![INFO
         .finding(format!(
             "`worker_connections {conns}` exceeds `worker_rlimit_nofile {limit}`: under load workers fail with \"Too many open files\""
@@ -106,7 +107,8 @@ fn inherited_limit(ctx: &Ctx, wc: &upkeep_syntax::Directive) -> Vec<Finding> {
     ctx.assume(format!(
         "{ASSUMPTION_PREFIX}: nginx keeps the open-file limit it was started with, taken to be {limit} (the soft limit of a systemd service without LimitNOFILE=); `upkeep doctor` reads the real one"
     ));
-    let wanted = conns * 2;
+    // u128: twice a count nginx would refuse must not overflow.
+    let wanted = u128::from(conns) * 2;
     let line = format!("worker_rlimit_nofile {wanted};");
     let mut f = INFO
         .finding(format!(

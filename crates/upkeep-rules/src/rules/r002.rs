@@ -57,7 +57,10 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         },
         None => 512,
     };
-    let mut pooled = 0u64;
+    // Sums in u128: `keepalive` takes any count nginx's integer parsing
+    // takes (up to 2^63 - 1 per upstream), and twice their sum must not
+    // overflow.
+    let mut pooled = 0u128;
     let mut used = Vec::new();
     for (uid, up) in ctx.model.upstreams.iter().enumerate() {
         let size = up.pool(ctx.version).size();
@@ -66,12 +69,12 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             .routes_to(uid)
             .any(|r| ctx.model.route(r).protocol.can_keep_alive());
         if size > 0 && reached {
-            pooled += size;
+            pooled += u128::from(size);
             used.push(up);
         }
     }
     let needed = pooled * 2;
-    if pooled == 0 || conns >= needed {
+    if pooled == 0 || u128::from(conns) >= needed {
         return Vec::new();
     }
     let primary = match wc {
