@@ -421,8 +421,9 @@ fn report(run: &FixRun<RoundFiles>, base: &str, unsafe_fixes: bool) {
     let left = run.last.findings.len();
     if left > 0 {
         eprintln!(
-            "{left} finding{} left that need a decision (`upkeep check` shows them)",
-            plural(left)
+            "{left} finding{} left that need{} a decision (`upkeep check` shows them)",
+            plural(left),
+            if left == 1 { "s" } else { "" }
         );
     }
 }
