@@ -197,11 +197,8 @@ fn dedupe(ctx: &Ctx, findings: &mut Vec<Finding>) {
         }
     }
     drop(seen);
-    let mut index = 0;
-    findings.retain(|_| {
-        index += 1;
-        keep[index - 1]
-    });
+    let mut keep = keep.into_iter();
+    findings.retain(|_| keep.next().unwrap_or(true));
     let mut fixes_seen: std::collections::BTreeMap<Vec<upkeep_diag::Edit>, String> =
         std::collections::BTreeMap::new();
     for f in findings.iter_mut() {
