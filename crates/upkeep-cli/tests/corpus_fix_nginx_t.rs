@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{installed, text, upkeep};
+use common::{installed, is_root, text, upkeep};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -110,7 +110,7 @@ fn fixed_corpus_configs_still_pass_nginx_t() {
     let Some(nginx) = installed("nginx", "nginx") else {
         return;
     };
-    if !nix_is_root() {
+    if !is_root() {
         eprintln!("SKIPPED: needs root for a private mount namespace");
         assert!(std::env::var_os("CI").is_none(), "CI runs as root");
         return;
@@ -206,12 +206,4 @@ fn fixed_corpus_configs_still_pass_nginx_t() {
         "the test fixes something: {changed_safe} and {changed_unsafe} configurations changed"
     );
     assert!(broken.is_empty(), "{}", broken.join("\n\n"));
-}
-
-fn nix_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| text(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }

@@ -385,15 +385,7 @@ fn a_status_page_that_never_answers_is_reported_as_timed_out() {
 fn probe_measures_the_idle_timeout_of_an_unrecognised_backend() {
     let backend = common::idle_closing_backend(Duration::from_secs(1), 64);
     let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "events {{}}\nhttp {{\n    upstream app {{\n        server {backend};\n        keepalive 8;\n    }}\n    server {{\n        listen 127.0.0.1:{};\n        location / {{\n            proxy_http_version 1.1;\n            proxy_set_header Connection \"\";\n            proxy_pass http://app;\n        }}\n    }}\n}}\n",
-            free_port().unwrap()
-        ),
-    )
-    .unwrap();
+    let conf = common::write_pooled_proxy_config(dir.path(), backend);
     let out = upkeep()
         .args(["doctor", "--format", "json", "--sample", "200ms"])
         .args([

@@ -65,8 +65,7 @@ fn get(port: u16) {
 
 #[test]
 fn the_unit_s_capabilities_are_what_the_exporter_needs() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !common::is_root() {
         eprintln!("SKIPPED: needs root (to run nginx's master as root and upkeep as nobody)");
         return;
     }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{binary_for_nobody, text, upkeep, wait_until};
+use common::{binary_for_nobody, is_root, text, upkeep, wait_until};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -36,11 +36,6 @@ fn extra_files(dir: &Path) -> Vec<String> {
     }
     out.sort();
     out
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// A directory holding an `nginx` that runs the real one at once the first

@@ -249,13 +249,9 @@ fn check_json_with_path(dir: &Path, conf: &str, extra: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)))
 }
 
-/// `flavor = "nginx"` in upkeep.toml is a choice, as `--flavor nginx` is,
-/// not the same as leaving the key out: the version of a freenginx binary
-/// found on this host is not taken for it. The `nginx` on PATH stands in
-/// for a freenginx build and only answers `-v` (as freenginx prints it);
-/// nothing else runs it.
-#[test]
-fn flavor_nginx_in_upkeep_toml_is_not_replaced_by_the_binary_on_this_host() {
+/// A directory holding an `nginx` that answers only `-v`, as a freenginx
+/// 1.29.7 build prints it, to put first on PATH.
+fn freenginx_on_path() -> tempfile::TempDir {
     use std::os::unix::fs::PermissionsExt;
     let bin = tempfile::tempdir().unwrap();
     let script = bin.path().join("nginx");
@@ -265,6 +261,17 @@ fn flavor_nginx_in_upkeep_toml_is_not_replaced_by_the_binary_on_this_host() {
     )
     .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+/// `flavor = "nginx"` in upkeep.toml is a choice, as `--flavor nginx` is,
+/// not the same as leaving the key out: the version of a freenginx binary
+/// found on this host is not taken for it. The `nginx` on PATH stands in
+/// for a freenginx build and only answers `-v` (as freenginx prints it);
+/// nothing else runs it.
+#[test]
+fn flavor_nginx_in_upkeep_toml_is_not_replaced_by_the_binary_on_this_host() {
+    let bin = freenginx_on_path();
     let dir = tempfile::tempdir().unwrap();
     let conf = write_conf(dir.path(), NO_KEEPALIVE_LINE);
 
@@ -307,15 +314,7 @@ fn flavor_nginx_in_upkeep_toml_is_not_replaced_by_the_binary_on_this_host() {
 /// finding's note).
 #[test]
 fn a_binary_of_another_flavor_is_named_as_the_reason_for_the_assumed_version() {
-    use std::os::unix::fs::PermissionsExt;
-    let bin = tempfile::tempdir().unwrap();
-    let script = bin.path().join("nginx");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\n[ \"$1\" = -v ] || exit 1\necho 'nginx version: freenginx/1.29.7' >&2\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = freenginx_on_path();
     let dir = tempfile::tempdir().unwrap();
     let conf = write_conf(dir.path(), NO_KEEPALIVE_LINE);
 
@@ -343,6 +342,7 @@ fn a_binary_of_another_flavor_is_named_as_the_reason_for_the_assumed_version() {
     check_forced(&toml, "flavor = \"nginx\" in upkeep.toml");
 
     // Without any binary of another flavor the old reason still holds.
+    use std::os::unix::fs::PermissionsExt;
     let empty = tempfile::tempdir().unwrap();
     std::fs::write(empty.path().join("nginx"), "#!/bin/sh\nexit 1\n").unwrap();
     std::fs::set_permissions(

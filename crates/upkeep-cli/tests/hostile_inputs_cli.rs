@@ -151,8 +151,7 @@ fn a_directory_include_fails_with_its_place_and_exit_2() {
 /// Runs `program args` as `nobody` when this test runs as root (as in CI),
 /// else as the current user, who cannot read a mode-000 file either.
 fn as_unprivileged(program: &Path, args: &[&str]) -> Output {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = common::is_root();
     let mut cmd = if root {
         let mut c = Command::new("setpriv");
         c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])

@@ -637,15 +637,7 @@ async fn doctor_reports_on_a_config_without_a_running_nginx() {
 async fn doctor_probes_backends_when_asked() {
     let backend = common::idle_closing_backend(Duration::from_secs(1), 64);
     let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "events {{}}\nhttp {{\n    upstream app {{\n        server {backend};\n        keepalive 8;\n    }}\n    server {{\n        listen 127.0.0.1:{};\n        location / {{\n            proxy_http_version 1.1;\n            proxy_set_header Connection \"\";\n            proxy_pass http://app;\n        }}\n    }}\n}}\n",
-            common::free_port()
-        ),
-    )
-    .unwrap();
+    let conf = common::write_pooled_proxy_config(dir.path(), backend);
     let client = start().await;
     let conf = conf.to_str().unwrap();
     let result = call(

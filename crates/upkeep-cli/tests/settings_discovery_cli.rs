@@ -108,8 +108,7 @@ fn a_settings_file_in_a_world_writable_directory_is_ignored_with_a_warning() {
 
 #[test]
 fn a_settings_file_of_another_user_is_ignored() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !common::is_root() {
         eprintln!("skipped: giving a file to another user needs root");
         return;
     }

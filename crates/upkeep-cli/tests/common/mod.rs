@@ -50,8 +50,15 @@ pub fn text(b: &[u8]) -> String {
 
 /// Answers every request on `s` with `200 ok` (a 2-byte body) until the
 /// peer closes or 5 s pass without a byte.
-pub fn answer_ok_until_closed(mut s: TcpStream) {
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+pub fn answer_ok_until_closed(s: TcpStream) {
+    answer_ok_until_idle(s, Duration::from_secs(5));
+}
+
+/// Answers every request on `s` with `200 ok` (a 2-byte body) until the
+/// peer closes or `idle` passes without a byte; the stream is then dropped,
+/// which closes the connection.
+pub fn answer_ok_until_idle(mut s: TcpStream, idle: Duration) {
+    s.set_read_timeout(Some(idle)).unwrap();
     let mut buf = [0u8; 4096];
     let mut seen = Vec::new();
     while let Ok(n) = s.read(&mut buf) {
@@ -61,7 +68,11 @@ pub fn answer_ok_until_closed(mut s: TcpStream) {
         seen.extend_from_slice(&buf[..n]);
         if seen.windows(4).any(|w| w == b"\r\n\r\n") {
             seen.clear();
-            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .is_err()
+            {
+                break;
+            }
         }
     }
 }
@@ -91,31 +102,27 @@ pub fn idle_closing_backend(idle: Duration, connections: usize) -> SocketAddr {
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
         for _ in 0..connections {
-            let Ok((mut s, _)) = l.accept() else { return };
-            std::thread::spawn(move || {
-                s.set_read_timeout(Some(idle)).unwrap();
-                let mut buf = [0u8; 4096];
-                let mut seen = Vec::new();
-                // A read that times out is the idle limit: the stream is
-                // dropped, which closes the connection.
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    seen.extend_from_slice(&buf[..n]);
-                    if seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                        seen.clear();
-                        if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                            .is_err()
-                        {
-                            break;
-                        }
-                    }
-                }
-            });
+            let Ok((s, _)) = l.accept() else { return };
+            std::thread::spawn(move || answer_ok_until_idle(s, idle));
         }
     });
     addr
+}
+
+/// Writes `dir`/nginx.conf: one upstream pool of `backend` (keepalive 8)
+/// behind a server on a free loopback port, with the proxy settings reuse
+/// needs; its path.
+pub fn write_pooled_proxy_config(dir: &Path, backend: SocketAddr) -> PathBuf {
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "events {{}}\nhttp {{\n    upstream app {{\n        server {backend};\n        keepalive 8;\n    }}\n    server {{\n        listen 127.0.0.1:{};\n        location / {{\n            proxy_http_version 1.1;\n            proxy_set_header Connection \"\";\n            proxy_pass http://app;\n        }}\n    }}\n}}\n",
+            free_port()
+        ),
+    )
+    .unwrap();
+    conf
 }
 
 /// A loopback port nothing listens on (connect() is refused).
@@ -323,6 +330,13 @@ pub fn installed(program: &str, package: &str) -> Option<std::path::PathBuf> {
         eprintln!("SKIPPED: no {program} (install Debian's {package})");
     }
     found
+}
+
+/// Whether the tests run as root (mount namespaces, other users, nginx
+/// masters that switch users need it).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// A loopback port free a moment ago.
