@@ -228,9 +228,29 @@ fn signal(pid: i32, sig: i32) -> io::Result<()> {
     }
 }
 
+/// Whether the process still runs. A zombie does not: the daemonized
+/// master is a child of init, and an exited one stays a zombie until init
+/// reaps it, which some inits do only every second or so. Its sockets and
+/// files are already closed, so waiting for the reaping only slows every
+/// stop down.
 fn alive(pid: i32) -> bool {
     // SAFETY: signal 0 only checks for existence.
-    unsafe { libc::kill(pid, 0) == 0 }
+    if unsafe { libc::kill(pid, 0) } != 0 {
+        return false;
+    }
+    !is_zombie(pid)
+}
+
+/// The state field of /proc/PID/stat is `Z` (it follows the command name,
+/// which is in parentheses and may itself contain spaces or parentheses).
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
 }
 
 /// A port on 127.0.0.1 that was free a moment ago (bind to port 0, read it,
