@@ -85,6 +85,7 @@ fn serve(mut stream: TcpStream, id: usize, seen: Seen, close_second: bool) {
         let head = String::from_utf8_lossy(&buf[..end]).into_owned();
         buf.drain(..end);
         let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+        let http_1_0 = head.split_whitespace().nth(2) == Some("HTTP/1.0");
         let connection = head
             .lines()
             .find_map(|l| {
@@ -92,7 +93,10 @@ fn serve(mut stream: TcpStream, id: usize, seen: Seen, close_second: bool) {
                     .filter(|(k, _)| k.eq_ignore_ascii_case("connection"))
             })
             .map(|(_, v)| v.trim().to_ascii_lowercase());
-        let close = connection.as_deref() == Some("close");
+        // As an HTTP/1.1 server must: an HTTP/1.0 request keeps its
+        // connection only when it asks to.
+        let close = connection.as_deref() == Some("close")
+            || (http_1_0 && connection.as_deref() != Some("keep-alive"));
         seen.lock().unwrap().push((id, path, connection));
         if close_second && n == 1 {
             return; // FIN instead of a response
@@ -428,4 +432,240 @@ fn u012_finding_and_fix_match_a_real_nginx() {
     );
     let after = statuses(&fixed);
     assert_eq!(after, vec!["HTTP/1.1 200 OK", "HTTP/1.1 200 OK"], "{fixed}");
+}
+
+/// A configuration level the generated configs place directives at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Level {
+    Http,
+    Server,
+    /// `location /p/`.
+    Outer,
+    /// `location /p/q/`, nested in the outer one (only in nested configs).
+    Inner,
+}
+
+/// How the generated route names its backend.
+#[derive(Clone, Copy, Debug)]
+enum PassTo {
+    /// `upstream app { server …; keepalive 8; }`
+    Pool,
+    /// `upstream app { server …; }`
+    NoPool,
+    /// `upstream app { keepalive 8; least_conn; server …; }`
+    BalancerAfterKeepalive,
+    /// `upstream app { least_conn; server …; keepalive 8; }`
+    BalancerBeforeKeepalive,
+    /// `proxy_pass http://127.0.0.1:PORT;`
+    Literal,
+    /// `set $target app; proxy_pass http://$target;` to the pooled upstream.
+    VariableNamingPool,
+}
+
+/// A small deterministic generator (xorshift64*), so that every run
+/// checks the same configs and a failure names a reproducible seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
+    }
+}
+
+/// One generated config: the directives that decide upstream connection
+/// reuse (`proxy_http_version`, the `proxy_set_header` lists with their
+/// all-or-nothing inheritance, the upstream's pool and balancer order,
+/// how `proxy_pass` names the backend) spread at random over the levels
+/// http > server > location > nested location. Returns the text and the
+/// path whose requests reach the route.
+fn generate_reuse_config(rng: &mut Rng, backend: u16, port: u16, temp: &str) -> (String, String) {
+    use Level::*;
+    let nested = rng.below(2) == 1;
+    let levels: &[Level] = if nested {
+        &[Http, Server, Outer, Inner]
+    } else {
+        &[Http, Server, Outer]
+    };
+    let mut placed: Vec<(Level, String)> = Vec::new();
+    let mut place = |rng: &mut Rng, line: &dyn Fn(&mut Rng) -> String| {
+        // Zero, one or two levels, each at most once.
+        let mut used: Vec<Level> = Vec::new();
+        for _ in 0..rng.pick(&[0, 1, 1, 1, 2]) {
+            let level = rng.pick(levels);
+            if !used.contains(&level) {
+                used.push(level);
+                let text = line(rng);
+                placed.push((level, text));
+            }
+        }
+    };
+    place(rng, &|rng| {
+        format!(
+            "proxy_http_version {};",
+            rng.pick(&["1.1", "1.1", "1.1", "1.0"])
+        )
+    });
+    place(rng, &|rng| {
+        format!(
+            "proxy_set_header Connection {};",
+            rng.pick(&[
+                "\"\"",
+                "\"\"",
+                "\"\"",
+                "keep-alive",
+                "close",
+                "$connection_close_map",
+                "$connection_keep_map",
+            ])
+        )
+    });
+    place(rng, &|rng| {
+        format!("proxy_set_header X-Extra-{} 1;", rng.below(2))
+    });
+    let at = |level: Level| -> String {
+        placed
+            .iter()
+            .filter(|(l, _)| *l == level)
+            .map(|(_, text)| format!("{text}\n"))
+            .collect()
+    };
+    let pass_to = rng.pick(&[
+        PassTo::Pool,
+        PassTo::Pool,
+        PassTo::Pool,
+        PassTo::NoPool,
+        PassTo::BalancerAfterKeepalive,
+        PassTo::BalancerBeforeKeepalive,
+        PassTo::Literal,
+        PassTo::VariableNamingPool,
+    ]);
+    let server_line = format!("server 127.0.0.1:{backend};");
+    let upstream = match pass_to {
+        PassTo::Pool | PassTo::VariableNamingPool => {
+            format!("upstream app {{\n{server_line}\nkeepalive 8;\n}}\n")
+        }
+        PassTo::NoPool => format!("upstream app {{\n{server_line}\n}}\n"),
+        PassTo::BalancerAfterKeepalive => {
+            format!("upstream app {{\nkeepalive 8;\nleast_conn;\n{server_line}\n}}\n")
+        }
+        PassTo::BalancerBeforeKeepalive => {
+            format!("upstream app {{\nleast_conn;\n{server_line}\nkeepalive 8;\n}}\n")
+        }
+        PassTo::Literal => String::new(),
+    };
+    let pass = match pass_to {
+        PassTo::Literal => format!("proxy_pass http://127.0.0.1:{backend};\n"),
+        PassTo::VariableNamingPool => "set $target app;\nproxy_pass http://$target;\n".to_string(),
+        _ => "proxy_pass http://app;\n".to_string(),
+    };
+    let (route, path) = if nested {
+        (
+            format!("location /p/q/ {{\n{}{pass}}}\n", at(Inner)),
+            "/p/q/",
+        )
+    } else {
+        (pass, "/p/")
+    };
+    let text = format!(
+        "events {{}}\nhttp {{\naccess_log off;\n{temp}\n\
+         map $http_upgrade $connection_close_map {{\ndefault upgrade;\n'' close;\n}}\n\
+         map $http_upgrade $connection_keep_map {{\ndefault upgrade;\n'' \"\";\n}}\n\
+         {upstream}{}server {{\nlisten 127.0.0.1:{port};\n{}location /p/ {{\n{}{route}}}\n}}\n}}\n",
+        at(Http),
+        at(Server),
+        at(Outer),
+    );
+    (text, path.to_string())
+}
+
+/// The rules whose findings say that a route's upstream connections are
+/// not reused (U004 only when the header it reports lost is `Connection`,
+/// U002 only when it does not leave the outcome to the backend).
+fn says_no_reuse(report: &upkeep_rules::CheckReport) -> Vec<String> {
+    report
+        .findings
+        .iter()
+        .filter(|f| {
+            matches!(f.rule, "U001" | "U003" | "U005" | "U006" | "U010")
+                || (f.rule == "U004" && f.message.contains("is not reused"))
+                // With `Connection: keep-alive`, U002 says the backend
+                // decides; this backend answers HTTP/1.1 and keeps it.
+                || (f.rule == "U002" && !f.message.contains("reused only if"))
+        })
+        .map(|f| format!("{}: {}", f.rule, f.message))
+        .collect()
+}
+
+/// Differential test of the model against a real nginx before 1.29.7:
+/// for generated configs that spread the reuse-deciding directives over
+/// every level, upkeep reports a reason for lost reuse exactly when two
+/// requests to the route arrive at the backend on two connections.
+/// The backend is a compliant HTTP/1.1 server (it closes after an HTTP/1.0
+/// request that does not ask for keep-alive), as real backends are.
+#[test]
+fn reuse_findings_agree_with_a_real_nginx_on_generated_configs() {
+    let Some(bin) = upkeep_nginx::NginxBinary::find(None) else {
+        assert!(std::env::var_os("CI").is_none(), "CI must install nginx");
+        eprintln!("no nginx binary; skipping");
+        return;
+    };
+    let version = NginxVersion::parse(&bin.version().unwrap()).unwrap();
+    if version >= NginxVersion::new(1, 29, 7) {
+        eprintln!("nginx {version} pools by default; the generated cases assume it does not");
+        return;
+    }
+    let cases: usize = std::env::var("UPKEEP_REUSE_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200);
+    let backend = Backend::start();
+    let port = upkeep_nginx::free_port().unwrap();
+    let scratch = upkeep_nginx::Prefix::new().unwrap();
+    let temp = scratch.http_temp_paths();
+    // UPKEEP_REUSE_SEED explores other configs than the fixed default.
+    let seed: u64 = std::env::var("UPKEEP_REUSE_SEED")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng(seed.max(1));
+    let (mut reused, mut not_reused) = (0, 0);
+    let mut disagreements = Vec::new();
+    for case in 0..cases {
+        let (text, path) = generate_reuse_config(&mut rng, backend.port, port, &temp);
+        let reasons = says_no_reuse(&check_text(&scratch, &text, version));
+        let seen = observe(&bin, &text, &backend, port, &path);
+        assert_eq!(seen.len(), 2, "case {case}: {seen:?}\n{text}");
+        let reuse = seen[0].0 == seen[1].0;
+        if reuse {
+            reused += 1;
+        } else {
+            not_reused += 1;
+        }
+        if reuse == reasons.is_empty() {
+            continue;
+        }
+        disagreements.push(format!(
+            "case {case}: nginx {} the connection; upkeep says {reasons:?}\n{text}",
+            if reuse { "reused" } else { "did not reuse" }
+        ));
+    }
+    assert!(
+        disagreements.is_empty(),
+        "{} of {cases} disagree (seed {seed}):\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
+    eprintln!("{cases} configs agree: {reused} reused, {not_reused} not");
+    // Both outcomes must be exercised, or the agreement proves nothing.
+    assert!(
+        reused >= cases / 8 && not_reused >= cases / 8,
+        "{reused} reused, {not_reused} not"
+    );
 }

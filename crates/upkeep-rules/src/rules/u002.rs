@@ -30,6 +30,14 @@ keepalive module only caches connections that are still usable
 (`ngx_http_upstream_free_keepalive_peer`), so the pool you configured stays
 empty and every request opens a new connection.
 
+The one exception is the workaround some guides give for HTTP/1.0:
+`proxy_set_header Connection keep-alive;`. The connection is then kept only
+when the backend answers with an HTTP/1.1 status line and leaves the
+connection open (nginx as a backend does); a backend that answers
+`HTTP/1.0 200` still loses it, even with `Connection: keep-alive` in its
+answer, and so does one that ends its answer by closing. The finding says
+so for such routes; HTTP/1.1 does not depend on the backend's choice.
+
 ## Example
 ```nginx
 upstream app { server 127.0.0.1:8000; keepalive 32; }
@@ -47,6 +55,23 @@ route (or change the explicit `1.0`).
 - nginx source: src/http/modules/ngx_http_proxy_module.c, `ngx_http_proxy_create_request()` (request line, `Connection`), `ngx_http_proxy_process_status_line()` (an HTTP/1.0 status line closes)
 "#,
 };
+
+/// When an HTTP/1.0 request that asks for keep-alive keeps its connection.
+const WHEN_KEPT: &str = "the backend answers with an HTTP/1.1 status line and leaves the connection open (an HTTP/1.0 answer makes nginx close it)";
+
+/// The outcome for routes that send `Connection: keep-alive` over HTTP/1.0.
+const BACKEND_DECIDES: &str = "the connection is reused only if the backend answers with an HTTP/1.1 status line and leaves the connection open (an HTTP/1.0 answer makes nginx close it)";
+
+/// Whether route `r` sends a literal `Connection: keep-alive`: an HTTP/1.0
+/// request that asks to be persistent, which a backend may honour.
+fn asks_for_keep_alive(ctx: &Ctx, r: RouteId) -> bool {
+    ctx.headers(r)
+        .entry("Connection")
+        .and_then(|d| d.args.get(1))
+        .is_some_and(|v| {
+            !v.value.contains(&b'$') && v.text().to_ascii_lowercase().contains("keep-alive")
+        })
+}
 
 pub fn check(ctx: &Ctx) -> Vec<Finding> {
     let mut explicit: BTreeMap<(u32, u32), (upkeep_model::Setting, Vec<RouteId>)> = BTreeMap::new();
@@ -67,9 +92,20 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
     }
     let mut out = Vec::new();
     for (setting, routes) in explicit.into_values() {
+        let asking = routes
+            .iter()
+            .filter(|&&r| asks_for_keep_alive(ctx, r))
+            .count();
+        let outcome = if asking == routes.len() {
+            BACKEND_DECIDES.to_string()
+        } else if asking > 0 {
+            format!("the backend closes the connection after each response ({asking} of them send `Connection: keep-alive` and keep it only if {WHEN_KEPT})")
+        } else {
+            "the backend closes the connection after each response".to_string()
+        };
         let mut f = INFO
             .finding(format!(
-                "`proxy_http_version 1.0` applies to {} route(s) that proxy to a keepalive upstream: nginx sends HTTP/1.0 and the backend closes the connection after each response",
+                "`proxy_http_version 1.0` applies to {} route(s) that proxy to a keepalive upstream: nginx sends HTTP/1.0 and {outcome}",
                 routes.len()
             ))
             .at(setting.directive.span)
@@ -97,9 +133,14 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
     for &r in &defaulted {
         let route = ctx.model.route(r);
         let ups = ctx.keepalive_upstream_names(r);
+        let outcome = if asks_for_keep_alive(ctx, r) {
+            format!("it sends `Connection: keep-alive`, so {BACKEND_DECIDES}")
+        } else {
+            "the idle pool stays empty".to_string()
+        };
         let mut f = INFO
             .finding(format!(
-                "{} proxies to keepalive upstream `{}` over HTTP/1.0 ({}): the idle pool stays empty",
+                "{} proxies to keepalive upstream `{}` over HTTP/1.0 ({}): {outcome}",
                 ctx.describe(route.block),
                 ups,
                 ctx.default_of_target("the default before nginx 1.29.7")
@@ -112,4 +153,63 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         out.push(ctx.with_version_note(f));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use upkeep_model::SingleFile;
+
+    use crate::{check, CheckOptions};
+
+    fn u002_messages(conf: &str) -> Vec<String> {
+        let src = SingleFile::parse("nginx.conf", conf).unwrap();
+        check(&src, &CheckOptions::default())
+            .findings
+            .into_iter()
+            .filter(|f| f.rule == "U002")
+            .map(|f| f.message)
+            .collect()
+    }
+
+    fn conf(http_version: &str, connection: &str) -> String {
+        format!(
+            "events {{}}\nhttp {{\n{http_version}\nupstream app {{ server 127.0.0.1:8000; keepalive 8; }}\n\
+             server {{ listen 8080;\nlocation /a/ {{ {connection} proxy_pass http://app; }}\n\
+             location /b/ {{ proxy_set_header Connection \"\"; proxy_pass http://app; }} }}\n}}\n"
+        )
+    }
+
+    #[test]
+    fn a_route_that_asks_for_keep_alive_over_http_1_0_is_told_the_backend_decides() {
+        let messages = u002_messages(&conf("", "proxy_set_header Connection keep-alive;"));
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(
+            messages[0].starts_with("location /a/")
+                && messages[0].contains("it sends `Connection: keep-alive`, so the connection is reused only if the backend answers with an HTTP/1.1 status line"),
+            "{messages:?}"
+        );
+        assert!(
+            messages[1].starts_with("location /b/")
+                && messages[1].ends_with("the idle pool stays empty"),
+            "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn an_explicit_http_1_0_says_which_routes_ask_for_keep_alive() {
+        let mixed = u002_messages(&conf(
+            "proxy_http_version 1.0;",
+            "proxy_set_header Connection \"Keep-Alive\";",
+        ));
+        assert_eq!(mixed.len(), 1, "{mixed:?}");
+        assert!(
+            mixed[0].contains("the backend closes the connection after each response (1 of them send `Connection: keep-alive` and keep it only if the backend answers with an HTTP/1.1 status line"),
+            "{mixed:?}"
+        );
+        let none = u002_messages(&conf("proxy_http_version 1.0;", ""));
+        assert!(
+            none[0].ends_with("the backend closes the connection after each response"),
+            "{none:?}"
+        );
+    }
 }
