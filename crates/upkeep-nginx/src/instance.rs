@@ -258,3 +258,31 @@ fn is_zombie(pid: i32) -> bool {
 pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exited_process_not_yet_reaped_is_not_alive() {
+        // SAFETY: the child only calls _exit, which is async-signal-safe.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            unsafe { libc::_exit(0) };
+        }
+        // Until it is reaped, the child is a zombie: kill(pid, 0) still
+        // succeeds for it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !is_zombie(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(is_zombie(pid));
+        assert_eq!(unsafe { libc::kill(pid, 0) }, 0);
+        assert!(!alive(pid));
+        let mut status = 0;
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(!alive(pid));
+        assert!(alive(std::process::id() as i32));
+    }
+}
