@@ -441,8 +441,23 @@ enum Level {
     Server,
     /// `location /p/`.
     Outer,
-    /// `location /p/q/`, nested in the outer one (only in nested configs).
+    /// `location /p/q/` nested in the outer one, or `location @app`
+    /// (only in configs of those shapes).
     Inner,
+}
+
+/// Where the generated route sits.
+#[derive(Clone, Copy, Debug)]
+enum Shape {
+    /// `location /p/ { proxy_pass …; }`
+    Plain,
+    /// `location /p/ { location /p/q/ { proxy_pass …; } }`
+    Nested,
+    /// `location /p/ { if ($request_method = GET) { proxy_pass …; } }`
+    IfInLocation,
+    /// `location /p/ { try_files /nonexistent @app; }` and
+    /// `location @app { proxy_pass …; }`
+    NamedLocation,
 }
 
 /// How the generated route names its backend.
@@ -483,15 +498,23 @@ impl Rng {
 /// reuse (`proxy_http_version`, the `proxy_set_header` lists with their
 /// all-or-nothing inheritance, the upstream's pool and balancer order,
 /// how `proxy_pass` names the backend) spread at random over the levels
-/// http > server > location > nested location. Returns the text and the
-/// path whose requests reach the route.
+/// http > server > location > nested or named location, with the route in
+/// a location, a nested location, an `if` or a named location. Returns
+/// the text and the path whose requests reach the route.
 fn generate_reuse_config(rng: &mut Rng, backend: u16, port: u16, temp: &str) -> (String, String) {
     use Level::*;
-    let nested = rng.below(2) == 1;
-    let levels: &[Level] = if nested {
-        &[Http, Server, Outer, Inner]
-    } else {
-        &[Http, Server, Outer]
+    let shape = rng.pick(&[
+        Shape::Plain,
+        Shape::Nested,
+        Shape::Nested,
+        Shape::IfInLocation,
+        Shape::NamedLocation,
+        Shape::NamedLocation,
+    ]);
+    // `if` takes none of these directives: its level only inherits.
+    let levels: &[Level] = match shape {
+        Shape::Plain | Shape::IfInLocation => &[Http, Server, Outer],
+        Shape::Nested | Shape::NamedLocation => &[Http, Server, Outer, Inner],
     };
     let mut placed: Vec<(Level, String)> = Vec::new();
     let mut place = |rng: &mut Rng, line: &dyn Fn(&mut Rng) -> String| {
@@ -565,19 +588,33 @@ fn generate_reuse_config(rng: &mut Rng, backend: u16, port: u16, temp: &str) -> 
         PassTo::VariableNamingPool => "set $target app;\nproxy_pass http://$target;\n".to_string(),
         _ => "proxy_pass http://app;\n".to_string(),
     };
-    let (route, path) = if nested {
-        (
+    // What goes inside `location /p/`, what follows it in the server, and
+    // the path to request.
+    let (route, sibling, path) = match shape {
+        Shape::Plain => (pass, String::new(), "/p/"),
+        Shape::Nested => (
             format!("location /p/q/ {{\n{}{pass}}}\n", at(Inner)),
+            String::new(),
             "/p/q/",
-        )
-    } else {
-        (pass, "/p/")
+        ),
+        Shape::IfInLocation => (
+            format!("if ($request_method = GET) {{\n{pass}}}\n"),
+            String::new(),
+            "/p/",
+        ),
+        // The named location inherits from the server, not from the
+        // location whose try_files sends the request there.
+        Shape::NamedLocation => (
+            "try_files /nonexistent @app;\n".to_string(),
+            format!("location @app {{\n{}{pass}}}\n", at(Inner)),
+            "/p/",
+        ),
     };
     let text = format!(
         "events {{}}\nhttp {{\naccess_log off;\n{temp}\n\
          map $http_upgrade $connection_close_map {{\ndefault upgrade;\n'' close;\n}}\n\
          map $http_upgrade $connection_keep_map {{\ndefault upgrade;\n'' \"\";\n}}\n\
-         {upstream}{}server {{\nlisten 127.0.0.1:{port};\n{}location /p/ {{\n{}{route}}}\n}}\n}}\n",
+         {upstream}{}server {{\nlisten 127.0.0.1:{port};\n{}location /p/ {{\n{}{route}}}\n{sibling}}}\n}}\n",
         at(Http),
         at(Server),
         at(Outer),
