@@ -622,6 +622,22 @@ fn generate_reuse_config(rng: &mut Rng, backend: u16, port: u16, temp: &str) -> 
     (text, path.to_string())
 }
 
+/// `text` with the fixes of every finding applied, round after round, until
+/// a round changes nothing (at most 5 rounds).
+fn fix_everything(scratch: &upkeep_nginx::Prefix, text: &str, version: NginxVersion) -> String {
+    let mut fixed = text.to_string();
+    for _round in 0..5 {
+        let report = check_text(scratch, &fixed, version);
+        let rules: Vec<&str> = report.findings.iter().map(|f| f.rule).collect();
+        let next = apply(&fixed, &report, &rules);
+        if next == fixed {
+            break;
+        }
+        fixed = next;
+    }
+    fixed
+}
+
 /// The rules whose findings say that a route's upstream connections are
 /// not reused (U004 only when the header it reports lost is `Connection`,
 /// U002 only when it does not leave the outcome to the backend).
@@ -643,7 +659,9 @@ fn says_no_reuse(report: &upkeep_rules::CheckReport) -> Vec<String> {
 /// Differential test of the model against a real nginx before 1.29.7:
 /// for generated configs that spread the reuse-deciding directives over
 /// every level, upkeep reports a reason for lost reuse exactly when two
-/// requests to the route arrive at the backend on two connections.
+/// requests to the route arrive at the backend on two connections; and
+/// with all of upkeep's fixes applied, every config still serves the route
+/// and reuses its connection.
 /// The backend is a compliant HTTP/1.1 server (it closes after an HTTP/1.0
 /// request that does not ask for keep-alive), as real backends are.
 #[test]
@@ -685,13 +703,24 @@ fn reuse_findings_agree_with_a_real_nginx_on_generated_configs() {
         } else {
             not_reused += 1;
         }
-        if reuse == reasons.is_empty() {
+        if reuse != reasons.is_empty() {
+            disagreements.push(format!(
+                "case {case}: nginx {} the connection; upkeep says {reasons:?}\n{text}",
+                if reuse { "reused" } else { "did not reuse" }
+            ));
             continue;
         }
-        disagreements.push(format!(
-            "case {case}: nginx {} the connection; upkeep says {reasons:?}\n{text}",
-            if reuse { "reused" } else { "did not reuse" }
-        ));
+        // Every fix applied, as `upkeep fix --unsafe-fixes` would: the
+        // config must still serve the route, and now reuse its connection
+        // (every reason generated here has a fix).
+        let fixed = fix_everything(&scratch, &text, version);
+        let left = says_no_reuse(&check_text(&scratch, &fixed, version));
+        let seen = observe(&bin, &fixed, &backend, port, &path);
+        if !left.is_empty() || seen.len() != 2 || seen[0].0 != seen[1].0 {
+            disagreements.push(format!(
+                "case {case}: after the fixes, upkeep says {left:?} and the backend saw {seen:?}\n{fixed}"
+            ));
+        }
     }
     assert!(
         disagreements.is_empty(),
@@ -699,7 +728,9 @@ fn reuse_findings_agree_with_a_real_nginx_on_generated_configs() {
         disagreements.len(),
         disagreements.join("\n")
     );
-    eprintln!("{cases} configs agree: {reused} reused, {not_reused} not");
+    eprintln!(
+        "{cases} configs agree ({reused} reused, {not_reused} not) and reuse after the fixes"
+    );
     // Both outcomes must be exercised, or the agreement proves nothing.
     assert!(
         reused >= cases / 8 && not_reused >= cases / 8,
