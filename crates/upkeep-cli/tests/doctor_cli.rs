@@ -226,11 +226,9 @@ impl Drop for PrefixedNginx {
     fn drop(&mut self) {
         // SAFETY: plain syscalls on the pid nginx wrote into our prefix.
         unsafe { libc::kill(self.pid, libc::SIGTERM) };
-        let gone = wait_for(
-            Duration::from_secs(5),
-            Duration::from_millis(10),
-            || unsafe { libc::kill(self.pid, 0) != 0 },
-        );
+        let gone = wait_for(Duration::from_secs(5), Duration::from_millis(10), || {
+            !upkeep_nginx::process_is_running(self.pid)
+        });
         if !gone {
             unsafe { libc::kill(-self.pid, libc::SIGKILL) };
         }

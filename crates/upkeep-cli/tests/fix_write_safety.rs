@@ -79,9 +79,10 @@ impl SlowNginx {
     }
 }
 
+/// Running, not a zombie waiting to be reaped (nginx's daemonized master
+/// is reaped by init, sometimes a second or more after it exits).
 fn alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid, 0) == 0 }
+    upkeep_nginx::process_is_running(pid)
 }
 
 /// `upkeep fix --write MAIN` as a child, with `path` as PATH and `tmp` as

@@ -13,9 +13,10 @@ use std::time::Duration;
 use common::text;
 use upkeep_nginx::NginxBinary;
 
+/// Running, not a zombie waiting to be reaped (nginx's daemonized master
+/// is reaped by init, sometimes a second or more after it exits).
 fn alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    unsafe { libc::kill(pid, 0) == 0 }
+    upkeep_nginx::process_is_running(pid)
 }
 
 fn namespaces() -> String {

@@ -39,9 +39,10 @@ fn owner_of(name: &str) -> Option<i32> {
     pid.parse().ok()
 }
 
+/// Running, not a zombie waiting to be reaped (nginx's daemonized master
+/// is reaped by init, sometimes a second or more after it exits).
 fn alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks for existence; EPERM means it exists.
-    unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() == libc::EPERM }
+    upkeep_nginx::process_is_running(pid)
 }
 
 fn is_dead_lab(name: &str) -> Option<i32> {

@@ -145,7 +145,7 @@ impl NginxInstance {
         let _ = signal(self.pid, libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if !alive(self.pid) {
+            if !process_is_running(self.pid) {
                 let _ = std::fs::remove_file(&self.pid_file);
                 return Ok(());
             }
@@ -228,17 +228,16 @@ fn signal(pid: i32, sig: i32) -> io::Result<()> {
     }
 }
 
-/// Whether the process still runs. A zombie does not: the daemonized
-/// master is a child of init, and an exited one stays a zombie until init
-/// reaps it, which some inits do only every second or so. Its sockets and
-/// files are already closed, so waiting for the reaping only slows every
-/// stop down.
-fn alive(pid: i32) -> bool {
+/// Whether process `pid` is running: it exists (signal 0 reaches it, or is
+/// refused with EPERM because it belongs to another user) and is not a
+/// zombie. A daemonized nginx master is a child of init, and an exited one
+/// stays a zombie until init reaps it, which some inits do only every
+/// second or so; its sockets and files are already closed by then, so
+/// waiting for the reaping only slows every stop down.
+pub fn process_is_running(pid: i32) -> bool {
     // SAFETY: signal 0 only checks for existence.
-    if unsafe { libc::kill(pid, 0) } != 0 {
-        return false;
-    }
-    !is_zombie(pid)
+    let exists = unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() == libc::EPERM };
+    exists && !is_zombie(pid)
 }
 
 /// The state field of /proc/PID/stat is `Z` (it follows the command name,
@@ -264,7 +263,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_exited_process_not_yet_reaped_is_not_alive() {
+    fn an_exited_process_not_yet_reaped_is_not_running() {
         // SAFETY: the child only calls _exit, which is async-signal-safe.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0, "fork failed");
@@ -279,10 +278,10 @@ mod tests {
         }
         assert!(is_zombie(pid));
         assert_eq!(unsafe { libc::kill(pid, 0) }, 0);
-        assert!(!alive(pid));
+        assert!(!process_is_running(pid));
         let mut status = 0;
         assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        assert!(!alive(pid));
-        assert!(alive(std::process::id() as i32));
+        assert!(!process_is_running(pid));
+        assert!(process_is_running(std::process::id() as i32));
     }
 }

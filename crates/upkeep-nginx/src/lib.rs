@@ -10,4 +10,4 @@ mod binary;
 mod instance;
 
 pub use binary::{NginxBinary, TestOutcome};
-pub use instance::{free_port, NginxInstance, Prefix};
+pub use instance::{free_port, process_is_running, NginxInstance, Prefix};
