@@ -409,19 +409,9 @@ fn u012_finding_and_fix_match_a_real_nginx() {
         report.findings
     );
 
-    let statuses = |conf: &str| -> Vec<String> {
-        let prefix = upkeep_nginx::Prefix::new().unwrap();
-        let path = prefix.write("conf/nginx.conf", conf).unwrap();
-        let mut nginx = upkeep_nginx::NginxInstance::start(&bin, &prefix, &path).unwrap();
-        // The second request reuses the pooled connection, which the
-        // backend closes instead of answering.
-        let out = (0..2)
-            .map(|_| get(port, "/").lines().next().unwrap_or("").to_string())
-            .collect();
-        nginx.stop().unwrap();
-        out
-    };
-    let before = statuses(&text);
+    // The second request reuses the pooled connection, which the backend
+    // closes instead of answering.
+    let before = observe_statuses(&bin, &text, port, "/");
     assert_eq!(before[0], "HTTP/1.1 200 OK");
     assert!(before[1].starts_with("HTTP/1.1 502"), "{before:?}");
 
@@ -430,7 +420,7 @@ fn u012_finding_and_fix_match_a_real_nginx() {
         fixed.contains("proxy_next_upstream error timeout;"),
         "{fixed}"
     );
-    let after = statuses(&fixed);
+    let after = observe_statuses(&bin, &fixed, port, "/");
     assert_eq!(after, vec!["HTTP/1.1 200 OK", "HTTP/1.1 200 OK"], "{fixed}");
 }
 
@@ -735,5 +725,159 @@ fn reuse_findings_agree_with_a_real_nginx_on_generated_configs() {
     assert!(
         reused >= cases / 20 && not_reused >= cases / 20,
         "{reused} reused, {not_reused} not"
+    );
+}
+
+/// Runs nginx with `conf_text` and returns the status lines of two
+/// requests to `path`.
+fn observe_statuses(
+    bin: &upkeep_nginx::NginxBinary,
+    conf_text: &str,
+    port: u16,
+    path: &str,
+) -> Vec<String> {
+    let prefix = upkeep_nginx::Prefix::new().unwrap();
+    let conf = prefix.write("conf/nginx.conf", conf_text).unwrap();
+    let mut nginx = upkeep_nginx::NginxInstance::start(bin, &prefix, &conf).unwrap();
+    let out = (0..2)
+        .map(|_| get(port, path).lines().next().unwrap_or("").to_string())
+        .collect();
+    nginx.stop().unwrap();
+    out
+}
+
+/// A generated config for the stale-connection retry: a pooled route
+/// (HTTP/1.1, no `Connection` header) with `proxy_next_upstream` and
+/// `proxy_next_upstream_tries` spread at random over the levels. Returns
+/// the text and the path whose requests reach the route.
+fn generate_retry_config(rng: &mut Rng, backend: u16, port: u16, temp: &str) -> (String, String) {
+    use Level::*;
+    let nested = rng.below(2) == 1;
+    let levels: &[Level] = if nested {
+        &[Http, Server, Outer, Inner]
+    } else {
+        &[Http, Server, Outer]
+    };
+    let mut placed: Vec<(Level, String)> = Vec::new();
+    let mut used: Vec<Level> = Vec::new();
+    for _ in 0..rng.pick(&[0, 1, 1, 2]) {
+        let level = rng.pick(levels);
+        if !used.contains(&level) {
+            used.push(level);
+            let value = rng.pick(&[
+                "off",
+                "error",
+                "error timeout",
+                "timeout",
+                "http_502",
+                "timeout http_502 http_503",
+                "non_idempotent",
+                "error non_idempotent",
+                "invalid_header http_500 error",
+            ]);
+            placed.push((level, format!("proxy_next_upstream {value};")));
+        }
+    }
+    if rng.below(3) == 0 {
+        placed.push((rng.pick(levels), "proxy_next_upstream_tries 1;".to_string()));
+    }
+    let at = |level: Level| -> String {
+        placed
+            .iter()
+            .filter(|(l, _)| *l == level)
+            .map(|(_, text)| format!("{text}\n"))
+            .collect()
+    };
+    let pass = "proxy_pass http://app;\n";
+    let (route, path) = if nested {
+        (
+            format!("location /p/q/ {{\n{}{pass}}}\n", at(Inner)),
+            "/p/q/",
+        )
+    } else {
+        (pass.to_string(), "/p/")
+    };
+    let text = format!(
+        "events {{}}\nhttp {{\naccess_log off;\n{temp}\n\
+         proxy_http_version 1.1;\nproxy_set_header Connection \"\";\n\
+         upstream app {{\nserver 127.0.0.1:{backend};\nkeepalive 8;\n}}\n\
+         {}server {{\nlisten 127.0.0.1:{port};\n{}location /p/ {{\n{}{route}}}\n}}\n}}\n",
+        at(Http),
+        at(Server),
+        at(Outer),
+    );
+    (text, path.to_string())
+}
+
+/// Differential test of U012 against a real nginx: the backend closes each
+/// connection when a second request arrives on it, as a backend whose idle
+/// timeout just expired does. For generated configs that place
+/// `proxy_next_upstream` at every level, upkeep reports U012 exactly when
+/// the client gets a 502 for that second request instead of nginx's
+/// transparent retry on a new connection; with upkeep's fixes applied,
+/// both requests succeed.
+#[test]
+fn stale_retry_findings_agree_with_a_real_nginx_on_generated_configs() {
+    let Some(bin) = upkeep_nginx::NginxBinary::find(None) else {
+        assert!(std::env::var_os("CI").is_none(), "CI must install nginx");
+        eprintln!("no nginx binary; skipping");
+        return;
+    };
+    let version = NginxVersion::parse(&bin.version().unwrap()).unwrap();
+    let cases: usize = std::env::var("UPKEEP_RETRY_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(80);
+    let backend = Backend::start_with(true);
+    let port = upkeep_nginx::free_port().unwrap();
+    let scratch = upkeep_nginx::Prefix::new().unwrap();
+    let temp = scratch.http_temp_paths();
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let (mut retried, mut failed) = (0, 0);
+    let mut disagreements = Vec::new();
+    for case in 0..cases {
+        let (text, path) = generate_retry_config(&mut rng, backend.port, port, &temp);
+        let report = check_text(&scratch, &text, version);
+        let u012: Vec<&str> = report
+            .findings
+            .iter()
+            .filter(|f| f.rule == "U012")
+            .map(|f| f.message.as_str())
+            .collect();
+        let statuses = observe_statuses(&bin, &text, port, &path);
+        assert_eq!(statuses[0], "HTTP/1.1 200 OK", "case {case}\n{text}");
+        let got_502 = statuses[1].starts_with("HTTP/1.1 502");
+        if got_502 {
+            failed += 1;
+        } else {
+            assert_eq!(statuses[1], "HTTP/1.1 200 OK", "case {case}\n{text}");
+            retried += 1;
+        }
+        if got_502 == u012.is_empty() {
+            disagreements.push(format!(
+                "case {case}: the second request got {:?}; upkeep says {u012:?}\n{text}",
+                statuses[1]
+            ));
+            continue;
+        }
+        // With every fix applied, the stale connection is retried.
+        let fixed = fix_everything(&scratch, &text, version);
+        let after = observe_statuses(&bin, &fixed, port, &path);
+        if after != ["HTTP/1.1 200 OK", "HTTP/1.1 200 OK"] {
+            disagreements.push(format!(
+                "case {case}: after the fixes the requests got {after:?}\n{fixed}"
+            ));
+        }
+    }
+    assert!(
+        disagreements.is_empty(),
+        "{} of {cases} disagree:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
+    eprintln!("{cases} configs agree ({retried} retried, {failed} answered 502)");
+    assert!(
+        retried >= cases / 10 && failed >= cases / 10,
+        "{retried} retried, {failed} answered 502"
     );
 }
