@@ -96,17 +96,28 @@ pub struct ArrayValue<'a> {
 
 impl<'a> ArrayValue<'a> {
     /// The entry whose first argument equals `key` (case-insensitive, as header
-    /// names are); the last one when repeated.
+    /// names are); the last one when repeated. Only for asking whether
+    /// there is one: nginx does not let a later line replace an earlier one
+    /// (see [`ArrayValue::entries_for`]).
     pub fn entry(&self, key: &str) -> Option<&'a Directive> {
+        self.entries_for(key).pop()
+    }
+
+    /// Every entry whose first argument equals `key`, in order. nginx acts on
+    /// all of them: `proxy_set_header` sends one header line per entry whose
+    /// value is not empty (`ngx_http_proxy_init_headers` keeps every line;
+    /// verified with Debian's nginx 1.22: `Connection close` and, later at the
+    /// same level, `Connection ""` still send `Connection: close`).
+    pub fn entries_for(&self, key: &str) -> Vec<&'a Directive> {
         self.entries
             .iter()
-            .rev()
-            .find(|d| {
+            .filter(|d| {
                 d.args
                     .first()
                     .is_some_and(|a| a.value.eq_ignore_ascii_case(key.as_bytes()))
             })
             .copied()
+            .collect()
     }
 }
 

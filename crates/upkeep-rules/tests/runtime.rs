@@ -8,6 +8,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -253,12 +254,24 @@ fn u004_finding_and_fix_match_a_real_nginx() {
 
 /// Applies every fix of the given rules, as `upkeep fix` would in one round.
 fn apply(text: &str, report: &upkeep_rules::CheckReport, rules: &[&str]) -> String {
+    apply_where(text, report, rules, |_| true)
+}
+
+/// Applies the edits of the given rules' fixes that go to a file `in_file`
+/// accepts (`text` is that file's).
+fn apply_where(
+    text: &str,
+    report: &upkeep_rules::CheckReport,
+    rules: &[&str],
+    in_file: impl Fn(upkeep_syntax::FileId) -> bool,
+) -> String {
     let mut edits: Vec<_> = report
         .findings
         .iter()
         .filter(|f| rules.contains(&f.rule))
         .filter_map(|f| f.fix.as_ref())
         .flat_map(|f| f.edits.clone())
+        .filter(|e| in_file(e.span.file))
         .collect();
     edits.sort();
     edits.dedup();
@@ -491,7 +504,13 @@ impl Rng {
 /// http > server > location > nested or named location, with the route in
 /// a location, a nested location, an `if` or a named location. Returns
 /// the text and the path whose requests reach the route.
-fn generate_reuse_config(rng: &mut Rng, backend: u16, port: u16, temp: &str) -> (String, String) {
+fn generate_reuse_config(
+    rng: &mut Rng,
+    backend: u16,
+    port: u16,
+    temp: &str,
+    snippet_path: &Path,
+) -> (Files, String) {
     use Level::*;
     let shape = rng.pick(&[
         Shape::Plain,
@@ -542,6 +561,28 @@ fn generate_reuse_config(rng: &mut Rng, backend: u16, port: u16, temp: &str) -> 
     place(rng, &|rng| {
         format!("proxy_set_header X-Extra-{} 1;", rng.below(2))
     });
+    // Half the configs include a snippet at one level, as `include
+    // proxy_params;` does on Debian: its `proxy_set_header` lines make that
+    // level's list.
+    let snippet = (rng.below(2) == 0).then(|| {
+        rng.pick(&[
+            "proxy_set_header Host $host;\nproxy_set_header X-Real-IP $remote_addr;\n",
+            "proxy_set_header Host $host;\nproxy_set_header Connection \"\";\n",
+            "proxy_http_version 1.1;\nproxy_set_header Connection \"\";\n",
+        ])
+        .to_string()
+    });
+    if let Some(text) = &snippet {
+        let level = rng.pick(levels);
+        // nginx refuses a second `proxy_http_version` in one block.
+        let clash = text.contains("proxy_http_version")
+            && placed
+                .iter()
+                .any(|(l, line)| *l == level && line.starts_with("proxy_http_version"));
+        if !clash {
+            placed.push((level, format!("include {};", snippet_path.display())));
+        }
+    }
     let at = |level: Level| -> String {
         placed
             .iter()
@@ -609,7 +650,80 @@ fn generate_reuse_config(rng: &mut Rng, backend: u16, port: u16, temp: &str) -> 
         at(Server),
         at(Outer),
     );
-    (text, path.to_string())
+    (
+        Files {
+            main: text,
+            snippet,
+        },
+        path.to_string(),
+    )
+}
+
+/// A generated case: the main config and the text of the snippet it
+/// includes, if it includes one.
+#[derive(Clone, PartialEq, Eq)]
+struct Files {
+    main: String,
+    snippet: Option<String>,
+}
+
+impl std::fmt::Display for Files {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.main)?;
+        if let Some(snippet) = &self.snippet {
+            write!(f, "--- the included snippet:\n{snippet}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `files` (the snippet at `snippet_path`, which the main config
+/// names by that absolute path, so that nginx reads the same file) and
+/// checks them.
+fn check_files(
+    scratch: &upkeep_nginx::Prefix,
+    files: &Files,
+    snippet_path: &Path,
+    version: NginxVersion,
+) -> (upkeep_rules::CheckReport, ConfigSet) {
+    if let Some(snippet) = &files.snippet {
+        std::fs::write(snippet_path, snippet).unwrap();
+    }
+    let path = scratch.write("check/nginx.conf", &files.main).unwrap();
+    let set = ConfigSet::load(path.to_str().unwrap(), &FsLoader, &LoadOptions::default()).unwrap();
+    let opts = CheckOptions {
+        nginx_version: Some(version),
+        version_source: VersionSource::Detected,
+        ..Default::default()
+    };
+    (check(&set, &opts), set)
+}
+
+/// `files` with the fixes of every finding applied, each edit to the file
+/// it names, round after round until a round changes nothing (at most 5).
+fn fix_every_file(
+    scratch: &upkeep_nginx::Prefix,
+    files: &Files,
+    snippet_path: &Path,
+    version: NginxVersion,
+) -> Files {
+    let mut fixed = files.clone();
+    for _round in 0..5 {
+        let (report, set) = check_files(scratch, &fixed, snippet_path, version);
+        let rules: Vec<&str> = report.findings.iter().map(|f| f.rule).collect();
+        let snippet_name = snippet_path.to_string_lossy();
+        let in_snippet = |f: upkeep_syntax::FileId| set.file(f).path == snippet_name;
+        let mut next = fixed.clone();
+        next.main = apply_where(&fixed.main, &report, &rules, |f| !in_snippet(f));
+        if let Some(snippet) = &fixed.snippet {
+            next.snippet = Some(apply_where(snippet, &report, &rules, in_snippet));
+        }
+        if next == fixed {
+            break;
+        }
+        fixed = next;
+    }
+    fixed
 }
 
 /// `text` with the fixes of every finding applied, round after round, until
@@ -682,10 +796,13 @@ fn reuse_findings_agree_with_a_real_nginx_on_generated_configs() {
     let mut rng = Rng(seed.max(1));
     let (mut reused, mut not_reused) = (0, 0);
     let mut disagreements = Vec::new();
+    let snippet_path = scratch.path().join("snippet.conf");
     for case in 0..cases {
-        let (text, path) = generate_reuse_config(&mut rng, backend.port, port, &temp);
-        let reasons = says_no_reuse(&check_text(&scratch, &text, version));
-        let seen = observe(&bin, &text, &backend, port, &path);
+        let (files, path) =
+            generate_reuse_config(&mut rng, backend.port, port, &temp, &snippet_path);
+        let reasons = says_no_reuse(&check_files(&scratch, &files, &snippet_path, version).0);
+        let text = &files;
+        let seen = observe(&bin, &files.main, &backend, port, &path);
         assert_eq!(seen.len(), 2, "case {case}: {seen:?}\n{text}");
         let reuse = seen[0].0 == seen[1].0;
         if reuse {
@@ -703,9 +820,9 @@ fn reuse_findings_agree_with_a_real_nginx_on_generated_configs() {
         // Every fix applied, as `upkeep fix --unsafe-fixes` would: the
         // config must still serve the route, and now reuse its connection
         // (every reason generated here has a fix).
-        let fixed = fix_everything(&scratch, &text, version);
-        let left = says_no_reuse(&check_text(&scratch, &fixed, version));
-        let seen = observe(&bin, &fixed, &backend, port, &path);
+        let fixed = fix_every_file(&scratch, &files, &snippet_path, version);
+        let left = says_no_reuse(&check_files(&scratch, &fixed, &snippet_path, version).0);
+        let seen = observe(&bin, &fixed.main, &backend, port, &path);
         if !left.is_empty() || seen.len() != 2 || seen[0].0 != seen[1].0 {
             disagreements.push(format!(
                 "case {case}: after the fixes, upkeep says {left:?} and the backend saw {seen:?}\n{fixed}"

@@ -76,10 +76,16 @@ U003); FastCGI routes need `fastcgi_keep_conn on;` (U011).
 fn low_value_route(ctx: &Ctx, r: upkeep_model::RouteId) -> Option<&'static str> {
     let route = ctx.model.route(r);
     if route.protocol == Protocol::Http {
-        if let Some(conn) = ctx.headers(r).entry("Connection") {
-            if conn.args.get(1).is_some_and(|v| v.text().eq_ignore_ascii_case("upgrade")) {
-                return Some("WebSocket-only");
-            }
+        // Every `Connection` line is sent: all of them must say `upgrade`.
+        let connection = ctx.headers(r).entries_for("Connection");
+        if !connection.is_empty()
+            && connection.iter().all(|c| {
+                c.args
+                    .get(1)
+                    .is_some_and(|v| v.text().eq_ignore_ascii_case("upgrade"))
+            })
+        {
+            return Some("WebSocket-only");
         }
     }
     let location = ctx.model.block(route.block).directive?;

@@ -64,13 +64,21 @@ const BACKEND_DECIDES: &str = "the connection is reused only if the backend answ
 
 /// Whether route `r` sends a literal `Connection: keep-alive`: an HTTP/1.0
 /// request that asks to be persistent, which a backend may honour.
+/// (Every `Connection` line is sent, so a `close` or a variable beside it
+/// leaves the request not asking.)
 fn asks_for_keep_alive(ctx: &Ctx, r: RouteId) -> bool {
-    ctx.headers(r)
-        .entry("Connection")
-        .and_then(|d| d.args.get(1))
-        .is_some_and(|v| {
-            !v.value.contains(&b'$') && v.text().to_ascii_lowercase().contains("keep-alive")
-        })
+    let values: Vec<String> = ctx
+        .headers(r)
+        .entries_for("Connection")
+        .iter()
+        .filter_map(|d| d.args.get(1))
+        .filter(|v| !v.value.is_empty())
+        .map(|v| v.text().to_ascii_lowercase())
+        .collect();
+    !values.is_empty()
+        && values
+            .iter()
+            .all(|v| !v.contains('$') && v.contains("keep-alive") && !v.contains("close"))
 }
 
 pub fn check(ctx: &Ctx) -> Vec<Finding> {

@@ -79,7 +79,8 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             continue;
         }
         let list = ctx.headers(r);
-        match list.entry("Connection") {
+        let connection = list.entries_for("Connection");
+        match connection.first() {
             None => {
                 if !ctx.model.target.sends_connection_close() {
                     continue;
@@ -97,17 +98,21 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 }
                 missing.entry(list.level).or_default().push(r);
             }
-            Some(d) => {
-                let Some(value) = d.args.get(1) else { continue };
-                if value.value.contains(&b'$') {
-                    continue; // a variable: U005 evaluates maps
-                }
-                if value.text().to_ascii_lowercase().contains("close") {
-                    explicit
-                        .entry((d.span.file.0, d.span.start))
-                        .or_insert((d, list.level, Vec::new()))
-                        .2
-                        .push(r);
+            // nginx sends every entry's line, so one `close` is enough,
+            // wherever it stands among the others.
+            Some(_) => {
+                for d in connection {
+                    let Some(value) = d.args.get(1) else { continue };
+                    if value.value.contains(&b'$') {
+                        continue; // a variable: U005 evaluates maps
+                    }
+                    if value.text().to_ascii_lowercase().contains("close") {
+                        explicit
+                            .entry((d.span.file.0, d.span.start))
+                            .or_insert((d, list.level, Vec::new()))
+                            .2
+                            .push(r);
+                    }
                 }
             }
         }

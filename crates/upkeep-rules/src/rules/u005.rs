@@ -68,9 +68,9 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             continue; // HTTP/2 to the backend has no Connection header
         }
         let list = ctx.headers(r);
-        let Some(header) = list.entry("Connection") else {
-            continue;
-        };
+        // nginx sends every `Connection` line: the one set from a variable
+        // counts even when another line follows it.
+        for header in list.entries_for("Connection") {
         let Some(value) = header.args.get(1) else {
             continue;
         };
@@ -131,6 +131,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             }
         }
         by_entry.insert(key, (f, 1));
+        }
     }
     by_entry.into_values().map(|(f, _)| f).collect()
 }
