@@ -546,13 +546,16 @@ fn generate_reuse_config(
     });
     place(rng, &|rng| {
         format!(
-            "proxy_set_header Connection {};",
+            "proxy_set_header {} {};",
+            rng.pick(&["Connection", "Connection", "connection"]),
             rng.pick(&[
                 "\"\"",
                 "\"\"",
                 "\"\"",
                 "keep-alive",
+                "Keep-Alive",
                 "close",
+                "upgrade",
                 "$connection_close_map",
                 "$connection_keep_map",
             ])
