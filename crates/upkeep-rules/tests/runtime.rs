@@ -17,6 +17,9 @@ use upkeep_config::{ConfigSet, FsLoader, LoadOptions};
 use upkeep_diag::Finding;
 use upkeep_rules::{check, CheckOptions, NginxVersion, VersionSource};
 
+mod common;
+use common::{apply, apply_where, check_text, fix_everything, get, Level, Rng};
+
 /// (backend connection number, path, value of the Connection header).
 type Seen = Arc<Mutex<Vec<(usize, String, Option<String>)>>>;
 
@@ -112,19 +115,6 @@ fn serve(mut stream: TcpStream, id: usize, seen: Seen, close_second: bool) {
             return;
         }
     }
-}
-
-fn get(port: u16, path: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
 }
 
 fn config(backend: u16, port: u16, temp_paths: &str) -> String {
@@ -251,56 +241,6 @@ fn u004_finding_and_fix_match_a_real_nginx() {
         api[0].0, api[1].0,
         "after the fix /api/ should reuse: {api:?}"
     );
-}
-
-/// Applies every fix of the given rules, as `upkeep fix` would in one round.
-fn apply(text: &str, report: &upkeep_rules::CheckReport, rules: &[&str]) -> String {
-    apply_where(text, report, rules, |_| true)
-}
-
-/// Applies the edits of the given rules' fixes that go to a file `in_file`
-/// accepts (`text` is that file's).
-fn apply_where(
-    text: &str,
-    report: &upkeep_rules::CheckReport,
-    rules: &[&str],
-    in_file: impl Fn(upkeep_syntax::FileId) -> bool,
-) -> String {
-    let mut edits: Vec<_> = report
-        .findings
-        .iter()
-        .filter(|f| rules.contains(&f.rule))
-        .filter_map(|f| f.fix.as_ref())
-        .flat_map(|f| f.edits.clone())
-        .filter(|e| in_file(e.span.file))
-        .collect();
-    edits.sort();
-    edits.dedup();
-    let mut bytes = text.as_bytes().to_vec();
-    let mut applied_from = u32::MAX;
-    for e in edits.iter().rev() {
-        if e.span.end > applied_from {
-            continue; // overlaps an edit already applied; the next round redoes it
-        }
-        bytes.splice(e.span.range(), e.content.bytes());
-        applied_from = e.span.start;
-    }
-    String::from_utf8(bytes).unwrap()
-}
-
-fn check_text(
-    scratch: &upkeep_nginx::Prefix,
-    text: &str,
-    version: NginxVersion,
-) -> upkeep_rules::CheckReport {
-    let path = scratch.write("check/nginx.conf", text).unwrap();
-    let set = ConfigSet::load(path.to_str().unwrap(), &FsLoader, &LoadOptions::default()).unwrap();
-    let opts = CheckOptions {
-        nginx_version: Some(version),
-        version_source: VersionSource::Detected,
-        ..Default::default()
-    };
-    check(&set, &opts)
 }
 
 /// U001, U002 + U003, U005, U006 and U010 on a real nginx before 1.29.7: each config
@@ -438,18 +378,6 @@ fn u012_finding_and_fix_match_a_real_nginx() {
     assert_eq!(after, vec!["HTTP/1.1 200 OK", "HTTP/1.1 200 OK"], "{fixed}");
 }
 
-/// A configuration level the generated configs place directives at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Level {
-    Http,
-    Server,
-    /// `location /p/`.
-    Outer,
-    /// `location /p/q/` nested in the outer one, or `location @app`
-    /// (only in configs of those shapes).
-    Inner,
-}
-
 /// Where the generated route sits.
 #[derive(Clone, Copy, Debug)]
 enum Shape {
@@ -485,23 +413,6 @@ enum PassTo {
     /// `proxy_pass http://$target;` with `$target` from a `map` whose
     /// default is the pooled upstream's name.
     MapNamingPool,
-}
-
-/// A small deterministic generator (xorshift64*), so that every run
-/// checks the same configs and a failure names a reproducible seed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())]
-    }
 }
 
 /// One generated config: the directives that decide upstream connection
@@ -735,22 +646,6 @@ fn fix_every_file(
         if let Some(snippet) = &fixed.snippet {
             next.snippet = Some(apply_where(snippet, &report, &rules, in_snippet));
         }
-        if next == fixed {
-            break;
-        }
-        fixed = next;
-    }
-    fixed
-}
-
-/// `text` with the fixes of every finding applied, round after round, until
-/// a round changes nothing (at most 5 rounds).
-fn fix_everything(scratch: &upkeep_nginx::Prefix, text: &str, version: NginxVersion) -> String {
-    let mut fixed = text.to_string();
-    for _round in 0..5 {
-        let report = check_text(scratch, &fixed, version);
-        let rules: Vec<&str> = report.findings.iter().map(|f| f.rule).collect();
-        let next = apply(&fixed, &report, &rules);
         if next == fixed {
             break;
         }
