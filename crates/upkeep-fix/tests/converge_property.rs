@@ -3,29 +3,14 @@
 //! `fix` run with the real rules leaves nothing for a second run to change.
 
 use proptest::prelude::*;
-use upkeep_config::{ConfigSet, LoadError, LoadOptions, Loader, MemoryLoader};
+use upkeep_config::{ConfigSet, LoadError, LoadOptions, MemoryLoader};
 use upkeep_fix::{fix, FixOptions, FixRun, Overlay, Round};
 use upkeep_rules::{check, CheckOptions, NginxVersion, VersionSource};
 
+mod common;
+use common::Layered;
+
 const MAIN: &str = "/etc/nginx/nginx.conf";
-
-/// Reads `overlay` over the generated file.
-struct Layered<'a> {
-    top: &'a Overlay,
-    base: &'a MemoryLoader,
-}
-
-impl Loader for Layered<'_> {
-    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
-        match self.top.get(path) {
-            Some(t) => Ok(t.to_vec()),
-            None => self.base.read(path),
-        }
-    }
-    fn glob(&self, pattern: &str) -> std::io::Result<Vec<String>> {
-        self.base.glob(pattern)
-    }
-}
 
 fn run(
     text: &str,

@@ -5,9 +5,29 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use upkeep_config::Loader;
 use upkeep_diag::{Applicability, Edit, Finding, Fix, Severity};
 use upkeep_fix::{Overlay, Round};
 use upkeep_syntax::{parse, Directive, FileId, Node, SourceFile, SourceMap, Span, SyntaxError};
+
+/// A loader that reads the fix engine's overlay first, as `upkeep fix`
+/// does between rounds, and `base` for every file the overlay lacks.
+pub struct Layered<'a, L> {
+    pub top: &'a Overlay,
+    pub base: &'a L,
+}
+
+impl<L: Loader> Loader for Layered<'_, L> {
+    fn read(&self, path: &str) -> std::io::Result<Vec<u8>> {
+        match self.top.get(path) {
+            Some(t) => Ok(t.to_vec()),
+            None => self.base.read(path),
+        }
+    }
+    fn glob(&self, pattern: &str) -> std::io::Result<Vec<String>> {
+        self.base.glob(pattern)
+    }
+}
 
 pub struct Files(pub Vec<SourceFile>);
 

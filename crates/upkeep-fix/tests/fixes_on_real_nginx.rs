@@ -1,121 +1,24 @@
-//! What U004 and its fix claim, checked on a real nginx: the Debian nginx
-//! (1.22, before 1.29.7) runs the config in a private prefix on 127.0.0.1 in
-//! front of a small recording backend. The location that resets its
-//! `proxy_set_header` list sends `Connection: close` and gets a new upstream
-//! connection per request; after `upkeep`'s fix it sends no `Connection`
-//! header and its requests share one connection. Skipped when no nginx binary
-//! is found (CI installs one).
+//! What the reuse and retry rules and their fixes claim, checked on a real
+//! nginx: the Debian nginx (1.22, before 1.29.7) runs each config in a
+//! private prefix on 127.0.0.1 in front of a small recording backend, and
+//! the fixes are applied by the same engine as `upkeep fix
+//! --unsafe-fixes`. Hand-written cases for U004, the pool rules and U012,
+//! then generated configs: the findings must match what nginx does, and
+//! after the fixes every config must still answer and reuse its
+//! connections. Skipped when no nginx binary is found (CI installs one).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use upkeep_config::{ConfigSet, FsLoader, LoadOptions};
 use upkeep_diag::Finding;
 use upkeep_rules::{check, CheckOptions, NginxVersion, VersionSource};
 
 mod common;
-use common::{apply, apply_where, check_text, fix_everything, get, Level, Rng};
-
-/// (backend connection number, path, value of the Connection header).
-type Seen = Arc<Mutex<Vec<(usize, String, Option<String>)>>>;
-
-struct Backend {
-    port: u16,
-    seen: Seen,
-    stop: Arc<AtomicBool>,
-}
-
-impl Backend {
-    /// An HTTP/1.1 backend that keeps connections open unless asked to close,
-    /// recording every request. Runs at most 60 s.
-    fn start() -> Backend {
-        Backend::start_with(false)
-    }
-
-    /// With `close_second`, the backend closes every connection when the
-    /// second request arrives on it, without answering: what a backend that
-    /// closed an idle connection just as nginx reused it looks like
-    /// (behaviors.md §a, "close2fin").
-    fn start_with(close_second: bool) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen: Seen = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (seen2, stop2) = (seen.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let conns = AtomicUsize::new(0);
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let id = conns.fetch_add(1, Ordering::Relaxed);
-                        let seen = seen2.clone();
-                        std::thread::spawn(move || serve(stream, id, seen, close_second));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        Backend { port, seen, stop }
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-fn serve(mut stream: TcpStream, id: usize, seen: Seen, close_second: bool) {
-    stream.set_nonblocking(false).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    for n in 0..100 {
-        // One request head at a time (GET, no body).
-        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-            match stream.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-        buf.drain(..end);
-        let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
-        let http_1_0 = head.split_whitespace().nth(2) == Some("HTTP/1.0");
-        let connection = head
-            .lines()
-            .find_map(|l| {
-                l.split_once(':')
-                    .filter(|(k, _)| k.eq_ignore_ascii_case("connection"))
-            })
-            .map(|(_, v)| v.trim().to_ascii_lowercase());
-        // As an HTTP/1.1 server must: an HTTP/1.0 request keeps its
-        // connection only when it asks to.
-        let close = connection.as_deref() == Some("close")
-            || (http_1_0 && connection.as_deref() != Some("keep-alive"));
-        seen.lock().unwrap().push((id, path, connection));
-        if close_second && n == 1 {
-            return; // FIN instead of a response
-        }
-        let reply: &[u8] = if close {
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-        } else {
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-        };
-        if stream.write_all(reply).is_err() || close {
-            return;
-        }
-    }
-}
+mod nginx_runs;
+use nginx_runs::{
+    check_files, check_text, fix_files, fix_text, observe, observe_statuses, Backend, Files, Level,
+    Rng,
+};
 
 fn config(backend: u16, port: u16, temp_paths: &str) -> String {
     format!(
@@ -145,33 +48,6 @@ http {{
 }}
 "#
     )
-}
-
-/// Runs nginx with `conf`, sends two requests to `path`, and returns what the
-/// backend saw for them.
-fn observe(
-    bin: &upkeep_nginx::NginxBinary,
-    conf_text: &str,
-    backend: &Backend,
-    port: u16,
-    path: &str,
-) -> Vec<(usize, Option<String>)> {
-    let prefix = upkeep_nginx::Prefix::new().unwrap();
-    let conf = prefix.write("conf/nginx.conf", conf_text).unwrap();
-    let mut nginx = upkeep_nginx::NginxInstance::start(bin, &prefix, &conf).unwrap();
-    backend.seen.lock().unwrap().clear();
-    for _ in 0..2 {
-        let reply = get(port, path);
-        assert!(reply.starts_with("HTTP/1.1 200"), "nginx answered: {reply}");
-    }
-    nginx.stop().unwrap();
-    backend
-        .seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(id, _, c)| (*id, c.clone()))
-        .collect()
 }
 
 #[test]
@@ -229,12 +105,8 @@ fn u004_finding_and_fix_match_a_real_nginx() {
     assert_ne!(api[0].0, api[1].0, "{api:?}");
 
     // The fix, applied: `/api/` now keeps its connection too.
-    let fix = u004[0].fix.as_ref().expect("U004 offers a fix");
-    let mut fixed = text.clone().into_bytes();
-    for e in fix.edits.iter().rev() {
-        fixed.splice(e.span.range(), e.content.bytes());
-    }
-    let fixed = String::from_utf8(fixed).unwrap();
+    assert!(u004[0].fix.is_some(), "U004 offers a fix");
+    let fixed = fix_text(&scratch, &text, version, Some(&["U004"]));
     let api = observe(&bin, &fixed, &backend, port, "/api/");
     assert!(api.iter().all(|(_, c)| c.is_none()), "{api:?}\n{fixed}");
     assert_eq!(
@@ -309,19 +181,12 @@ fn pool_rules_and_fixes_match_a_real_nginx() {
             "{rules:?}: expected a new connection per request: {before:?}"
         );
 
-        let mut fixed = text.clone();
-        for _round in 0..4 {
-            let report = check_text(&scratch, &fixed, version);
-            let next = apply(
-                &fixed,
-                &report,
-                &["U001", "U002", "U003", "U005", "U006", "U010"],
-            );
-            if next == fixed {
-                break;
-            }
-            fixed = next;
-        }
+        let fixed = fix_text(
+            &scratch,
+            &text,
+            version,
+            Some(&["U001", "U002", "U003", "U005", "U006", "U010"]),
+        );
         let report = check_text(&scratch, &fixed, version);
         assert!(
             !report.findings.iter().any(|f| rules.contains(&f.rule)),
@@ -369,7 +234,7 @@ fn u012_finding_and_fix_match_a_real_nginx() {
     assert_eq!(before[0], "HTTP/1.1 200 OK");
     assert!(before[1].starts_with("HTTP/1.1 502"), "{before:?}");
 
-    let fixed = apply(&text, &report, &["U012"]);
+    let fixed = fix_text(&scratch, &text, version, Some(&["U012"]));
     assert!(
         fixed.contains("proxy_next_upstream error timeout;"),
         "{fixed}"
@@ -587,73 +452,6 @@ fn generate_reuse_config(
     )
 }
 
-/// A generated case: the main config and the text of the snippet it
-/// includes, if it includes one.
-#[derive(Clone, PartialEq, Eq)]
-struct Files {
-    main: String,
-    snippet: Option<String>,
-}
-
-impl std::fmt::Display for Files {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.main)?;
-        if let Some(snippet) = &self.snippet {
-            write!(f, "--- the included snippet:\n{snippet}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Writes `files` (the snippet at `snippet_path`, which the main config
-/// names by that absolute path, so that nginx reads the same file) and
-/// checks them.
-fn check_files(
-    scratch: &upkeep_nginx::Prefix,
-    files: &Files,
-    snippet_path: &Path,
-    version: NginxVersion,
-) -> (upkeep_rules::CheckReport, ConfigSet) {
-    if let Some(snippet) = &files.snippet {
-        std::fs::write(snippet_path, snippet).unwrap();
-    }
-    let path = scratch.write("check/nginx.conf", &files.main).unwrap();
-    let set = ConfigSet::load(path.to_str().unwrap(), &FsLoader, &LoadOptions::default()).unwrap();
-    let opts = CheckOptions {
-        nginx_version: Some(version),
-        version_source: VersionSource::Detected,
-        ..Default::default()
-    };
-    (check(&set, &opts), set)
-}
-
-/// `files` with the fixes of every finding applied, each edit to the file
-/// it names, round after round until a round changes nothing (at most 5).
-fn fix_every_file(
-    scratch: &upkeep_nginx::Prefix,
-    files: &Files,
-    snippet_path: &Path,
-    version: NginxVersion,
-) -> Files {
-    let mut fixed = files.clone();
-    for _round in 0..5 {
-        let (report, set) = check_files(scratch, &fixed, snippet_path, version);
-        let rules: Vec<&str> = report.findings.iter().map(|f| f.rule).collect();
-        let snippet_name = snippet_path.to_string_lossy();
-        let in_snippet = |f: upkeep_syntax::FileId| set.file(f).path == snippet_name;
-        let mut next = fixed.clone();
-        next.main = apply_where(&fixed.main, &report, &rules, |f| !in_snippet(f));
-        if let Some(snippet) = &fixed.snippet {
-            next.snippet = Some(apply_where(snippet, &report, &rules, in_snippet));
-        }
-        if next == fixed {
-            break;
-        }
-        fixed = next;
-    }
-    fixed
-}
-
 /// The rules whose findings say that a route's upstream connections are
 /// not reused (U004 only when the header it reports lost is `Connection`,
 /// U002 only when it does not leave the outcome to the backend).
@@ -714,7 +512,7 @@ fn reuse_findings_agree_with_a_real_nginx_on_generated_configs() {
     for case in 0..cases {
         let (files, path) =
             generate_reuse_config(&mut rng, backend.port, port, &temp, &snippet_path);
-        let reasons = says_no_reuse(&check_files(&scratch, &files, &snippet_path, version).0);
+        let reasons = says_no_reuse(&check_files(&scratch, &files, &snippet_path, version));
         let text = &files;
         let seen = observe(&bin, &files.main, &backend, port, &path);
         assert_eq!(seen.len(), 2, "case {case}: {seen:?}\n{text}");
@@ -734,8 +532,8 @@ fn reuse_findings_agree_with_a_real_nginx_on_generated_configs() {
         // Every fix applied, as `upkeep fix --unsafe-fixes` would: the
         // config must still serve the route, and now reuse its connection
         // (every reason generated here has a fix).
-        let fixed = fix_every_file(&scratch, &files, &snippet_path, version);
-        let (report, _) = check_files(&scratch, &fixed, &snippet_path, version);
+        let fixed = fix_files(&scratch, &files, &snippet_path, version, None);
+        let report = check_files(&scratch, &fixed, &snippet_path, version);
         let left = says_no_reuse(&report);
         // What no fix can settle (U010 for a variable naming an address)
         // may stay; then nginx must still not reuse, as upkeep says.
@@ -755,31 +553,13 @@ fn reuse_findings_agree_with_a_real_nginx_on_generated_configs() {
         disagreements.join("\n")
     );
     eprintln!(
-        "{cases} configs agree ({reused} reused, {not_reused} not) and reuse after the fixes"
+        "{cases} configs agree ({reused} reused, {not_reused} not), and again after the fixes"
     );
     // Both outcomes must be exercised, or the agreement proves nothing.
     assert!(
         reused >= cases / 20 && not_reused >= cases / 20,
         "{reused} reused, {not_reused} not"
     );
-}
-
-/// Runs nginx with `conf_text` and returns the status lines of two
-/// requests to `path`.
-fn observe_statuses(
-    bin: &upkeep_nginx::NginxBinary,
-    conf_text: &str,
-    port: u16,
-    path: &str,
-) -> Vec<String> {
-    let prefix = upkeep_nginx::Prefix::new().unwrap();
-    let conf = prefix.write("conf/nginx.conf", conf_text).unwrap();
-    let mut nginx = upkeep_nginx::NginxInstance::start(bin, &prefix, &conf).unwrap();
-    let out = (0..2)
-        .map(|_| get(port, path).lines().next().unwrap_or("").to_string())
-        .collect();
-    nginx.stop().unwrap();
-    out
 }
 
 /// A generated config for the stale-connection retry: a pooled route
@@ -897,7 +677,7 @@ fn stale_retry_findings_agree_with_a_real_nginx_on_generated_configs() {
             continue;
         }
         // With every fix applied, the stale connection is retried.
-        let fixed = fix_everything(&scratch, &text, version);
+        let fixed = fix_text(&scratch, &text, version, None);
         let after = observe_statuses(&bin, &fixed, port, &path);
         if after != ["HTTP/1.1 200 OK", "HTTP/1.1 200 OK"] {
             disagreements.push(format!(
