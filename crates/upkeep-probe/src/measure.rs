@@ -73,6 +73,13 @@ impl Link<'_> {
         }
     }
 
+    /// Why an exchange ended at `--timeout`, before the target's max wait:
+    /// "no answer to the first request within 1.0 s (--timeout)".
+    fn timeout_reason(&self, which: &str) -> String {
+        let timeout = crate::render::seconds(self.opts.io_timeout.as_millis() as u64);
+        format!("no answer to the {which} request within {timeout} (--timeout)")
+    }
+
     /// Sends the request and reads one response, waiting at most until
     /// `response_deadline`.
     fn exchange(&self, conn: &mut Connection, response_deadline: Instant) -> Exchange {
@@ -102,6 +109,7 @@ impl Link<'_> {
             Err(ReadError::Timeout) if Instant::now() >= self.deadline => {
                 Exchange::Stopped { sent: true }
             }
+            Err(ReadError::Timeout) => Exchange::TimedOut,
             Err(e) => Exchange::Failed(e.to_string()),
         }
     }
@@ -119,6 +127,8 @@ enum Exchange {
     Stopped {
         sent: bool,
     },
+    /// No complete response within `--timeout` (the max wait not over).
+    TimedOut,
     Failed(String),
 }
 
@@ -210,6 +220,10 @@ fn run(
             if !cancel.is_cancelled() {
                 rep.error = Some(link.stopped_reason(sent, "first"));
             }
+            return;
+        }
+        Exchange::TimedOut => {
+            rep.error = Some(link.timeout_reason("first"));
             return;
         }
         Exchange::Failed(e) => {
@@ -360,6 +374,7 @@ fn idle_sample(link: &Link<'_>) -> IdleResult {
                 IdleResult::Failed(link.stopped_reason(sent, "first"))
             }
         }
+        Exchange::TimedOut => IdleResult::Failed(link.timeout_reason("first")),
         Exchange::Failed(e) => IdleResult::Failed(e),
     }
 }
@@ -485,6 +500,15 @@ fn request_cap(link: &Link<'_>) -> CapResult {
                 } else {
                     CapEnd::Stopped
                 };
+                return result;
+            }
+            Exchange::TimedOut => {
+                let which = if result.answered == 0 {
+                    "first"
+                } else {
+                    "next"
+                };
+                result.end = CapEnd::Failed(link.timeout_reason(which));
                 return result;
             }
             Exchange::Failed(e) => {
