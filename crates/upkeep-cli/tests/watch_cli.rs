@@ -292,9 +292,10 @@ fn idle_and_dripping_clients_do_not_keep_a_scrape_out() {
 }
 
 /// An error log that is a FIFO when the watch starts, or that appears later
-/// as a FIFO or as a link to /dev/zero, is refused with a note: opening a
-/// FIFO would wait for a writer and /dev/zero never ends, and either would
-/// stop every interval after it.
+/// as a FIFO, a directory or a link to /dev/zero, is refused with a note:
+/// opening a FIFO would wait for a writer and /dev/zero never ends, and
+/// either would stop every interval after it. The JSON's `logs` says it is
+/// present but not read, and why.
 #[test]
 fn error_logs_that_are_or_become_a_fifo_or_a_device_are_refused_not_read() {
     let dir = tempfile::tempdir().unwrap();
@@ -313,6 +314,7 @@ fn error_logs_that_are_or_become_a_fifo_or_a_device_are_refused_not_read() {
     mkfifo(&fifo_at_start);
     let fifo_later = dir.path().join("fifo-later.log");
     let zero_later = dir.path().join("zero-later.log");
+    let dir_later = dir.path().join("dir-later.log");
 
     let mut watch = common::KillOnDrop(
         upkeep()
@@ -324,6 +326,8 @@ fn error_logs_that_are_or_become_a_fifo_or_a_device_are_refused_not_read() {
             .arg(&fifo_later)
             .arg("--error-log")
             .arg(&zero_later)
+            .arg("--error-log")
+            .arg(&dir_later)
             .args(["--interval", "300ms", "--count", "6", "--format", "json"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -349,6 +353,7 @@ fn error_logs_that_are_or_become_a_fifo_or_a_device_are_refused_not_read() {
     next_line(&out, "a first interval");
     mkfifo(&fifo_later);
     std::os::unix::fs::symlink("/dev/zero", &zero_later).unwrap();
+    std::fs::create_dir(&dir_later).unwrap();
 
     let status = wait_with_timeout(&mut watch.0, Duration::from_secs(60));
     assert!(status.success(), "{status:?}");
@@ -357,7 +362,8 @@ fn error_logs_that_are_or_become_a_fifo_or_a_device_are_refused_not_read() {
         .map(|l| serde_json::from_str(&l).unwrap())
         .collect();
     assert_eq!(rest.len(), 5, "every interval printed: {rest:?}");
-    let notes = rest.last().unwrap()["notes"].to_string();
+    let last = rest.last().unwrap();
+    let notes = last["notes"].to_string();
     for expected in [
         format!(
             "error log {}: is a FIFO (named pipe), not a log file",
@@ -367,7 +373,29 @@ fn error_logs_that_are_or_become_a_fifo_or_a_device_are_refused_not_read() {
             "error log {}: is a character device, not a log file",
             zero_later.display()
         ),
+        format!(
+            "error log {}: is a directory, not a log file",
+            dir_later.display()
+        ),
     ] {
         assert!(notes.contains(&expected), "{expected}: {notes}");
+    }
+    // Present, not read, and why.
+    let logs = last["logs"].as_array().unwrap();
+    for (path, why) in [
+        (&fifo_later, "is a FIFO (named pipe), not a log file"),
+        (&zero_later, "is a character device, not a log file"),
+        (&dir_later, "is a directory, not a log file"),
+    ] {
+        let path = path.display().to_string();
+        let l = logs
+            .iter()
+            .find(|l| l["path"] == path.as_str())
+            .unwrap_or_else(|| panic!("{path}: {logs:?}"));
+        assert_eq!(
+            l,
+            &serde_json::json!({"kind": "error", "path": path, "present": true,
+                                "readable": false, "refused": why}),
+        );
     }
 }

@@ -370,7 +370,7 @@ fn an_error_log_created_after_the_start_is_followed() {
     let first: Value = serde_json::from_str(&next_line(&json_out, "an interval")).unwrap();
     assert_eq!(
         first["logs"],
-        serde_json::json!([{"kind": "error", "path": error_log.display().to_string(), "present": false}])
+        serde_json::json!([{"kind": "error", "path": error_log.display().to_string(), "present": false, "readable": false, "refused": null}])
     );
     let first_line = next_line(&line_out, "a line");
     assert!(

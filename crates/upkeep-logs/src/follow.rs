@@ -101,6 +101,35 @@ fn open_log(path: &Path) -> io::Result<(File, std::fs::Metadata)> {
     Ok((file, meta))
 }
 
+/// What a followed path is at a given moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathState {
+    /// It does not exist (yet, or any more).
+    Missing,
+    /// A regular file that can be opened: it is read.
+    Readable,
+    /// It exists but is not read, and why ("is a FIFO (named pipe), not a
+    /// log file", "Permission denied (os error 13)").
+    Refused(String),
+}
+
+/// What `path` is now, as [`Follower::poll`] would take it. A path that is
+/// not a regular file is not opened (a FIFO would be, by its writer, taken
+/// for a reader).
+pub fn path_state(path: &Path) -> PathState {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return PathState::Missing,
+        Err(e) => return PathState::Refused(e.to_string()),
+        Ok(meta) if !meta.is_file() => return PathState::Refused(not_a_log(&meta).to_string()),
+        Ok(_) => {}
+    }
+    match open_log(path) {
+        Ok(_) => PathState::Readable,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => PathState::Missing,
+        Err(e) => PathState::Refused(e.to_string()),
+    }
+}
+
 impl Follower {
     /// Starts following `path`. With `from_start` the existing content is
     /// read too; otherwise only what is appended from now on. A path that

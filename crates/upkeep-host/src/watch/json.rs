@@ -32,7 +32,8 @@
 //!  "findings": {"checks", "success", "last_check": time | null,
 //!               "error": null | "why",
 //!               "by_rule": [{"rule", "severity", "count"}]} | null,
-//!  "logs": [{"kind": "error" | "access", "path", "present"}],
+//!  "logs": [{"kind": "error" | "access", "path", "present", "readable",
+//!            "refused": null | "why"}],
 //!  "totals": {"intervals", "client_requests", "client_accepts",
 //!             "client_handled", "client_dropped", "requests_per_connection",
 //!             "status_failures", "census_polls",
@@ -83,7 +84,10 @@
 //!   configuration was loaded.
 //! * `logs`: the followed logs; a log that is not `present` (not created
 //!   yet, or removed) is still followed and read from its start once it
-//!   appears.
+//!   appears. `present` says the path exists, `readable` that it is read:
+//!   a path that is not a regular file (a FIFO, a directory, a device) or
+//!   cannot be opened is present but not readable, and `refused` says why
+//!   (`null` otherwise); it is looked at again every interval.
 //! * `totals` run from the start of the watch. `totals.peers` is per
 //!   upstream peer as the logs name it (every watched backend included, at
 //!   0): `requests` and `bad_gateway` (`null` without an access log),
@@ -157,6 +161,8 @@ pub fn interval(i: &Interval, src: &Sources<'_>, status_url: Option<&str>) -> Va
             "kind": l.kind.as_str(),
             "path": l.path.display().to_string(),
             "present": l.present,
+            "readable": l.readable(),
+            "refused": l.refused,
         })).collect::<Vec<_>>(),
         "totals": totals(&i.totals, src),
         "notes": i.notes,
@@ -448,6 +454,7 @@ mod tests {
                 kind: crate::watch::LogKind::Error,
                 path: "/var/log/nginx/error.log".into(),
                 present: false,
+                refused: None,
             }],
             notes: Vec::new(),
             totals,

@@ -158,12 +158,39 @@ impl LogKind {
 
 /// A followed log at the end of an interval: a log that does not exist
 /// (yet, or any more) is still followed, and read from its start once it
-/// appears.
+/// appears; one that exists but is not a regular file (a FIFO, a
+/// directory, a device) or cannot be opened is not read, and looked at
+/// again in the next interval.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogState {
     pub kind: LogKind,
     pub path: PathBuf,
+    /// The path exists.
     pub present: bool,
+    /// Why the log is not read although it is present.
+    pub refused: Option<String>,
+}
+
+impl LogState {
+    /// What `path` is now.
+    pub fn of(kind: LogKind, path: &Path) -> LogState {
+        let (present, refused) = match upkeep_logs::follow::path_state(path) {
+            upkeep_logs::follow::PathState::Missing => (false, None),
+            upkeep_logs::follow::PathState::Readable => (true, None),
+            upkeep_logs::follow::PathState::Refused(why) => (true, Some(why)),
+        };
+        LogState {
+            kind,
+            path: path.to_path_buf(),
+            present,
+            refused,
+        }
+    }
+
+    /// Present and read.
+    pub fn readable(&self) -> bool {
+        self.present && self.refused.is_none()
+    }
 }
 
 /// One backend in one interval.
@@ -458,11 +485,7 @@ impl Watcher {
             });
         let logs: Vec<LogState> = (self.logs.paths().map(|p| (LogKind::Error, p)))
             .chain(self.access_logs.paths().map(|p| (LogKind::Access, p)))
-            .map(|(kind, path)| LogState {
-                kind,
-                path: path.to_path_buf(),
-                present: std::fs::metadata(path).is_ok(),
-            })
+            .map(|(kind, path)| LogState::of(kind, path))
             .collect();
         let end = Instant::now();
         let duration = end.saturating_duration_since(self.previous_end);

@@ -298,13 +298,22 @@ pub fn frame(i: &Interval, src: &Sources<'_>, source: &str, style: Style) -> Str
             let _ = writeln!(out, "check     {}", style.red(&failed));
         }
     }
-    for l in i.logs.iter().filter(|l| !l.present) {
-        let _ = writeln!(
-            out,
-            "logs      {} log {} is missing: followed once it appears",
-            l.kind.as_str(),
-            upkeep_diag::terminal_safe_line(&l.path.display().to_string())
-        );
+    for l in i.logs.iter().filter(|l| !l.readable()) {
+        let shown = l.path.display().to_string();
+        let path = upkeep_diag::terminal_safe_line(&shown);
+        let _ = match &l.refused {
+            Some(why) => writeln!(
+                out,
+                "logs      {} log {path} is not read: {}",
+                l.kind.as_str(),
+                upkeep_diag::terminal_safe_line(why)
+            ),
+            None => writeln!(
+                out,
+                "logs      {} log {path} is missing: followed once it appears",
+                l.kind.as_str(),
+            ),
+        };
     }
     if let Some(e) = &i.census_error {
         let _ = writeln!(out, "note      socket census failed: {e}");
@@ -424,10 +433,11 @@ pub fn line(i: &Interval, src: &Sources<'_>) -> String {
             let _ = write!(out, " check_error={e:?}");
         }
     }
-    for l in i.logs.iter().filter(|l| !l.present) {
+    for l in i.logs.iter().filter(|l| !l.readable()) {
+        let state = if l.present { "unreadable" } else { "missing" };
         let _ = write!(
             out,
-            " missing_{}_log={:?}",
+            " {state}_{}_log={:?}",
             l.kind.as_str(),
             l.path.display().to_string()
         );
@@ -515,6 +525,7 @@ mod tests {
                 kind: LogKind::Error,
                 path: "/var/log/nginx/late.log".into(),
                 present: false,
+                refused: None,
             }],
             notes: Vec::new(),
             totals,
