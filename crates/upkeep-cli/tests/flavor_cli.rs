@@ -360,3 +360,60 @@ fn a_binary_of_another_flavor_is_named_as_the_reason_for_the_assumed_version() {
         "{none}"
     );
 }
+
+/// `probe --config` states the version its verdicts assume the way `check`
+/// does: a freenginx binary on PATH under `--flavor nginx` is named as the
+/// reason the version is assumed, and without a flavor its version is
+/// taken as freenginx's, not as an nginx release of the same number. The
+/// upstream's server is a loopback port nothing listens on: the probe only
+/// fails to connect.
+#[test]
+fn probe_names_a_binary_of_another_flavor_as_the_reason_for_the_assumed_version() {
+    let bin = freenginx_on_path();
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let conf = write_conf(
+        dir.path(),
+        &format!(
+            "events {{}}\nhttp {{\n    upstream app {{\n        server 127.0.0.1:{port};\n    }}\n    server {{\n        listen 8080;\n        location / {{ proxy_pass http://app; }}\n    }}\n}}\n"
+        ),
+    );
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let probe = |extra: &[&str]| -> Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_upkeep"))
+            .args(["probe", "--format", "json", "--quiet", "--max-wait", "2s"])
+            .args(extra)
+            .args(["--config", &conf])
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)))
+    };
+
+    let forced = probe(&["--flavor", "nginx"]);
+    let source = forced["nginx_version_source"].as_str().unwrap();
+    assert!(source.starts_with("assumed; "), "{forced}");
+    assert!(
+        source.contains("the nginx binary on this host is freenginx 1.29.7, not nginx"),
+        "{forced}"
+    );
+    assert!(!source.contains("no nginx binary detected"), "{forced}");
+
+    let taken = probe(&[]);
+    assert_eq!(
+        taken["nginx_version_source"], "from nginx -v: freenginx 1.29.7",
+        "{taken}"
+    );
+    // The nginx release freenginx 1.29.7 behaves as, as `check` resolves it.
+    let check = check_json_with_path(bin.path(), &conf, &[]);
+    assert_eq!(check["flavor"], "freenginx", "{check}");
+    assert_ne!(taken["nginx_version"], "1.29.7", "{taken}");
+}

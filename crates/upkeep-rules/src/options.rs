@@ -89,6 +89,29 @@ impl CheckOptions {
         }
     }
 
+    /// Where the version came from, in words, for a report that states
+    /// the version it assumes: "--nginx-version", "from nginx -v",
+    /// "assumed; no --nginx-version given and no nginx binary detected".
+    /// A flavor other than nginx is named with its own version ("from nginx
+    /// -v: freenginx 1.29.7"), since [`Self::version`] is then the nginx
+    /// release it behaves as.
+    pub fn version_source_text(&self) -> String {
+        let target = self.target();
+        let of = if target.flavor == Flavor::Nginx {
+            String::new()
+        } else {
+            format!(": {target}")
+        };
+        match self.version_source {
+            VersionSource::Given => format!("--nginx-version{of}"),
+            VersionSource::Detected => format!("from nginx -v{of}"),
+            VersionSource::Controller => format!("the controller's release{of}"),
+            VersionSource::Assumed => {
+                format!("assumed{of}; {}", self.assumed_version_reason())
+            }
+        }
+    }
+
     /// The nginx release whose behaviour the check resolves defaults with:
     /// the version itself for nginx ([`Target::behaviour_version`]).
     pub fn version(&self) -> NginxVersion {

@@ -101,6 +101,12 @@ pub struct Args {
     #[arg(long, value_name = "X.Y.Z")]
     pub nginx_version: Option<String>,
 
+    /// The server, as for `check`: nginx, angie or freenginx
+    /// (--nginx-version is then the flavor's own version). Default: read
+    /// from `nginx -v`, else nginx.
+    #[arg(long, value_name = "FLAVOR")]
+    pub flavor: Option<String>,
+
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
 
@@ -126,7 +132,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     let mut from_config = None;
     if let Some(path) = &args.config {
-        let (version, version_source) = nginx_version(args.nginx_version.as_deref())?;
+        let (version, version_source) =
+            nginx_version(args.flavor.as_deref(), args.nginx_version.as_deref())?;
         let path_text = path.to_string_lossy();
         let plan = upkeep_probe::config::Plan::load(&path_text, version, &args.only, &defaults)
             .map_err(anyhow::Error::msg)?;
@@ -261,22 +268,18 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| "size too large".to_string())
 }
 
-/// The version the verdicts assume, and where it came from.
-fn nginx_version(given: Option<&str>) -> anyhow::Result<(NginxVersion, &'static str)> {
-    if let Some(text) = given {
-        let v = NginxVersion::parse(text).map_err(|e| anyhow::anyhow!("--nginx-version: {e}"))?;
-        return Ok((v, "--nginx-version"));
-    }
-    let detected = upkeep_nginx::NginxBinary::find(None)
-        .and_then(|bin| bin.version().ok())
-        .and_then(|text| NginxVersion::parse(&text).ok());
-    Ok(match detected {
-        Some(v) => (v, "from nginx -v"),
-        None => (
-            NginxVersion::DEFAULT_ASSUMED,
-            "assumed; set --nginx-version",
-        ),
-    })
+/// The nginx release the verdicts assume, and where it came from, read as
+/// `check` reads it ([`super::check::apply_target_flags`],
+/// [`super::check::detect_version`]): a binary of another flavor than the
+/// one asked for is named as the reason for an assumed version.
+fn nginx_version(
+    flavor: Option<&str>,
+    given: Option<&str>,
+) -> anyhow::Result<(NginxVersion, String)> {
+    let mut opts = upkeep_rules::CheckOptions::default();
+    let flavor_given = super::check::apply_target_flags(&mut opts, flavor, given)?;
+    super::check::detect_version(&mut opts, flavor_given);
+    Ok((opts.version(), opts.version_source_text()))
 }
 
 /// First Ctrl-C: stop probing and print what was measured. Second: leave now.
