@@ -18,6 +18,13 @@
 //! Until the table fills there is no extra work on the hot path; after, an
 //! increment also restores the min-heap of counts (usually a compare or two,
 //! since frequent addresses sit at the bottom of it).
+//!
+//! The table is [`AddressTable`], which counts `N` numbers per address
+//! (their sum is what ranks addresses): [`UpstreamTable`] counts failures
+//! per [`Signature`]; `upkeep watch` also counts requests and 502s per
+//! peer with it.
+
+use std::collections::BTreeMap;
 
 use crate::fxhash::FxMap;
 use crate::signature::Signature;
@@ -28,8 +35,13 @@ pub const OVERFLOW_UPSTREAM: &str = "(other addresses)";
 
 const RECENT_SLOTS: usize = 64;
 
+/// Failures per signature of each upstream address.
+pub type UpstreamTable = AddressTable<{ Signature::COUNT }>;
+
+/// `N` counts per address, for at most a given number of addresses at
+/// once (see the module's documentation).
 #[derive(Clone, Debug)]
-pub struct UpstreamTable {
+pub struct AddressTable<const N: usize> {
     capacity: usize,
     ids: FxMap<Box<[u8]>, u32>,
     names: Vec<Box<[u8]>>,
@@ -39,14 +51,14 @@ pub struct UpstreamTable {
     /// the name comparison catches that.
     recent: [u32; RECENT_SLOTS],
     /// Per id: failures per signature while the current address held it.
-    counts: Vec<[u64; Signature::COUNT]>,
+    counts: Vec<[u64; N]>,
     /// Per id: the sum of `counts`.
     totals: Vec<u64>,
     /// Per id: at most this many failures of the address were pooled before
     /// it got the id.
     errors: Vec<u64>,
     /// Failures per signature of addresses that lost their id.
-    pooled: [u64; Signature::COUNT],
+    pooled: [u64; N],
     /// Addresses that lost their id.
     evictions: u64,
     /// Min-heap of ids by `totals + errors`; empty until the table fills.
@@ -55,9 +67,35 @@ pub struct UpstreamTable {
     heap_pos: Vec<u32>,
 }
 
-impl Default for UpstreamTable {
-    fn default() -> UpstreamTable {
-        UpstreamTable::with_capacity(MAX_UPSTREAMS)
+impl<const N: usize> Default for AddressTable<N> {
+    fn default() -> AddressTable<N> {
+        AddressTable::with_capacity(MAX_UPSTREAMS)
+    }
+}
+
+/// The same addresses with the same counts (and the same capacity, pooled
+/// counts and evictions), whatever the order they got their ids in.
+impl<const N: usize> PartialEq for AddressTable<N> {
+    fn eq(&self, other: &AddressTable<N>) -> bool {
+        let entries = |t: &AddressTable<N>| -> BTreeMap<Box<[u8]>, ([u64; N], u64)> {
+            (0..t.names.len())
+                .map(|i| (t.names[i].clone(), (t.counts[i], t.errors[i])))
+                .collect()
+        };
+        self.capacity == other.capacity
+            && self.pooled == other.pooled
+            && self.evictions == other.evictions
+            && entries(self) == entries(other)
+    }
+}
+
+impl<const N: usize> Eq for AddressTable<N> {}
+
+impl UpstreamTable {
+    /// Adds `n` failures of `sig` to `id`.
+    #[inline]
+    pub fn add(&mut self, id: u32, sig: Signature, n: u64) {
+        self.add_at(id, sig.index(), n);
     }
 }
 
@@ -73,10 +111,10 @@ fn recent_slot(name: &[u8]) -> usize {
     (mixed >> 58) as usize % RECENT_SLOTS
 }
 
-impl UpstreamTable {
+impl<const N: usize> AddressTable<N> {
     /// A table that tracks at most `capacity` (at least 1) addresses.
-    pub fn with_capacity(capacity: usize) -> UpstreamTable {
-        UpstreamTable {
+    pub fn with_capacity(capacity: usize) -> AddressTable<N> {
+        AddressTable {
             capacity: capacity.max(1),
             ids: FxMap::default(),
             names: Vec::new(),
@@ -84,7 +122,7 @@ impl UpstreamTable {
             counts: Vec::new(),
             totals: Vec::new(),
             errors: Vec::new(),
-            pooled: [0; Signature::COUNT],
+            pooled: [0; N],
             evictions: 0,
             heap: Vec::new(),
             heap_pos: Vec::new(),
@@ -114,7 +152,7 @@ impl UpstreamTable {
             let id = self.names.len() as u32;
             self.names.push(name.into());
             self.ids.insert(name.into(), id);
-            self.counts.push([0; Signature::COUNT]);
+            self.counts.push([0; N]);
             self.totals.push(0);
             self.errors.push(0);
             return (id, false);
@@ -138,11 +176,11 @@ impl UpstreamTable {
         (id, true)
     }
 
-    /// Adds `n` failures of `sig` to `id`.
+    /// Adds `n` to count `slot` (below `N`) of `id`.
     #[inline]
-    pub fn add(&mut self, id: u32, sig: Signature, n: u64) {
+    pub fn add_at(&mut self, id: u32, slot: usize, n: u64) {
         let i = id as usize;
-        self.counts[i][sig.index()] += n;
+        self.counts[i][slot] += n;
         self.totals[i] += n;
         if !self.heap.is_empty() {
             self.sift_down(self.heap_pos[i] as usize);
@@ -150,7 +188,7 @@ impl UpstreamTable {
     }
 
     /// Adds another table's counts and error for `id`'s address.
-    fn add_all(&mut self, id: u32, counts: &[u64; Signature::COUNT], error: u64) {
+    fn add_all(&mut self, id: u32, counts: &[u64; N], error: u64) {
         let i = id as usize;
         for (a, b) in self.counts[i].iter_mut().zip(counts) {
             *a += b;
@@ -165,7 +203,7 @@ impl UpstreamTable {
     /// Adds all of `other` (another thread's part of the same input).
     /// Returns, per id of `other`, its id here, or [`Self::pooled_id`] when
     /// it did not keep one.
-    pub fn merge(&mut self, other: &UpstreamTable) -> Vec<u32> {
+    pub fn merge(&mut self, other: &AddressTable<N>) -> Vec<u32> {
         let mut remap: Vec<u32> = (0..other.names.len())
             .map(|o| {
                 let (id, _) = self.intern(&other.names[o]);
@@ -251,7 +289,7 @@ impl UpstreamTable {
     }
 
     /// Failures per signature counted for `id` (ids below [`Self::len`]).
-    pub fn counts(&self, id: u32) -> &[u64; Signature::COUNT] {
+    pub fn counts(&self, id: u32) -> &[u64; N] {
         &self.counts[id as usize]
     }
 
@@ -261,7 +299,7 @@ impl UpstreamTable {
     }
 
     /// Failures per signature under [`OVERFLOW_UPSTREAM`].
-    pub fn pooled(&self) -> &[u64; Signature::COUNT] {
+    pub fn pooled(&self) -> &[u64; N] {
         &self.pooled
     }
 
