@@ -399,3 +399,112 @@ fn error_logs_that_are_or_become_a_fifo_or_a_device_are_refused_not_read() {
         );
     }
 }
+
+/// The resident memory of a process, in KiB (`VmRSS`).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS: {status}"))
+}
+
+/// Pods that come and go: an error log naming 80,000 distinct peers, in
+/// four batches, and one busy peer in each. At most `--max-peers` peers are
+/// counted (as `upkeep logs` counts addresses): the busy one stays exact,
+/// the others' lines are under "(other addresses)", every line is counted
+/// somewhere, the JSON says the limit was reached, and the watch's memory
+/// does not grow with the peers after the first batch.
+#[test]
+fn peers_past_max_peers_are_pooled_and_memory_stays_flat() {
+    const BATCHES: u32 = 4;
+    const PER_BATCH: u32 = 20_000;
+    const BUSY_PER_BATCH: u32 = 200;
+    const LIMIT: usize = 500;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        "events {}\nhttp { server { listen 127.0.0.1:9; } }\n",
+    )
+    .unwrap();
+    let log = dir.path().join("error.log");
+    std::fs::write(&log, "").unwrap();
+    let line = |peer: &str| {
+        format!(
+            "2026/11/23 14:26:24 [error] 30381#0: *14 recv() failed (104: Connection reset by peer) while reading response header from upstream, client: 127.0.0.1, server: , request: \"GET / HTTP/1.1\", upstream: \"http://{peer}/\", host: \"t\"\n"
+        )
+    };
+    let mut watch = common::KillOnDrop(
+        upkeep()
+            .args(["watch", "--config"])
+            .arg(&conf)
+            .arg("--error-log")
+            .arg(&log)
+            .args(["--max-peers", &LIMIT.to_string()])
+            .args(["--interval", "300ms", "--format", "json", "--quiet"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = watch.0.id();
+    let out = lines_of(watch.0.stdout.take().unwrap());
+    next_line(&out, "a first interval");
+
+    let mut written = 0u64;
+    let mut rss = Vec::new();
+    let mut last = serde_json::Value::Null;
+    for batch in 0..BATCHES {
+        let mut text = String::new();
+        for _ in 0..BUSY_PER_BATCH {
+            text.push_str(&line("192.168.9.9:80"));
+        }
+        for n in 0..PER_BATCH {
+            text.push_str(&line(&format!("10.{batch}.{}.{}:8080", n / 256, n % 256)));
+        }
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        drop(f);
+        written += u64::from(BUSY_PER_BATCH + PER_BATCH);
+        // Until an interval has read the whole batch (bounded by next_line).
+        loop {
+            last = serde_json::from_str(&next_line(&out, "an interval")).unwrap();
+            if last["totals"]["error_lines"] == written {
+                break;
+            }
+        }
+        // One more interval, so the batch's peak is behind.
+        next_line(&out, "an interval");
+        rss.push(rss_kib(pid));
+    }
+    eprintln!("watch VmRSS after each batch of {PER_BATCH} peers (KiB): {rss:?}");
+
+    let totals = &last["totals"];
+    let limits = &totals["peer_addresses"];
+    assert_eq!(limits["limit"], LIMIT, "{limits}");
+    assert_eq!(limits["limit_reached"], true, "{limits}");
+    assert!(limits["access_log"].is_null(), "{limits}");
+    let tracked = limits["error_log"]["tracked"].as_u64().unwrap();
+    assert!(tracked <= LIMIT as u64, "{limits}");
+    assert!(limits["error_log"]["evictions"].as_u64().unwrap() > 0);
+    let peers = totals["peers"].as_object().unwrap();
+    assert!(peers.len() <= LIMIT + 1, "{} peers", peers.len());
+    let busy = &peers["192.168.9.9:80"];
+    assert_eq!(
+        busy["signatures"]["upstream-reset"],
+        BATCHES * BUSY_PER_BATCH,
+        "{busy}"
+    );
+    assert!(peers.contains_key("(other addresses)"), "no pooled peer");
+    let all: u64 = peers
+        .values()
+        .map(|p| p["signatures"]["upstream-reset"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(all, written, "every line is counted under some peer");
+    // Flat: the last three batches (60,000 new peers) add at most a few MiB
+    // to what the first left (allocator slack; no per-peer growth).
+    let grown = rss.last().unwrap().saturating_sub(rss[0]);
+    assert!(grown < 8 * 1024, "VmRSS grew {grown} KiB: {rss:?}");
+}

@@ -267,7 +267,7 @@ fn rates_connections_errors_and_metrics_follow_real_traffic() {
     );
     assert_eq!(totals.errors.total(), REFUSED as u64);
     assert_eq!(
-        totals.errors.by_backend,
+        totals.errors.by_backend(),
         BTreeMap::from([(
             (Signature::ConnectRefused, refused.to_string()),
             REFUSED as u64

@@ -46,14 +46,18 @@ headroom of the nginx master and workers; and the findings of `upkeep check` \
 on the running configuration, checked at the start and again whenever nginx \
 reloads (new master or workers) or a configuration file changes. A log that \
 does not exist yet is said to be missing, and is followed from its start \
-once it appears.
+once it appears. At most --max-peers peer addresses are counted per log, as \
+`upkeep logs` counts them: past the limit the busiest stay exact, the others \
+are pooled under \"(other addresses)\", and the output says the limit was \
+reached.
 
 On a terminal the view is redrawn in place; otherwise one line per interval. \
 `--format json` prints one JSON object per interval, one per line (schema 1: \
 interval, time, elapsed_ms, duration_ms, build, clients, stub_status, \
 upstream, backends[] with ephemeral_ports, ephemeral_ports_used_ratio, \
 requests, bad_gateway, stale_reuse; census with port_range_size; errors, \
-access_log, open_files, findings, logs[] with present, totals with peers; \
+access_log, open_files, findings, logs[] with present, readable, refused; \
+totals with peers and peer_addresses; \
 notes; every field is described in the README, \"Many hosts\", with the \
 metric it matches). `--listen` serves the same data as Prometheus metrics on /metrics: \
 the totals since the start as counters, the last interval's gauges; the \
@@ -108,6 +112,14 @@ pub struct Args {
     /// Length of an interval (nginx syntax: 1s, 500ms).
     #[arg(long, value_name = "DURATION", default_value = "1s")]
     pub interval: String,
+
+    /// Peer addresses (as the error and access logs name them) counted at
+    /// once per log, so that pods that come and go do not grow memory: past
+    /// it the busiest stay exact and the others are pooled under "(other
+    /// addresses)".
+    #[arg(long, value_name = "N", default_value_t = upkeep_host::watch::DEFAULT_MAX_PEERS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_peers: usize,
 
     /// Stop after N intervals (default: until Ctrl-C).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -248,6 +260,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     opts.error_logs = error_logs;
     opts.access_logs = access_logs;
     opts.nginx_pid = pid;
+    opts.max_peers = args.max_peers;
     opts.build.nginx_version = version_text.clone().unwrap_or_default();
     match Sysctls::read_for(pid) {
         Ok(s) => opts.port_range = s.ip_local_port_range,

@@ -15,6 +15,16 @@ use std::path::{Path, PathBuf};
 
 use upkeep_logs::access_format::{Field, LogFormat};
 use upkeep_logs::follow::Follower;
+use upkeep_logs::upstreams::{AddressTable, OVERFLOW_UPSTREAM};
+
+/// Per peer: [`REQUESTS`] and [`BAD_GATEWAY`], for at most `--max-peers`
+/// peers at once (the busiest; the rest pooled under
+/// [`OVERFLOW_UPSTREAM`]), as `upkeep logs` counts failures per address.
+pub type PeerTable = AddressTable<2>;
+/// The slot of [`PeerRequests::requests`] in a [`PeerTable`].
+pub const REQUESTS: usize = 0;
+/// The slot of [`PeerRequests::bad_gateway`] in a [`PeerTable`].
+pub const BAD_GATEWAY: usize = 1;
 
 /// Requests and client-visible 502s of one peer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -31,12 +41,41 @@ pub struct AccessCounts {
     pub lines: u64,
     /// Lines that did not fit their `log_format`.
     pub unparsed: u64,
-    /// Peer as logged (`127.0.0.1:8080`, `unix:/path`, or the upstream's
-    /// name when no server could be chosen) → its counts.
-    pub by_peer: BTreeMap<String, PeerRequests>,
+    /// Per peer as logged (`127.0.0.1:8080`, `unix:/path`, or the
+    /// upstream's name when no server could be chosen). See
+    /// [`Self::by_peer`].
+    pub peers: PeerTable,
 }
 
 impl AccessCounts {
+    /// Counts that track at most `max_peers` peers at once.
+    pub fn with_peer_limit(max_peers: usize) -> AccessCounts {
+        AccessCounts {
+            peers: PeerTable::with_capacity(max_peers),
+            ..AccessCounts::default()
+        }
+    }
+
+    /// Peer → its counts, those of peers that lost their place in the
+    /// table under [`OVERFLOW_UPSTREAM`].
+    pub fn by_peer(&self) -> BTreeMap<String, PeerRequests> {
+        let t = &self.peers;
+        let of = |c: &[u64; 2]| PeerRequests {
+            requests: c[REQUESTS],
+            bad_gateway: c[BAD_GATEWAY],
+        };
+        let mut out: BTreeMap<String, PeerRequests> = (0..t.len() as u32)
+            .map(|id| (t.name(id), of(t.counts(id))))
+            .collect();
+        if t.pooled().iter().any(|&n| n > 0) {
+            let pooled = of(t.pooled());
+            let e = out.entry(OVERFLOW_UPSTREAM.to_string()).or_default();
+            e.requests += pooled.requests;
+            e.bad_gateway += pooled.bad_gateway;
+        }
+        out
+    }
+
     /// Counts one line of `format`.
     pub fn add_line(&mut self, format: &LogFormat, line: &[u8]) {
         self.lines += 1;
@@ -46,23 +85,21 @@ impl AccessCounts {
         };
         let mut last = None;
         for peer in rec.upstream_addrs() {
-            let peer = String::from_utf8_lossy(peer).into_owned();
-            self.by_peer.entry(peer.clone()).or_default().requests += 1;
+            let (id, _) = self.peers.intern(peer);
+            self.peers.add_at(id, REQUESTS, 1);
             last = Some(peer);
         }
         if let (Some(502), Some(peer)) = (rec.status, last) {
-            self.by_peer.entry(peer).or_default().bad_gateway += 1;
+            // Interned again: a later peer of the line may have taken its id.
+            let (id, _) = self.peers.intern(peer);
+            self.peers.add_at(id, BAD_GATEWAY, 1);
         }
     }
 
     pub fn merge(&mut self, other: &AccessCounts) {
         self.lines += other.lines;
         self.unparsed += other.unparsed;
-        for (peer, c) in &other.by_peer {
-            let mine = self.by_peer.entry(peer.clone()).or_default();
-            mine.requests += c.requests;
-            mine.bad_gateway += c.bad_gateway;
-        }
+        self.peers.merge(&other.peers);
     }
 }
 
@@ -169,7 +206,7 @@ mod tests {
         assert_eq!(counts.lines, 5, "the line before the start is skipped");
         assert_eq!(counts.unparsed, 1);
         assert_eq!(
-            counts.by_peer,
+            counts.by_peer(),
             BTreeMap::from([
                 (
                     "127.0.0.1:9102".to_string(),
@@ -190,7 +227,7 @@ mod tests {
         let mut sum = AccessCounts::default();
         sum.merge(&counts);
         sum.merge(&counts);
-        assert_eq!(sum.by_peer["127.0.0.1:9103"].bad_gateway, 2);
+        assert_eq!(sum.by_peer()["127.0.0.1:9103"].bad_gateway, 2);
     }
 
     #[test]

@@ -2,11 +2,17 @@
 //! `tail -F` (upkeep-logs' [`Follower`], rotation-safe) and every new line
 //! classified with [`classify_line`] into the signature IDs of
 //! facts/signatures.tsv.
+//!
+//! The peers the lines name are counted in upkeep-logs' [`UpstreamTable`],
+//! as `upkeep logs` counts them: at most `--max-peers` at once, the
+//! busiest exactly, the rest pooled under [`OVERFLOW_UPSTREAM`]; so
+//! Kubernetes pods that come and go do not grow a long watch's memory.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use upkeep_logs::follow::Follower;
+use upkeep_logs::upstreams::{UpstreamTable, OVERFLOW_UPSTREAM};
 use upkeep_logs::{classify_line, Signature};
 
 /// Signature lines counted over some time.
@@ -16,13 +22,40 @@ pub struct SignatureCounts {
     pub lines: u64,
     /// Lines per signature, indexed by [`Signature::index`].
     pub by_signature: [u64; Signature::COUNT],
-    /// Lines that name an upstream peer: (signature, peer as logged) →
-    /// lines. The peer is `127.0.0.1:8080`, `unix:/path`, or the upstream's
-    /// name when nginx could not choose a server ("no live upstreams").
-    pub by_backend: BTreeMap<(Signature, String), u64>,
+    /// Lines that name an upstream peer, per peer as logged: `127.0.0.1:8080`,
+    /// `unix:/path`, or the upstream's name when nginx could not choose a
+    /// server ("no live upstreams"). See [`Self::by_backend`].
+    pub peers: UpstreamTable,
 }
 
 impl SignatureCounts {
+    /// Counts that track at most `max_peers` peers at once.
+    pub fn with_peer_limit(max_peers: usize) -> SignatureCounts {
+        SignatureCounts {
+            peers: UpstreamTable::with_capacity(max_peers),
+            ..SignatureCounts::default()
+        }
+    }
+
+    /// Lines that name an upstream peer: (signature, peer) → lines, the
+    /// lines of peers that lost their place in the table under
+    /// [`OVERFLOW_UPSTREAM`].
+    pub fn by_backend(&self) -> BTreeMap<(Signature, String), u64> {
+        let t = &self.peers;
+        let mut out = BTreeMap::new();
+        let tracked = (0..t.len() as u32).map(|id| (t.name(id), t.counts(id)));
+        let pooled = std::iter::once((OVERFLOW_UPSTREAM.to_string(), t.pooled()));
+        for (peer, counts) in tracked.chain(pooled) {
+            for sig in Signature::ALL {
+                let n = counts[sig.index()];
+                if n > 0 {
+                    *out.entry((sig, peer.clone())).or_insert(0) += n;
+                }
+            }
+        }
+        out
+    }
+
     pub fn count(&self, sig: Signature) -> u64 {
         self.by_signature[sig.index()]
     }
@@ -40,8 +73,8 @@ impl SignatureCounts {
         };
         self.by_signature[c.signature.index()] += 1;
         if let Some(peer) = c.line.upstream_addr() {
-            let peer = String::from_utf8_lossy(peer).into_owned();
-            *self.by_backend.entry((c.signature, peer)).or_insert(0) += 1;
+            let (id, _) = self.peers.intern(peer);
+            self.peers.add(id, c.signature, 1);
         }
     }
 
@@ -50,9 +83,7 @@ impl SignatureCounts {
         for (a, b) in self.by_signature.iter_mut().zip(other.by_signature) {
             *a += b;
         }
-        for (k, n) in &other.by_backend {
-            *self.by_backend.entry(k.clone()).or_insert(0) += n;
-        }
+        self.peers.merge(&other.peers);
     }
 }
 
@@ -139,7 +170,7 @@ mod tests {
         assert_eq!(counts.count(Signature::ConnectRefused), 2);
         assert_eq!(counts.count(Signature::WorkerConnectionsNotEnough), 1);
         assert_eq!(
-            counts.by_backend,
+            counts.by_backend(),
             BTreeMap::from([
                 ((Signature::ConnectRefused, "127.0.0.1:9103".to_string()), 2),
                 ((Signature::UpstreamReset, "127.0.0.1:9102".to_string()), 1),

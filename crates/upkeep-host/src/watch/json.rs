@@ -42,7 +42,11 @@
 //!             "access_log_lines", "access_log_unparsed",
 //!             "peers": {"127.0.0.1:8080": {"upstream", "requests",
 //!                       "bad_gateway", "stale_reuse",
-//!                       "signatures": {"upstream-reset": n}}}},
+//!                       "signatures": {"upstream-reset": n}}},
+//!             "peer_addresses": {"limit", "limit_reached",
+//!                       "error_log": {"tracked", "evictions",
+//!                                     "listed_above"} | null,
+//!                       "access_log": {…} | null}},
 //!  "notes": ["…"]}
 //! ```
 //!
@@ -95,6 +99,14 @@
 //!   signature logged for it (`null` and `{}` without an error log).
 //!   `access_log_lines` and `access_log_unparsed` are `null` without an
 //!   access log.
+//! * `totals.peer_addresses`: at most `limit` peers (`--max-peers`) are
+//!   counted per log at once. Past it (`limit_reached`) a new peer takes
+//!   the place of the one with the least counted (`upkeep logs`'
+//!   space-saving sketch): the busiest peers stay exact, the counts of
+//!   those that lost their place (`evictions`) are under the peer
+//!   `(other addresses)` in `peers` and `by_backend`, and a peer not listed
+//!   has at most `listed_above` lines (error log) or requests (access log).
+//!   `error_log` and `access_log` are `null` when no such log is followed.
 //! * Rates are per second of `duration_ms`; rates and ratios are rounded to
 //!   3 decimals.
 
@@ -107,7 +119,7 @@ use super::findings::StaticFindings;
 use super::open_files::{OpenFiles, ProcessFiles};
 use super::peers::{peer_totals, PeerTotals};
 use super::prometheus::STALE_REUSE;
-use super::{BackendInterval, Interval, Sources, Totals};
+use super::{BackendInterval, Interval, PeerTableUse, Sources, Totals};
 use crate::sockets::canonical;
 use crate::stub_status::StubStatus;
 
@@ -224,18 +236,17 @@ fn backend(b: &BackendInterval, i: &Interval, src: &Sources<'_>, range: Option<u
     let named = |peer: &str| peer.parse().ok().map(canonical) == Some(addr);
     let access = src.access_logs.then(|| {
         i.access
-            .by_peer
+            .by_peer()
             .iter()
             .filter(|(peer, _)| named(peer))
             .fold((0, 0), |(r, b), (_, c)| (r + c.requests, b + c.bad_gateway))
     });
     let stale_reuse = src.error_logs.then(|| {
+        let by_backend = i.errors.by_backend();
         let by_sig: Map<String, Value> = STALE_REUSE
             .iter()
             .map(|sig| {
-                let count: u64 = i
-                    .errors
-                    .by_backend
+                let count: u64 = by_backend
                     .iter()
                     .filter(|((s, peer), _)| s == sig && named(peer))
                     .map(|(_, n)| n)
@@ -268,13 +279,13 @@ fn backend(b: &BackendInterval, i: &Interval, src: &Sources<'_>, range: Option<u
 
 fn errors(e: &SignatureCounts, i: &Interval) -> Value {
     let mut signatures = Map::new();
+    let all_by_backend = e.by_backend();
     for sig in Signature::ALL {
         let count = e.count(sig);
         if count == 0 {
             continue;
         }
-        let by_backend: Map<String, Value> = e
-            .by_backend
+        let by_backend: Map<String, Value> = all_by_backend
             .iter()
             .filter(|((s, _), _)| *s == sig)
             .map(|((_, peer), n)| (peer.clone(), (*n).into()))
@@ -321,6 +332,24 @@ fn totals(t: &Totals, src: &Sources<'_>) -> Value {
         "access_log_lines": src.access_logs.then_some(t.access.lines),
         "access_log_unparsed": src.access_logs.then_some(t.access.unparsed),
         "peers": peers,
+        "peer_addresses": peer_addresses(t, src),
+    })
+}
+
+fn peer_addresses(t: &Totals, src: &Sources<'_>) -> Value {
+    let limit = t.peer_limit();
+    let usage = |u: PeerTableUse| {
+        json!({
+            "tracked": u.tracked,
+            "evictions": u.evictions,
+            "listed_above": u.listed_above,
+        })
+    };
+    json!({
+        "limit": limit.limit,
+        "limit_reached": limit.reached(),
+        "error_log": src.error_logs.then(|| usage(limit.error_log)),
+        "access_log": src.access_logs.then(|| usage(limit.access_log)),
     })
 }
 

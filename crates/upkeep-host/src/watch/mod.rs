@@ -54,6 +54,8 @@ use open_files::OpenFiles;
 
 /// `--interval` by default.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+/// `--max-peers` by default: as many addresses as `upkeep logs` tracks.
+pub const DEFAULT_MAX_PEERS: usize = upkeep_logs::upstreams::MAX_UPSTREAMS;
 /// The socket census is taken this often inside an interval (and at its
 /// end): often enough to see connections that live shorter than an
 /// interval, cheap enough for a busy host.
@@ -95,6 +97,10 @@ pub struct WatchOptions {
     pub port_range: Option<(u16, u16)>,
     /// The nginx master, for the open-file headroom of it and its workers.
     pub nginx_pid: Option<i32>,
+    /// Peers (addresses the logs name) counted at once, per log kind; past
+    /// it the busiest stay exact and the others are pooled (see
+    /// [`PeerLimit`]).
+    pub max_peers: usize,
     /// The `upkeep_build_info` labels.
     pub build: BuildLabels,
 }
@@ -120,6 +126,7 @@ impl WatchOptions {
             access_logs: Vec::new(),
             port_range: None,
             nginx_pid: None,
+            max_peers: DEFAULT_MAX_PEERS,
             build: BuildLabels {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 nginx_version: String::new(),
@@ -304,7 +311,65 @@ pub struct Totals {
     pub access: AccessCounts,
 }
 
+/// How full one table of peers is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerTableUse {
+    /// Peers counted now.
+    pub tracked: usize,
+    /// Times a peer lost its place to another (0: every count is exact).
+    pub evictions: u64,
+    /// Every peer with more lines (error log) or requests (access log) than
+    /// this is counted on its own (0 while nothing was evicted).
+    pub listed_above: u64,
+}
+
+/// The cap on the peers counted since the start (`--max-peers`): past it,
+/// a new peer takes the place of the one with the least counted (the
+/// space-saving sketch of `upkeep logs`), whose counts move to
+/// `(other addresses)`; the busiest peers stay exact.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerLimit {
+    pub limit: usize,
+    pub error_log: PeerTableUse,
+    pub access_log: PeerTableUse,
+}
+
+impl PeerLimit {
+    /// Some peer lost its place: counts of the others are pooled.
+    pub fn reached(&self) -> bool {
+        self.error_log.evictions > 0 || self.access_log.evictions > 0
+    }
+}
+
 impl Totals {
+    /// Empty totals that count at most `max_peers` peers per log kind.
+    pub fn with_peer_limit(max_peers: usize) -> Totals {
+        Totals {
+            errors: SignatureCounts::with_peer_limit(max_peers),
+            access: AccessCounts::with_peer_limit(max_peers),
+            ..Totals::default()
+        }
+    }
+
+    /// How full the peer tables are.
+    pub fn peer_limit(&self) -> PeerLimit {
+        let errors = &self.errors.peers;
+        let access = &self.access.peers;
+        PeerLimit {
+            limit: errors.capacity(),
+            error_log: PeerTableUse {
+                tracked: errors.len(),
+                evictions: errors.evictions(),
+                listed_above: errors.listed_above(),
+            },
+            access_log: PeerTableUse {
+                tracked: access.len(),
+                evictions: access.evictions(),
+                listed_above: access.listed_above(),
+            },
+        }
+    }
+
     /// Requests per handled client connection since the start.
     pub fn requests_per_connection(&self) -> Option<f64> {
         ratio(self.client_requests, self.client_handled)
@@ -347,7 +412,7 @@ impl Watcher {
             client: ClientCounter::default(),
             logs,
             access_logs,
-            totals: Totals::default(),
+            totals: Totals::with_peer_limit(opts.max_peers),
             findings: None,
             started: Instant::now(),
             deadline: Instant::now(),
@@ -431,8 +496,8 @@ impl Watcher {
         let mut source = None;
         let mut polls = 0u32;
         let mut census_error = None;
-        let mut errors = SignatureCounts::default();
-        let mut access = AccessCounts::default();
+        let mut errors = SignatureCounts::with_peer_limit(self.opts.max_peers);
+        let mut access = AccessCounts::with_peer_limit(self.opts.max_peers);
         let mut notes: Vec<String> = Vec::new();
         let mut next_census = Instant::now();
         loop {

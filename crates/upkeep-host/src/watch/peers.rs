@@ -67,7 +67,7 @@ pub fn peer_totals(src: &Sources<'_>, totals: &Totals) -> Vec<PeerTotals> {
             })
     }
     if src.error_logs {
-        for ((sig, peer), count) in &totals.errors.by_backend {
+        for ((sig, peer), count) in &totals.errors.by_backend() {
             *entry(&mut by_peer, opts, peer)
                 .signatures
                 .entry(*sig)
@@ -81,7 +81,7 @@ pub fn peer_totals(src: &Sources<'_>, totals: &Totals) -> Vec<PeerTotals> {
         }
     }
     if src.access_logs {
-        for (peer, c) in &totals.access.by_peer {
+        for (peer, c) in &totals.access.by_peer() {
             let e = entry(&mut by_peer, opts, peer);
             e.requests = Some(c.requests);
             e.bad_gateway = Some(c.bad_gateway);

@@ -173,6 +173,14 @@ pub const CONFIG_CHECK_TIME: Family = f(
 );
 
 /// Every family the watch can export.
+pub const PEER_LIMIT: Family = f("upkeep_peer_addresses_limit", Gauge, &[], "Peer addresses counted at once per log (--max-peers). Past it a new address takes the place of the one with the least counted, whose counts move to backend=\"(other addresses)\"; the busiest stay exact.");
+pub const PEERS_TRACKED: Family = f(
+    "upkeep_peer_addresses_tracked",
+    Gauge,
+    &["log"],
+    "Peer addresses counted now, per followed log (error, access).",
+);
+pub const PEER_EVICTIONS: Family = f("upkeep_peer_address_evictions_total", Counter, &["log"], "Times a peer address lost its place to another since the watch started, per followed log (error, access): above 0, the --max-peers limit was reached and the series of the addresses that lost their place stop.");
 pub const METRICS: &[Family] = &[
     BUILD_INFO,
     WATCH_INTERVAL,
@@ -197,6 +205,9 @@ pub const METRICS: &[Family] = &[
     BAD_GATEWAY,
     ACCESS_LOG_LINES,
     ACCESS_LOG_UNPARSED,
+    PEER_LIMIT,
+    PEERS_TRACKED,
+    PEER_EVICTIONS,
     OPEN_FILES,
     OPEN_FILES_LIMIT,
     OPEN_FILES_HEADROOM,
@@ -449,6 +460,33 @@ pub fn exposition(src: &Sources<'_>, totals: &Totals, last: Option<&Interval>) -
         page.one(&ACCESS_LOG_UNPARSED, n(totals.access.unparsed));
     }
 
+    if src.error_logs || src.access_logs {
+        let limit = totals.peer_limit();
+        let logs: Vec<(&str, super::PeerTableUse)> = [
+            (src.error_logs, "error", limit.error_log),
+            (src.access_logs, "access", limit.access_log),
+        ]
+        .into_iter()
+        .filter_map(|(followed, log, usage)| followed.then_some((log, usage)))
+        .collect();
+        let sample = |log: &str, v: f64| (vec![("log", log.to_string())], v);
+        page.one(&PEER_LIMIT, limit.limit as f64);
+        page.family(
+            &PEERS_TRACKED,
+            &logs
+                .iter()
+                .map(|(log, u)| sample(log, u.tracked as f64))
+                .collect::<Vec<_>>(),
+        );
+        page.family(
+            &PEER_EVICTIONS,
+            &logs
+                .iter()
+                .map(|(log, u)| sample(log, n(u.evictions)))
+                .collect::<Vec<_>>(),
+        );
+    }
+
     if let Some(files) = last.and_then(|i| i.open_files.as_ref()) {
         let procs: Vec<(&str, _)> = [("master", files.master), ("worker", files.tightest_worker)]
             .into_iter()
@@ -527,6 +565,34 @@ mod tests {
         opts.error_logs = vec!["/x".into()];
         opts.build.nginx_version = "1.22.1".into();
         opts
+    }
+
+    /// Past `--max-peers` the page says so, and the lines of the peers that
+    /// lost their place are under "(other addresses)".
+    #[test]
+    fn the_peer_limit_and_its_evictions_are_published() {
+        let opts = watched();
+        let mut totals = Totals::with_peer_limit(2);
+        for peer in ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"] {
+            totals.errors.add_line(format!(r#"2026/11/23 14:26:25 [error] 1#0: *15 connect() failed (111: Connection refused) while connecting to upstream, client: 127.0.0.1, server: , request: "GET / HTTP/1.1", upstream: "http://{peer}/", host: "t""#).as_bytes());
+        }
+        let src = Sources {
+            opts: &opts,
+            error_logs: true,
+            access_logs: false,
+            findings: None,
+        };
+        let page = exposition(&src, &totals, None);
+        for line in [
+            "upkeep_peer_addresses_limit 2\n",
+            "upkeep_peer_addresses_tracked{log=\"error\"} 2\n",
+            "upkeep_peer_address_evictions_total{log=\"error\"} 1\n",
+            "upkeep_upstream_error_signatures_total{backend=\"(other addresses)\",upstream=\"\",signature=\"connect-refused\"} 1\n",
+        ] {
+            assert!(page.contains(line), "{line}{page}");
+        }
+        assert!(!page.contains("log=\"access\""), "{page}");
+        assert!(totals.peer_limit().reached());
     }
 
     #[test]

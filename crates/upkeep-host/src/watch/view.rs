@@ -315,6 +315,17 @@ pub fn frame(i: &Interval, src: &Sources<'_>, source: &str, style: Style) -> Str
             ),
         };
     }
+    let limit = i.totals.peer_limit();
+    if limit.reached() {
+        let evictions = limit.error_log.evictions + limit.access_log.evictions;
+        let _ = writeln!(
+            out,
+            "peers     limit of {} addresses reached (--max-peers): the busiest are counted exactly; {evictions} time{} an address lost its place, its counts are under {}",
+            limit.limit,
+            if evictions == 1 { "" } else { "s" },
+            upkeep_logs::upstreams::OVERFLOW_UPSTREAM,
+        );
+    }
     if let Some(e) = &i.census_error {
         let _ = writeln!(out, "note      socket census failed: {e}");
     }
@@ -441,6 +452,10 @@ pub fn line(i: &Interval, src: &Sources<'_>) -> String {
             l.kind.as_str(),
             l.path.display().to_string()
         );
+    }
+    let limit = i.totals.peer_limit();
+    if limit.reached() {
+        let _ = write!(out, " peer_limit_reached={}", limit.limit);
     }
     if let Some(e) = &i.census_error {
         let _ = write!(out, " census_error={e:?}");
@@ -607,6 +622,28 @@ mod tests {
             line.contains(" missing_error_log=\"/var/log/nginx/late.log\""),
             "{line}"
         );
+    }
+
+    #[test]
+    fn the_peer_limit_reached_is_said() {
+        let (mut i, opts, _) = sample();
+        let src = Sources {
+            opts: &opts,
+            error_logs: true,
+            access_logs: false,
+            findings: None,
+        };
+        assert!(!frame(&i, &src, "nginx", Style::default()).contains("peers     limit"));
+        assert!(!line(&i, &src).contains("peer_limit_reached"));
+        i.totals = Totals::with_peer_limit(1);
+        i.totals.errors.add_line(STALE);
+        i.totals.errors.add_line(NO_LIVE);
+        let frame = frame(&i, &src, "nginx", Style::default());
+        assert!(
+            frame.contains("peers     limit of 1 addresses reached (--max-peers): the busiest are counted exactly; 1 time an address lost its place, its counts are under (other addresses)"),
+            "{frame}"
+        );
+        assert!(line(&i, &src).contains(" peer_limit_reached=1"));
     }
 
     #[test]
