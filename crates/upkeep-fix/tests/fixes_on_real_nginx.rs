@@ -16,8 +16,8 @@ use upkeep_rules::{check, CheckOptions, NginxVersion, VersionSource};
 mod common;
 mod nginx_runs;
 use nginx_runs::{
-    check_files, check_text, fix_files, fix_text, observe, observe_statuses, Backend, Files, Level,
-    Rng,
+    answered_on_one_connection, check_files, check_text, fix_files, fix_text, observe,
+    observe_statuses, Backend, Files, Level, Rng,
 };
 
 fn config(backend: u16, port: u16, temp_paths: &str) -> String {
@@ -696,4 +696,54 @@ fn stale_retry_findings_agree_with_a_real_nginx_on_generated_configs() {
         retried >= cases / 10 && failed >= cases / 10,
         "{retried} retried, {failed} answered 502"
     );
+}
+
+/// C001 and C002 on a real nginx: an http-level `keepalive_requests 1` or
+/// `keepalive_timeout 0` closes client connections after one response
+/// unless the server sets its own value, in which case the http one applies
+/// to no request and upkeep says nothing of it.
+#[test]
+fn client_keepalive_findings_match_a_real_nginx() {
+    let Some(bin) = upkeep_nginx::NginxBinary::find(None) else {
+        assert!(std::env::var_os("CI").is_none(), "CI must install nginx");
+        eprintln!("no nginx binary; skipping");
+        return;
+    };
+    let version = NginxVersion::parse(&bin.version().unwrap()).unwrap();
+    let port = upkeep_nginx::free_port().unwrap();
+    let scratch = upkeep_nginx::Prefix::new().unwrap();
+    let temp = scratch.http_temp_paths();
+    for (http_line, rule) in [
+        ("keepalive_timeout 0;", "C002"),
+        ("keepalive_requests 1;", "C001"),
+    ] {
+        let name = http_line.split(' ').next().unwrap();
+        let own = if name == "keepalive_timeout" {
+            "keepalive_timeout 75s;"
+        } else {
+            "keepalive_requests 1000;"
+        };
+        for server_sets_its_own in [false, true] {
+            let server_line = if server_sets_its_own { own } else { "" };
+            let text = format!(
+                "events {{}}\nhttp {{\naccess_log off;\n{temp}\n{http_line}\nserver {{\n\
+                 listen 127.0.0.1:{port};\n{server_line}\nlocation / {{ return 200 ok; }}\n}}\n}}\n"
+            );
+            let reported = check_text(&scratch, &text, version)
+                .findings
+                .iter()
+                .any(|f| f.rule == rule);
+            let prefix = upkeep_nginx::Prefix::new().unwrap();
+            let conf = prefix.write("conf/nginx.conf", &text).unwrap();
+            let mut nginx = upkeep_nginx::NginxInstance::start(&bin, &prefix, &conf).unwrap();
+            let answered = answered_on_one_connection(port, "/", 3);
+            nginx.stop().unwrap();
+            assert_eq!(
+                reported, !server_sets_its_own,
+                "{rule} reported: {reported}\n{text}"
+            );
+            let expected = if server_sets_its_own { 3 } else { 1 };
+            assert_eq!(answered, expected, "{text}");
+        }
+    }
 }

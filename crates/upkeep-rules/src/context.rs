@@ -86,6 +86,23 @@ impl<'m, 'a> Ctx<'m, 'a> {
         self.model.block(block).describe()
     }
 
+    /// Whether `block` is an `http` block whose servers (at least one) all
+    /// set `name` themselves: a scalar there then applies to no request,
+    /// since every request is handled in some server and a server's own
+    /// value replaces the inherited one (`ngx_conf_merge_*_value`).
+    pub fn overridden_by_every_server(&self, block: BlockId, name: &str) -> bool {
+        if self.model.block(block).kind != upkeep_model::BlockKind::Http {
+            return false;
+        }
+        let mut servers = self
+            .model
+            .servers()
+            .filter(|&s| self.model.ancestors(s).any(|a| a == block))
+            .peekable();
+        servers.peek().is_some()
+            && servers.all(|s| self.model.block(s).directives_named(name).next().is_some())
+    }
+
     /// Routes that can keep connections alive and reach an upstream with an
     /// idle pool ("keepalive upstream" in RULES.md).
     pub fn keepalive_routes(&self) -> Vec<RouteId> {

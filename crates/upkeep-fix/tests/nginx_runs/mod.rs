@@ -332,3 +332,42 @@ pub fn fix_text(
     let unused = scratch.path().join("unused");
     fix_files(scratch, &Files::one(text), &unused, version, rules).main
 }
+
+/// How many of `n` requests to `path` nginx answers on one client
+/// connection before it closes it (HTTP/1.1, keep-alive asked for).
+pub fn answered_on_one_connection(port: u16, path: &str, n: usize) -> usize {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answered = 0;
+    for _ in 0..n {
+        if write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").is_err() {
+            break;
+        }
+        // The head, then the body by its Content-Length.
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                _ => return answered,
+            }
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        if stream.read_exact(&mut body).is_err() {
+            return answered;
+        }
+        answered += 1;
+        if head.lines().any(|l| l.trim() == "connection: close") {
+            break;
+        }
+    }
+    answered
+}

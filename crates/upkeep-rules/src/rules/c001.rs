@@ -51,6 +51,10 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         if !block.kind.is_http_level() {
             continue;
         }
+        // An http-level value every server replaces affects no request.
+        if ctx.overridden_by_every_server(id, "keepalive_requests") {
+            continue;
+        }
         for d in block.directives_named("keepalive_requests") {
             let Some(n) = d.args.first().and_then(|a| a.text().parse::<u64>().ok()) else {
                 continue;

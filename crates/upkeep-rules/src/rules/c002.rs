@@ -45,6 +45,10 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         if !block.kind.is_http_level() {
             continue;
         }
+        // An http-level value every server replaces affects no request.
+        if ctx.overridden_by_every_server(id, "keepalive_timeout") {
+            continue;
+        }
         for d in block.directives_named("keepalive_timeout") {
             let Some(first) = d.args.first() else {
                 continue;
