@@ -417,3 +417,41 @@ fn probe_names_a_binary_of_another_flavor_as_the_reason_for_the_assumed_version(
     assert_eq!(check["flavor"], "freenginx", "{check}");
     assert_ne!(taken["nginx_version"], "1.29.7", "{taken}");
 }
+
+/// `doctor` takes the version of the binary it runs (`--nginx`, or the
+/// master's) as `check` takes the one on PATH: under `--flavor nginx`, a
+/// freenginx binary's version is not nginx's, and the binary is named as
+/// the reason the version is assumed. The binary only answers `-v`; the
+/// configuration is given, so nothing runs it.
+#[test]
+fn doctor_names_a_binary_of_another_flavor_as_the_reason_for_the_assumed_version() {
+    let bin = freenginx_on_path();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write_conf(dir.path(), NO_KEEPALIVE_LINE);
+    let nginx = bin.path().join("nginx");
+    let doctor = |extra: &[&str]| -> Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_upkeep"))
+            .arg("doctor")
+            .arg("--nginx")
+            .arg(&nginx)
+            .args(["--config", &conf, "--sample", "200ms", "--format", "json"])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)))
+    };
+    let forced = doctor(&["--flavor", "nginx"]);
+    assert_eq!(forced["version_source"], "assumed", "{forced}");
+    assert_ne!(forced["nginx_version"], "1.29.7", "{forced}");
+    let assumptions = forced["assumptions"].to_string();
+    assert!(
+        assumptions.contains("the nginx binary on this host is freenginx 1.29.7, not nginx"),
+        "{forced}"
+    );
+    // Nothing named: the binary's flavor and version are taken.
+    let taken = doctor(&[]);
+    assert_eq!(taken["version_source"], "detected", "{taken}");
+    assert_eq!(taken["nginx_version"], "1.29.7", "{taken}");
+}

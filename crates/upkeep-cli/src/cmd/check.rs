@@ -430,27 +430,43 @@ pub fn apply_target_flags(
 /// prints on this host, when its flavor is the one asked for.
 pub fn detect_version(opts: &mut CheckOptions, flavor_given: bool) {
     if opts.nginx_version.is_none() {
-        // The flavor is read from the whole line (`freenginx/1.29.7`), the
-        // number alone would say nginx.
-        let read = upkeep_nginx::NginxBinary::find(None).and_then(|n| n.version_and_line().ok());
-        let detected = read.and_then(|(version, line)| {
-            NginxVersion::parse(&version)
-                .ok()
-                .map(|v| (Flavor::of_version_line(&line), v))
-        });
-        // A version read from a binary of another flavor than the one asked
-        // for says nothing about the target: keep the flavor's default.
-        if let Some((flavor, v)) = detected {
-            if !flavor_given || flavor == opts.flavor {
-                opts.flavor = flavor;
-                opts.nginx_version = Some(v);
-                opts.version_source = VersionSource::Detected;
-            } else {
-                // Named in the "assuming …" note: a binary was found.
-                opts.unused_binary = Some(upkeep_rules::Target::new(flavor, v));
-            }
+        if let Some(binary) = upkeep_nginx::NginxBinary::find(None) {
+            take_binary_version(opts, flavor_given, &binary);
         }
     }
+}
+
+/// What `nginx -v` of `binary` says, taken as [`detect_version`] takes it:
+/// its flavor and version when no flavor was named or it is the one named;
+/// else the version stays the flavor's default and the binary is named as
+/// the reason. Returns whether a version could be read from the binary
+/// (`opts` is left alone when not).
+pub fn take_binary_version(
+    opts: &mut CheckOptions,
+    flavor_given: bool,
+    binary: &upkeep_nginx::NginxBinary,
+) -> bool {
+    // The flavor is read from the whole line (`freenginx/1.29.7`), the
+    // number alone would say nginx.
+    let detected = binary.version_and_line().ok().and_then(|(version, line)| {
+        NginxVersion::parse(&version)
+            .ok()
+            .map(|v| (Flavor::of_version_line(&line), v))
+    });
+    let Some((flavor, v)) = detected else {
+        return false;
+    };
+    // A version read from a binary of another flavor than the one asked
+    // for says nothing about the target: keep the flavor's default.
+    if !flavor_given || flavor == opts.flavor {
+        opts.flavor = flavor;
+        opts.nginx_version = Some(v);
+        opts.version_source = VersionSource::Detected;
+    } else {
+        // Named in the "assuming …" note: a binary was found.
+        opts.unused_binary = Some(upkeep_rules::Target::new(flavor, v));
+    }
+    true
 }
 
 /// For the host's own configuration (no PATH): the processes behind its

@@ -14,7 +14,7 @@ use upkeep_host::live_config::{resolve_path, LiveConfig};
 use upkeep_host::log_tail::AccessLogInput;
 use upkeep_host::DoctorInput;
 use upkeep_nginx::NginxBinary;
-use upkeep_rules::{NginxVersion, VersionSource};
+use upkeep_rules::VersionSource;
 
 use super::check::{self, ColorChoice, FailOn, InputArgs};
 use super::live::{self, LoadFailure, LocalNginx};
@@ -197,13 +197,23 @@ pub fn diagnose<T>(
         (None, Some(_)) => nginx.binary.clone(),
         (None, None) => None,
     };
+    // Its version replaces the one of the binary on PATH, read as `check`
+    // reads it: a binary of another flavor than the one named is the
+    // reason the version is assumed, not the target's version.
     if let (Some(b), true) = (
         version_binary,
         check_opts.version_source != VersionSource::Given,
     ) {
-        if let Some(v) = b.version().ok().and_then(|v| NginxVersion::parse(&v).ok()) {
-            check_opts.nginx_version = Some(v);
-            check_opts.version_source = VersionSource::Detected;
+        let mut from_binary = check_opts.clone();
+        from_binary.nginx_version = None;
+        from_binary.version_source = VersionSource::Assumed;
+        from_binary.unused_binary = None;
+        if !from_binary.flavor_given {
+            from_binary.flavor = Default::default();
+        }
+        let flavor_given = from_binary.flavor_given;
+        if check::take_binary_version(&mut from_binary, flavor_given, &b) {
+            check_opts = from_binary;
         }
     }
 
