@@ -38,8 +38,12 @@ the second argument.
 
 pub fn check(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
-    for block in &ctx.model.blocks {
+    for (id, block) in ctx.model.blocks.iter().enumerate() {
         if !block.kind.is_http_level() {
+            continue;
+        }
+        // An http-level value every server replaces affects no response.
+        if ctx.overridden_by_every_server(id, "keepalive_timeout") {
             continue;
         }
         for d in block.directives_named("keepalive_timeout") {
