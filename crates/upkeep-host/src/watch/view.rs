@@ -53,6 +53,9 @@ fn opt_count(v: Option<u64>) -> String {
     v.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
+/// Peers that are not watched backends named on the frame's line for them.
+const OTHER_PEERS_SHOWN: usize = 10;
+
 /// The since-start counts of the peer at backend address `b`.
 fn peer_of<'p>(peers: &'p [PeerTotals], b: &WatchedBackend) -> Option<&'p PeerTotals> {
     let addr = canonical(b.addr);
@@ -225,14 +228,25 @@ pub fn frame(i: &Interval, src: &Sources<'_>, source: &str, style: Style) -> Str
         },
         since_start_signatures(i)
     );
-    // Peers the logs name that are not watched backends.
-    let others: Vec<String> = peers
+    // Peers the logs name that are not watched backends, busiest first and
+    // at most OTHER_PEERS_SHOWN of them: with pod churn there can be
+    // thousands, redrawn every interval.
+    let mut other_peers: Vec<_> = peers
         .iter()
         .filter(|p| {
             !i.backends
                 .iter()
                 .any(|b| peer_of(std::slice::from_ref(*p), &b.backend).is_some())
         })
+        .collect();
+    let weight = |p: &PeerTotals| -> u64 {
+        p.requests.unwrap_or(0) + p.bad_gateway.unwrap_or(0) + p.signatures.values().sum::<u64>()
+    };
+    other_peers.sort_by(|a, b| weight(b).cmp(&weight(a)).then_with(|| a.peer.cmp(&b.peer)));
+    let not_shown = other_peers.len().saturating_sub(OTHER_PEERS_SHOWN);
+    let mut others: Vec<String> = other_peers
+        .iter()
+        .take(OTHER_PEERS_SHOWN)
         .map(|p| {
             let mut parts = vec![upkeep_diag::terminal_safe_line(&p.peer).into_owned()];
             if let Some(r) = p.requests {
@@ -247,6 +261,9 @@ pub fn frame(i: &Interval, src: &Sources<'_>, source: &str, style: Style) -> Str
             parts.join(" ")
         })
         .collect();
+    if not_shown > 0 {
+        others.push(format!("and {not_shown} more (`--format json` lists them)"));
+    }
     if !others.is_empty() {
         let _ = writeln!(
             out,
@@ -668,6 +685,46 @@ mod tests {
         let line = line(&i, &src);
         assert!(
             !line.contains("requests=") && !line.contains("stale="),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn only_the_busiest_other_peers_are_named_on_the_frame() {
+        let (mut i, opts, _) = sample();
+        let format =
+            upkeep_logs::access_format::LogFormat::parse("$status $upstream_addr").unwrap();
+        // 25 peers that are not watched backends; 10.0.0.N gets N requests.
+        for n in 1..=25u32 {
+            for _ in 0..n {
+                i.totals
+                    .access
+                    .add_line(&format, format!("200 10.0.0.{n}:80").as_bytes());
+            }
+        }
+        let src = Sources {
+            opts: &opts,
+            error_logs: true,
+            access_logs: true,
+            findings: None,
+        };
+        let frame = frame(&i, &src, "nginx 10", Style::default());
+        let line = frame
+            .lines()
+            .find(|l| l.contains("other peers logged"))
+            .unwrap();
+        assert!(
+            line.contains("10.0.0.25:80 requests 25 502 0; 10.0.0.24:80 requests 24 502 0"),
+            "{line}"
+        );
+        assert!(
+            line.contains("10.0.0.16:80 requests 16 502 0; and"),
+            "{line}"
+        );
+        assert!(!line.contains("10.0.0.15:80"), "{line}");
+        // 25 addresses and the error log's `other` upstream, 10 shown.
+        assert!(
+            line.ends_with("and 16 more (`--format json` lists them)"),
             "{line}"
         );
     }
