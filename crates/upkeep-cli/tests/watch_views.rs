@@ -460,3 +460,62 @@ fn the_readme_maps_every_metric_to_its_json_field() {
         );
     }
 }
+
+/// The static check of the running configuration takes the nginx version
+/// from upkeep.toml beside it when it names one, as `upkeep check` does,
+/// not from the binary on this host: an upstream without `keepalive` is
+/// U001 for Debian's 1.22 and fine for 1.30.0 (pooled by default).
+#[test]
+fn the_running_check_takes_the_version_upkeep_toml_names() {
+    let Some(bin) = NginxBinary::find(None) else {
+        eprintln!("SKIPPED: no nginx binary found (install Debian's nginx)");
+        return;
+    };
+    let version = bin.version().unwrap();
+    if !version.starts_with("1.22.") {
+        eprintln!("SKIPPED: the test needs nginx before 1.29.7, found {version}");
+        return;
+    }
+    let app = keepalive_backend(200);
+    let prefix = Prefix::new().unwrap();
+    let port = free_port().unwrap();
+    let conf = prefix
+        .write(
+            "nginx.conf",
+            &format!(
+                "worker_processes 1;\nworker_shutdown_timeout 30s;\nerror_log {};\nevents {{}}\nhttp {{\n    {}\n    access_log off;\n    upstream app {{ server {app}; }}\n    server {{\n        listen 127.0.0.1:{port};\n        location / {{ proxy_pass http://app; }}\n    }}\n}}\n",
+                prefix.error_log().display(),
+                prefix.http_temp_paths(),
+            ),
+        )
+        .unwrap();
+    let nginx = NginxInstance::start(&bin, &prefix, &conf).unwrap();
+    let rules_seen = |toml: Option<&str>| -> Vec<String> {
+        let settings = conf.parent().unwrap().join("upkeep.toml");
+        match toml {
+            Some(t) => std::fs::write(&settings, t).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(&settings);
+            }
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_upkeep"))
+            .args(["watch", "--config"])
+            .arg(&conf)
+            .args(["--pid", &nginx.pid().to_string()])
+            .args(["--interval", "100ms", "--count", "1", "--format", "json"])
+            .output()
+            .unwrap();
+        let line = String::from_utf8_lossy(&out.stdout);
+        let last: Value = serde_json::from_str(line.lines().last().unwrap_or("{}"))
+            .unwrap_or_else(|e| panic!("{e}: {line}"));
+        last["findings"]["by_rule"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{last:#}"))
+            .iter()
+            .map(|r| r["rule"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(rules_seen(None).contains(&"U001".to_string()));
+    let with_toml = rules_seen(Some("nginx_version = \"1.30.0\"\n"));
+    assert!(!with_toml.contains(&"U001".to_string()), "{with_toml:?}");
+}

@@ -23,7 +23,7 @@ use upkeep_host::watch::access_log::AccessLogSource;
 use upkeep_host::watch::metrics_server::{MetricsServer, Page};
 use upkeep_host::watch::view::{self, Style};
 use upkeep_host::watch::{json, WatchOptions, WatchedBackend, Watcher};
-use upkeep_rules::{NginxVersion, VersionSource};
+use upkeep_rules::NginxVersion;
 
 use super::check::ColorChoice;
 use super::live::{self, LoadFailure, LocalNginx};
@@ -275,7 +275,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // the views' findings), whenever a configuration was loaded.
     let mut reloads = config.is_some().then(|| ReloadWatch {
         config_path: args.config.clone(),
-        version: detected,
         generation: None,
         files: config.as_ref().map(config_files).unwrap_or_default(),
     });
@@ -287,7 +286,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             prefix.as_deref(),
             &r.files,
         ));
-        record_check(&mut watcher, check_running(c, r.version));
+        record_check(&mut watcher, check_running(c, nginx.binary.as_ref()));
     }
 
     let page: Page = Arc::new(Mutex::new(watcher.exposition(None)));
@@ -330,7 +329,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 match nginx.load_config(r.config_path.as_deref(), &LoadOptions::default()) {
                     Ok(c) => {
                         r.files = config_files(&c);
-                        record_check(&mut watcher, check_running(&c, r.version));
+                        record_check(&mut watcher, check_running(&c, nginx.binary.as_ref()));
                     }
                     Err(why) => watcher
                         .findings_mut()
@@ -526,7 +525,6 @@ impl Generation {
 /// Follows reloads to run the static check again.
 struct ReloadWatch {
     config_path: Option<PathBuf>,
-    version: Option<NginxVersion>,
     generation: Option<Generation>,
     files: Vec<PathBuf>,
 }
@@ -537,10 +535,12 @@ fn config_files(c: &ConfigSet) -> Vec<PathBuf> {
 
 /// `upkeep check` on the running configuration: the options it would take
 /// (upkeep.toml beside the main file, the host's backends read from /proc),
-/// for the nginx version of the watched binary.
+/// for the nginx version of the watched binary unless upkeep.toml names one,
+/// and taken from that binary as `check` takes it (a binary of another
+/// flavor than upkeep.toml's lends no version).
 fn check_running(
     config: &ConfigSet,
-    version: Option<NginxVersion>,
+    binary: Option<&upkeep_nginx::NginxBinary>,
 ) -> anyhow::Result<Vec<(&'static str, &'static str)>> {
     #[derive(clap::Parser)]
     struct Defaults {
@@ -553,9 +553,11 @@ fn check_running(
         .first()
         .and_then(|f| Path::new(&f.path).parent().map(Path::to_path_buf));
     let mut opts = super::check::check_options(&input, main_dir.as_deref())?;
-    if let Some(v) = version {
-        opts.nginx_version = Some(v);
-        opts.version_source = VersionSource::Detected;
+    if opts.nginx_version.is_none() {
+        if let Some(binary) = binary {
+            let flavor_given = opts.flavor_given;
+            super::check::take_binary_version(&mut opts, flavor_given, binary);
+        }
     }
     super::check::add_host_backends(config, &mut opts);
     let report = upkeep_rules::check(config, &opts);
