@@ -19,6 +19,9 @@ pub enum LoadErrorKind {
     IncludeCycle,
     /// The `nginx -T` input has no `# configuration file` markers.
     NotADump,
+    /// A directive has a value nginx refuses (`keepalive abc;`); the
+    /// message is `nginx -t`'s.
+    RefusedValue,
 }
 
 /// Loading stopped. Displays as `file:line:col: message`; [`LoadError::render`]
@@ -45,6 +48,11 @@ impl LoadError {
             message,
             source: Some(Box::new((file.clone(), span))),
         }
+    }
+
+    /// A value nginx refuses, at `span` (the argument) in `file`.
+    pub fn refused_value(file: &SourceFile, span: Span, message: String) -> Self {
+        LoadError::at(LoadErrorKind::RefusedValue, file, span, message)
     }
 
     pub(crate) fn syntax(file: &SourceFile, err: SyntaxError) -> Self {

@@ -29,6 +29,7 @@ mod resolve;
 mod routes;
 mod source;
 mod upstreams;
+mod values;
 mod variables;
 
 pub use blocks::{BlockId, BlockKind, ConfBlock};
@@ -41,6 +42,7 @@ pub use upstreams::{
     Pool, Upstream, UpstreamId, UpstreamServer, BALANCER_DIRECTIVES, LUA_BALANCERS,
     OVERWRITING_BALANCERS,
 };
+pub use values::{check_values, first_refused_value, RefusedValue};
 pub use variables::RequestKind;
 
 pub use upkeep_facts::{Flavor, NginxVersion, Target};

@@ -256,7 +256,7 @@ impl<'a> Model<'a> {
 /// for blocks the model does not look into (`types`, `geo`, `stream`, `mail`,
 /// Lua blocks…). `stream{}` is skipped on purpose: its upstreams and
 /// `proxy_pass` are TCP, not HTTP.
-fn classify(parent: BlockKind, d: &Directive) -> Option<BlockKind> {
+pub(crate) fn classify(parent: BlockKind, d: &Directive) -> Option<BlockKind> {
     let name = d.name.value.as_slice();
     match parent {
         BlockKind::Main => match name {

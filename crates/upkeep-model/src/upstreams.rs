@@ -1,6 +1,6 @@
 //! `upstream{}` blocks: servers, balancer, and the effective idle pool.
 
-use upkeep_facts::{landmarks, parse_duration, NginxVersion};
+use upkeep_facts::{landmarks, ngx_atoi, ngx_parse_time, NginxVersion};
 use upkeep_syntax::{Comment, Directive, Node};
 
 use crate::blocks::{BlockId, ConfBlock};
@@ -84,6 +84,10 @@ pub enum Pool<'a> {
     Disabled { directive: &'a Directive },
     /// No `keepalive` line before 1.29.7: no cache at all.
     None,
+    /// `keepalive` with a count nginx refuses (`keepalive abc;`, a number
+    /// above 9223372036854775807): the configuration does not load, so there
+    /// is no pool to judge ([`crate::first_refused_value`] reports it).
+    Refused { directive: &'a Directive },
 }
 
 impl Pool<'_> {
@@ -91,7 +95,7 @@ impl Pool<'_> {
     pub fn size(&self) -> u64 {
         match self {
             Pool::Explicit { size, .. } | Pool::Implicit { size } => *size,
-            Pool::Disabled { .. } | Pool::None => 0,
+            Pool::Disabled { .. } | Pool::None | Pool::Refused { .. } => 0,
         }
     }
 }
@@ -196,12 +200,13 @@ impl<'a> Upstream<'a> {
     pub fn pool(&self, version: NginxVersion) -> Pool<'a> {
         match self.keepalive {
             Some(d) => {
-                let n = d.args.first().and_then(|w| w.text().parse::<u64>().ok());
+                // The count as nginx reads it (ngx_atoi): a word or a number
+                // it cannot hold is not `keepalive 0`.
+                let n = d.args.first().and_then(|w| ngx_atoi(&w.text()));
                 match n {
                     Some(0) => Pool::Disabled { directive: d },
                     Some(size) => Pool::Explicit { size, directive: d },
-                    // Unparsable count: nginx -t rejects it; treat as no pool.
-                    None => Pool::Disabled { directive: d },
+                    None => Pool::Refused { directive: d },
                 }
             }
             None if version >= landmarks::KEEPALIVE_BY_DEFAULT => Pool::Implicit { size: 32 },
@@ -245,7 +250,9 @@ impl<'a> Upstream<'a> {
             Pool::Explicit { directive, .. } => !directive.args[1..]
                 .iter()
                 .any(|a| a.value.as_slice() == b"local"),
-            Pool::Implicit { .. } | Pool::Disabled { .. } | Pool::None => false,
+            Pool::Implicit { .. } | Pool::Disabled { .. } | Pool::None | Pool::Refused { .. } => {
+                false
+            }
         }
     }
 
@@ -258,32 +265,38 @@ impl<'a> Upstream<'a> {
     /// The upstream `keepalive_timeout` in ms: explicit, or the 60 s default;
     /// `None` on nginx before 1.15.3, which has no nginx-side idle timeout for
     /// cached upstream connections (directives.tsv row keepalive_timeout,
-    /// upstream module).
+    /// upstream module), and for a value nginx refuses (`keepalive_timeout
+    /// zz;`: the configuration does not load; [`crate::first_refused_value`]
+    /// reports it).
     pub fn keepalive_timeout_ms(&self, version: NginxVersion) -> Option<u64> {
         if version < landmarks::UPSTREAM_KEEPALIVE_TIMEOUT {
             return None;
         }
-        self.keepalive_timeout
-            .and_then(|d| d.args.first())
-            .and_then(|w| parse_duration(&w.text()).ok())
-            .or(Some(60_000))
+        match self.keepalive_timeout {
+            Some(d) => d
+                .args
+                .first()
+                .and_then(|w| ngx_parse_time(&w.text(), false)),
+            None => Some(60_000),
+        }
     }
 
     /// The upstream `keepalive_requests`: explicit, or the default of the
     /// version (100 from 1.15.3, 1000 from 1.19.10); `None` before 1.15.3 (no
-    /// limit).
+    /// limit), and for a count nginx refuses (the configuration does not
+    /// load; [`crate::first_refused_value`] reports it).
     pub fn keepalive_requests(&self, version: NginxVersion) -> Option<u64> {
         if version < landmarks::UPSTREAM_KEEPALIVE_TIMEOUT {
             return None;
         }
-        self.keepalive_requests
-            .and_then(|d| d.args.first())
-            .and_then(|w| w.text().parse().ok())
-            .or(Some(if version >= landmarks::KEEPALIVE_REQUESTS_1000 {
+        match self.keepalive_requests {
+            Some(d) => d.args.first().and_then(|w| ngx_atoi(&w.text())),
+            None => Some(if version >= landmarks::KEEPALIVE_REQUESTS_1000 {
                 1000
             } else {
                 100
-            }))
+            }),
+        }
     }
 
     /// The directive a balancer-style insertion should follow: the last

@@ -28,6 +28,8 @@ pub use registry::{rule, rules, RuleInfo};
 pub use report::CheckReport;
 pub use rules::r001::{ASSUMPTION_PREFIX as R001_ASSUMPTION_PREFIX, INHERITED_SOFT_NOFILE};
 pub use upkeep_facts::{BackendFacts, Flavor, NginxVersion, Target};
+/// Values nginx refuses: checked before the rules, reported as load errors.
+pub use upkeep_model::{check_values, first_refused_value, RefusedValue};
 
 /// Runs every enabled rule over `config` and returns the findings, sorted by
 /// file and position, with suppressions and severity overrides applied.
@@ -54,9 +56,15 @@ pub fn check<C: ConfigSource>(config: &C, opts: &CheckOptions) -> CheckReport {
         }
     }
     let ctx = Ctx::new(&model, opts);
+    // A value nginx refuses (`keepalive abc;`) stops `nginx -t`: the
+    // configuration never runs, and no verdict may rest on what the value
+    // would have been. Callers report it as a load error
+    // (upkeep_model::check_values); the rules find nothing.
+    let refused = upkeep_model::first_refused_value(config).is_some();
 
     let enabled: Vec<registry::CheckFn> = registry::CHECKS
         .iter()
+        .filter(|_| !refused)
         .filter(|(info, _)| opts.is_enabled(info.id, info.name))
         .map(|(_, check)| *check)
         .collect();
@@ -113,6 +121,9 @@ pub fn check<C: ConfigSource>(config: &C, opts: &CheckOptions) -> CheckReport {
         }
     }
 
+    if refused {
+        findings.clear();
+    }
     dedupe(&ctx, &mut findings);
     findings.sort_by_key(|f| {
         let p = f.primary.unwrap_or_default();

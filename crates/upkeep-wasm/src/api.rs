@@ -212,6 +212,7 @@ pub fn analyse(input: &Input) -> Result<Value, ApiError> {
     let main = input.main_path()?;
     let loader = input.loader();
     let set = ConfigSet::load(&main, &loader, &load_options()).map_err(|e| ApiError::load(&e))?;
+    upkeep_rules::check_values(&set).map_err(|e| ApiError::load(&e))?;
     let report = upkeep_rules::check(&set, &opts);
 
     let version = report.nginx_version.to_string();
@@ -366,6 +367,7 @@ pub fn fix_all(input: &Input) -> Result<Value, ApiError> {
             },
             &load_options(),
         )?;
+        upkeep_rules::check_values(&set)?;
         let report = upkeep_rules::check(&set, &opts);
         let ConfigSet { files, .. } = set;
         Ok(Round {

@@ -276,8 +276,18 @@ pub fn load_options(input: &InputArgs) -> LoadOptions {
 }
 
 /// Loads one source. Dumps are loaded into memory; [`Loaded::loader`] then
-/// serves later reloads (by `fix`).
+/// serves later reloads (by `fix`). A value nginx refuses in a directive
+/// the rules read (`keepalive abc;`) is a load error at the value, as
+/// `nginx -t` stops there.
 pub fn load(source: &Source, opts: &LoadOptions) -> Result<Loaded, LoadError> {
+    let loaded = load_unchecked(source, opts)?;
+    upkeep_rules::check_values(&loaded.set)?;
+    Ok(loaded)
+}
+
+/// [`load`] without judging values: for reading a configuration's file
+/// list whatever nginx makes of it (`fix --recover`).
+pub fn load_unchecked(source: &Source, opts: &LoadOptions) -> Result<Loaded, LoadError> {
     match source {
         Source::File(path) => {
             let set = ConfigSet::load(path, &FsLoader, opts)?;

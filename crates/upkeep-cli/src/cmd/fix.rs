@@ -755,7 +755,7 @@ fn recover_runs(
         };
         // The config as it is now (old, new or a mix: each parses) names the
         // directories where stray copies may be.
-        let loaded = check::load(source, load_opts).ok();
+        let loaded = check::load_unchecked(source, load_opts).ok();
         let main = match &loaded {
             Some(l) => PathBuf::from(l.main_path()),
             None if Path::new(path).is_dir() => Path::new(path).join("nginx.conf"),

@@ -97,7 +97,9 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
     for (uid, up) in ctx.model.upstreams.iter().enumerate() {
         let pool = up.pool(ctx.version);
-        if pool.size() > 0 {
+        // A count nginx refuses is not `keepalive 0`: the configuration
+        // does not load (upkeep_model::first_refused_value).
+        if pool.size() > 0 || matches!(pool, Pool::Refused { .. }) {
             continue;
         }
         let routes: Vec<_> = ctx
