@@ -270,6 +270,33 @@ fn invalid_values_are_exit_2_at_the_value() {
     assert!(stderr.contains("takes an nginx time"), "{stderr}");
 }
 
+/// `worker-shutdown-timeout` and `upstream-keepalive-time` go into
+/// directives nginx reads in milliseconds: a time it cannot hold
+/// (9223372036854776s is one second more than nginx 1.22 takes), or a `y`
+/// unit, is exit 2 at the value with nginx's words (the rendering's own
+/// test runs nginx -t on the same values).
+#[test]
+fn times_above_what_nginx_takes_are_exit_2_at_the_value() {
+    let (path, stderr) = input_error(&format!(
+        "{HEADER}data:\n  upstream-keepalive-time: \"9223372036854776s\"\n"
+    ));
+    assert!(
+        stderr.starts_with(&format!(
+            "error: {path}:7:28: `upstream-keepalive-time` cannot be `9223372036854776s`: nginx refuses the configuration rendered from it with `\"keepalive_time\" directive invalid value (nginx takes at most 9223372036854775s, 9223372036854775807ms)`"
+        )),
+        "{stderr}"
+    );
+    let (path, stderr) = input_error(&format!(
+        "{HEADER}data:\n  keep-alive: \"75\"\n  worker-shutdown-timeout: \"1y\"\n"
+    ));
+    assert!(
+        stderr.starts_with(&format!(
+            "error: {path}:8:28: `worker-shutdown-timeout` cannot be `1y`: nginx refuses the configuration rendered from it with `\"worker_shutdown_timeout\" directive invalid value (a time in milliseconds takes no `y` or `M` unit)`"
+        )),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_manifest_that_is_not_a_configmap_is_exit_2() {
     let (path, stderr) =

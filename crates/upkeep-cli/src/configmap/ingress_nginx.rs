@@ -9,7 +9,7 @@
 //! configmap.go: strings decoded into the Configuration struct with
 //! mapstructure's weakly typed input).
 
-use upkeep_facts::{parse_duration, Controller, ControllerRelease};
+use upkeep_facts::{parse_duration, refusal, Controller, ControllerRelease, ValueKind};
 
 use super::manifest::{ConfigMap, Entry};
 
@@ -189,12 +189,30 @@ fn read_value(key: &str, kind: Kind, text: &str, default: Option<&str>) -> Resul
             }
             Ok(n.to_string())
         }
-        Kind::Duration => match parse_duration(text) {
-            Ok(_) => Ok(text.to_string()),
-            Err(_) => Err(format!(
-                "`{key}` takes an nginx time such as `1h` or `90s`, not `{text}`: nginx refuses the configuration rendered from it, so the controller cannot load it"
-            )),
-        },
+        Kind::Duration => {
+            let directive = directive_of(key);
+            if parse_duration(text).is_err() {
+                return Err(format!(
+                    "`{key}` takes an nginx time such as `1h` or `90s`, not `{text}`: nginx refuses the configuration rendered from it, so the controller cannot load it"
+                ));
+            }
+            // The template writes the value as is: a space splits it into
+            // arguments.
+            if text.contains(' ') {
+                return Err(format!(
+                    "`{key}` is written into `{directive}` unquoted, so `{text}` is several arguments: nginx refuses the configuration rendered from it with `invalid number of arguments in \"{directive}\" directive`"
+                ));
+            }
+            // A time nginx reads in milliseconds: no `y` or `M`, and at most
+            // 9223372036854775s (ngx_parse_time; tested against nginx).
+            match refusal(ValueKind::Msec, directive, &[text]) {
+                None => Ok(text.to_string()),
+                Some(r) => Err(format!(
+                    "`{key}` cannot be `{text}`: nginx refuses the configuration rendered from it with `{}`",
+                    r.message
+                )),
+            }
+        }
         Kind::HttpVersion => match text {
             "1.0" | "1.1" => Ok(text.to_string()),
             _ => Err(format!(
@@ -231,6 +249,15 @@ fn read_value(key: &str, kind: Kind, text: &str, default: Option<&str>) -> Resul
                 ))
             }
         }
+    }
+}
+
+/// The directive the template writes a time key's value into.
+fn directive_of(key: &str) -> &'static str {
+    match key {
+        "worker-shutdown-timeout" => "worker_shutdown_timeout",
+        "upstream-keepalive-time" => "keepalive_time",
+        _ => "the directive",
     }
 }
 
@@ -602,6 +629,145 @@ mod tests {
             .unwrap()
             .unknown
             .is_empty());
+    }
+
+    /// `nginx -t` of the configuration `r` renders, with Debian's nginx
+    /// and its Lua module; `None` (skipped loudly, except in CI, whose setup
+    /// installs them) when they are missing. Whether nginx accepted it, and
+    /// what it said.
+    fn nginx_t_rendered(text: &str) -> Option<(bool, String)> {
+        let nginx = std::path::Path::new("/usr/sbin/nginx");
+        let modules = std::path::Path::new("/usr/lib/nginx/modules");
+        let lua = ["ndk_http_module.so", "ngx_http_lua_module.so"];
+        if !nginx.is_file() || lua.iter().any(|m| !modules.join(m).is_file()) {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "nginx or its Lua module missing in CI (.ci/setup installs nginx and libnginx-mod-http-lua)"
+            );
+            eprintln!("SKIPPED: install Debian's nginx and libnginx-mod-http-lua");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let balancer = dir.path().join("balancer.lua");
+        std::fs::write(&balancer, "").unwrap();
+        let mut conf_text = String::new();
+        for m in lua {
+            conf_text.push_str(&format!("load_module {};\n", modules.join(m).display()));
+        }
+        conf_text.push_str(&text.replace(
+            "/etc/nginx/lua/nginx/ngx_conf_balancer.lua",
+            balancer.to_str().unwrap(),
+        ));
+        let conf = dir.path().join("nginx.conf");
+        std::fs::write(&conf, conf_text).unwrap();
+        let out = std::process::Command::new(nginx)
+            .arg("-t")
+            .arg("-p")
+            .arg(format!("{}/", dir.path().display()))
+            .args(["-e", "stderr", "-c"])
+            .arg(&conf)
+            .output()
+            .unwrap();
+        Some((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    /// The time keys (written into `worker_shutdown_timeout` and the
+    /// upstream `keepalive_time` as they are) take what nginx takes for a
+    /// time in milliseconds: up to 9223372036854775s or
+    /// 9223372036854775807ms, no `y` or `M`, no space. What the rendering
+    /// refuses, nginx refuses in the rendered directive (same words), and
+    /// the largest values are accepted by both.
+    #[test]
+    fn time_keys_are_refused_where_nginx_refuses_them() {
+        let defaults = render(&configmap("  {}\n"), &[]).unwrap();
+        let shutdown = |v: &str| format!("worker_shutdown_timeout {v} ;");
+        let time = |v: &str| format!("keepalive_time {v};");
+        let default_shutdown = shutdown(&defaults.value("worker-shutdown-timeout").unwrap().value);
+        let default_time = time(&defaults.value("upstream-keepalive-time").unwrap().value);
+        assert!(defaults.text.contains(&default_shutdown) && defaults.text.contains(&default_time));
+        for (key, value, nginx_says) in [
+            (
+                "worker-shutdown-timeout",
+                "9223372036854776s",
+                "\"worker_shutdown_timeout\" directive invalid value",
+            ),
+            (
+                "worker-shutdown-timeout",
+                "18446744073709551s",
+                "\"worker_shutdown_timeout\" directive invalid value",
+            ),
+            (
+                "worker-shutdown-timeout",
+                "9223372036854775808ms",
+                "\"worker_shutdown_timeout\" directive invalid value",
+            ),
+            (
+                "worker-shutdown-timeout",
+                "1y",
+                "\"worker_shutdown_timeout\" directive invalid value",
+            ),
+            (
+                "worker-shutdown-timeout",
+                "1h 30m",
+                "invalid number of arguments in \"worker_shutdown_timeout\" directive",
+            ),
+            (
+                "upstream-keepalive-time",
+                "9223372036854776s",
+                "\"keepalive_time\" directive invalid value",
+            ),
+            (
+                "upstream-keepalive-time",
+                "1M",
+                "\"keepalive_time\" directive invalid value",
+            ),
+        ] {
+            let e = render(&configmap(&format!("  {key}: \"{value}\"\n")), &[]).unwrap_err();
+            assert_eq!(e.len(), 1, "{key}: {value}");
+            assert!(
+                e[0].message.contains(nginx_says),
+                "{key}: {value}: {}",
+                e[0].message
+            );
+            assert!(e[0]
+                .message
+                .contains("nginx refuses the configuration rendered from it"));
+            let text = defaults
+                .text
+                .replace(
+                    &default_shutdown,
+                    &if key == "worker-shutdown-timeout" {
+                        shutdown(value)
+                    } else {
+                        default_shutdown.clone()
+                    },
+                )
+                .replace(
+                    &default_time,
+                    &if key == "upstream-keepalive-time" {
+                        time(value)
+                    } else {
+                        default_time.clone()
+                    },
+                );
+            let Some((ok, stderr)) = nginx_t_rendered(&text) else {
+                return;
+            };
+            assert!(
+                !ok && stderr.contains(nginx_says),
+                "{key}: {value}\n{stderr}"
+            );
+        }
+        let largest = "  worker-shutdown-timeout: \"9223372036854775s\"\n  upstream-keepalive-time: \"9223372036854775807ms\"\n";
+        let r = render(&configmap(largest), &[]).unwrap();
+        assert!(r.text.contains(&shutdown("9223372036854775s")));
+        assert!(r.text.contains(&time("9223372036854775807ms")));
+        if let Some((ok, stderr)) = nginx_t_rendered(&r.text) {
+            assert!(ok, "{}\n{stderr}", r.text);
+        }
     }
 
     /// nginx accepts what is rendered, for the defaults and for set keys:
