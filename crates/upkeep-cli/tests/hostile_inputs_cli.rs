@@ -231,23 +231,21 @@ fn a_file_with_a_byte_order_mark_is_an_error_and_fix_leaves_it_alone() {
 
 #[test]
 fn counts_and_times_beyond_what_nginx_takes_do_not_overflow_a_rule() {
-    // nginx refuses these numbers (its integers stop at 2^63 - 1), but
-    // `check` and `fix` read configurations nginx may never have seen:
-    // R002's sum of pools and C003's margin over the front's idle timeout
-    // panicked on them.
+    // nginx refuses counts above 2^63 - 1 (`invalid number`): `check` and
+    // `fix` stop at the first one, as nginx -t does. R002's sum of pools and
+    // C003's margin over the front's idle timeout panicked on them.
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("nginx.conf");
-    std::fs::write(
-        &conf,
-        "events { worker_connections 18446744073709551615; }\nhttp {\n    upstream a { server 127.0.0.1:8000; keepalive 18446744073709551615; }\n    upstream b { server 127.0.0.1:8001; keepalive 9223372036854775807; }\n    server {\n        listen 127.0.0.1:80;\n        location /a { proxy_pass http://a; proxy_http_version 1.1; proxy_set_header Connection \"\"; }\n        location /b { proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection \"\"; }\n    }\n}\n",
-    )
-    .unwrap();
+    let body = |count: &str| {
+        format!("events {{ worker_connections {count}; }}\nhttp {{\n    upstream a {{ server 127.0.0.1:8000; keepalive {count}; }}\n    upstream b {{ server 127.0.0.1:8001; keepalive 9223372036854775807; }}\n    server {{\n        listen 127.0.0.1:80;\n        location /a {{ proxy_pass http://a; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}\n        location /b {{ proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}\n    }}\n}}\n")
+    };
+    std::fs::write(&conf, body("18446744073709551615")).unwrap();
     let settings = dir.path().join("upkeep.toml");
     std::fs::write(&settings, "").unwrap();
     let conf = conf.to_str().unwrap();
     let settings = settings.to_str().unwrap();
-    for command in ["check", "fix"] {
-        let out = upkeep_bounded(
+    let run = |command: &str| {
+        upkeep_bounded(
             &[
                 command,
                 conf,
@@ -257,7 +255,24 @@ fn counts_and_times_beyond_what_nginx_takes_do_not_overflow_a_rule() {
                 "18446744073709551s",
             ],
             None,
+        )
+    };
+    for command in ["check", "fix"] {
+        let out = run(command);
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{command}: {stderr}");
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!(
+                "error: {conf}:1:29: invalid number \"18446744073709551615\""
+            )),
+            "{command}: {stderr}"
         );
+    }
+    // The largest counts nginx takes: judged, without overflow.
+    std::fs::write(conf, body("9223372036854775807")).unwrap();
+    for command in ["check", "fix"] {
+        let out = run(command);
         let stderr = text(&out.stderr);
         assert!(!stderr.contains("panicked"), "{command}: {stderr}");
         assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
@@ -273,12 +288,68 @@ fn counts_and_times_beyond_what_nginx_takes_do_not_overflow_a_rule() {
         .iter()
         .find(|f| f["rule"] == "R002")
         .unwrap_or_else(|| panic!("{report:#}"));
-    // The exact sum, 2^64 - 1 + 2^63 - 1, doubled.
+    // The exact sum, 2 * (2^63 - 1), doubled: more than nginx takes for
+    // worker_connections, so the help does not ask for it.
     assert!(
         r002["message"]
             .as_str()
             .unwrap()
-            .contains("(55340232221128654844 needed with their clients)"),
+            .contains("(36893488147419103228 needed with their clients)"),
         "{r002:#}"
+    );
+    assert!(
+        r002["help"]
+            .as_str()
+            .unwrap()
+            .starts_with("lower `keepalive`: 36893488147419103228 is more than nginx takes"),
+        "{r002:#}"
+    );
+    // Fixes write no value nginx refuses: `worker_rlimit_nofile` stops at
+    // the largest count, and no `keepalive_timeout` can outlast a front
+    // idling 18446744073709551s (C003 has no fix, only a help).
+    let out = upkeep_bounded(
+        &[
+            "fix",
+            conf,
+            "--config-file",
+            settings,
+            "--front-idle",
+            "18446744073709551s",
+            "--write",
+            "--no-nginx-test",
+            "--unsafe-fixes",
+        ],
+        None,
+    );
+    assert!(
+        !text(&out.stderr).contains("panicked"),
+        "{}",
+        text(&out.stderr)
+    );
+    let fixed = std::fs::read_to_string(conf).unwrap();
+    assert!(
+        fixed.contains("worker_rlimit_nofile 9223372036854775807;"),
+        "{fixed}"
+    );
+    assert!(!fixed.contains("18446744073709551"), "{fixed}");
+    let out = upkeep_bounded(&["check", conf, "--config-file", settings], None);
+    assert_ne!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = upkeep_bounded(
+        &[
+            "check",
+            conf,
+            "--config-file",
+            settings,
+            "--front-idle",
+            "18446744073709551s",
+        ],
+        None,
+    );
+    assert!(
+        text(&out.stdout).contains(
+            "shorten the front's idle timeout: nginx takes at most 9223372036854775807ms for `keepalive_timeout`"
+        ),
+        "{}",
+        text(&out.stdout)
     );
 }

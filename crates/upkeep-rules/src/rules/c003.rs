@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use upkeep_diag::{Applicability, Finding, Fix, Severity};
-use upkeep_facts::{describe_duration, format_duration, parse_duration};
+use upkeep_facts::{describe_duration, format_duration, parse_duration, NGX_MAX_INT};
 use upkeep_model::{BlockKind, Value};
 
 use crate::context::Ctx;
@@ -58,9 +58,21 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         return Vec::new();
     };
     let margin = (front_ms / 10).clamp(1000, 20_000);
-    // A front idle timeout given as the largest duration upkeep reads
-    // (u64 milliseconds) has no room for the margin.
-    let wanted = format_duration(front_ms.saturating_add(margin));
+    // nginx takes at most 9223372036854775807ms for `keepalive_timeout`
+    // (ngx_parse_time; checked with nginx 1.22): the margin is cut there,
+    // and a front that idles at least that long cannot be outlasted.
+    let wanted_ms = front_ms.saturating_add(margin).min(NGX_MAX_INT);
+    let outlasted = wanted_ms > front_ms;
+    let wanted = format_duration(wanted_ms);
+    let help = |longer: &str| {
+        if outlasted {
+            format!("set `keepalive_timeout {wanted};`{longer}")
+        } else {
+            format!(
+                "shorten the front's idle timeout: nginx takes at most {NGX_MAX_INT}ms for `keepalive_timeout`, not longer than the front's"
+            )
+        }
+    };
     let mut out = Vec::new();
     let mut explicit: BTreeMap<(u32, u32), Vec<usize>> = BTreeMap::new();
     let mut defaulted: Vec<usize> = Vec::new();
@@ -104,8 +116,8 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             ))
             .at(d.span)
             .with_label(format!("not longer than the front's {}", describe_duration(front_ms)))
-            .help(format!("set `keepalive_timeout {wanted};` (longer than the front's idle timeout)"));
-        if let Some(edit) = edits::replace_arg(d, 0, &wanted) {
+            .help(help(" (longer than the front's idle timeout)"));
+        if let Some(edit) = edits::replace_arg(d, 0, &wanted).filter(|_| outlasted) {
             f = f.with_fix(Fix {
                 applicability: Applicability::Safe,
                 description: format!("set the client keepalive_timeout to {wanted}"),
@@ -132,8 +144,8 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 ))
                 .at(ctx.head(d))
                 .with_label("keepalive_timeout 75s (default)")
-                .help(format!("set `keepalive_timeout {wanted};`"));
-            if let (Some(l), Some(edit)) = (level, &edit) {
+                .help(help(""));
+            if let (Some(l), Some(edit), true) = (level, &edit, outlasted) {
                 f = f.with_fix(Fix {
                     applicability: Applicability::Safe,
                     description: format!(

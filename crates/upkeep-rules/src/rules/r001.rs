@@ -1,4 +1,5 @@
 use upkeep_diag::{Applicability, Finding, Fix, Severity};
+use upkeep_facts::NGX_MAX_INT;
 use upkeep_model::BlockKind;
 
 use crate::context::Ctx;
@@ -77,8 +78,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
     if conns <= limit {
         return Vec::new();
     }
-    // u128: twice a count nginx would refuse must not overflow.
-    let wanted = u128::from(conns) * 2;
+    let (wanted, why) = wanted_nofile(conns);
     vec![INFO
         .finding(format!(
             "`worker_connections {conns}` exceeds `worker_rlimit_nofile {limit}`: under load workers fail with \"Too many open files\""
@@ -86,12 +86,23 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         .at(wc.span)
         .with_label("more connections than file descriptors")
         .related(nofile.span, "the open-file limit of each worker")
-        .help(format!("set `worker_rlimit_nofile {wanted};` (twice worker_connections)"))
+        .help(format!("set `worker_rlimit_nofile {wanted};` ({why})"))
         .with_fix(Fix {
             applicability: Applicability::Safe,
             description: format!("set `worker_rlimit_nofile {wanted}`"),
             edits: vec![edits::replace_args(nofile, &wanted.to_string())],
         })]
+}
+
+/// The `worker_rlimit_nofile` to suggest for `conns` connections: twice
+/// as many, but no more than nginx takes (`ngx_conf_set_num_slot` refuses
+/// a count above 9223372036854775807 with "invalid number"; checked with
+/// nginx 1.22), and why.
+fn wanted_nofile(conns: u64) -> (u64, &'static str) {
+    match conns.checked_mul(2).filter(|&n| n <= NGX_MAX_INT) {
+        Some(n) => (n, "twice worker_connections"),
+        None => (NGX_MAX_INT, "the largest count nginx takes"),
+    }
 }
 
 /// No `worker_rlimit_nofile`: nginx runs with the limit it inherits. Judged
@@ -107,8 +118,7 @@ fn inherited_limit(ctx: &Ctx, wc: &upkeep_syntax::Directive) -> Vec<Finding> {
     ctx.assume(format!(
         "{ASSUMPTION_PREFIX}: nginx keeps the open-file limit it was started with, taken to be {limit} (the soft limit of a systemd service without LimitNOFILE=); `upkeep doctor` reads the real one"
     ));
-    // u128: twice a count nginx would refuse must not overflow.
-    let wanted = u128::from(conns) * 2;
+    let (wanted, why) = wanted_nofile(conns);
     let line = format!("worker_rlimit_nofile {wanted};");
     let mut f = INFO
         .finding(format!(
@@ -120,7 +130,7 @@ fn inherited_limit(ctx: &Ctx, wc: &upkeep_syntax::Directive) -> Vec<Finding> {
             "assuming the soft limit of a systemd service ({limit}); nginx then warns at start: \"{conns} worker_connections exceed open file resource limit: {limit}\""
         ))
         .help(format!(
-            "set `{line}` (twice worker_connections) in the main context, or raise LimitNOFILE= of the service"
+            "set `{line}` ({why}) in the main context, or raise LimitNOFILE= of the service"
         ));
     if let Some(edit) = edits::insert_in_block(ctx, 0, &line, |d| d.block.is_none()) {
         f = f.with_fix(Fix {

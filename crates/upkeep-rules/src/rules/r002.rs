@@ -96,7 +96,16 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         ))
         .at(primary)
         .with_label("too few for the pools")
-        .help(format!("raise `worker_connections` to at least {needed}, or lower `keepalive`"));
+        .help(if needed <= u128::from(upkeep_facts::NGX_MAX_INT) {
+            format!("raise `worker_connections` to at least {needed}, or lower `keepalive`")
+        } else {
+            // nginx refuses a count above 9223372036854775807 ("invalid
+            // number"; checked with nginx 1.22).
+            format!(
+                "lower `keepalive`: {needed} is more than nginx takes for `worker_connections` (at most {})",
+                upkeep_facts::NGX_MAX_INT
+            )
+        });
     let implicit = used
         .iter()
         .filter(|u| matches!(u.pool(ctx.version), upkeep_model::Pool::Implicit { .. }))
