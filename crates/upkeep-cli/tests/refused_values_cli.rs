@@ -225,3 +225,20 @@ fn fix_changes_nothing_in_a_configuration_nginx_refuses() {
         assert_eq!(left, ["nginx.conf"], "{args:?}");
     }
 }
+
+#[test]
+fn probe_plans_nothing_from_a_configuration_nginx_refuses() {
+    // `keepalive abc` was planned as "`keepalive 0` disables the pool".
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write(dir.path(), "nginx.conf", KEEPALIVE_ABC);
+    let out = upkeep(&["probe", "--config", &conf]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "error: {conf}:5:19: invalid value \"abc\" in \"keepalive\" directive\n"
+        )),
+        "{err}"
+    );
+    assert!(!text(&out.stdout).contains("keepalive 0"));
+}

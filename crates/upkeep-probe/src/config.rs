@@ -48,6 +48,7 @@ impl Plan {
         defaults: &RequestDefaults,
     ) -> Result<Plan, String> {
         let set = ConfigSet::load(path, &FsLoader, &LoadOptions::default())
+            .and_then(|set| upkeep_model::check_values(&set).map(|()| set))
             .map_err(|e| e.render().trim_end().to_string())?;
         let model = Model::build(&set, version);
         let main_dir = path.rfind('/').map(|i| &path[..i]);
