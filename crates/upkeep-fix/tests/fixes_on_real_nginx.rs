@@ -278,6 +278,10 @@ enum PassTo {
     /// `proxy_pass http://$target;` with `$target` from a `map` whose
     /// default is the pooled upstream's name.
     MapNamingPool,
+    /// `proxy_pass http://app$request_uri;`: a variable in the URI only.
+    PoolWithVariableUri,
+    /// `proxy_pass http://app/;`: a URI part.
+    PoolWithUri,
 }
 
 /// One generated config: the directives that decide upstream connection
@@ -387,10 +391,23 @@ fn generate_reuse_config(
         PassTo::VariableNamingPool,
         PassTo::VariableNamingAddress,
         PassTo::MapNamingPool,
+        PassTo::PoolWithVariableUri,
+        PassTo::PoolWithUri,
     ]);
+    // nginx takes no URI part in an `if` or a named location.
+    let pass_to = match (pass_to, shape) {
+        (PassTo::PoolWithUri, Shape::IfInLocation | Shape::NamedLocation) => {
+            PassTo::PoolWithVariableUri
+        }
+        (p, _) => p,
+    };
     let server_line = format!("server 127.0.0.1:{backend};");
     let upstream = match pass_to {
-        PassTo::Pool | PassTo::VariableNamingPool | PassTo::MapNamingPool => {
+        PassTo::Pool
+        | PassTo::VariableNamingPool
+        | PassTo::MapNamingPool
+        | PassTo::PoolWithVariableUri
+        | PassTo::PoolWithUri => {
             format!("upstream app {{\n{server_line}\nkeepalive 8;\n}}\n")
         }
         PassTo::NoPool => format!("upstream app {{\n{server_line}\n}}\n"),
@@ -409,6 +426,8 @@ fn generate_reuse_config(
             format!("set $target 127.0.0.1:{backend};\nproxy_pass http://$target;\n")
         }
         PassTo::MapNamingPool => "proxy_pass http://$mapped_target;\n".to_string(),
+        PassTo::PoolWithVariableUri => "proxy_pass http://app$request_uri;\n".to_string(),
+        PassTo::PoolWithUri => "proxy_pass http://app/;\n".to_string(),
         _ => "proxy_pass http://app;\n".to_string(),
     };
     // What goes inside `location /p/`, what follows it in the server, and
