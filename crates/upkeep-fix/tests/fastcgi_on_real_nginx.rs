@@ -159,15 +159,15 @@ fn generate(rng: &mut Rng, backend: u16, port: u16, temp: &str) -> (String, Stri
     for _ in 0..rng.pick(&[0, 1, 1, 2]) {
         let level = rng.pick(levels);
         if !placed.iter().any(|(l, _)| *l == level) {
-            let value = rng.pick(&["on", "on", "off"]);
-            placed.push((
-                level,
-                if value == "on" {
-                    "fastcgi_keep_conn on;\n"
-                } else {
-                    "fastcgi_keep_conn off;\n"
-                },
-            ));
+            // nginx reads on and off in any case.
+            let line = rng.pick(&[
+                "fastcgi_keep_conn on;\n",
+                "fastcgi_keep_conn on;\n",
+                "fastcgi_keep_conn On;\n",
+                "fastcgi_keep_conn off;\n",
+                "fastcgi_keep_conn OFF;\n",
+            ]);
+            placed.push((level, line));
         }
     }
     let at = |level: Level| -> String {

@@ -609,6 +609,9 @@ fn generate_retry_config(rng: &mut Rng, backend: u16, port: u16, temp: &str) -> 
                 "non_idempotent",
                 "error non_idempotent",
                 "invalid_header http_500 error",
+                // nginx reads these keywords in any case.
+                "Error Timeout",
+                "OFF",
             ]);
             placed.push((level, format!("proxy_next_upstream {value};")));
         }

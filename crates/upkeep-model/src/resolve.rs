@@ -30,6 +30,16 @@ impl<'a> Setting<'a> {
         self.directive.args.get(i).map(|w| w.text().into_owned())
     }
 
+    /// Whether argument `i` is the keyword `keyword`, in any case, as
+    /// nginx reads `on`/`off` and other keywords (`ngx_strcasecmp` in
+    /// `ngx_conf_set_flag_slot`, `_enum_slot` and `_bitmask_slot`).
+    pub fn arg_is(&self, i: usize, keyword: &str) -> bool {
+        self.directive
+            .args
+            .get(i)
+            .is_some_and(|w| w.is_keyword(keyword))
+    }
+
     /// All arguments joined with spaces.
     pub fn args_text(&self) -> String {
         self.directive
@@ -65,9 +75,11 @@ impl<'a> Value<'a> {
 
     /// Whether the value is exactly `s` (one argument, or the default text),
     /// without building a string.
+    /// Whether the value is the single word `s`, in any case, as nginx
+    /// reads keywords (see [`Setting::arg_is`]).
     pub fn is(&self, s: &str) -> bool {
         match self {
-            Value::Set(set) => set.directive.args.len() == 1 && set.directive.args[0].is(s),
+            Value::Set(set) => set.directive.args.len() == 1 && set.arg_is(0, s),
             Value::Default(d) => *d == s,
             Value::Absent => false,
         }

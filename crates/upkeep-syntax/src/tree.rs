@@ -33,8 +33,16 @@ impl Word {
         String::from_utf8_lossy(&self.value)
     }
 
+    /// The value is exactly `s` (directive names are case-sensitive in
+    /// nginx: `ngx_conf_handler` compares them with `ngx_strcmp`).
     pub fn is(&self, s: &str) -> bool {
         self.value == s.as_bytes()
+    }
+
+    /// The value is the keyword `s` in any case (`on`, `OFF`, `Error`):
+    /// nginx reads the keywords of its arguments with `ngx_strcasecmp`.
+    pub fn is_keyword(&self, s: &str) -> bool {
+        self.value.eq_ignore_ascii_case(s.as_bytes())
     }
 }
 

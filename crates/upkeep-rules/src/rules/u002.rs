@@ -90,7 +90,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             continue;
         }
         match ctx.http_version(r) {
-            Value::Set(s) if s.arg(0).as_deref() == Some("1.0") => {
+            Value::Set(s) if s.arg_is(0, "1.0") => {
                 let key = (s.directive.span.file.0, s.directive.span.start);
                 explicit.entry(key).or_insert((s, Vec::new())).1.push(r);
             }

@@ -68,7 +68,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             continue;
         }
         match ctx.model.value(route.block, "fastcgi_keep_conn") {
-            Value::Set(s) if s.arg(0).as_deref() != Some("on") => {
+            Value::Set(s) if !s.arg_is(0, "on") => {
                 explicit
                     .entry((s.directive.span.file.0, s.directive.span.start))
                     .or_insert((s.directive, Vec::new()))

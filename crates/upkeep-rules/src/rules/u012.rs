@@ -61,8 +61,8 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         let Some(s) = ctx.model.setting(route.block, name) else {
             continue; // default `error timeout`
         };
-        let has_error = s.directive.args.iter().any(|a| a.is("error"));
-        let off = s.directive.args.iter().any(|a| a.is("off"));
+        let has_error = s.directive.args.iter().any(|a| a.is_keyword("error"));
+        let off = s.directive.args.iter().any(|a| a.is_keyword("off"));
         if has_error && !off {
             continue;
         }
@@ -75,7 +75,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
     for (d, level, routes) in by_directive.into_values() {
         let name = d.name.text().into_owned();
-        let off = d.args.iter().any(|a| a.is("off"));
+        let off = d.args.iter().any(|a| a.is_keyword("off"));
         // The message names the level: the same line at two levels (a
         // location's `off` hiding the server's) must stay two findings, or
         // the fix loop takes the second for the first one coming back.

@@ -52,7 +52,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         let Some(s) = ctx.model.setting(route.block, directive) else {
             continue;
         };
-        if s.arg(0).as_deref() != Some("off") {
+        if !s.arg_is(0, "off") {
             continue;
         }
         let key = (s.directive.span.file.0, s.directive.span.start);
