@@ -9,27 +9,32 @@
 //! upkeep-facts' (`ngx_atoi`, `ngx_parse_time`, checked with nginx 1.22).
 
 use upkeep_config::{ConfigSet, LoadError};
-use upkeep_facts::{refusal, value_kind, ValueContext};
+use upkeep_facts::{refusal, value_kind, ValueContext, ValueKind};
 use upkeep_syntax::{Directive, Node, Span};
 
 use crate::blocks::BlockKind;
 use crate::model::classify;
 use crate::source::ConfigSource;
 
-/// A directive argument nginx refuses.
+/// A directive nginx refuses: a value it cannot read, or a second
+/// directive of a kind a block takes once.
 #[derive(Clone, Debug)]
 pub struct RefusedValue<'a> {
     pub directive: &'a Directive,
-    /// Index into the directive's arguments.
-    pub arg: usize,
+    /// Index into the directive's arguments; `None` when the directive
+    /// itself is refused (a duplicate).
+    pub arg: Option<usize>,
     /// `nginx -t`'s message, without the ` in FILE:LINE` it appends.
     pub message: String,
 }
 
 impl RefusedValue<'_> {
-    /// The refused argument.
+    /// The refused argument, or the refused directive's name.
     pub fn span(&self) -> Span {
-        self.directive.args[self.arg].span
+        match self.arg {
+            Some(i) => self.directive.args[i].span,
+            None => self.directive.name.span,
+        }
     }
 }
 
@@ -70,6 +75,11 @@ fn walk<'a>(
     kind: BlockKind,
 ) -> Option<RefusedValue<'a>> {
     let context = value_context(kind);
+    // Directives read by a `ngx_conf_set_*_slot` or a handler like it take
+    // one line per block: nginx refuses a second one as "is duplicate"
+    // before it reads its value (checked with nginx 1.22 for each of
+    // them; an upstream's `server` lines are many by design).
+    let mut seen: Vec<&'a [u8]> = Vec::new();
     for node in source.expand_nodes(nodes) {
         let Node::Directive(d) = node else { continue };
         if let Some(body) = &d.block {
@@ -82,7 +92,20 @@ fn walk<'a>(
             }
             continue;
         }
-        if let Some(r) = context.and_then(|c| refused(c, d)) {
+        let Some(context) = context else { continue };
+        let once =
+            value_kind(context, &d.name.text()).is_some_and(|k| k != ValueKind::UpstreamServer);
+        if once {
+            if seen.contains(&d.name.value.as_slice()) {
+                return Some(RefusedValue {
+                    directive: d,
+                    arg: None,
+                    message: format!("\"{}\" directive is duplicate", d.name.text()),
+                });
+            }
+            seen.push(d.name.value.as_slice());
+        }
+        if let Some(r) = refused(context, d) {
             return Some(r);
         }
     }
@@ -97,7 +120,7 @@ fn refused(context: ValueContext, d: &Directive) -> Option<RefusedValue<'_>> {
     let r = refusal(kind, &name, &args)?;
     Some(RefusedValue {
         directive: d,
-        arg: r.arg,
+        arg: Some(r.arg),
         message: r.message,
     })
 }

@@ -68,12 +68,37 @@ fn refused_cases() -> Vec<(String, u32)> {
             1,
         ),
         (conf("worker_processes abc;", "", ""), 1),
+        // A second line of a directive a block takes once.
+        http(&upstream(
+            "server 127.0.0.1:8080; keepalive 16; keepalive 32;",
+        )),
+        http(&upstream(
+            "server 127.0.0.1:8080; keepalive 16; keepalive_timeout 5s; keepalive_timeout 6s;",
+        )),
+        http("keepalive_timeout 5s; keepalive_timeout 6s;"),
+        http("keepalive_requests 100; keepalive_requests 1000;"),
+        http("fastcgi_keep_conn on; fastcgi_keep_conn off;"),
+        http("server { proxy_read_timeout 5s; proxy_read_timeout 9s; }"),
+        (
+            conf("", "worker_connections 10; worker_connections 20;", ""),
+            3,
+        ),
+        (conf("worker_processes 1; worker_processes 2;", "", ""), 1),
+        (
+            conf(
+                "worker_shutdown_timeout 1s; worker_shutdown_timeout 2s;",
+                "",
+                "",
+            ),
+            1,
+        ),
     ];
     cases.shrink_to_fit();
     cases
 }
 
-/// The largest values nginx takes, and `on`/`off` in capitals.
+/// The largest values nginx takes, `on`/`off` in capitals, and repeated
+/// lines nginx takes.
 fn accepted_cases() -> Vec<String> {
     vec![
         conf("", "", "keepalive_timeout 9223372036854775s 9223372036854775807;"),
@@ -90,6 +115,17 @@ fn accepted_cases() -> Vec<String> {
             "worker_rlimit_nofile 9223372036854775807; worker_shutdown_timeout 9223372036854775s;",
             "worker_connections 9223372036854775807;",
             "",
+        ),
+        // Lines a block takes more than once, and one line per block.
+        conf(
+            "",
+            "",
+            &upstream("server 127.0.0.1:8080; server 127.0.0.1:8081; keepalive 16;"),
+        ),
+        conf(
+            "",
+            "",
+            "proxy_next_upstream error; proxy_next_upstream timeout; keepalive_timeout 5s; server { keepalive_timeout 6s; location / { keepalive_timeout 7s; } }",
         ),
     ]
 }
