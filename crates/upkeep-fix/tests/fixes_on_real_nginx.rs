@@ -595,25 +595,29 @@ fn generate_retry_config(rng: &mut Rng, backend: u16, port: u16, temp: &str) -> 
     };
     let mut placed: Vec<(Level, String)> = Vec::new();
     let mut used: Vec<Level> = Vec::new();
+    let values = [
+        "off",
+        "error",
+        "error timeout",
+        "timeout",
+        "http_502",
+        "timeout http_502 http_503",
+        "non_idempotent",
+        "error non_idempotent",
+        "invalid_header http_500 error",
+        // nginx reads these keywords in any case.
+        "Error Timeout",
+        "OFF",
+    ];
     for _ in 0..rng.pick(&[0, 1, 1, 2]) {
         let level = rng.pick(levels);
         if !used.contains(&level) {
             used.push(level);
-            let value = rng.pick(&[
-                "off",
-                "error",
-                "error timeout",
-                "timeout",
-                "http_502",
-                "timeout http_502 http_503",
-                "non_idempotent",
-                "error non_idempotent",
-                "invalid_header http_500 error",
-                // nginx reads these keywords in any case.
-                "Error Timeout",
-                "OFF",
-            ]);
-            placed.push((level, format!("proxy_next_upstream {value};")));
+            placed.push((level, format!("proxy_next_upstream {};", rng.pick(&values))));
+            // nginx takes several lines in one block and joins them.
+            if rng.below(4) == 0 {
+                placed.push((level, format!("proxy_next_upstream {};", rng.pick(&values))));
+            }
         }
     }
     if rng.below(3) == 0 {

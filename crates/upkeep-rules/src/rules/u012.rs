@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use upkeep_diag::{Applicability, Edit, Finding, Fix, Severity};
 use upkeep_model::RouteId;
-use upkeep_syntax::Span;
+use upkeep_syntax::{Directive, Span};
 
 use crate::context::Ctx;
 use crate::edits;
@@ -61,14 +61,23 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         let Some(s) = ctx.model.setting(route.block, name) else {
             continue; // default `error timeout`
         };
-        let has_error = s.directive.args.iter().any(|a| a.is_keyword("error"));
-        let off = s.directive.args.iter().any(|a| a.is_keyword("off"));
+        // nginx joins every line of the level into one set
+        // (`ngx_conf_set_bitmask_slot`), and `off` among them wins.
+        let lines: Vec<&Directive> = ctx.model.block(s.block).directives_named(name).collect();
+        let has = |k: &str| lines.iter().any(|d| d.args.iter().any(|a| a.is_keyword(k)));
+        let (has_error, off) = (has("error"), has("off"));
         if has_error && !off {
             continue;
         }
+        // The line to point at: the first `off`, else the last line.
+        let primary = lines
+            .iter()
+            .find(|d| d.args.iter().any(|a| a.is_keyword("off")))
+            .copied()
+            .unwrap_or(s.directive);
         by_directive
-            .entry((s.directive.span.file.0, s.directive.span.start))
-            .or_insert((s.directive, s.block, Vec::new()))
+            .entry((primary.span.file.0, primary.span.start))
+            .or_insert((primary, s.block, Vec::new()))
             .2
             .push(r);
     }
@@ -76,14 +85,20 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
     for (d, level, routes) in by_directive.into_values() {
         let name = d.name.text().into_owned();
         let off = d.args.iter().any(|a| a.is_keyword("off"));
+        let joined = ctx.model.block(level).directives_named(&name).count() > 1;
         // The message names the level: the same line at two levels (a
         // location's `off` hiding the server's) must stay two findings, or
         // the fix loop takes the second for the first one coming back.
         let mut f = INFO
             .finding(format!(
-                "`{}` in {} disables the retry after a stale keep-alive connection for {} route(s): a connection the backend just closed becomes a 502 for the client, even for GET",
+                "`{}` in {}{} disables the retry after a stale keep-alive connection for {} route(s): a connection the backend just closed becomes a 502 for the client, even for GET",
                 ctx.text(d.span).trim_end_matches(';'),
                 ctx.describe(level),
+                if joined {
+                    format!(" (joined with the level's other `{name}` lines, as nginx joins them)")
+                } else {
+                    String::new()
+                },
                 routes.len()
             ))
             .at(d.span)
@@ -95,25 +110,30 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 format!("{} inherits it", ctx.describe(route.block)),
             );
         }
-        let (edit, help) = if off {
-            (
-                edits::replace_args(d, "error timeout"),
-                format!("use `{name} error timeout;` (the default)"),
-            )
+        let (edits, help) = if off {
+            // Every `off` line of the level, or the joined set stays off.
+            let off_lines = ctx
+                .model
+                .block(level)
+                .directives_named(&name)
+                .filter(|l| l.args.iter().any(|a| a.is_keyword("off")))
+                .map(|l| edits::replace_args(l, "error timeout"))
+                .collect();
+            (off_lines, format!("use `{name} error timeout;` (the default)"))
         } else {
             let first = &d.args[0];
             (
-                Edit::insert(
+                vec![Edit::insert(
                     Span::new(first.span.file, first.span.start, first.span.start),
                     "error ",
-                ),
+                )],
                 format!("add `error` to `{name}`"),
             )
         };
         f = f.help(help.clone()).with_fix(Fix {
             applicability: Applicability::Safe,
             description: help,
-            edits: vec![edit],
+            edits,
         });
         out.push(f);
     }
