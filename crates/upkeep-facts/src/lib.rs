@@ -29,7 +29,7 @@ pub use directives::{
 pub use duration::{describe_duration, format_duration, parse_duration};
 pub use flavor::{flavor_facts, Flavor, FlavorFact, Target};
 pub use values::{
-    ngx_atoi, ngx_flag, ngx_parse_time, refusal, value_kind, Refusal, ValueContext, ValueKind,
-    NGX_MAX_INT,
+    arity, ngx_atoi, ngx_flag, ngx_parse_time, refusal, value_kind, Refusal, ValueContext,
+    ValueKind, NGX_MAX_INT,
 };
 pub use version::{landmarks, NginxVersion};

@@ -316,8 +316,25 @@ fn ngx_parse_time_shape(text: &str, is_sec: bool) -> bool {
     ngx_parse_time(&short, is_sec).is_some()
 }
 
+/// How many arguments a directive read as `kind` takes (least, most), as its
+/// `NGX_CONF_TAKE*` flags say; nginx refuses other counts with `invalid
+/// number of arguments in "NAME" directive` before it reads a value. The
+/// upstream `keepalive` is given its 1.29.7 form (`keepalive N local`)
+/// whatever the version.
+pub fn arity(kind: ValueKind) -> (usize, usize) {
+    match kind {
+        ValueKind::ClientKeepaliveTimeout | ValueKind::UpstreamKeepalive => (1, 2),
+        ValueKind::UpstreamServer => (1, usize::MAX),
+        ValueKind::Msec
+        | ValueKind::Num
+        | ValueKind::Flag
+        | ValueKind::WorkerConnections
+        | ValueKind::WorkerProcesses => (1, 1),
+    }
+}
+
 /// Whether nginx refuses the arguments `args` of `name`, read as `kind`.
-/// Argument counts are not judged (a wrong count is another error).
+/// Argument counts are not judged here (see [`arity`]).
 pub fn refusal(kind: ValueKind, name: &str, args: &[&str]) -> Option<Refusal> {
     let first = *args.first()?;
     let refuse = |arg: usize, message: String| Some(Refusal { arg, message });

@@ -9,7 +9,7 @@
 //! upkeep-facts' (`ngx_atoi`, `ngx_parse_time`, checked with nginx 1.22).
 
 use upkeep_config::{ConfigSet, LoadError};
-use upkeep_facts::{refusal, value_kind, ValueContext, ValueKind};
+use upkeep_facts::{arity, refusal, value_kind, ValueContext, ValueKind};
 use upkeep_syntax::{Directive, Node, Span};
 
 use crate::blocks::BlockKind;
@@ -115,6 +115,14 @@ fn walk<'a>(
 fn refused(context: ValueContext, d: &Directive) -> Option<RefusedValue<'_>> {
     let name = d.name.text();
     let kind = value_kind(context, &name)?;
+    let (least, most) = arity(kind);
+    if d.args.len() < least || d.args.len() > most {
+        return Some(RefusedValue {
+            directive: d,
+            arg: None,
+            message: format!("invalid number of arguments in \"{name}\" directive"),
+        });
+    }
     let args: Vec<std::borrow::Cow<'_, str>> = d.args.iter().map(|w| w.text()).collect();
     let args: Vec<&str> = args.iter().map(|a| a.as_ref()).collect();
     let r = refusal(kind, &name, &args)?;

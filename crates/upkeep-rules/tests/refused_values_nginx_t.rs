@@ -68,6 +68,13 @@ fn refused_cases() -> Vec<(String, u32)> {
             1,
         ),
         (conf("worker_processes abc;", "", ""), 1),
+        // A count of arguments the directive does not take.
+        http("keepalive_timeout 5s 10s 20s;"),
+        http("proxy_read_timeout 5s 10s;"),
+        http("fastcgi_keep_conn on off;"),
+        http("keepalive_requests;"),
+        (conf("worker_shutdown_timeout 1h 30m ;", "", ""), 1),
+        (conf("", "worker_connections 10 20;", ""), 3),
         // A second line of a directive a block takes once.
         http(&upstream(
             "server 127.0.0.1:8080; keepalive 16; keepalive 32;",
