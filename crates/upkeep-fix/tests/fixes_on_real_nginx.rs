@@ -282,6 +282,8 @@ enum PassTo {
     PoolWithVariableUri,
     /// `proxy_pass http://app/;`: a URI part.
     PoolWithUri,
+    /// `proxy_pass http://127.0.0.1:PORT/;`: an address with a URI part.
+    LiteralWithUri,
 }
 
 /// One generated config: the directives that decide upstream connection
@@ -393,12 +395,14 @@ fn generate_reuse_config(
         PassTo::MapNamingPool,
         PassTo::PoolWithVariableUri,
         PassTo::PoolWithUri,
+        PassTo::LiteralWithUri,
     ]);
     // nginx takes no URI part in an `if` or a named location.
     let pass_to = match (pass_to, shape) {
         (PassTo::PoolWithUri, Shape::IfInLocation | Shape::NamedLocation) => {
             PassTo::PoolWithVariableUri
         }
+        (PassTo::LiteralWithUri, Shape::IfInLocation | Shape::NamedLocation) => PassTo::Literal,
         (p, _) => p,
     };
     let server_line = format!("server 127.0.0.1:{backend};");
@@ -417,10 +421,11 @@ fn generate_reuse_config(
         PassTo::BalancerBeforeKeepalive => {
             format!("upstream app {{\nleast_conn;\n{server_line}\nkeepalive 8;\n}}\n")
         }
-        PassTo::Literal | PassTo::VariableNamingAddress => String::new(),
+        PassTo::Literal | PassTo::LiteralWithUri | PassTo::VariableNamingAddress => String::new(),
     };
     let pass = match pass_to {
         PassTo::Literal => format!("proxy_pass http://127.0.0.1:{backend};\n"),
+        PassTo::LiteralWithUri => format!("proxy_pass http://127.0.0.1:{backend}/;\n"),
         PassTo::VariableNamingPool => "set $target app;\nproxy_pass http://$target;\n".to_string(),
         PassTo::VariableNamingAddress => {
             format!("set $target 127.0.0.1:{backend};\nproxy_pass http://$target;\n")
@@ -469,6 +474,17 @@ fn generate_reuse_config(
         },
         path.to_string(),
     )
+}
+
+/// The request paths the backend saw in the last [`observe`].
+fn seen_paths(backend: &Backend) -> Vec<String> {
+    backend
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, path, _)| path.clone())
+        .collect()
 }
 
 /// The rules whose findings say that a route's upstream connections are
@@ -534,6 +550,7 @@ fn reuse_findings_agree_with_a_real_nginx_on_generated_configs() {
         let reasons = says_no_reuse(&check_files(&scratch, &files, &snippet_path, version));
         let text = &files;
         let seen = observe(&bin, &files.main, &backend, port, &path);
+        let paths_before = seen_paths(&backend);
         assert_eq!(seen.len(), 2, "case {case}: {seen:?}\n{text}");
         let reuse = seen[0].0 == seen[1].0;
         if reuse {
@@ -562,6 +579,13 @@ fn reuse_findings_agree_with_a_real_nginx_on_generated_configs() {
         if fixable_left || reuse != left.is_empty() {
             disagreements.push(format!(
                 "case {case}: after the fixes, upkeep says {left:?} and the backend saw {seen:?}\n{fixed}"
+            ));
+        }
+        // The requests reach the backend with the same URIs as before.
+        let paths_after = seen_paths(&backend);
+        if paths_after != paths_before {
+            disagreements.push(format!(
+                "case {case}: the backend saw {paths_before:?} before the fixes and {paths_after:?} after\n{fixed}"
             ));
         }
     }
