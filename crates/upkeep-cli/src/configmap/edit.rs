@@ -76,10 +76,20 @@ pub fn apply(file: &SourceFile, cm: &ConfigMap, changes: &[KeyChange]) -> Edited
         let line = file.line_of(e.span.start);
         let line_start = file.line_start(line) as usize;
         let indent = &file.text[line_start..e.span.start as usize];
-        indent
-            .iter()
-            .all(|&b| b == b' ')
-            .then(|| (line_start, String::from_utf8_lossy(indent).into_owned()))
+        // A new line ends as the entry's own line does (CRLF files stay CRLF).
+        let raw_line = &file.text[line_start..file.line_start(line + 1) as usize];
+        let line_end = if raw_line.ends_with(b"\r\n") {
+            "\r\n"
+        } else {
+            "\n"
+        };
+        indent.iter().all(|&b| b == b' ').then(|| {
+            (
+                line_start,
+                String::from_utf8_lossy(indent).into_owned(),
+                line_end,
+            )
+        })
     });
     for c in changes {
         match cm.data.get(&c.key) {
@@ -102,10 +112,10 @@ pub fn apply(file: &SourceFile, cm: &ConfigMap, changes: &[KeyChange]) -> Edited
                 }
             }
             None => match &insert_at {
-                Some((at, indent)) => edits.push((
+                Some((at, indent, line_end)) => edits.push((
                     *at,
                     *at,
-                    format!("{indent}{}: {}\n", c.key, quoted(&c.value)),
+                    format!("{indent}{}: {}{line_end}", c.key, quoted(&c.value)),
                 )),
                 None => unplaced.push(c.clone()),
             },
@@ -132,6 +142,18 @@ mod tests {
             rule: "U007",
             name: "upstream-idle-outlives-backend",
         }
+    }
+
+    #[test]
+    fn a_key_added_to_a_crlf_manifest_ends_its_line_with_crlf() {
+        let text = "kind: ConfigMap\r\ndata:\r\n  keep-alive: \"60\"\r\n";
+        let file = SourceFile::new(FileId(0), "cm.yaml", text.as_bytes().to_vec());
+        let cm = manifest::read(&file).unwrap();
+        let edited = apply(&file, &cm, &[change("upstream-keepalive-timeout", "1")]);
+        assert_eq!(
+            String::from_utf8(edited.text).unwrap(),
+            "kind: ConfigMap\r\ndata:\r\n  upstream-keepalive-timeout: \"1\"\r\n  keep-alive: \"60\"\r\n"
+        );
     }
 
     #[test]
