@@ -15,7 +15,9 @@ pub const INFO: RuleInfo = RuleInfo {
     doc: r#"## What it finds
 An effective client `keepalive_requests` (http, server or location level)
 below 1000, or below `--target-requests`: an explicit low value, or the
-implicit default of 100 on nginx older than 1.19.10.
+implicit default of 100 on nginx older than 1.19.10. An http-level value
+that every server block replaces with its own is not reported: no request
+is served with it.
 
 ## Why it breaks reuse
 After `keepalive_requests` requests on one client connection nginx answers

@@ -13,7 +13,8 @@ pub const INFO: RuleInfo = RuleInfo {
     summary: "`keepalive_timeout 0` turns off client keep-alive.",
     doc: r#"## What it finds
 `keepalive_timeout 0` in an http, server or location block that serves
-ordinary traffic.
+ordinary traffic. An http-level value that every server block replaces with
+its own is not reported: no request is served with it.
 
 ## Why it breaks reuse
 `keepalive_timeout 0` makes nginx clear `r->keepalive` for every request

@@ -13,7 +13,8 @@ pub const INFO: RuleInfo = RuleInfo {
     doc: r#"## What it finds
 `keepalive_timeout TIMEOUT HEADER_TIMEOUT;` where the second argument, sent
 to clients as `Keep-Alive: timeout=N`, is larger than the first, the time
-nginx really keeps an idle connection.
+nginx really keeps an idle connection. An http-level value that every server
+block replaces with its own is not reported: no request is served with it.
 
 ## Why it breaks reuse
 A client that honours the header keeps the connection for N seconds and

@@ -22,7 +22,9 @@ A `proxy_pass` route to an upstream with an idle pool where nginx sends
   (up to 1.29.3 the literal `close`; 1.29.4–1.29.6 `$proxy_internal_connection`,
   which is `close` for HTTP/1.x);
 * on any version, `proxy_set_header Connection close;` (or a value containing
-  `close`) is written explicitly.
+  `close`) is written explicitly. nginx sends every non-empty `Connection`
+  line of the level, so one `close` line is enough even when another line
+  of the same level sets `""`.
 
 When a parent level did set `Connection` but the route's own level dropped it
 by defining other headers, U004 reports it instead.

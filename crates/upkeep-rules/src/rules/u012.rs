@@ -17,7 +17,9 @@ pub const INFO: RuleInfo = RuleInfo {
     doc: r#"## What it finds
 A route to a keepalive upstream whose effective `proxy_next_upstream` (or
 `fastcgi_`/`grpc_next_upstream`) lacks `error`, typically
-`proxy_next_upstream off;`.
+`proxy_next_upstream off;`. nginx joins every line of the directive at one
+level into one mask, and `off` on any of them clears it; the keywords are
+read in any case (`Error`, `OFF`), as nginx reads them.
 
 ## Why it breaks reuse
 A pooled connection can turn out to be closed by the backend when nginx sends
