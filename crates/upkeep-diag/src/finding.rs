@@ -1,3 +1,6 @@
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::sync::Arc;
 use upkeep_syntax::Span;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -131,10 +134,14 @@ pub struct Finding {
     /// (the group's text, how many, where): the same note on two thousand
     /// upstreams would drown everything else. JSON and SARIF keep each
     /// finding, with the group named.
-    pub group: Option<String>,
+    /// One allocation shared by the findings that carry the same text (a
+    /// large configuration gives tens of thousands of them).
+    pub group: Option<Arc<str>>,
     /// Set when the configuration is generated: the generator's setting to
-    /// change instead of the file (no file fix is offered then).
-    pub managed: Option<ManagedSetting>,
+    /// change instead of the file (no file fix is offered then). Boxed:
+    /// almost every finding has none, and each of them would otherwise
+    /// carry its four strings' headers.
+    pub managed: Option<Box<ManagedSetting>>,
 }
 
 impl Finding {
@@ -148,7 +155,7 @@ impl Finding {
             rule,
             name,
             severity,
-            message: message.into(),
+            message: exact(message.into()),
             primary: None,
             label: None,
             related: Vec::new(),
@@ -166,36 +173,101 @@ impl Finding {
     }
 
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
-        self.label = Some(label.into());
+        self.label = Some(exact(label.into()));
         self
     }
 
     pub fn related(mut self, span: Span, message: impl Into<String>) -> Self {
+        self.related.reserve_exact(1);
         self.related.push(Label {
             span,
-            message: message.into(),
+            message: exact(message.into()),
         });
         self
     }
 
     pub fn note(mut self, note: impl Into<String>) -> Self {
-        self.notes.push(note.into());
+        self.notes.reserve_exact(1);
+        self.notes.push(exact(note.into()));
         self
     }
 
     pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(exact(help.into()));
         self
     }
 
     /// Puts the finding in a summary group (see [`Finding::group`]).
     pub fn grouped(mut self, group: impl Into<String>) -> Self {
-        self.group = Some(group.into());
+        self.group = Some(shared_group(group.into()));
         self
     }
 
     pub fn with_fix(mut self, fix: Fix) -> Self {
         self.fix = Some(fix);
         self
+    }
+}
+
+/// `s` without spare capacity. A rule's text is built with `format!`,
+/// which leaves room to grow; a finding keeps its text until the report is
+/// printed, and a large configuration has tens of thousands of findings.
+fn exact(mut s: String) -> String {
+    s.shrink_to_fit();
+    s
+}
+
+/// How many distinct group texts a thread remembers for sharing. Group
+/// texts name a kind of backend, not a place, so a run has a handful; the
+/// bound only keeps a long-running process (watch) from collecting them.
+const SHARED_GROUPS: usize = 256;
+
+thread_local! {
+    static GROUPS: RefCell<HashSet<Arc<str>>> = RefCell::new(HashSet::new());
+}
+
+/// The group text, as the allocation already made for an equal text on
+/// this thread if there is one (a rule gives the same group to thousands
+/// of findings).
+fn shared_group(text: String) -> Arc<str> {
+    GROUPS.with(|groups| {
+        let mut groups = groups.borrow_mut();
+        if let Some(known) = groups.get(text.as_str()) {
+            return Arc::clone(known);
+        }
+        if groups.len() >= SHARED_GROUPS {
+            groups.clear();
+        }
+        let shared: Arc<str> = Arc::from(text);
+        groups.insert(Arc::clone(&shared));
+        shared
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn findings_with_one_group_text_share_its_allocation() {
+        let a = Finding::new("U007", "x", Severity::Info, "a").grouped(format!("group {}", 1));
+        let b = Finding::new("U007", "x", Severity::Info, "b").grouped("group 1".to_string());
+        let c = Finding::new("U007", "x", Severity::Info, "c").grouped("group 2");
+        let (a, b, c) = (a.group.unwrap(), b.group.unwrap(), c.group.unwrap());
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(&*c, "group 2");
+        assert!(!Arc::ptr_eq(&a, &c));
+    }
+
+    #[test]
+    fn texts_and_lists_are_kept_at_their_exact_size() {
+        let mut message = String::with_capacity(500);
+        message.push_str("short");
+        let f = Finding::new("U001", "x", Severity::Warning, message)
+            .note("one note")
+            .related(Span::default(), "here");
+        assert_eq!(f.message.capacity(), f.message.len());
+        assert_eq!(f.notes.capacity(), 1);
+        assert_eq!(f.related.capacity(), 1);
     }
 }

@@ -69,15 +69,15 @@ pub struct ConfBlock<'a> {
     pub directive: Option<&'a Directive>,
     pub parent: Option<BlockId>,
     /// The block's direct children with includes expanded, in order:
-    /// directives (simple and block) and comments.
-    pub nodes: Vec<&'a Node>,
+    /// directives (simple and block) and comments. See [`ConfBlock::nodes`].
+    nodes: BlockNodes<'a>,
     /// Child blocks the model understands (servers, locations, ifs…).
     pub children: Vec<BlockId>,
-    /// The directives with a short tag of their name, so that resolving a
-    /// value compares tags in one contiguous array instead of following
-    /// every node to its name (the rules ask tens of thousands of such
-    /// questions on a large config). Document order.
-    tagged: Vec<(NameTag, &'a Directive)>,
+    /// A short tag of each node's name (comments too, so that the tags
+    /// line up with the nodes): resolving a value compares tags in one
+    /// contiguous array instead of following every node to its name (the
+    /// rules ask tens of thousands of such questions on a large config).
+    tags: Box<[NameTag]>,
     /// For blocks with many children (`http` can hold thousands of servers
     /// and upstreams): the directives by name, each list in document order.
     /// A hash lookup (a fast non-cryptographic hash: the keys are directive
@@ -87,6 +87,31 @@ pub struct ConfBlock<'a> {
     by_name: Option<Box<FxHashMap<&'a [u8], Vec<&'a Directive>>>>,
 }
 
+/// The children of a block. Most blocks include nothing, and their
+/// children are the syntax tree's own list, borrowed; only a block with an
+/// `include` needs a list of its own, of references.
+#[derive(Debug)]
+enum BlockNodes<'a> {
+    Tree(&'a [Node]),
+    Expanded(Box<[&'a Node]>),
+}
+
+impl<'a> BlockNodes<'a> {
+    fn len(&self) -> usize {
+        match self {
+            BlockNodes::Tree(nodes) => nodes.len(),
+            BlockNodes::Expanded(nodes) => nodes.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> &'a Node {
+        match self {
+            BlockNodes::Tree(nodes) => &nodes[i],
+            BlockNodes::Expanded(nodes) => nodes[i],
+        }
+    }
+}
+
 /// A cheap fingerprint of a directive name: its length and three of its
 /// bytes. Equal names have equal tags; a collision only costs one name
 /// comparison.
@@ -94,6 +119,11 @@ pub struct ConfBlock<'a> {
 struct NameTag(u32);
 
 impl NameTag {
+    /// The tag of a comment node. A name could have the same tag (255
+    /// bytes long, three of them 0xff); the node is still checked to be a
+    /// directive before it is taken for one.
+    const COMMENT: NameTag = NameTag(u32::MAX);
+
     fn of(name: &[u8]) -> NameTag {
         match name {
             [] => NameTag(0),
@@ -115,11 +145,12 @@ pub struct Named<'s, 'a>(NamedIter<'s, 'a>);
 
 enum NamedIter<'s, 'a> {
     Indexed(std::slice::Iter<'s, &'a Directive>),
-    Scan(
-        std::slice::Iter<'s, (NameTag, &'a Directive)>,
-        NameTag,
-        &'s [u8],
-    ),
+    Scan {
+        block: &'s ConfBlock<'a>,
+        next: usize,
+        tag: NameTag,
+        name: &'s [u8],
+    },
 }
 
 impl<'a> Iterator for Named<'_, 'a> {
@@ -128,9 +159,21 @@ impl<'a> Iterator for Named<'_, 'a> {
     fn next(&mut self) -> Option<&'a Directive> {
         match &mut self.0 {
             NamedIter::Indexed(it) => it.next().copied(),
-            NamedIter::Scan(it, tag, name) => it
-                .find(|(t, d)| t == tag && d.name.value.as_slice() == *name)
-                .map(|(_, d)| *d),
+            NamedIter::Scan {
+                block,
+                next,
+                tag,
+                name,
+            } => {
+                while *next < block.tags.len() {
+                    let i = *next;
+                    *next += 1;
+                    if let Some(d) = block.named_at(i, *tag, name) {
+                        return Some(d);
+                    }
+                }
+                None
+            }
         }
     }
 }
@@ -139,9 +182,15 @@ impl<'a> Iterator for Named<'_, 'a> {
 const INDEX_ABOVE: usize = 24;
 
 impl<'a> ConfBlock<'a> {
+    /// Direct children (includes expanded): directives, blocks included,
+    /// and comments, in order.
+    pub fn nodes(&self) -> impl Iterator<Item = &'a Node> + '_ {
+        (0..self.nodes.len()).map(|i| self.nodes.get(i))
+    }
+
     /// Direct child directives (includes expanded), blocks included.
     pub fn directives(&self) -> impl Iterator<Item = &'a Directive> + '_ {
-        self.tagged.iter().map(|(_, d)| *d)
+        self.nodes().filter_map(Node::as_directive)
     }
 
     pub(crate) fn new(
@@ -153,37 +202,49 @@ impl<'a> ConfBlock<'a> {
             kind,
             directive,
             parent,
-            nodes: Vec::new(),
+            nodes: BlockNodes::Tree(&[]),
             children: Vec::new(),
-            tagged: Vec::new(),
+            tags: Box::default(),
             by_name: None,
         }
     }
 
-    /// Sets the block's children (includes expanded) once they are known,
-    /// and indexes their names.
+    /// Sets the block's children once they are known, and indexes their
+    /// names: `tree` when the block includes nothing (the syntax tree's
+    /// own list), otherwise the list with includes expanded.
     /// The lists are kept at their exact size: a large configuration has
     /// hundreds of thousands of blocks.
-    pub(crate) fn set_nodes(&mut self, mut nodes: Vec<&'a Node>) {
-        let mut tagged = Vec::with_capacity(nodes.len());
-        tagged.extend(
-            nodes
-                .iter()
-                .filter_map(|n| n.as_directive())
-                .map(|d| (NameTag::of(&d.name.value), d)),
-        );
-        tagged.shrink_to_fit();
-        self.tagged = tagged;
-        nodes.shrink_to_fit();
-        self.nodes = nodes;
+    pub(crate) fn set_nodes(&mut self, tree: &'a [Node], expanded: Option<Vec<&'a Node>>) {
+        self.nodes = match expanded {
+            Some(nodes) => BlockNodes::Expanded(nodes.into_boxed_slice()),
+            None => BlockNodes::Tree(tree),
+        };
+        self.tags = self
+            .nodes()
+            .map(|n| match n {
+                Node::Directive(d) => NameTag::of(&d.name.value),
+                Node::Comment(_) => NameTag::COMMENT,
+            })
+            .collect();
         self.children.shrink_to_fit();
-        if self.tagged.len() > INDEX_ABOVE {
+        if self.tags.len() > INDEX_ABOVE {
             let mut index: FxHashMap<&'a [u8], Vec<&'a Directive>> = FxHashMap::default();
-            for (_, d) in &self.tagged {
-                index.entry(d.name.value.as_slice()).or_default().push(*d);
+            for d in self.directives() {
+                index.entry(d.name.value.as_slice()).or_default().push(d);
             }
             self.by_name = Some(Box::new(index));
         }
+    }
+
+    /// The directive at node `i` if its name is `name` (with tag `tag`).
+    fn named_at(&self, i: usize, tag: NameTag, name: &[u8]) -> Option<&'a Directive> {
+        if self.tags[i] != tag {
+            return None;
+        }
+        self.nodes
+            .get(i)
+            .as_directive()
+            .filter(|d| d.name.value.as_slice() == name)
     }
 
     /// Direct child directives named `name`, in order.
@@ -193,7 +254,12 @@ impl<'a> ConfBlock<'a> {
             Some(index) => Named(NamedIter::Indexed(
                 index.get(key).map_or(&[][..], Vec::as_slice).iter(),
             )),
-            None => Named(NamedIter::Scan(self.tagged.iter(), NameTag::of(key), key)),
+            None => Named(NamedIter::Scan {
+                block: self,
+                next: 0,
+                tag: NameTag::of(key),
+                name: key,
+            }),
         }
     }
 
@@ -205,11 +271,9 @@ impl<'a> ConfBlock<'a> {
             Some(index) => index.get(key).and_then(|list| list.last().copied()),
             None => {
                 let tag = NameTag::of(key);
-                self.tagged
-                    .iter()
+                (0..self.tags.len())
                     .rev()
-                    .find(|(t, d)| *t == tag && d.name.value.as_slice() == key)
-                    .map(|(_, d)| *d)
+                    .find_map(|i| self.named_at(i, tag, key))
             }
         }
     }

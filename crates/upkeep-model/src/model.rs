@@ -95,9 +95,19 @@ impl<'a> Model<'a> {
     }
 
     fn walk(&mut self, nodes: &'a [Node], block: BlockId) {
-        let expanded = self.source.expand_nodes(nodes);
+        // Only a block with an `include` needs a list of its own: the
+        // others keep the tree's (see `ConfBlock::set_nodes`).
+        let includes = nodes
+            .iter()
+            .any(|n| n.as_directive().is_some_and(|d| d.name_is("include")));
+        let expanded = includes.then(|| self.source.expand_nodes(nodes));
         let kind = self.blocks[block].kind;
-        for &node in &expanded {
+        let count = expanded.as_ref().map_or(nodes.len(), Vec::len);
+        for i in 0..count {
+            let node = match &expanded {
+                Some(list) => list[i],
+                None => &nodes[i],
+            };
             let Node::Directive(d) = node else { continue };
             let Some(body) = &d.block else { continue };
             let Some(child_kind) = classify(kind, d) else {
@@ -114,7 +124,7 @@ impl<'a> Model<'a> {
                 self.walk(&body.nodes, id);
             }
         }
-        self.blocks[block].set_nodes(expanded);
+        self.blocks[block].set_nodes(nodes, expanded);
     }
 
     fn collect_main(&mut self) {

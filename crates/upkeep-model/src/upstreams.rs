@@ -1,5 +1,6 @@
 //! `upstream{}` blocks: servers, balancer, and the effective idle pool.
 
+use std::borrow::Cow;
 use upkeep_facts::{landmarks, ngx_atoi, ngx_parse_time, NginxVersion};
 use upkeep_syntax::{Comment, Directive, Node};
 
@@ -59,16 +60,21 @@ pub struct UpstreamServer<'a> {
     pub host: String,
     /// `None` when no port was given (nginx then uses 80).
     pub port: Option<u16>,
-    /// Parameters such as `max_fails=3` (value) or `backup` (no value).
-    pub params: Vec<(String, Option<String>)>,
 }
 
-impl UpstreamServer<'_> {
-    pub fn param(&self, name: &str) -> Option<Option<&str>> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_deref())
+impl<'a> UpstreamServer<'a> {
+    /// A parameter after the address: `Some(Some("3"))` for `max_fails=3`,
+    /// `Some(None)` for `backup`, `None` when absent. Read from the
+    /// directive when asked (a large configuration has hundreds of
+    /// thousands of server lines, and few questions are asked of them).
+    pub fn param(&self, name: &str) -> Option<Option<Cow<'a, str>>> {
+        self.directive.args.iter().skip(1).find_map(|w| {
+            let (key, value) = match w.value.iter().position(|&b| b == b'=') {
+                Some(eq) => (&w.value[..eq], Some(&w.value[eq + 1..])),
+                None => (&w.value[..], None),
+            };
+            (key == name.as_bytes()).then(|| value.map(String::from_utf8_lossy))
+        })
     }
 }
 
@@ -147,7 +153,7 @@ impl<'a> Upstream<'a> {
             comments: Vec::new(),
             directives: Vec::new(),
         };
-        for node in &conf.nodes {
+        for node in conf.nodes() {
             let d = match node {
                 Node::Comment(c) => {
                     up.comments.push(c);
@@ -161,22 +167,11 @@ impl<'a> Upstream<'a> {
                     if let Some(addr) = d.args.first() {
                         let address = addr.text().into_owned();
                         let (host, port) = split_host_port(&address);
-                        let params = d.args[1..]
-                            .iter()
-                            .map(|w| {
-                                let t = w.text();
-                                match t.split_once('=') {
-                                    Some((k, v)) => (k.to_string(), Some(v.to_string())),
-                                    None => (t.into_owned(), None),
-                                }
-                            })
-                            .collect();
                         up.servers.push(UpstreamServer {
                             directive: d,
                             address,
                             host,
                             port,
-                            params,
                         });
                     }
                 }

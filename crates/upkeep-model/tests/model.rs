@@ -164,7 +164,7 @@ fn upstream_pool_and_timeouts() {
     assert_eq!(m28.upstream(app).keepalive_timeout_ms(V1_28), Some(4000));
     assert_eq!(
         m28.upstream(app).servers[0].param("max_fails"),
-        Some(Some("3"))
+        Some(Some("3".into()))
     );
     assert_eq!(m28.upstream(api).pool(V1_28), Pool::None);
     assert_eq!(m30.upstream(api).pool(V1_30), Pool::Implicit { size: 32 });

@@ -50,7 +50,7 @@ fn directives<'m, 'a>(
     model: &'m Model<'a>,
     block: BlockId,
 ) -> impl Iterator<Item = &'a Directive> + 'm {
-    model.block(block).nodes.iter().filter_map(|n| match n {
+    model.block(block).nodes().filter_map(|n| match n {
         Node::Directive(d) => Some(d),
         Node::Comment(_) => None,
     })
@@ -377,12 +377,12 @@ pub fn attribute(
                 }
                 // The rule's own help is a file edit: replaced, not kept.
                 f.help = Some(help);
-                f.managed = Some(ManagedSetting {
+                f.managed = Some(Box::new(ManagedSetting {
                     generator: generator.clone(),
                     kind: main.kind.describe().to_string(),
                     setting: main.setting.to_string(),
                     value: shown,
-                });
+                }));
             }
             other => {
                 let what = other

@@ -165,9 +165,7 @@ pub fn carries_non_idempotent(ctx: &Ctx, r: RouteId) -> bool {
             matches!(m.as_str(), "POST" | "PATCH" | "LOCK")
         });
         let denies_others = b
-            .nodes
-            .iter()
-            .filter_map(|n| n.as_directive())
+            .directives()
             .any(|d| d.name_is("deny") && d.args.first().is_some_and(|a| a.is("all")));
         if !allowed_non_idempotent && denies_others {
             return false;

@@ -234,7 +234,7 @@ pub fn diff(run: &FixRun<RoundFiles>, base: &str, color: bool) -> String {
 fn controller_changes(findings: &[upkeep_diag::Finding]) -> Option<String> {
     let managed: Vec<(&upkeep_diag::ManagedSetting, &upkeep_diag::Finding)> = findings
         .iter()
-        .filter_map(|f| f.managed.as_ref().map(|m| (m, f)))
+        .filter_map(|f| f.managed.as_deref().map(|m| (m, f)))
         .collect();
     let (first, _) = managed.first()?;
     let mut out = format!(

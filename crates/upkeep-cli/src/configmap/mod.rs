@@ -240,7 +240,7 @@ pub fn fix(
     let still: Vec<String> = after
         .findings
         .iter()
-        .filter_map(|f| f.managed.as_ref())
+        .filter_map(|f| f.managed.as_deref())
         .filter(|m| placed.iter().any(|c| c.key == m.setting))
         .map(|m| m.setting.clone())
         .collect();

@@ -163,7 +163,7 @@ impl<'a> FindingJson<'a> {
                 .collect(),
             fix: f.fix.as_ref().map(|fix| FixJson::new(report, fix)),
             group: f.group.as_deref(),
-            managed: f.managed.as_ref().map(|m| ManagedJson {
+            managed: f.managed.as_deref().map(|m| ManagedJson {
                 generator: &m.generator,
                 kind: &m.kind,
                 setting: &m.setting,
