@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(set) = ConfigSet::load("n.conf", &loader, &LoadOptions::default()) {
         let root = set.root();
         for d in root {
-            if let Some(b) = &d.block {
+            if let Some(b) = d.block() {
                 let _ = set.expand(&b.nodes);
             }
         }

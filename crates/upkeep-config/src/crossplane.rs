@@ -304,11 +304,13 @@ impl Ctx<'_> {
                 w.string_lossy(&self.word_bytes(a));
             }
         }
-        if let Some(body) = d.block.as_ref().and_then(|b| b.verbatim) {
+        if let Some(body) = d.block().and_then(|b| b.verbatim) {
             w.string_lossy(self.file.slice(body));
         }
         w.end_array();
-        if !self.opts.single_file && d.name_is("include") && self.set.includes.contains_key(&d.span)
+        if !self.opts.single_file
+            && d.name_is("include")
+            && self.set.includes.contains_key(&d.span())
         {
             w.key("includes");
             w.begin_array();
@@ -317,14 +319,14 @@ impl Ctx<'_> {
             }
             w.end_array();
         }
-        if let Some(block) = &d.block {
+        if let Some(block) = d.block() {
             if block.verbatim.is_none() {
                 w.key("block");
                 self.write_nodes(w, &block.nodes);
             }
         }
         w.end_object();
-        for c in &d.inner_comments {
+        for c in d.inner_comments() {
             self.write_comment(w, line, c.span.start, c.span.end);
         }
     }

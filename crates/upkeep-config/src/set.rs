@@ -244,7 +244,7 @@ impl ConfigSet {
     /// else, and for an include whose files could not be read).
     pub fn included(&self, include_directive: &Directive) -> &[FileId] {
         self.includes
-            .get(&include_directive.span)
+            .get(&include_directive.span())
             .map_or(&[], Vec::as_slice)
     }
 
@@ -271,7 +271,11 @@ impl ConfigSet {
     fn expand_nodes_into<'a>(&'a self, nodes: &'a [Node], f: &mut impl FnMut(&'a Node)) {
         for node in nodes {
             if let Node::Directive(d) = node {
-                if let Some(ids) = self.includes.get(&d.span).filter(|_| d.name_is("include")) {
+                if let Some(ids) = self
+                    .includes
+                    .get(&d.span())
+                    .filter(|_| d.name_is("include"))
+                {
                     for id in ids {
                         self.expand_nodes_into(&self.tree(*id).nodes, f);
                     }
@@ -403,10 +407,10 @@ impl SourceMap for ConfigSet {
 /// arguments are left to the model to report; nginx refuses them.
 fn collect_includes(nodes: &[Node], words: bool, out: &mut Vec<(Span, String, bool)>) {
     for d in nodes.iter().filter_map(Node::as_directive) {
-        if d.name_is("include") && d.args.len() == 1 && d.block.is_none() {
-            out.push((d.span, d.args[0].text().into_owned(), words));
+        if d.name_is("include") && d.args.len() == 1 && d.block().is_none() {
+            out.push((d.span(), d.args[0].text().into_owned(), words));
         }
-        if let Some(b) = &d.block {
+        if let Some(b) = d.block() {
             let inner = WORD_LIST_BLOCKS.iter().any(|n| d.name_is(n));
             collect_includes(&b.nodes, inner, out);
         }

@@ -209,7 +209,7 @@ impl<'a> Out<'a> {
         w.begin_object();
         w.key("type");
         w.string("directive");
-        self.position(w, d.span);
+        self.position(w, d.span());
         w.key("name");
         self.word(w, &d.name);
         w.key("args");
@@ -218,7 +218,7 @@ impl<'a> Out<'a> {
             self.word(w, a);
         }
         w.end_array();
-        if let Some(b) = &d.block {
+        if let Some(b) = d.block() {
             match b.verbatim {
                 Some(body) => {
                     w.key("lua");
@@ -230,7 +230,7 @@ impl<'a> Out<'a> {
                 }
             }
         }
-        if d.name_is("include") && self.set.includes.contains_key(&d.span) {
+        if d.name_is("include") && self.set.includes.contains_key(&d.span()) {
             w.key("includes");
             w.begin_array();
             for id in self.set.included(d) {
@@ -238,15 +238,15 @@ impl<'a> Out<'a> {
             }
             w.end_array();
         }
-        if !d.inner_comments.is_empty() {
+        if !d.inner_comments().is_empty() {
             w.key("comments");
             w.begin_array();
-            for c in &d.inner_comments {
+            for c in d.inner_comments() {
                 self.comment(w, c);
             }
             w.end_array();
         }
-        self.end_position(w, d.span);
+        self.end_position(w, d.span());
         w.end_object();
     }
 }

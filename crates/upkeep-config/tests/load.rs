@@ -57,11 +57,11 @@ fn includes_resolve_against_the_main_directory_and_globs_sort() {
     );
     let root = set.root();
     let http = root.iter().find(|d| d.name_is("http")).unwrap();
-    let http_body = set.expand(&http.block.as_ref().unwrap().nodes);
+    let http_body = set.expand(&http.block().unwrap().nodes);
     assert_eq!(names(&set, &http_body), ["server", "server", "x 1"]);
     let server_a = http_body[0];
     assert_eq!(
-        names(&set, &set.expand(&server_a.block.as_ref().unwrap().nodes)),
+        names(&set, &set.expand(&server_a.block().unwrap().nodes)),
         ["listen 1", "location /"]
     );
     let include = http.children().next().unwrap();
@@ -138,7 +138,7 @@ fn a_file_included_twice_is_loaded_once_and_expanded_twice() {
     assert_eq!(set.files.len(), 2);
     assert_eq!(set.context, Context::Server);
     for loc in set.root() {
-        let body = set.expand(&loc.block.as_ref().unwrap().nodes);
+        let body = set.expand(&loc.block().unwrap().nodes);
         assert_eq!(names(&set, &body), ["proxy_pass http://u"]);
     }
 }
@@ -176,7 +176,7 @@ upstream u { server 127.0.0.1:1; }\n\n";
     );
     let http = set.root().into_iter().find(|d| d.name_is("http")).unwrap();
     assert_eq!(
-        names(&set, &set.expand(&http.block.as_ref().unwrap().nodes)),
+        names(&set, &set.expand(&http.block().unwrap().nodes)),
         ["upstream u"]
     );
 
@@ -232,7 +232,7 @@ fn large_globs_keep_depth_first_ids() {
         assert_eq!(file.id.0 as usize, i);
         assert_eq!(tree.file, file.id);
         for d in tree.directives() {
-            assert_eq!(d.span.file, file.id, "{}", file.path);
+            assert_eq!(d.span().file, file.id, "{}", file.path);
         }
     }
 }

@@ -119,7 +119,7 @@ impl LiveConfig {
                         upstreams: Vec::new(),
                         pooled: true,
                         pool_size: 0,
-                        span: server.directive.span,
+                        span: server.directive.span(),
                     });
                     if !b.upstreams.contains(&up.name) {
                         b.upstreams.push(up.name.clone());
@@ -148,7 +148,7 @@ impl LiveConfig {
                     upstreams: Vec::new(),
                     pooled: false,
                     pool_size: 0,
-                    span: route.pass.span,
+                    span: route.pass.span(),
                 });
             }
         }
@@ -258,17 +258,17 @@ fn connection_settings(model: &Model<'_>) -> ConnectionSettings {
     ConnectionSettings {
         worker_connections: first_number(m.worker_connections)
             .unwrap_or(DEFAULT_WORKER_CONNECTIONS),
-        worker_connections_span: m.worker_connections.map(|d| d.span),
+        worker_connections_span: m.worker_connections.map(|d| d.span()),
         worker_processes: m
             .worker_processes
             .and_then(|d| d.arg(0))
             .map(|w| w.text().into_owned()),
         worker_rlimit_nofile: first_number(m.worker_rlimit_nofile),
-        worker_rlimit_nofile_span: m.worker_rlimit_nofile.map(|d| d.span),
+        worker_rlimit_nofile_span: m.worker_rlimit_nofile.map(|d| d.span()),
         events_span: m
             .events
             .and_then(|e| model.block(e).directive)
-            .map(|d| d.span),
+            .map(|d| d.span()),
         pid: model
             .block(0)
             .last("pid")
@@ -292,7 +292,7 @@ fn walk<'a>(
     ) {
         for d in dirs {
             f(d, chain);
-            if let Some(block) = &d.block {
+            if let Some(block) = d.block() {
                 if block.verbatim.is_some() {
                     continue;
                 }
@@ -323,7 +323,7 @@ fn status_url(config: &ConfigSet, chain: &[&Directive]) -> Option<StatusUrl> {
         return None; // a named location
     }
     let server = chain.iter().rev().find(|d| d.name_is("server"))?;
-    let body = config.expand(&server.block.as_ref()?.nodes);
+    let body = config.expand(&server.block()?.nodes);
     let listens: Vec<&Directive> = body
         .iter()
         .copied()

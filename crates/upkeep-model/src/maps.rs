@@ -31,7 +31,7 @@ impl MapEntry<'_> {
             .args
             .first()
             .map(|w| w.span)
-            .unwrap_or(self.directive.span)
+            .unwrap_or(self.directive.span())
     }
 }
 

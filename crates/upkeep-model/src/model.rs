@@ -109,7 +109,7 @@ impl<'a> Model<'a> {
                 None => &nodes[i],
             };
             let Node::Directive(d) = node else { continue };
-            let Some(body) = &d.block else { continue };
+            let Some(body) = d.block() else { continue };
             let Some(child_kind) = classify(kind, d) else {
                 continue;
             };

@@ -73,7 +73,7 @@ impl ConfigSource for upkeep_config::ConfigSet {
             for node in nodes {
                 if let Node::Directive(d) = node {
                     if d.name_is("include") {
-                        if let Some(ids) = set.includes.get(&d.span) {
+                        if let Some(ids) = set.includes.get(&d.span()) {
                             for id in ids {
                                 walk(set, &set.tree(*id).nodes, out);
                             }

@@ -82,7 +82,7 @@ fn walk<'a>(
     let mut seen: Vec<&'a [u8]> = Vec::new();
     for node in source.expand_nodes(nodes) {
         let Node::Directive(d) = node else { continue };
-        if let Some(body) = &d.block {
+        if let Some(body) = d.block() {
             if let Some(child) = classify(kind, d) {
                 if body.verbatim.is_none() {
                     if let Some(r) = walk(source, &body.nodes, child) {

@@ -85,9 +85,9 @@ impl Plan {
             if !only.is_empty() && !only.iter().any(|n| n.eq_ignore_ascii_case(&up.name)) {
                 continue;
             }
-            let file = model.source.source_file(up.directive.span.file);
-            let line = file.line_col(up.directive.span.start).line;
-            let shown_path = if up.directive.span.file.0 == 0 {
+            let file = model.source.source_file(up.directive.span().file);
+            let line = file.line_col(up.directive.span().start).line;
+            let shown_path = if up.directive.span().file.0 == 0 {
                 file.path.clone()
             } else {
                 upkeep_diag::display_path(&file.path, main_dir)
@@ -110,7 +110,7 @@ impl Plan {
                 name: up.name.clone(),
                 file: shown_path,
                 line,
-                span: Some(up.directive.span),
+                span: Some(up.directive.span()),
                 pool,
                 no_pool_reason,
                 keepalive_timeout_ms: up.keepalive_timeout_ms(version),

@@ -74,11 +74,11 @@ impl<'m, 'a> Ctx<'m, 'a> {
     /// The part of a directive worth underlining: the whole of a simple
     /// directive, or the head (`upstream app`, `location /api/`) of a block.
     pub fn head(&self, d: &Directive) -> Span {
-        if d.block.is_none() {
-            return d.span;
+        if d.block().is_none() {
+            return d.span();
         }
         let end = d.args.last().map(|a| a.span.end).unwrap_or(d.name.span.end);
-        Span::new(d.span.file, d.name.span.start, end)
+        Span::new(d.span().file, d.name.span.start, end)
     }
 
     /// `location /api/`, `server example.com`…

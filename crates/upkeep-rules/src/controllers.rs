@@ -87,7 +87,7 @@ pub fn recognize(model: &Model) -> Option<Recognized> {
                 format!(
                     "`upstream upstream_balancer` with `{}` at {}",
                     lua.name.text(),
-                    place(lua.span)
+                    place(lua.span())
                 ),
             ));
         }
@@ -104,7 +104,7 @@ pub fn recognize(model: &Model) -> Option<Recognized> {
             };
             return Some(recognized(
                 found,
-                format!("`listen {addr}` at {}", place(d.span)),
+                format!("`listen {addr}` at {}", place(d.span())),
             ));
         }
     }
@@ -151,7 +151,7 @@ pub fn internal_servers(model: &Model, recognized: &Recognized) -> Vec<Span> {
             Controller::NginxIngress | Controller::GatewayFabric => !routed.contains(&server),
         };
         if internal {
-            out.push(head.span);
+            out.push(head.span());
         }
     }
     out

@@ -75,18 +75,18 @@ fn rest_of_line_is_trivia(file: &SourceFile, offset: u32) -> bool {
 /// line after `after`, indented like it. When `after` shares its line with
 /// other code, the text goes right after it on the same line.
 pub fn insert_after(ctx: &Ctx, after: &Directive, text: &str) -> Edit {
-    let file = ctx.file(after.span);
-    let end = after.span.end;
-    if first_on_line(file, after.span.start) && rest_of_line_is_trivia(file, end) {
-        let indent = indent_at(file, after.span.start);
+    let file = ctx.file(after.span());
+    let end = after.span().end;
+    if first_on_line(file, after.span().start) && rest_of_line_is_trivia(file, end) {
+        let indent = indent_at(file, after.span().start);
         return match next_line_start(file, end) {
             Some(at) => Edit::insert(
-                Span::new(after.span.file, at, at),
+                Span::new(after.span().file, at, at),
                 format!("{indent}{text}{}", eol(file)),
             ),
             None => Edit::insert(
                 Span::new(
-                    after.span.file,
+                    after.span().file,
                     file.text.len() as u32,
                     file.text.len() as u32,
                 ),
@@ -94,24 +94,24 @@ pub fn insert_after(ctx: &Ctx, after: &Directive, text: &str) -> Edit {
             ),
         };
     }
-    Edit::insert(Span::new(after.span.file, end, end), format!(" {text}"))
+    Edit::insert(Span::new(after.span().file, end, end), format!(" {text}"))
 }
 
 /// Inserts `text` before `before`, on a line of its own when `before` starts
 /// its line.
 pub fn insert_before(ctx: &Ctx, before: &Directive, text: &str) -> Edit {
-    let file = ctx.file(before.span);
-    let start = before.span.start;
+    let file = ctx.file(before.span());
+    let start = before.span().start;
     if first_on_line(file, start) {
         let line_start = file.line_start(file.line_col(start).line);
         let indent = indent_at(file, start);
         return Edit::insert(
-            Span::new(before.span.file, line_start, line_start),
+            Span::new(before.span().file, line_start, line_start),
             format!("{indent}{text}{}", eol(file)),
         );
     }
     Edit::insert(
-        Span::new(before.span.file, start, start),
+        Span::new(before.span().file, start, start),
         format!("{text} "),
     )
 }
@@ -121,7 +121,7 @@ pub fn insert_before(ctx: &Ctx, before: &Directive, text: &str) -> Edit {
 pub fn own_directives<'a>(ctx: &Ctx<'_, 'a>, block: BlockId) -> Vec<&'a Directive> {
     let b = ctx.model.block(block);
     let nodes: &'a [Node] = match b.directive {
-        Some(d) => match &d.block {
+        Some(d) => match &d.block() {
             Some(body) => &body.nodes,
             None => return Vec::new(),
         },
@@ -149,7 +149,7 @@ pub fn insert_in_block(
     let b = ctx.model.block(block);
     match b.directive {
         Some(d) => {
-            let body = d.block.as_ref()?;
+            let body = d.block()?;
             let file = ctx.file(body.open);
             let open_line = file.line_col(body.open.start).line;
             let close_line = file.line_col(body.close.start).line;
@@ -160,7 +160,7 @@ pub fn insert_in_block(
                 ))
             } else {
                 let at = next_line_start(file, body.open.end)?;
-                let indent = format!("{}{}", indent_at(file, d.span.start), indent_unit(file));
+                let indent = format!("{}{}", indent_at(file, d.span().start), indent_unit(file));
                 Some(Edit::insert(
                     Span::new(body.open.file, at, at),
                     format!("{indent}{text}{}", eol(file)),
@@ -182,29 +182,29 @@ pub fn insert_in_block(
 /// Removes a directive; a directive alone on its line takes the whole line
 /// with it.
 pub fn delete_directive(ctx: &Ctx, d: &Directive) -> Edit {
-    let file = ctx.file(d.span);
-    if first_on_line(file, d.span.start) && rest_of_line_is_trivia(file, d.span.end) {
-        let start = file.line_start(file.line_col(d.span.start).line);
-        let end = next_line_start(file, d.span.end).unwrap_or(file.text.len() as u32);
-        return Edit::delete(Span::new(d.span.file, start, end));
+    let file = ctx.file(d.span());
+    if first_on_line(file, d.span().start) && rest_of_line_is_trivia(file, d.span().end) {
+        let start = file.line_start(file.line_col(d.span().start).line);
+        let end = next_line_start(file, d.span().end).unwrap_or(file.text.len() as u32);
+        return Edit::delete(Span::new(d.span().file, start, end));
     }
     // Also take the whitespace before it so no double space is left.
-    let mut start = d.span.start;
+    let mut start = d.span().start;
     while start > 0 && matches!(file.text[start as usize - 1], b' ' | b'\t') {
         start -= 1;
     }
-    Edit::delete(Span::new(d.span.file, start, d.span.end))
+    Edit::delete(Span::new(d.span().file, start, d.span().end))
 }
 
 /// Replaces all arguments of `d` with `args` (written as given).
 pub fn replace_args(d: &Directive, args: &str) -> Edit {
     match (d.args.first(), d.args.last()) {
         (Some(first), Some(last)) => Edit::replace(
-            Span::new(d.span.file, first.span.start, last.span.end),
+            Span::new(d.span().file, first.span.start, last.span.end),
             args,
         ),
         _ => Edit::insert(
-            Span::new(d.span.file, d.name.span.end, d.name.span.end),
+            Span::new(d.span().file, d.name.span.end, d.name.span.end),
             format!(" {args}"),
         ),
     }

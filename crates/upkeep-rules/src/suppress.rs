@@ -53,7 +53,7 @@ fn walk(
     for (i, node) in nodes.iter().enumerate() {
         match node {
             Node::Directive(d) => {
-                if let Some(body) = &d.block {
+                if let Some(body) = d.block() {
                     walk(ctx, &body.nodes, in_upstreams, out, problems);
                 }
             }
@@ -148,7 +148,7 @@ fn target<'n>(ctx: &Ctx, nodes: &'n [Node], i: usize) -> Option<&'n Directive> {
     let file = ctx.file(comment);
     let comment_line = file.line_col(comment.start).line;
     if let Some(Node::Directive(prev)) = i.checked_sub(1).map(|p| &nodes[p]) {
-        if file.line_col(prev.span.end).line == comment_line {
+        if file.line_col(prev.span().end).line == comment_line {
             return Some(prev);
         }
     }
@@ -160,7 +160,7 @@ fn target<'n>(ctx: &Ctx, nodes: &'n [Node], i: usize) -> Option<&'n Directive> {
 
 /// The directive's own span and every file its includes bring in.
 fn covered(ctx: &Ctx, d: &Directive) -> Vec<Span> {
-    let mut spans = vec![d.span];
+    let mut spans = vec![d.span()];
     let mut seen = std::collections::HashSet::new();
     let mut stack = vec![d];
     let mut files = Vec::new();

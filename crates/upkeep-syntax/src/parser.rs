@@ -111,13 +111,13 @@ impl Parser<'_> {
                 Token::Semicolon(at) => {
                     let semicolon = self.span(at, at + 1);
                     let (name, args, inner_comments) = self.take_directive(semicolon)?;
-                    nodes.push(Node::Directive(Directive {
-                        span: name.span.cover(semicolon),
+                    nodes.push(Node::Directive(Directive::new(
                         name,
                         args,
                         inner_comments,
-                        block: None,
-                    }));
+                        None,
+                        semicolon.end,
+                    )));
                 }
                 Token::BlockOpen(at) => {
                     let brace = self.span(at, at + 1);
@@ -127,18 +127,19 @@ impl Parser<'_> {
                         let close = scan_block(text, self.file, at as usize, self.lexer.buffer())?;
                         let close_span = self.span(close as u32, close as u32 + 1);
                         self.lexer.resume_at(close + 1);
-                        nodes.push(Node::Directive(Directive {
-                            span: name.span.cover(close_span),
+                        let block = Block {
+                            open: brace,
+                            nodes: Vec::new(),
+                            close: close_span,
+                            verbatim: Some(self.span(at + 1, close as u32)),
+                        };
+                        nodes.push(Node::Directive(Directive::new(
                             name,
                             args,
                             inner_comments,
-                            block: Some(Box::new(Block {
-                                open: brace,
-                                nodes: Vec::new(),
-                                close: close_span,
-                                verbatim: Some(self.span(at + 1, close as u32)),
-                            })),
-                        }));
+                            Some(block),
+                            close_span.end,
+                        )));
                         continue;
                     }
                     if open.len() >= MAX_DEPTH {
@@ -172,18 +173,14 @@ impl Parser<'_> {
                             &[EXPECT_DIRECTIVE, "end of file"],
                         ));
                     };
-                    let directive = Directive {
-                        span: b.name.span.cover(brace),
-                        name: b.name,
-                        args: b.args,
-                        inner_comments: b.inner_comments,
-                        block: Some(Box::new(Block {
-                            open: b.open,
-                            nodes: nodes.split_off(b.first_child),
-                            close: brace,
-                            verbatim: None,
-                        })),
+                    let block = Block {
+                        open: b.open,
+                        nodes: nodes.split_off(b.first_child),
+                        close: brace,
+                        verbatim: None,
                     };
+                    let directive =
+                        Directive::new(b.name, b.args, b.inner_comments, Some(block), brace.end);
                     nodes.push(Node::Directive(directive));
                 }
                 Token::Eof => {

@@ -43,7 +43,7 @@ fn node_tokens(node: &Node, f: &mut impl FnMut(Span)) {
 fn directive_tokens(d: &Directive, f: &mut impl FnMut(Span)) {
     f(d.name.span);
     // Arguments and the comments between them, merged by position.
-    let mut comments = d.inner_comments.iter().peekable();
+    let mut comments = d.inner_comments().iter().peekable();
     for arg in &d.args {
         while let Some(c) = comments.next_if(|c| c.span.start < arg.span.start) {
             f(c.span);
@@ -56,7 +56,7 @@ fn directive_tokens(d: &Directive, f: &mut impl FnMut(Span)) {
     if let Some(semi) = d.semicolon() {
         f(semi);
     }
-    if let Some(block) = &d.block {
+    if let Some(block) = d.block() {
         f(block.open);
         match block.verbatim {
             Some(body) => f(body),

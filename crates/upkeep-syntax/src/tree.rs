@@ -88,25 +88,70 @@ impl std::fmt::Debug for InnerComments {
 
 /// A simple (`name args;`) or block (`name args { … }`) directive.
 ///
-/// Large configurations hold millions of these, so the fields are kept
-/// small: exact-size slices instead of `Vec`s, the block behind a pointer.
+/// Large configurations hold millions of these, so a directive is 64
+/// bytes: its name and an exact-size argument list in place, and what most
+/// directives lack (a block, comments between their words) behind one
+/// pointer that is null for them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Directive {
     pub name: Word,
     pub args: Box<[Word]>,
-    /// Comments that sit between the name and the terminator, in order.
-    pub inner_comments: InnerComments,
-    pub block: Option<Box<Block>>,
-    /// From the first byte of the name to the `;` or the closing `}` inclusive.
-    pub span: Span,
+    extra: Option<Box<DirectiveExtra>>,
+    /// One past the `;` or the closing `}`: the directive's span runs from
+    /// its name's first byte to here, in its name's file.
+    end: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct DirectiveExtra {
+    block: Option<Block>,
+    inner_comments: InnerComments,
 }
 
 impl Directive {
+    /// A directive whose span ends at `end` (exclusive): one past its `;`,
+    /// or past the `}` of its block.
+    pub fn new(
+        name: Word,
+        args: Box<[Word]>,
+        inner_comments: InnerComments,
+        block: Option<Block>,
+        end: u32,
+    ) -> Directive {
+        let extra = (block.is_some() || !inner_comments.is_empty()).then(|| {
+            Box::new(DirectiveExtra {
+                block,
+                inner_comments,
+            })
+        });
+        Directive {
+            name,
+            args,
+            extra,
+            end,
+        }
+    }
+
+    /// From the first byte of the name to the `;` or the closing `}` inclusive.
+    pub fn span(&self) -> Span {
+        Span::new(self.name.span.file, self.name.span.start, self.end)
+    }
+
+    /// The block (`{ … }`) of a block directive.
+    pub fn block(&self) -> Option<&Block> {
+        self.extra.as_ref().and_then(|e| e.block.as_ref())
+    }
+
+    /// Comments that sit between the name and the terminator, in order.
+    pub fn inner_comments(&self) -> &[Comment] {
+        self.extra.as_ref().map_or(&[], |e| &e.inner_comments[..])
+    }
+
     /// The `;` of a simple directive (the last byte of its span).
     pub fn semicolon(&self) -> Option<Span> {
-        self.block
+        self.block()
             .is_none()
-            .then(|| Span::new(self.span.file, self.span.end - 1, self.span.end))
+            .then(|| Span::new(self.name.span.file, self.end - 1, self.end))
     }
 
     pub fn name_is(&self, s: &str) -> bool {
@@ -120,8 +165,8 @@ impl Directive {
     /// Child directives of the block (empty for simple directives and for
     /// verbatim blocks).
     pub fn children(&self) -> impl Iterator<Item = &Directive> {
-        self.block
-            .iter()
+        self.block()
+            .into_iter()
             .flat_map(|b| b.nodes.iter())
             .filter_map(Node::as_directive)
     }
@@ -155,7 +200,7 @@ impl Node {
 
     pub fn span(&self) -> Span {
         match self {
-            Node::Directive(d) => d.span,
+            Node::Directive(d) => d.span(),
             Node::Comment(c) => c.span,
         }
     }
@@ -179,6 +224,12 @@ impl SyntaxTree {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directive_is_64_bytes() {
+        assert_eq!(std::mem::size_of::<Directive>(), 64);
+        assert_eq!(std::mem::size_of::<Node>(), 64);
+    }
 
     #[test]
     fn inner_comments_are_one_pointer_and_read_as_a_slice() {

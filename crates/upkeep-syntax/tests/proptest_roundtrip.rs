@@ -183,8 +183,8 @@ fn same(gens: &[Gen], nodes: &[Node]) {
         let values: Vec<&[u8]> = d.args.iter().map(|a| a.value.as_slice()).collect();
         let expected: Vec<&[u8]> = g.args.iter().map(|(_, v)| v.as_slice()).collect();
         assert_eq!(values, expected);
-        assert_eq!(d.inner_comments.len(), usize::from(g.comment.is_some()));
-        match (&g.block, &d.block) {
+        assert_eq!(d.inner_comments().len(), usize::from(g.comment.is_some()));
+        match (&g.block, d.block()) {
             (None, None) => {}
             (Some(children), Some(b)) => same(children, &b.nodes),
             _ => panic!("block mismatch for {}", g.name),

@@ -44,7 +44,7 @@ fn directive_shape(d: &Directive) -> String {
     for a in &d.args {
         s.push_str(&format!(" {:?}", a.text()));
     }
-    match &d.block {
+    match &d.block() {
         None => s.push(';'),
         Some(b) if b.verbatim.is_some() => s.push_str(" {verbatim}"),
         Some(b) => s.push_str(&format!(" {{{}}}", shape(&b.nodes))),
@@ -100,7 +100,7 @@ fn comments_only_where_a_token_can_start() {
     );
     let loc = t.directives().next().unwrap();
     let a = loc.children().next().unwrap();
-    assert_eq!(a.inner_comments.len(), 1);
+    assert_eq!(a.inner_comments().len(), 1);
 }
 
 #[test]
@@ -123,7 +123,7 @@ fn lua_block_bodies_are_verbatim() {
     let text = format!("content_by_lua_block {{{body}}}\nnext;\n");
     let t = parse_ok(text.as_bytes());
     let d = t.directives().next().unwrap();
-    let b = d.block.as_ref().unwrap();
+    let b = d.block().unwrap();
     assert_eq!(
         &text.as_bytes()[b.verbatim.unwrap().range()],
         body.as_bytes()

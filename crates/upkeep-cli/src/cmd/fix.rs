@@ -888,7 +888,7 @@ fn backup_loaded_by_include(set: &ConfigSet, plan: &[PlannedWrite]) -> Option<(S
                 .any(|pat| upkeep_config::glob::path_matches(pat, &backup))
             {
                 let src = &set.files[*file];
-                let at = src.line_col(d.span.start);
+                let at = src.line_col(d.span().start);
                 return Some((
                     backup,
                     format!("`include {arg}` at {}:{}:{}", src.path, at.line, at.col),
@@ -904,7 +904,7 @@ fn collect_includes(nodes: &[upkeep_syntax::Node], f: &mut dyn FnMut(&upkeep_syn
         if d.name_is("include") {
             f(d);
         }
-        if let Some(b) = &d.block {
+        if let Some(b) = d.block() {
             collect_includes(&b.nodes, f);
         }
     }

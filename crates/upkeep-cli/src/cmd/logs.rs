@@ -531,7 +531,7 @@ fn log_format_from_config(conf: &std::path::Path, name: Option<&str>) -> anyhow:
                     used.push(f.text().into_owned());
                 }
             }
-            if let Some(block) = &d.block {
+            if let Some(block) = d.block() {
                 walk(set, set.expand(&block.nodes), formats, used);
             }
         }

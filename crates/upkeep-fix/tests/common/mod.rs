@@ -100,7 +100,7 @@ fn walk(
     for d in nodes.iter().filter_map(Node::as_directive) {
         let children: Vec<&Directive> = d.children().collect();
         let has = |name: &str| children.iter().any(|c| c.name_is(name));
-        if let (true, Some(block)) = (d.name_is("upstream"), &d.block) {
+        if let (true, Some(block)) = (d.name_is("upstream"), d.block()) {
             let open = block.open;
             let at = Span::new(open.file, open.end, open.end);
             let indent = child_indent(src, &children);
@@ -108,7 +108,7 @@ fn walk(
                 out.push(finding(
                     "T001",
                     "toy-keepalive",
-                    d.span,
+                    d.span(),
                     at,
                     format!("\n{indent}keepalive 32;"),
                 ));
@@ -117,7 +117,7 @@ fn walk(
                 out.push(finding(
                     "T002",
                     "toy-keepalive-timeout",
-                    d.span,
+                    d.span(),
                     at,
                     format!("\n{indent}keepalive_timeout 4s;"),
                 ));
@@ -126,7 +126,7 @@ fn walk(
                 out.push(finding(
                     "T009",
                     "toy-breaks-parse",
-                    d.span,
+                    d.span(),
                     at,
                     "\n    location / {".to_string(),
                 ));
@@ -135,7 +135,7 @@ fn walk(
                 out.push(finding(
                     "T010",
                     "toy-no-effect",
-                    d.span,
+                    d.span(),
                     at,
                     " # noted".to_string(),
                 ));
@@ -149,13 +149,13 @@ fn walk(
                 })
             });
             if let (Some(server), false) = (server, server_has) {
-                let open = server.block.as_ref().unwrap().open;
+                let open = server.block().unwrap().open;
                 let at = Span::new(open.file, open.end, open.end);
                 let indent = child_indent(src, &server.children().collect::<Vec<_>>());
                 out.push(finding(
                     "T003",
                     "toy-connection",
-                    d.span,
+                    d.span(),
                     at,
                     format!("\n{indent}proxy_set_header Connection \"\";"),
                 ));
@@ -165,19 +165,19 @@ fn walk(
             out.push(finding(
                 "T004",
                 "toy-overlap-a",
-                d.span,
-                d.span,
+                d.span(),
+                d.span(),
                 "keepalive_timeout 75s;".to_string(),
             ));
             out.push(finding(
                 "T005",
                 "toy-overlap-b",
-                d.span,
-                d.span,
+                d.span(),
+                d.span(),
                 "keepalive_timeout 65s;".to_string(),
             ));
         }
-        if let Some(block) = &d.block {
+        if let Some(block) = d.block() {
             walk(src, &block.nodes, Some(d), toys, out);
         }
     }
@@ -188,7 +188,7 @@ fn child_indent(src: &SourceFile, children: &[&Directive]) -> String {
     children
         .first()
         .map(|c| {
-            let line = src.line_col(c.span.start).line;
+            let line = src.line_col(c.span().start).line;
             let bytes = src.line_bytes(line);
             let n = bytes
                 .iter()

@@ -456,7 +456,7 @@ impl<'a> Rewriter<'a> {
             return;
         }
         match (ctx, name.as_str()) {
-            (Ctx::Main, "pid" | "user" | "daemon" | "master_process") => self.delete(d.span),
+            (Ctx::Main, "pid" | "user" | "daemon" | "master_process") => self.delete(d.span()),
             // Relative to nginx's compiled-in prefix, not the config's directory.
             (Ctx::Main, "load_module") => {
                 if let (Some(arg), Some(prefix)) = (d.arg(0), &self.nginx_prefix) {
@@ -478,21 +478,21 @@ impl<'a> Rewriter<'a> {
                 }
             }
             (Ctx::Main, "stream" | "mail") => {
-                self.edit(d.span, format!("# {name} {{…}} left out by upkeep lab"))
+                self.edit(d.span(), format!("# {name} {{…}} left out by upkeep lab"))
             }
-            (_, "error_log") => self.delete(d.span),
-            (_, "access_log") => self.edit(d.span, ACCESS_LOG),
-            (_, n) if TEMP_PATH_DIRECTIVES.contains(&n) => self.delete(d.span),
+            (_, "error_log") => self.delete(d.span()),
+            (_, "access_log") => self.edit(d.span(), ACCESS_LOG),
+            (_, n) if TEMP_PATH_DIRECTIVES.contains(&n) => self.delete(d.span()),
             (Ctx::Main, "events") => self.block(d, Ctx::Events),
             (Ctx::Main, "http") => {
                 self.saw_http = true;
-                if let Some(b) = &d.block {
+                if let Some(b) = d.block() {
                     self.insert(
                         b.open.end,
-                        d.span.file,
+                        d.span().file,
                         format!("\n    @TEMP_PATHS@\n    {LOG_FORMAT}\n    {ACCESS_LOG}\n"),
                     );
-                    self.insert(b.close.start, d.span.file, "\n    @STATUS_SERVER@\n");
+                    self.insert(b.close.start, d.span().file, "\n    @STATUS_SERVER@\n");
                 }
                 self.block(d, Ctx::Http)
             }
@@ -506,10 +506,10 @@ impl<'a> Rewriter<'a> {
             (Ctx::Http | Ctx::Server | Ctx::Location, "proxy_pass") => self.proxy_pass(d),
             (_, n) if OTHER_PASSES.contains(&n) => self.errors.push(format!(
                 "{}: {n}: the lab's emulated backends speak HTTP/1.x only (proxy_pass)",
-                self.place(d.span)
+                self.place(d.span())
             )),
             _ => {
-                if d.block.is_some() {
+                if d.block().is_some() {
                     self.block(d, Ctx::Opaque)
                 }
             }
@@ -517,13 +517,18 @@ impl<'a> Rewriter<'a> {
     }
 
     fn block(&mut self, d: &Directive, ctx: Ctx) {
-        if let Some(b) = &d.block {
+        if let Some(b) = d.block() {
             self.walk(&b.nodes, ctx);
         }
     }
 
     fn include(&mut self, d: &Directive, ctx: Ctx) {
-        let files: Vec<FileId> = self.set.includes.get(&d.span).cloned().unwrap_or_default();
+        let files: Vec<FileId> = self
+            .set
+            .includes
+            .get(&d.span())
+            .cloned()
+            .unwrap_or_default();
         self.include_path(d, &files);
         for f in files {
             let nodes = &self.set.tree(f).nodes;
@@ -536,7 +541,7 @@ impl<'a> Rewriter<'a> {
         let text = if files.is_empty() {
             format!(
                 "# {} (no file) left out by upkeep lab",
-                String::from_utf8_lossy(self.set.file(d.span.file).slice(d.span))
+                String::from_utf8_lossy(self.set.file(d.span().file).slice(d.span()))
             )
         } else {
             files
@@ -545,12 +550,12 @@ impl<'a> Rewriter<'a> {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        self.edit(d.span, text);
+        self.edit(d.span(), text);
     }
 
     fn server(&mut self, d: &Directive) {
-        let Some(b) = &d.block else { return };
-        let is_target = self.target.as_ref().is_some_and(|t| t.span == d.span);
+        let Some(b) = d.block() else { return };
+        let is_target = self.target.as_ref().is_some_and(|t| t.span == d.span());
         let listens: Vec<&Directive> = self
             .set
             .expand(&b.nodes)
@@ -563,11 +568,11 @@ impl<'a> Rewriter<'a> {
             "listen @LISTEN@;"
         };
         match listens.split_first() {
-            None => self.insert(b.open.end, d.span.file, format!("\n        {listen}")),
+            None => self.insert(b.open.end, d.span().file, format!("\n        {listen}")),
             Some((first, rest)) => {
-                self.edit(first.span, listen);
+                self.edit(first.span(), listen);
                 for l in rest {
-                    self.delete(l.span);
+                    self.delete(l.span());
                 }
             }
         }
@@ -578,7 +583,7 @@ impl<'a> Rewriter<'a> {
         let Some(name) = d.arg(0).map(|w| w.text().to_string()) else {
             return;
         };
-        if let Some(b) = &d.block {
+        if let Some(b) = d.block() {
             self.upstream_nodes(&name, &b.nodes);
         }
     }
@@ -587,8 +592,12 @@ impl<'a> Rewriter<'a> {
         for node in nodes {
             let Node::Directive(s) = node else { continue };
             if s.name_is("include") {
-                let files: Vec<FileId> =
-                    self.set.includes.get(&s.span).cloned().unwrap_or_default();
+                let files: Vec<FileId> = self
+                    .set
+                    .includes
+                    .get(&s.span())
+                    .cloned()
+                    .unwrap_or_default();
                 self.include_path(s, &files);
                 for f in files {
                     let nodes = &self.set.tree(f).nodes;
@@ -600,7 +609,7 @@ impl<'a> Rewriter<'a> {
                 continue;
             }
             let Some(addr) = s.arg(0) else { continue };
-            let key = self.slot(s.span, name, Some(addr.text().to_string()));
+            let key = self.slot(s.span(), name, Some(addr.text().to_string()));
             // Parameters a plain loopback server cannot take are dropped.
             let params: Vec<String> = s.args[1..]
                 .iter()
@@ -618,7 +627,7 @@ impl<'a> Rewriter<'a> {
                 text.push_str(&p);
             }
             text.push(';');
-            self.edit(s.span, text);
+            self.edit(s.span(), text);
         }
     }
 
@@ -651,7 +660,7 @@ impl<'a> Rewriter<'a> {
         if hostport.contains('$') {
             self.errors.push(format!(
                 "{}: proxy_pass with a variable host ({url_text}) cannot be pointed at an emulated backend",
-                self.place(d.span)
+                self.place(d.span())
             ));
             return;
         }
@@ -659,7 +668,7 @@ impl<'a> Rewriter<'a> {
         let target = if is_upstream {
             hostport.to_string()
         } else {
-            let key = self.slot(d.span, hostport, Some(hostport.to_string()));
+            let key = self.slot(d.span(), hostport, Some(hostport.to_string()));
             format!("@SERVER:{key}@")
         };
         self.edit(url.span, format!("http://{target}{uri}"));
@@ -734,7 +743,7 @@ fn survey(
     for d in set.expand(nodes) {
         match (ctx, d.name.text().as_ref()) {
             (Ctx::Main, "http") => {
-                if let Some(b) = &d.block {
+                if let Some(b) = d.block() {
                     survey(set, &b.nodes, Ctx::Http, upstreams, servers)
                 }
             }
@@ -744,7 +753,7 @@ fn survey(
                 }
             }
             (Ctx::Http, "server") => {
-                let Some(b) = &d.block else { continue };
+                let Some(b) = d.block() else { continue };
                 let names = set
                     .expand(&b.nodes)
                     .into_iter()
@@ -752,7 +761,7 @@ fn survey(
                     .flat_map(|c| c.args.iter().map(|w| w.text().to_string()))
                     .collect();
                 servers.push(ServerInfo {
-                    span: d.span,
+                    span: d.span(),
                     names,
                     proxied_path: proxied_prefix(set, &b.nodes),
                     proxies: proxies(set, &b.nodes),
@@ -764,9 +773,9 @@ fn survey(
 }
 
 fn proxies(set: &ConfigSet, nodes: &[Node]) -> bool {
-    set.expand(nodes).into_iter().any(|d| {
-        d.name_is("proxy_pass") || d.block.as_ref().is_some_and(|b| proxies(set, &b.nodes))
-    })
+    set.expand(nodes)
+        .into_iter()
+        .any(|d| d.name_is("proxy_pass") || d.block().is_some_and(|b| proxies(set, &b.nodes)))
 }
 
 /// The first `location PREFIX` (no modifier, or `^~`) that proxies.
@@ -775,7 +784,7 @@ fn proxied_prefix(set: &ConfigSet, nodes: &[Node]) -> Option<String> {
         if !d.name_is("location") {
             return None;
         }
-        let b = d.block.as_ref()?;
+        let b = d.block()?;
         let path = match &d.args[..] {
             [p] => p.text().to_string(),
             [m, p] if m.is("^~") => p.text().to_string(),

@@ -69,7 +69,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                     "`keepalive_requests {n}` in {} makes clients reconnect after every {n} requests",
                     ctx.describe(id)
                 ))
-                .at(d.span)
+                .at(d.span())
                 .with_label(format!("below {target}"))
                 .help(format!("use `keepalive_requests {target};`"))
                 .with_fix(Fix {

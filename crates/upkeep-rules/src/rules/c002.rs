@@ -62,7 +62,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                     "`keepalive_timeout 0` turns off client keep-alive in {}: every response closes the connection",
                     ctx.describe(id)
                 ))
-                .at(d.span)
+                .at(d.span())
                 .with_label("client keep-alive off")
                 .help("remove the line or set a timeout such as `keepalive_timeout 75s;` (the default)")
                 .with_fix(Fix {

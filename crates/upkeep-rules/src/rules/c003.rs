@@ -94,7 +94,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                     continue; // 0 is C002's
                 }
                 explicit
-                    .entry((s.directive.span.file.0, s.directive.span.start))
+                    .entry((s.directive.span().file.0, s.directive.span().start))
                     .or_default()
                     .push(b);
             }
@@ -114,7 +114,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             .finding(format!(
                 "nginx closes idle client connections after {current}, not later than {front_desc}: the front reuses connections nginx is closing and answers 502"
             ))
-            .at(d.span)
+            .at(d.span())
             .with_label(format!("not longer than the front's {}", describe_duration(front_ms)))
             .help(help(" (longer than the front's idle timeout)"));
         if let Some(edit) = edits::replace_arg(d, 0, &wanted).filter(|_| outlasted) {

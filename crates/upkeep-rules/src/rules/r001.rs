@@ -83,9 +83,9 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         .finding(format!(
             "`worker_connections {conns}` exceeds `worker_rlimit_nofile {limit}`: under load workers fail with \"Too many open files\""
         ))
-        .at(wc.span)
+        .at(wc.span())
         .with_label("more connections than file descriptors")
-        .related(nofile.span, "the open-file limit of each worker")
+        .related(nofile.span(), "the open-file limit of each worker")
         .help(format!("set `worker_rlimit_nofile {wanted};` ({why})"))
         .with_fix(Fix {
             applicability: Applicability::Safe,
@@ -124,7 +124,7 @@ fn inherited_limit(ctx: &Ctx, wc: &upkeep_syntax::Directive) -> Vec<Finding> {
         .finding(format!(
             "`worker_connections {conns}` exceeds the open-file limit nginx inherits without `worker_rlimit_nofile` (assumed {limit}): under load workers fail with \"Too many open files\""
         ))
-        .at(wc.span)
+        .at(wc.span())
         .with_label("more connections than file descriptors")
         .note(format!(
             "assuming the soft limit of a systemd service ({limit}); nginx then warns at start: \"{conns} worker_connections exceed open file resource limit: {limit}\""
@@ -132,7 +132,7 @@ fn inherited_limit(ctx: &Ctx, wc: &upkeep_syntax::Directive) -> Vec<Finding> {
         .help(format!(
             "set `{line}` ({why}) in the main context, or raise LimitNOFILE= of the service"
         ));
-    if let Some(edit) = edits::insert_in_block(ctx, 0, &line, |d| d.block.is_none()) {
+    if let Some(edit) = edits::insert_in_block(ctx, 0, &line, |d| d.block().is_none()) {
         f = f.with_fix(Fix {
             applicability: Applicability::Safe,
             description: format!("add `{line}`"),

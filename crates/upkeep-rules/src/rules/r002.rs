@@ -78,7 +78,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         return Vec::new();
     }
     let primary = match wc {
-        Some(d) => d.span,
+        Some(d) => d.span(),
         None => match ctx
             .model
             .main
@@ -118,7 +118,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
     for up in used.iter().take(3) {
         let at = up
             .keepalive
-            .map(|d| d.span)
+            .map(|d| d.span())
             .unwrap_or_else(|| ctx.head(up.directive));
         f = f.related(at, format!("pool of upstream `{}`", up.name));
     }

@@ -89,8 +89,8 @@ fn longest_request_timeout(ctx: &Ctx) -> Option<(u64, String)> {
             Value::Set(s) => format!(
                 "the WebSocket {} (`{}` at {})",
                 ctx.describe(route.block),
-                ctx.text(s.directive.span),
-                ctx.place(s.directive.span)
+                ctx.text(s.directive.span()),
+                ctx.place(s.directive.span())
             ),
             _ => format!(
                 "the WebSocket {} (`proxy_read_timeout` default {})",
@@ -107,7 +107,7 @@ fn longest_request_timeout(ctx: &Ctx) -> Option<(u64, String)> {
                 continue;
             }
             if let Ok(ms) = parse_duration(&d.args[0].text()) {
-                consider(ms, format!("`{}` at {}", ctx.text(d.span), ctx.place(d.span)));
+                consider(ms, format!("`{}` at {}", ctx.text(d.span()), ctx.place(d.span())));
             }
         }
     }
@@ -125,13 +125,13 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
     let anchor = ctx.model.main.worker_processes.or_else(|| {
         edits::own_directives(ctx, 0)
             .into_iter()
-            .find(|d| d.block.is_none())
+            .find(|d| d.block().is_none())
     });
     let primary = match (
         ctx.model.main.worker_processes,
         ctx.model.http.and_then(|h| ctx.model.block(h).directive),
     ) {
-        (Some(wp), _) => wp.span,
+        (Some(wp), _) => wp.span(),
         (None, Some(http)) => ctx.head(http),
         (None, None) => return Vec::new(),
     };
@@ -156,7 +156,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             "add `{line}` if no legitimate request (WebSocket, long poll, upload) lasts longer: when it expires, old workers close what is still open"
         ));
     let edit = match anchor {
-        Some(a) if a.span.file == ctx.model.source.trees()[0].0.id => {
+        Some(a) if a.span().file == ctx.model.source.trees()[0].0.id => {
             Some(edits::insert_after(ctx, a, &line))
         }
         _ => edits::insert_in_block(ctx, 0, &line, |_| false),

@@ -129,7 +129,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                     "`keepalive 0` turns off the idle connection pool of upstream `{}`: {cost}",
                     up.name
                 ))
-                .at(directive.span)
+                .at(directive.span())
                 .with_label("pool disabled here")
                 .related(ctx.head(up.directive), "in this upstream"),
             _ => INFO
@@ -151,7 +151,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         for &r in routes.iter().take(3) {
             let route = ctx.model.route(r);
             finding = finding.related(
-                route.pass.span,
+                route.pass.span(),
                 format!("requests reach it from {}", ctx.describe(route.block)),
             );
         }

@@ -91,7 +91,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         }
         match ctx.http_version(r) {
             Value::Set(s) if s.arg_is(0, "1.0") => {
-                let key = (s.directive.span.file.0, s.directive.span.start);
+                let key = (s.directive.span().file.0, s.directive.span().start);
                 explicit.entry(key).or_insert((s, Vec::new())).1.push(r);
             }
             Value::Default("1.0") => defaulted.push(r),
@@ -116,12 +116,12 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 "`proxy_http_version 1.0` applies to {} route(s) that proxy to a keepalive upstream: nginx sends HTTP/1.0 and {outcome}",
                 routes.len()
             ))
-            .at(setting.directive.span)
+            .at(setting.directive.span())
             .with_label("HTTP/1.0 here");
         for &r in routes.iter().take(3) {
             let route = ctx.model.route(r);
             f = f.related(
-                route.pass.span,
+                route.pass.span(),
                 format!("{} inherits it", ctx.describe(route.block)),
             );
         }
@@ -153,7 +153,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 ups,
                 ctx.default_of_target("the default before nginx 1.29.7")
             ))
-            .at(route.pass.span)
+            .at(route.pass.span())
             .with_label("HTTP/1.0 request (default)");
         if let Some(fix) = &fix {
             f = fix.offer(ctx, f);

@@ -110,7 +110,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                     }
                     if value.text().to_ascii_lowercase().contains("close") {
                         explicit
-                            .entry((d.span.file.0, d.span.start))
+                            .entry((d.span().file.0, d.span().start))
                             .or_insert((d, list.level, Vec::new()))
                             .2
                             .push(r);
@@ -132,12 +132,12 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 "`Connection: close` is sent to keepalive upstream(s) on {} route(s){place}: the backend closes the connection after every response",
                 routes.len()
             ))
-            .at(d.span)
+            .at(d.span())
             .with_label("asks the backend to close");
         for &r in routes.iter().take(3) {
             let route = ctx.model.route(r);
             f = f.related(
-                route.pass.span,
+                route.pass.span(),
                 format!("used by {}", ctx.describe(route.block)),
             );
         }
@@ -179,12 +179,12 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                     ups,
                     ctx.default_of_target("nginx's default before 1.29.7")
                 ))
-                .at(route.pass.span)
+                .at(route.pass.span())
                 .with_label("no `proxy_set_header Connection` in effect here");
             if let Some(l) = level {
                 let first = ctx.headers(r).entries[0];
                 f = f.related(
-                    first.span,
+                    first.span(),
                     format!("the proxy_set_header list in effect ({})", ctx.describe(l)),
                 );
             }

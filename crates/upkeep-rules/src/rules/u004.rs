@@ -149,16 +149,16 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         }
         let mut f = INFO
             .finding(message)
-            .at(own.entries[0].span)
+            .at(own.entries[0].span())
             .with_label(format!("a level with any {directive} inherits none"));
         for d in &lost {
-            f = f.related(d.span, format!("not inherited by {}", ctx.describe(level)));
+            f = f.related(d.span(), format!("not inherited by {}", ctx.describe(level)));
         }
         for &r in routes.iter().take(2) {
             let route = ctx.model.route(r);
-            f = f.related(route.pass.span, "keepalive route affected");
+            f = f.related(route.pass.span(), "keepalive route affected");
         }
-        let lines: Vec<String> = lost.iter().map(|d| ctx.text(d.span)).collect();
+        let lines: Vec<String> = lost.iter().map(|d| ctx.text(d.span())).collect();
         if let Some(edit) =
             edits::insert_lines_in_block(ctx, level, &lines, |d| d.name_is(directive))
         {

@@ -93,14 +93,14 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         let entry = input.and_then(|i| map.lookup(&i)).and_then(|m| m.entry);
         let primary = entry
             .as_ref()
-            .map(|e| e.directive.span)
-            .unwrap_or(map.directive.span);
+            .map(|e| e.directive.span())
+            .unwrap_or(map.directive.span());
         let key = (primary.file.0, primary.start);
         if let Some((f, n)) = by_entry.get_mut(&key) {
             *n += 1;
             if *n <= 3 {
                 *f = f.clone().related(
-                    route.pass.span,
+                    route.pass.span(),
                     format!("also used by {}", ctx.describe(route.block)),
                 );
             }
@@ -117,8 +117,8 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             ))
             .at(primary)
             .with_label(format!("ordinary requests get `{ordinary}` here"))
-            .related(header.span, format!("`Connection` is set from `${var}` (upgrade requests get `{upgrade}`)"))
-            .related(route.pass.span, format!("{} proxies to a keepalive upstream", ctx.describe(route.block)));
+            .related(header.span(), format!("`Connection` is set from `${var}` (upgrade requests get `{upgrade}`)"))
+            .related(route.pass.span(), format!("{} proxies to a keepalive upstream", ctx.describe(route.block)));
         if let Some(e) = &entry {
             if !e.value.contains('$') {
                 f = f

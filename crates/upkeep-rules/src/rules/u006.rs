@@ -65,10 +65,10 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 balancer.name.text(),
                 up.name
             ))
-            .at(keepalive.span)
+            .at(keepalive.span())
             .with_label("pool set up here")
-            .related(balancer.span, "this balancing method overwrites it")
-            .help(format!("move `{}` after `{}`", ctx.text(keepalive.span), ctx.text(balancer.span)));
+            .related(balancer.span(), "this balancing method overwrites it")
+            .help(format!("move `{}` after `{}`", ctx.text(keepalive.span()), ctx.text(balancer.span())));
         // Every balancer line after `keepalive` replaces its initialisation
         // (`ip_hash; ip_hash;` only warns twice), so `keepalive` must land
         // after the last of them, or the fix would need a second run.
@@ -80,8 +80,8 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             .copied()
             .unwrap_or(balancer);
         // Moving is only safe when both lines are in the same file.
-        if keepalive.span.file == last_balancer.span.file {
-            let text = ctx.text(keepalive.span);
+        if keepalive.span().file == last_balancer.span().file {
+            let text = ctx.text(keepalive.span());
             f = f.with_fix(Fix {
                 applicability: Applicability::Safe,
                 description: format!("move `{text}` after `{}`", last_balancer.name.text()),

@@ -169,7 +169,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                     .note("idempotent requests are retried after \"upstream prematurely closed connection\" and only cost latency; each such failure counts toward max_fails, so several servers can all be marked down (\"no live upstreams\")")
                     .help(format!("set `keepalive_timeout {new_text};` in upstream `{}` (shorter than the backend's {})", up.name, describe_duration(backend_idle)));
                 f = match explicit {
-                    Some(d) => f.at(d.span).related(head, "in this upstream"),
+                    Some(d) => f.at(d.span()).related(head, "in this upstream"),
                     None => f.at(head),
                 };
                 let edit = match explicit {
@@ -295,7 +295,7 @@ fn unknown_backend(
                 backend_kind(ctx, uid)
             );
             Some(f.grouped(group).related(
-                ctx.model.route(route).pass.span,
+                ctx.model.route(route).pass.span(),
                 "POST and other non-idempotent requests reach it here",
             )
             .note(why.clone())
@@ -313,7 +313,7 @@ fn unknown_backend(
             let mut f = f
                 .grouped(group)
                 .related(
-                    ctx.model.route(route).pass.span,
+                    ctx.model.route(route).pass.span(),
                     "POST and other non-idempotent requests reach it here",
                 )
                 .help(format!(

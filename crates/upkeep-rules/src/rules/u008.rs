@@ -84,7 +84,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 "the backend of upstream `{}` {what} ({}; nginx allows {nginx_text})",
                 up.name, facts.source
             ))
-            .at(up.keepalive_requests.map(|d| d.span).unwrap_or(head))
+            .at(up.keepalive_requests.map(|d| d.span()).unwrap_or(head))
             .with_label(nginx_text.clone());
         if silent {
             f.severity = Severity::Error;

@@ -74,7 +74,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         }
         let at = up
             .keepalive
-            .map(|d| d.span)
+            .map(|d| d.span())
             .unwrap_or_else(|| ctx.head(up.directive));
         let mut f = INFO
             .finding(format!(
@@ -90,7 +90,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             .with_label(format!("{size} per worker"))
             .help(format!("lower `keepalive` to {} or less, or raise the backend's connection limit", (cap / workers).max(1)));
         if let Some(wp) = ctx.model.main.worker_processes {
-            f = f.related(wp.span, "worker processes");
+            f = f.related(wp.span(), "worker processes");
         }
         out.push(f);
     }

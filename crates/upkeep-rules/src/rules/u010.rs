@@ -144,7 +144,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                     .finding(format!(
                         "`proxy_pass` to `{host}` never reaches an upstream block ({why}): nginx keeps no idle connections for it and opens a new one for every request"
                     ))
-                    .at(route.pass.span)
+                    .at(route.pass.span())
                     .with_label("no connection pool for this target")
                     .help("map the variable to names of upstream blocks that have `keepalive`, or proxy to an upstream block");
                 out.push(f);
@@ -198,7 +198,7 @@ fn other_protocol_finding(
     INFO.finding(format!(
         "`{directive} {shown}` is not an upstream block: nginx keeps no idle connections to it; {cost}"
     ))
-    .at(route.pass.span)
+    .at(route.pass.span())
     .with_label("implicit upstream, never pooled")
     .help(help)
 }
@@ -228,12 +228,12 @@ fn literal_finding(
         .finding(format!(
             "`proxy_pass {scheme}://{shown}` is not an upstream block: nginx keeps no idle connections to it and opens a new one for every request"
         ))
-        .at(first.pass.span)
+        .at(first.pass.span())
         .with_label("implicit upstream, never pooled");
     for &r in &routes[1..routes.len().min(4)] {
         let route = ctx.model.route(r);
         f = f.related(
-            route.pass.span,
+            route.pass.span(),
             format!("also proxied to from {}", ctx.describe(route.block)),
         );
     }
@@ -314,11 +314,11 @@ fn literal_fix(
     if ctx.model.block(parent).kind != BlockKind::Http {
         return None;
     }
-    let file = ctx.file(server_dir.span);
-    let line = file.line_col(server_dir.span.start).line;
+    let file = ctx.file(server_dir.span());
+    let line = file.line_col(server_dir.span().start).line;
     let line_start = file.line_start(line);
-    let indent = edits::indent_at(file, server_dir.span.start);
-    if line_start + indent.len() as u32 != server_dir.span.start {
+    let indent = edits::indent_at(file, server_dir.span().start);
+    if line_start + indent.len() as u32 != server_dir.span().start {
         return None;
     }
     let unit = edits::indent_unit(file);
@@ -336,7 +336,7 @@ fn literal_fix(
         server_address(scheme, host, port)
     );
     let mut edit_list = vec![Edit::insert(
-        Span::new(server_dir.span.file, line_start, line_start),
+        Span::new(server_dir.span().file, line_start, line_start),
         block,
     )];
     for &r in routes {
@@ -390,7 +390,7 @@ fn literal_fix(
             // here would drop that list. Copy it along.
             if list.level != Some(level) {
                 for d in &list.entries {
-                    lines.push(ctx.text(d.span));
+                    lines.push(ctx.text(d.span()));
                 }
             }
             lines.push(format!("proxy_set_header Host {host_header};"));

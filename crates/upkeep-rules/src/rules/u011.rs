@@ -70,7 +70,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         match ctx.model.value(route.block, "fastcgi_keep_conn") {
             Value::Set(s) if !s.arg_is(0, "on") => {
                 explicit
-                    .entry((s.directive.span.file.0, s.directive.span.start))
+                    .entry((s.directive.span().file.0, s.directive.span().start))
                     .or_insert((s.directive, Vec::new()))
                     .1
                     .push(r);
@@ -85,12 +85,12 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 "`fastcgi_keep_conn off` applies to {} FastCGI route(s) to keepalive upstreams: the application closes after every request",
                 routes.len()
             ))
-            .at(d.span)
+            .at(d.span())
             .with_label("FastCGI connections not kept");
         for &r in routes.iter().take(3) {
             let route = ctx.model.route(r);
             f = f.related(
-                route.pass.span,
+                route.pass.span(),
                 format!("used by {}", ctx.describe(route.block)),
             );
         }
@@ -131,7 +131,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                     ctx.describe(route.block),
                     ups
                 ))
-                .at(route.pass.span)
+                .at(route.pass.span())
                 .with_label("fastcgi_keep_conn is off (default)");
             if only_implicit_pools(ctx, r) {
                 f.severity = Severity::Info;
@@ -185,7 +185,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 p.prefix(),
                 p.prefix()
             ))
-            .at(directive.span)
+            .at(directive.span())
             .with_label("no effect")
             .help("remove `keepalive` here, or talk HTTP to the backend to reuse connections");
         f.severity = Severity::Info;

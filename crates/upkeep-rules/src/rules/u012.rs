@@ -78,7 +78,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             .copied()
             .unwrap_or(s.directive);
         by_directive
-            .entry((primary.span.file.0, primary.span.start))
+            .entry((primary.span().file.0, primary.span().start))
             .or_insert((primary, s.block, Vec::new()))
             .2
             .push(r);
@@ -94,7 +94,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         let mut f = INFO
             .finding(format!(
                 "`{}` in {}{} disables the retry after a stale keep-alive connection for {} route(s): a connection the backend just closed becomes a 502 for the client, even for GET",
-                ctx.text(d.span).trim_end_matches(';'),
+                ctx.text(d.span()).trim_end_matches(';'),
                 ctx.describe(level),
                 if joined {
                     format!(" (joined with the level's other `{name}` lines, as nginx joins them)")
@@ -103,12 +103,12 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 },
                 routes.len()
             ))
-            .at(d.span)
+            .at(d.span())
             .with_label("no `error` here");
         for &r in routes.iter().take(3) {
             let route = ctx.model.route(r);
             f = f.related(
-                route.pass.span,
+                route.pass.span(),
                 format!("{} inherits it", ctx.describe(route.block)),
             );
         }

@@ -104,10 +104,10 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 "TLS to `{host}` without SNI: `{directive}` is off in {}, and backends that need SNI reset the handshake",
                 ctx.describe(route.block)
             ))
-            .at(route.pass.span)
+            .at(route.pass.span())
             .with_label("no server name sent");
         if let Some(s) = value.setting() {
-            f = f.related(s.directive.span, "turned off here");
+            f = f.related(s.directive.span(), "turned off here");
         }
         let help = if via_upstream && route.protocol == Protocol::Http {
             format!("add `{directive} on;` and `proxy_ssl_name <the backend's host name>;` (the default name is the upstream's name `{host}`)")
@@ -171,7 +171,7 @@ fn sni_is_upstream_name(
             "TLS to upstream `{}` sends the server name `{}`, the upstream block's own name: `proxy_ssl_name` is not set, so the name is `$proxy_host`, which no certificate or virtual host is likely to match",
             up.name, up.name
         ))
-        .at(route.pass.span)
+        .at(route.pass.span())
         .with_label("SNI is the upstream's name")
         .related(ctx.head(up.directive), "the name sent");
     // One host name behind every server: that is the name to send.
@@ -206,7 +206,7 @@ fn sni_is_upstream_name(
         // proxy_set_header is all-or-nothing per level: a first line here
         // would drop the list this level inherits. Copy it along.
         if headers.level != Some(level) {
-            lines.extend(headers.entries.iter().map(|d| ctx.text(d.span)));
+            lines.extend(headers.entries.iter().map(|d| ctx.text(d.span())));
         }
         lines.push(format!("proxy_set_header Host {host_header};"));
         description.push_str(&format!(" and `Host` header: `proxy_set_header Host {host_header};`,"));

@@ -55,7 +55,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         if !s.arg_is(0, "off") {
             continue;
         }
-        let key = (s.directive.span.file.0, s.directive.span.start);
+        let key = (s.directive.span().file.0, s.directive.span().start);
         if let Some((_, n)) = found.get_mut(&key) {
             *n += 1;
             continue;
@@ -65,9 +65,9 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 "`{directive} off` applies to TLS {}: every new upstream connection needs a full handshake",
                 ctx.describe(route.block)
             ))
-            .at(s.directive.span)
+            .at(s.directive.span())
             .with_label("TLS session resumption disabled")
-            .related(route.pass.span, "TLS route")
+            .related(route.pass.span(), "TLS route")
             .help(format!("use `{directive} on;` (the default)"))
             .with_fix(Fix {
                 applicability: Applicability::Safe,

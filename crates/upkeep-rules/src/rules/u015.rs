@@ -75,7 +75,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 "{} sends {what}: the backend cannot understand the request and closes the connection",
                 ctx.describe(route.block)
             ))
-            .at(route.pass.span)
+            .at(route.pass.span())
             .with_label(format!("{scheme}:// here"))
             .help(if scheme == "http" {
                 "use `https://` for a TLS port, or the backend's plain HTTP port"
@@ -84,7 +84,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             });
         if let PassTarget::Upstream(u) = &route.target {
             if let Some(s) = ctx.model.upstream(*u).servers.first() {
-                f = f.related(s.directive.span, "the upstream's servers use this port");
+                f = f.related(s.directive.span(), "the upstream's servers use this port");
             }
         }
         out.push(f);

@@ -57,7 +57,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                     d.name.text(),
                     up.name
                 ))
-                .at(d.span)
+                .at(d.span())
                 .with_label("no effect without a pool")
                 .related(ctx.head(up.directive), "this upstream has no `keepalive`")
                 .help("add `keepalive 32;` to the upstream (U001), or remove this line");

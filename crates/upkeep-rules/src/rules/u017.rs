@@ -82,7 +82,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                         "{} does not accept `proxy_http_version {value}` ({why}): nginx refuses the configuration with `invalid value \"{value}\"`",
                         ctx.model.target
                     ))
-                    .at(d.span)
+                    .at(d.span())
                     .with_label("rejected by the target version")
                     .help("upgrade the server, or use `proxy_http_version 1.1;` if the backend speaks HTTP/1.1");
                 out.push(ctx.with_version_note(f));

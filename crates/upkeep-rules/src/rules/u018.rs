@@ -103,12 +103,12 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 up.name,
                 wires.join(" and ")
             ))
-            .at(directive.span)
+            .at(directive.span())
             .with_label("shared by every location using this upstream");
         for (wire, routes) in &by_wire {
             let route = ctx.model.route(routes[0]);
             f = f.related(
-                route.pass.span,
+                route.pass.span(),
                 format!("{} speaks {}", ctx.describe(route.block), wire.describe()),
             );
         }

@@ -86,7 +86,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 ctx.describe(route.block),
                 ctx.keepalive_upstream_names(r)
             ))
-            .at(route.pass.span)
+            .at(route.pass.span())
             .with_label("HTTP/2, HEAD only")
             .help("use `proxy_http_version 1.1;` here if the backend speaks HTTP/1.1");
         out.push(ctx.with_version_note(f));

@@ -64,10 +64,10 @@ fn read_settings(r: &mut Recognition, set: &ConfigSet, endpoint: &Endpoint) {
     let Some(http) = root.iter().find(|d| d.name_is("http")) else {
         return;
     };
-    let http_body = set.expand(http.block.as_ref().map(|b| &b.nodes[..]).unwrap_or(&[]));
+    let http_body = set.expand(http.block().map(|b| &b.nodes[..]).unwrap_or(&[]));
     let server = http_body.iter().find(|d| {
         d.name_is("server")
-            && d.block.as_ref().is_some_and(|b| {
+            && d.block().is_some_and(|b| {
                 let body = set.expand(&b.nodes);
                 let listens: Vec<&&Directive> =
                     body.iter().filter(|l| l.name_is("listen")).collect();
@@ -81,12 +81,12 @@ fn read_settings(r: &mut Recognition, set: &ConfigSet, endpoint: &Endpoint) {
             })
     });
     let server_body = server
-        .and_then(|s| s.block.as_ref())
+        .and_then(|s| s.block())
         .map(|b| set.expand(&b.nodes))
         .unwrap_or_default();
     let place = |d: &Directive| {
-        let f = set.file(d.span.file);
-        format!("{}:{}", f.path, f.line_col(d.span.start).line)
+        let f = set.file(d.span().file);
+        format!("{}:{}", f.path, f.line_col(d.span().start).line)
     };
     let find = |name: &str| {
         server_body
