@@ -210,7 +210,7 @@ fn write_set(w: &mut JsonWriter, set: &ConfigSet, opts: &CrossplaneOptions) {
             file,
             index: &index,
             opts,
-            line_cursor: std::cell::Cell::new(0),
+            line_cursor: std::cell::Cell::new((0, 1)),
         };
         ctx.write_nodes(w, &set.tree(id).nodes);
         w.end_object();
@@ -224,24 +224,16 @@ struct Ctx<'a> {
     file: &'a SourceFile,
     index: &'a HashMap<FileId, usize>,
     opts: &'a CrossplaneOptions,
-    /// The line index of the last lookup: directives are written in source
-    /// order, so the next one is on the same line or a little after.
-    line_cursor: std::cell::Cell<u32>,
+    /// The offset and line of the last lookup: directives are written in
+    /// source order, so the next one is on the same line or a little after.
+    line_cursor: std::cell::Cell<(u32, u32)>,
 }
 
 impl Ctx<'_> {
     fn line(&self, offset: u32) -> u64 {
-        let starts = self.file.line_starts();
-        let mut i = self.line_cursor.get() as usize;
-        if i >= starts.len() || starts[i] > offset {
-            i = starts.partition_point(|&s| s <= offset) - 1;
-        } else {
-            while i + 1 < starts.len() && starts[i + 1] <= offset {
-                i += 1;
-            }
-        }
-        self.line_cursor.set(i as u32);
-        i as u64 + 1
+        let line = self.file.line_of_after(self.line_cursor.get(), offset);
+        self.line_cursor.set((offset, line));
+        u64::from(line)
     }
 
     fn write_nodes(&self, w: &mut JsonWriter, nodes: &[Node]) {

@@ -58,6 +58,9 @@ pub struct LineCol {
 /// and a change).
 pub type SharedText = Arc<Vec<u8>>;
 
+/// How many bytes of text one entry of a file's line index covers.
+const LINE_INDEX_STEP: usize = 4096;
+
 /// One configuration file's bytes, exactly as read. nginx configs are bytes,
 /// not text: non-UTF-8 content is kept and never causes a panic.
 #[derive(Clone, Debug)]
@@ -66,26 +69,45 @@ pub struct SourceFile {
     /// The path as nginx would see it (absolute, or as given on the command line).
     pub path: String,
     pub text: SharedText,
-    line_starts: Vec<u32>,
+    /// `lines_before[k]`: the line feeds in the text before byte
+    /// `k * LINE_INDEX_STEP`. A lookup counts line feeds from the entry
+    /// before it, so it reads at most one step of text, and the index is a
+    /// thousandth of the text (a table of every line start was a sixth of
+    /// it on large configurations).
+    lines_before: Vec<u32>,
+    /// Line feeds in the whole text.
+    line_feeds: u32,
 }
 
 impl SourceFile {
     /// `text` is a `Vec<u8>` (moved in) or a [`SharedText`] (shared).
     pub fn new(id: FileId, path: impl Into<String>, text: impl Into<SharedText>) -> Self {
         let text = text.into();
-        let mut line_starts = vec![0u32];
-        line_starts.extend(memchr::memchr_iter(b'\n', &text).map(|i| i as u32 + 1));
+        let mut lines_before = Vec::with_capacity(text.len() / LINE_INDEX_STEP + 1);
+        let mut line_feeds = 0u32;
+        lines_before.push(0);
+        for chunk in text.chunks(LINE_INDEX_STEP) {
+            line_feeds += count_line_feeds(chunk);
+            lines_before.push(line_feeds);
+        }
+        // The entry after a last, partial chunk is never read (no offset
+        // reaches its start); one after a last, whole chunk is, for the
+        // end-of-text offset.
+        if text.len() % LINE_INDEX_STEP != 0 {
+            lines_before.pop();
+        }
         SourceFile {
             id,
             path: path.into(),
             text,
-            line_starts,
+            lines_before,
+            line_feeds,
         }
     }
 
     /// Number of lines (a trailing newline does not start an extra line).
     pub fn line_count(&self) -> u32 {
-        let n = self.line_starts.len() as u32;
+        let n = self.line_feeds + 1;
         if self.text.ends_with(b"\n") {
             n - 1
         } else {
@@ -93,13 +115,26 @@ impl SourceFile {
         }
     }
 
-    /// Byte offset of the start of 1-based `line`.
+    /// Byte offset of the start of 1-based `line` (the text's length for a
+    /// line past the end).
     pub fn line_start(&self, line: u32) -> u32 {
-        let idx = (line.max(1) - 1) as usize;
-        self.line_starts
-            .get(idx)
-            .copied()
-            .unwrap_or(self.text.len() as u32)
+        // Line n starts after the (n-1)th line feed.
+        let feeds = line.max(1) - 1;
+        if feeds == 0 {
+            return 0;
+        }
+        if feeds > self.line_feeds {
+            return self.text.len() as u32;
+        }
+        // The last step that starts before that line feed; the feed lies
+        // within it (the next step starts after it).
+        let step = self.lines_before.partition_point(|&n| n < feeds) - 1;
+        let from = step * LINE_INDEX_STEP;
+        let wanted = (feeds - self.lines_before[step]) as usize;
+        let at = memchr::memchr_iter(b'\n', &self.text[from..])
+            .nth(wanted - 1)
+            .expect("the index counted this line feed");
+        (from + at + 1) as u32
     }
 
     /// The bytes of 1-based `line`, without its line terminator (`\n` or `\r\n`).
@@ -116,42 +151,46 @@ impl SourceFile {
         s
     }
 
-    /// Byte offsets where lines start: 0, then one past each `\n`.
-    pub fn line_starts(&self) -> &[u32] {
-        &self.line_starts
+    /// 1-based line of a byte offset.
+    pub fn line_of(&self, offset: u32) -> u32 {
+        let offset = (offset as usize).min(self.text.len());
+        let step = offset / LINE_INDEX_STEP;
+        let from = step * LINE_INDEX_STEP;
+        self.lines_before[step] + count_line_feeds(&self.text[from..offset]) + 1
     }
 
-    /// 1-based line of a byte offset (a binary search; no scan of the line).
-    pub fn line_of(&self, offset: u32) -> u32 {
+    /// 1-based line of `offset`, given that of an earlier offset: counts
+    /// only the line feeds between them, so that a walk through the file
+    /// in order reads it once.
+    pub fn line_of_after(&self, known: (u32, u32), offset: u32) -> u32 {
+        let (known_offset, known_line) = known;
         let offset = offset.min(self.text.len() as u32);
-        match self.line_starts.binary_search(&offset) {
-            Ok(i) => i as u32 + 1,
-            Err(i) => i as u32,
+        if known_offset > offset || offset - known_offset > LINE_INDEX_STEP as u32 {
+            return self.line_of(offset);
         }
+        known_line + count_line_feeds(&self.text[known_offset as usize..offset as usize])
     }
 
     /// 1-based line and column of a byte offset.
     pub fn line_col(&self, offset: u32) -> LineCol {
         let offset = offset.min(self.text.len() as u32);
-        let line_idx = match self.line_starts.binary_search(&offset) {
-            Ok(i) => i,
-            Err(i) => i - 1,
-        };
-        let start = self.line_starts[line_idx] as usize;
+        let line = self.line_of(offset);
+        let start = self.line_start(line) as usize;
         let prefix = &self.text[start..offset as usize];
-        let col = match std::str::from_utf8(self.line_bytes(line_idx as u32 + 1)) {
+        let col = match std::str::from_utf8(self.line_bytes(line)) {
             Ok(_) => String::from_utf8_lossy(prefix).chars().count() as u32,
             Err(_) => prefix.len() as u32,
         };
-        LineCol {
-            line: line_idx as u32 + 1,
-            col: col + 1,
-        }
+        LineCol { line, col: col + 1 }
     }
 
     pub fn slice(&self, span: Span) -> &[u8] {
         &self.text[span.range()]
     }
+}
+
+fn count_line_feeds(bytes: &[u8]) -> u32 {
+    memchr::memchr_iter(b'\n', bytes).count() as u32
 }
 
 /// Anything that can hand out the source file behind a [`FileId`]: a loaded
@@ -186,5 +225,67 @@ mod tests {
         assert_eq!(f.line_col(8), LineCol { line: 3, col: 2 });
         assert_eq!(f.line_bytes(2), "\u{e9}x".as_bytes());
         assert_eq!(f.line_count(), 3);
+    }
+
+    /// Every line start, found the plain way.
+    fn line_starts(text: &[u8]) -> Vec<u32> {
+        let mut starts = vec![0u32];
+        starts.extend(memchr::memchr_iter(b'\n', text).map(|i| i as u32 + 1));
+        starts
+    }
+
+    #[test]
+    fn the_line_index_agrees_with_counting_every_line() {
+        // Short lines, lines longer than a step, CRLF, blank runs, texts
+        // ending on and off a step boundary, with and without a final LF.
+        let mut texts: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            b"\n".to_vec(),
+            b"a".to_vec(),
+            vec![b'\n'; LINE_INDEX_STEP],
+            vec![b'x'; LINE_INDEX_STEP],
+            vec![b'x'; 3 * LINE_INDEX_STEP + 17],
+        ];
+        let mut seed = 7u64;
+        for len in [100, LINE_INDEX_STEP - 1, LINE_INDEX_STEP, 5 * LINE_INDEX_STEP + 3] {
+            for shape in 0..4 {
+                let mut t = Vec::with_capacity(len);
+                while t.len() < len {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let r = (seed >> 33) as usize;
+                    match (shape, r % 7) {
+                        (0, 0) | (1, 0..=3) => t.push(b'\n'),
+                        (2, 0) => t.extend_from_slice(b"\r\n"),
+                        (3, 0) if r % 50 == 0 => t.push(b'\n'),
+                        _ => t.push(b'a' + (r % 26) as u8),
+                    }
+                }
+                t.truncate(len);
+                texts.push(t);
+            }
+        }
+        for text in texts {
+            let starts = line_starts(&text);
+            let f = SourceFile::new(FileId(0), "t", text.clone());
+            let expected_count = if text.ends_with(b"\n") {
+                starts.len() - 1
+            } else {
+                starts.len()
+            };
+            assert_eq!(f.line_count() as usize, expected_count);
+            for (i, &s) in starts.iter().enumerate() {
+                assert_eq!(f.line_start(i as u32 + 1), s, "line {} of {}", i + 1, text.len());
+            }
+            assert_eq!(f.line_start(starts.len() as u32 + 1), text.len() as u32);
+            let mut known = (0, 1);
+            for offset in 0..=text.len() as u32 {
+                let line = starts.partition_point(|&s| s <= offset) as u32;
+                assert_eq!(f.line_of(offset), line, "offset {offset} of {}", text.len());
+                assert_eq!(f.line_of_after(known, offset), line);
+                if offset % 3 == 0 {
+                    known = (offset, line);
+                }
+            }
+        }
     }
 }
