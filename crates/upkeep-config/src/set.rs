@@ -432,7 +432,7 @@ fn byte_order_mark_error(file: &SourceFile, tree: Option<&SyntaxTree>) -> LoadEr
     let first = tree
         .and_then(|t| t.nodes.iter().find_map(Node::as_directive))
         .filter(|d| d.name.span.start == 0)
-        .and_then(|d| d.name.value.strip_prefix(UTF8_BOM))
+        .and_then(|d| d.name.value().strip_prefix(UTF8_BOM))
         .map(|rest| String::from_utf8_lossy(rest).into_owned());
     let what = match first {
         Some(name) => format!("nginx fails with `unknown directive \"\\xEF\\xBB\\xBF{name}\"`"),

@@ -199,7 +199,7 @@ impl LiveConfig {
                 }
                 let format_name = d
                     .arg(1)
-                    .filter(|w| !w.value.contains(&b'='))
+                    .filter(|w| !w.value().contains(&b'='))
                     .map_or("combined".to_string(), |w| w.text().into_owned());
                 if !self.access_logs.iter().any(|a| a.path == path) {
                     self.access_logs.push(AccessLog { path, format_name });
@@ -208,7 +208,7 @@ impl LiveConfig {
             "log_format" if d.args.len() >= 2 => {
                 let text: String = d.args[1..]
                     .iter()
-                    .filter(|w| !w.value.starts_with(b"escape="))
+                    .filter(|w| !w.value().starts_with(b"escape="))
                     .map(|w| w.text().into_owned())
                     .collect();
                 self.log_formats.insert(d.args[0].text().into_owned(), text);

@@ -222,7 +222,7 @@ impl<'a> ConfBlock<'a> {
         self.tags = self
             .nodes()
             .map(|n| match n {
-                Node::Directive(d) => NameTag::of(&d.name.value),
+                Node::Directive(d) => NameTag::of(d.name.value()),
                 Node::Comment(_) => NameTag::COMMENT,
             })
             .collect();
@@ -230,7 +230,7 @@ impl<'a> ConfBlock<'a> {
         if self.tags.len() > INDEX_ABOVE {
             let mut index: FxHashMap<&'a [u8], Vec<&'a Directive>> = FxHashMap::default();
             for d in self.directives() {
-                index.entry(d.name.value.as_slice()).or_default().push(d);
+                index.entry(d.name.value()).or_default().push(d);
             }
             self.by_name = Some(Box::new(index));
         }
@@ -244,7 +244,7 @@ impl<'a> ConfBlock<'a> {
         self.nodes
             .get(i)
             .as_directive()
-            .filter(|d| d.name.value.as_slice() == name)
+            .filter(|d| d.name.value() == name)
     }
 
     /// Direct child directives named `name`, in order.

@@ -267,7 +267,7 @@ impl<'a> Model<'a> {
 /// Lua blocks…). `stream{}` is skipped on purpose: its upstreams and
 /// `proxy_pass` are TCP, not HTTP.
 pub(crate) fn classify(parent: BlockKind, d: &Directive) -> Option<BlockKind> {
-    let name = d.name.value.as_slice();
+    let name = d.name.value();
     match parent {
         BlockKind::Main => match name {
             b"http" => Some(BlockKind::Http),
@@ -289,7 +289,7 @@ pub(crate) fn classify(parent: BlockKind, d: &Directive) -> Option<BlockKind> {
                 let named = d
                     .args
                     .first()
-                    .is_some_and(|a| a.value.first() == Some(&b'@'));
+                    .is_some_and(|a| a.value().first() == Some(&b'@'));
                 Some(if named {
                     BlockKind::NamedLocation
                 } else {

@@ -126,7 +126,7 @@ impl<'a> ArrayValue<'a> {
             .filter(|d| {
                 d.args
                     .first()
-                    .is_some_and(|a| a.value.eq_ignore_ascii_case(key.as_bytes()))
+                    .is_some_and(|a| a.value().eq_ignore_ascii_case(key.as_bytes()))
             })
             .copied()
             .collect()

@@ -22,7 +22,7 @@ pub enum Protocol {
 
 impl Protocol {
     pub fn of_directive(d: &Directive) -> Option<Protocol> {
-        match d.name.value.as_slice() {
+        match d.name.value() {
             b"proxy_pass" => Some(Protocol::Http),
             b"fastcgi_pass" => Some(Protocol::FastCgi),
             b"grpc_pass" => Some(Protocol::Grpc),

@@ -69,9 +69,10 @@ impl<'a> UpstreamServer<'a> {
     /// thousands of server lines, and few questions are asked of them).
     pub fn param(&self, name: &str) -> Option<Option<Cow<'a, str>>> {
         self.directive.args.iter().skip(1).find_map(|w| {
-            let (key, value) = match w.value.iter().position(|&b| b == b'=') {
-                Some(eq) => (&w.value[..eq], Some(&w.value[eq + 1..])),
-                None => (&w.value[..], None),
+            let param = w.value();
+            let (key, value) = match param.iter().position(|&b| b == b'=') {
+                Some(eq) => (&param[..eq], Some(&param[eq + 1..])),
+                None => (param, None),
             };
             (key == name.as_bytes()).then(|| value.map(String::from_utf8_lossy))
         })
@@ -162,7 +163,7 @@ impl<'a> Upstream<'a> {
                 Node::Directive(d) => d,
             };
             up.directives.push(d);
-            match d.name.value.as_slice() {
+            match d.name.value() {
                 b"server" => {
                     if let Some(addr) = d.args.first() {
                         let address = addr.text().into_owned();
@@ -242,9 +243,9 @@ impl<'a> Upstream<'a> {
     /// cache-matches-address-only).
     pub fn pool_shared_across_locations(&self, version: NginxVersion) -> bool {
         match self.pool(version) {
-            Pool::Explicit { directive, .. } => !directive.args[1..]
-                .iter()
-                .any(|a| a.value.as_slice() == b"local"),
+            Pool::Explicit { directive, .. } => {
+                !directive.args[1..].iter().any(|a| a.value() == b"local")
+            }
             Pool::Implicit { .. } | Pool::Disabled { .. } | Pool::None | Pool::Refused { .. } => {
                 false
             }

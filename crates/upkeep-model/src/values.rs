@@ -96,14 +96,14 @@ fn walk<'a>(
         let once =
             value_kind(context, &d.name.text()).is_some_and(|k| k != ValueKind::UpstreamServer);
         if once {
-            if seen.contains(&d.name.value.as_slice()) {
+            if seen.contains(&d.name.value()) {
                 return Some(RefusedValue {
                     directive: d,
                     arg: None,
                     message: format!("\"{}\" directive is duplicate", d.name.text()),
                 });
             }
-            seen.push(d.name.value.as_slice());
+            seen.push(d.name.value());
         }
         if let Some(r) = refused(context, d) {
             return Some(r);

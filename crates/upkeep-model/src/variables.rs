@@ -35,7 +35,7 @@ impl<'a> Model<'a> {
             defined = true;
             for d in sets {
                 match d.args.get(1) {
-                    Some(w) if !w.value.contains(&b'$') => out.values.push(w.text().into_owned()),
+                    Some(w) if !w.value().contains(&b'$') => out.values.push(w.text().into_owned()),
                     _ => out.complete = false,
                 }
             }

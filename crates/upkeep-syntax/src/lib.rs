@@ -19,7 +19,6 @@ mod parser;
 mod print;
 mod source;
 mod tree;
-mod value;
 
 pub use error::SyntaxError;
 pub use lua::is_lua_block_directive;
@@ -27,4 +26,3 @@ pub use parser::{parse, MAX_DEPTH};
 pub use print::{for_each_token, print};
 pub use source::{FileId, LineCol, SharedText, SourceFile, SourceMap, Span};
 pub use tree::{Block, Comment, Directive, InnerComments, Node, QuoteStyle, SyntaxTree, Word};
-pub use value::{WordValue, INLINE_CAPACITY};

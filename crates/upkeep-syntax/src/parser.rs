@@ -7,12 +7,10 @@
 
 use crate::lexer::{unescape, Lexer, Token};
 use crate::lua::{is_lua_block_directive, scan_block};
-use crate::value::{PendingValues, SharedBuffer};
 use crate::{
-    Block, Comment, Directive, FileId, InnerComments, Node, SourceFile, Span, SyntaxError,
-    SyntaxTree, Word, WordValue,
+    Block, Comment, Directive, FileId, InnerComments, Node, QuoteStyle, SharedText, SourceFile,
+    Span, SyntaxError, SyntaxTree, Word,
 };
-use std::borrow::Cow;
 
 /// Deepest block nesting accepted. nginx itself has no limit, but no real
 /// configuration comes near this (http > server > location > nested
@@ -40,8 +38,7 @@ pub fn parse(file: &SourceFile) -> Result<SyntaxTree, SyntaxError> {
         words: Vec::new(),
         comments: Vec::new(),
         name_is_lua_block: false,
-        long_values: SharedBuffer::default(),
-        pending_long_values: PendingValues::default(),
+        text: &file.text,
     }
     .run()
 }
@@ -55,11 +52,8 @@ struct Parser<'a> {
     comments: Vec<Comment>,
     /// The name of the directive being read ends in `_by_lua_block`.
     name_is_lua_block: bool,
-    /// Where the values too long to be stored in their word go: the file's
-    /// shared buffer, filled from `pending_long_values` once parsing ends
-    /// (so that it is one exact-size allocation).
-    long_values: SharedBuffer,
-    pending_long_values: PendingValues,
+    /// The file's text, which the words share.
+    text: &'a SharedText,
 }
 
 impl Parser<'_> {
@@ -81,22 +75,20 @@ impl Parser<'_> {
                     quote,
                     escapes,
                 } => {
+                    let span = self.span(raw.0, raw.1);
                     let bytes = &self.lexer.text()[content.0 as usize..content.1 as usize];
-                    let bytes = if escapes {
-                        Cow::Owned(unescape(bytes))
+                    // The value is the token's bytes inside its quotes,
+                    // read from the file's text, unless escapes change it.
+                    let quotes = u32::from(quote != QuoteStyle::Bare);
+                    let word = if escapes || content != (raw.0 + quotes, raw.1 - quotes) {
+                        Word::with_value(unescape(bytes), span, quote)
                     } else {
-                        Cow::Borrowed(bytes)
+                        Word::in_text(self.text, span, quote)
                     };
                     if self.words.is_empty() {
-                        self.name_is_lua_block = is_lua_block_directive(&bytes);
+                        self.name_is_lua_block = is_lua_block_directive(word.value());
                     }
-                    let value =
-                        WordValue::parsed(&bytes, &self.long_values, &mut self.pending_long_values);
-                    self.words.push(Word {
-                        span: self.span(raw.0, raw.1),
-                        value,
-                        quote,
-                    });
+                    self.words.push(word);
                 }
                 Token::Comment(start, end) => {
                     let comment = Comment {
@@ -197,10 +189,6 @@ impl Parser<'_> {
                         return Err(SyntaxError::new(eof, "unexpected end of file", &["\"}\""]));
                     }
                     nodes.shrink_to_fit();
-                    let long_values = std::mem::take(&mut self.pending_long_values);
-                    self.long_values
-                        .set(long_values.into_bytes())
-                        .expect("filled once, here");
                     return Ok(SyntaxTree {
                         file: self.file,
                         nodes,

@@ -247,16 +247,23 @@ mod tests {
             vec![b'x'; 3 * LINE_INDEX_STEP + 17],
         ];
         let mut seed = 7u64;
-        for len in [100, LINE_INDEX_STEP - 1, LINE_INDEX_STEP, 5 * LINE_INDEX_STEP + 3] {
+        for len in [
+            100,
+            LINE_INDEX_STEP - 1,
+            LINE_INDEX_STEP,
+            5 * LINE_INDEX_STEP + 3,
+        ] {
             for shape in 0..4 {
                 let mut t = Vec::with_capacity(len);
                 while t.len() < len {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     let r = (seed >> 33) as usize;
                     match (shape, r % 7) {
                         (0, 0) | (1, 0..=3) => t.push(b'\n'),
                         (2, 0) => t.extend_from_slice(b"\r\n"),
-                        (3, 0) if r % 50 == 0 => t.push(b'\n'),
+                        (3, 0) if r.is_multiple_of(50) => t.push(b'\n'),
                         _ => t.push(b'a' + (r % 26) as u8),
                     }
                 }
@@ -274,7 +281,13 @@ mod tests {
             };
             assert_eq!(f.line_count() as usize, expected_count);
             for (i, &s) in starts.iter().enumerate() {
-                assert_eq!(f.line_start(i as u32 + 1), s, "line {} of {}", i + 1, text.len());
+                assert_eq!(
+                    f.line_start(i as u32 + 1),
+                    s,
+                    "line {} of {}",
+                    i + 1,
+                    text.len()
+                );
             }
             assert_eq!(f.line_start(starts.len() as u32 + 1), text.len() as u32);
             let mut known = (0, 1);

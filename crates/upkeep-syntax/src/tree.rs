@@ -2,7 +2,7 @@
 //! the bytes between consecutive tokens are trivia (whitespace, line endings,
 //! comments that are not nodes of their own).
 
-use crate::{FileId, Span, WordValue};
+use crate::{FileId, SharedText, Span};
 use std::borrow::Cow;
 
 /// How a word was written in the source.
@@ -15,34 +15,93 @@ pub enum QuoteStyle {
 
 /// One token that nginx passes to a directive handler: a directive name or an
 /// argument.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// A large configuration has millions of words, so a word is 24 bytes and
+/// holds no copy of its value: it shares its file's text and reads the
+/// value from there. Only a token with escapes (`"a\"b"`), whose value
+/// differs from its bytes, has a text of its own holding the value.
+#[derive(Clone)]
 pub struct Word {
     /// The raw token, quotes included.
     pub span: Span,
-    /// The value nginx's tokenizer hands to the directive: quotes removed and
-    /// the escapes `\"`, `\'`, `\\`, `\t`, `\r`, `\n` resolved as
-    /// `ngx_conf_read_token` resolves them.
-    pub value: WordValue,
     pub quote: QuoteStyle,
+    /// `bytes` is the value itself, not the file's text.
+    own_value: bool,
+    bytes: SharedText,
 }
 
 impl Word {
+    /// The word at `span` of `text` (the text of the span's file), whose
+    /// value is its bytes inside the quotes.
+    pub(crate) fn in_text(text: &SharedText, span: Span, quote: QuoteStyle) -> Word {
+        Word {
+            span,
+            quote,
+            own_value: false,
+            bytes: SharedText::clone(text),
+        }
+    }
+
+    /// A word whose value differs from its bytes (escapes resolved).
+    pub(crate) fn with_value(value: Vec<u8>, span: Span, quote: QuoteStyle) -> Word {
+        Word {
+            span,
+            quote,
+            own_value: true,
+            bytes: SharedText::new(value),
+        }
+    }
+
+    /// The value nginx's tokenizer hands to the directive: quotes removed
+    /// and the escapes `\"`, `\'`, `\\`, `\t`, `\r`, `\n` resolved as
+    /// `ngx_conf_read_token` resolves them.
+    pub fn value(&self) -> &[u8] {
+        if self.own_value {
+            return &self.bytes;
+        }
+        let quotes = match self.quote {
+            QuoteStyle::Bare => 0,
+            QuoteStyle::Single | QuoteStyle::Double => 1,
+        };
+        &self.bytes[self.span.start as usize + quotes..self.span.end as usize - quotes]
+    }
+
     /// The value as text; non-UTF-8 bytes become U+FFFD (for display and
     /// matching only; the source bytes are untouched).
     pub fn text(&self) -> Cow<'_, str> {
-        String::from_utf8_lossy(&self.value)
+        String::from_utf8_lossy(self.value())
     }
 
     /// The value is exactly `s` (directive names are case-sensitive in
     /// nginx: `ngx_conf_handler` compares them with `ngx_strcmp`).
     pub fn is(&self, s: &str) -> bool {
-        self.value == s.as_bytes()
+        self.value() == s.as_bytes()
     }
 
     /// The value is the keyword `s` in any case (`on`, `OFF`, `Error`):
     /// nginx reads the keywords of its arguments with `ngx_strcasecmp`.
     pub fn is_keyword(&self, s: &str) -> bool {
-        self.value.eq_ignore_ascii_case(s.as_bytes())
+        self.value().eq_ignore_ascii_case(s.as_bytes())
+    }
+}
+
+/// Two words are equal when they are the same token at the same place
+/// with the same value (whatever text each shares).
+impl PartialEq for Word {
+    fn eq(&self, other: &Word) -> bool {
+        self.span == other.span && self.quote == other.quote && self.value() == other.value()
+    }
+}
+
+impl Eq for Word {}
+
+impl std::fmt::Debug for Word {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Word")
+            .field("span", &self.span)
+            .field("value", &self.value())
+            .field("quote", &self.quote)
+            .finish()
     }
 }
 
@@ -88,7 +147,7 @@ impl std::fmt::Debug for InnerComments {
 
 /// A simple (`name args;`) or block (`name args { … }`) directive.
 ///
-/// Large configurations hold millions of these, so a directive is 64
+/// Large configurations hold millions of these, so a directive is 56
 /// bytes: its name and an exact-size argument list in place, and what most
 /// directives lack (a block, comments between their words) behind one
 /// pointer that is null for them.
@@ -226,9 +285,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_directive_is_64_bytes() {
-        assert_eq!(std::mem::size_of::<Directive>(), 64);
-        assert_eq!(std::mem::size_of::<Node>(), 64);
+    fn a_word_is_24_bytes_and_a_directive_56() {
+        assert_eq!(std::mem::size_of::<Word>(), 24);
+        assert_eq!(std::mem::size_of::<Directive>(), 56);
+        assert_eq!(std::mem::size_of::<Node>(), 56);
+    }
+
+    #[test]
+    fn a_word_reads_its_value_inside_its_quotes_or_from_its_own_text() {
+        let text: SharedText = SharedText::new(b"a 'bc' \"d\\\"e\";".to_vec());
+        let f = FileId(0);
+        let bare = Word::in_text(&text, Span::new(f, 0, 1), QuoteStyle::Bare);
+        let single = Word::in_text(&text, Span::new(f, 2, 6), QuoteStyle::Single);
+        let escaped = Word::with_value(b"d\"e".to_vec(), Span::new(f, 7, 13), QuoteStyle::Double);
+        assert_eq!(bare.value(), b"a");
+        assert_eq!(single.value(), b"bc");
+        assert_eq!(escaped.value(), b"d\"e");
+        assert!(single.is("bc") && bare.is_keyword("A"));
+        assert_eq!(single.clone(), single);
+        assert_ne!(single, bare);
+        assert_eq!(
+            format!("{bare:?}"),
+            format!("Word {{ span: {:?}, value: [97], quote: Bare }}", bare.span)
+        );
     }
 
     #[test]

@@ -71,9 +71,9 @@ fn quoted_strings_hold_punctuation_and_span_lines() {
 fn escapes_resolve_like_nginx() {
     let t = parse_ok(br#"a "\"\'\\\t\r\n\x" b\;c \$;"#);
     let d = t.directives().next().unwrap();
-    assert_eq!(d.args[0].value, b"\"'\\\t\r\n\\x");
-    assert_eq!(d.args[1].value, b"b\\;c");
-    assert_eq!(d.args[2].value, b"\\$");
+    assert_eq!(d.args[0].value(), b"\"'\\\t\r\n\\x");
+    assert_eq!(d.args[1].value(), b"b\\;c");
+    assert_eq!(d.args[2].value(), b"\\$");
 }
 
 #[test]
@@ -108,7 +108,7 @@ fn crlf_tabs_and_non_utf8_survive() {
     let text = b"a\t\"\xff\xfe\";\r\n# c\xe9\r\nb \xc3(;\r\n";
     let t = parse_ok(text);
     let d = t.directives().next().unwrap();
-    assert_eq!(d.args[0].value, b"\xff\xfe");
+    assert_eq!(d.args[0].value(), b"\xff\xfe");
     // The comment span stops before the CR.
     match &t.nodes[1] {
         Node::Comment(c) => assert_eq!(&text[c.span.range()], b"# c\xe9"),

@@ -521,13 +521,13 @@ fn log_format_from_config(conf: &std::path::Path, name: Option<&str>) -> anyhow:
             if d.name_is("log_format") && d.args.len() >= 2 {
                 let text: String = d.args[1..]
                     .iter()
-                    .filter(|w| !w.value.starts_with(b"escape="))
+                    .filter(|w| !w.value().starts_with(b"escape="))
                     .map(|w| w.text().into_owned())
                     .collect();
                 formats.push((d.args[0].text().into_owned(), text));
             }
             if d.name_is("access_log") {
-                if let Some(f) = d.arg(1).filter(|w| !w.value.contains(&b'=')) {
+                if let Some(f) = d.arg(1).filter(|w| !w.value().contains(&b'=')) {
                     used.push(f.text().into_owned());
                 }
             }

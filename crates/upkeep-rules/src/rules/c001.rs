@@ -123,7 +123,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
     let target_block = level.or_else(|| edits::covering_level(ctx, &servers));
     if let Some(edit) = target_block.and_then(|b| {
         edits::insert_in_block(ctx, b, &format!("keepalive_requests {target};"), |d| {
-            d.name.value.starts_with(b"keepalive")
+            d.name.value().starts_with(b"keepalive")
         })
     }) {
         f = f.with_fix(Fix {

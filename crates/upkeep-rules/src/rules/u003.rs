@@ -105,7 +105,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             Some(_) => {
                 for d in connection {
                     let Some(value) = d.args.get(1) else { continue };
-                    if value.value.contains(&b'$') {
+                    if value.value().contains(&b'$') {
                         continue; // a variable: U005 evaluates maps
                     }
                     if value.text().to_ascii_lowercase().contains("close") {
@@ -161,7 +161,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             if prefer_headers {
                 d.name_is("proxy_set_header")
             } else {
-                d.name.value.starts_with(b"proxy_")
+                d.name.value().starts_with(b"proxy_")
             }
         };
         const ENTRY: &str = "proxy_set_header Connection \"\";";

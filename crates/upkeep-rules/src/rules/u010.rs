@@ -407,7 +407,7 @@ fn literal_fix(
                     ctx,
                     level,
                     "proxy_ssl_server_name on;",
-                    |d| d.name.value.starts_with(b"proxy_"),
+                    |d| d.name.value().starts_with(b"proxy_"),
                 )?);
             }
             kept.push(format!("TLS name `{host}`"));

@@ -72,7 +72,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         }
         for d in block.directives_named("proxy_http_version") {
             let Some(arg) = d.args.first() else { continue };
-            if arg.value.contains(&b'$') {
+            if arg.value().contains(&b'$') {
                 continue;
             }
             let value = arg.text();
