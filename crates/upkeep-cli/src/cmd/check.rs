@@ -584,7 +584,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Err(crate::configmap::Failure::Other(e)) => return Err(e),
         };
-        return Ok(print_checked(&checked, &args));
+        return print_checked(&checked, &args);
     }
     let sources = sources(&args.paths)?;
     let checked = match check_sources(&sources, &args.input, args.paths.is_empty(), &mut |set| {
@@ -597,18 +597,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Err(CheckFailure::Other(e)) => return Err(e),
     };
-    Ok(print_checked(&checked, &args))
+    print_checked(&checked, &args)
 }
 
 /// Prints the findings in the asked format; the exit status they give.
-fn print_checked(checked: &Checked, args: &Args) -> ExitCode {
-    let color = args.color.enabled(std::io::stdout().is_terminal());
-    print!("{}", checked.render(args.format, color, args.quiet));
-    if checked.fails(args.fail_on) {
+fn print_checked(checked: &Checked, args: &Args) -> anyhow::Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let color = args.color.enabled(stdout.is_terminal());
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    checked
+        .write(args.format, color, args.quiet, &mut out)
+        .and_then(|()| std::io::Write::flush(&mut out))
+        .context("writing the report to standard output")?;
+    Ok(if checked.fails(args.fail_on) {
         ExitCode::from(EXIT_FINDINGS)
     } else {
         ExitCode::SUCCESS
-    }
+    })
 }
 
 /// Why [`check_sources`] found nothing.
@@ -706,6 +711,21 @@ impl Checked {
 
     /// The findings in one output format (`check --format`).
     pub fn render(&self, format: Format, color: bool, quiet: bool) -> String {
+        let mut text = Vec::new();
+        self.write(format, color, quiet, &mut text)
+            .expect("a report writes into memory");
+        String::from_utf8(text).expect("reports are UTF-8")
+    }
+
+    /// [`Checked::render`] written to `sink`; JSON as it is serialized (the
+    /// report of a large configuration is a hundred megabytes or more).
+    pub fn write(
+        &self,
+        format: Format,
+        color: bool,
+        quiet: bool,
+        sink: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
         let version = self.report.nginx_version.to_string();
         let cwd = std::env::current_dir()
             .ok()
@@ -725,7 +745,7 @@ impl Checked {
         out.assumptions = &self.report.assumptions;
         out.settings_files = &self.settings_files;
 
-        match format {
+        let text = match format {
             Format::Human => {
                 if quiet {
                     out.sorted_findings()
@@ -736,12 +756,13 @@ impl Checked {
                     human::render(&out, HumanOptions { color })
                 }
             }
-            Format::Json => json::render(&out),
+            Format::Json => return json::write(&out, sink),
             Format::Sarif => sarif::render(&out, &sarif_tool(), &sarif_rules()),
             Format::Github => github::render(&out),
             Format::Gitlab => gitlab::render(&out),
             Format::Junit => junit::render(&out),
-        }
+        };
+        sink.write_all(text.as_bytes())
     }
 
     /// Whether a finding is at or above `fail_on` (exit status 1).

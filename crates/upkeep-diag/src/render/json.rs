@@ -32,9 +32,16 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// from borrowed views of the findings: building a `serde_json::Value` tree
 /// first cost as much as running half of the rules on a 100k-line config.
 pub fn render(report: &Report<'_>) -> String {
-    let mut text = serde_json::to_string_pretty(&document(report)).expect("plain data serializes");
-    text.push('\n');
-    text
+    let mut text = Vec::new();
+    write(report, &mut text).expect("plain data serializes into memory");
+    String::from_utf8(text).expect("serde_json writes UTF-8")
+}
+
+/// [`render`], written out as it is serialized: the report of a large
+/// configuration is a hundred megabytes or more, never held whole.
+pub fn write(report: &Report<'_>, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &document(report))?;
+    out.write_all(b"\n")
 }
 
 /// The same document as a JSON value, for callers that embed or pick apart
