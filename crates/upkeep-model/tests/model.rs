@@ -296,3 +296,58 @@ http {
         assert_eq!(h1(&free), Some("1.0".into()));
     }
 }
+
+/// A block that includes a file lists the included nodes in place of the
+/// `include` (comments kept), and answers name lookups over them, both
+/// below and above the size at which a block indexes its names.
+#[test]
+fn a_block_with_an_include_reads_the_included_nodes_in_place() {
+    use upkeep_config::{ConfigSet, LoadOptions, MemoryLoader};
+    for padding in [0usize, 40] {
+        let extra: String = (0..padding)
+            .map(|i| format!("        add_header X-{i} {i};\n"))
+            .collect();
+        let main = format!(
+            "events {{}}\nhttp {{\n    server {{\n        listen 80;\n{extra}        include snippets/*.conf;\n        proxy_read_timeout 9s;\n    }}\n}}\n"
+        );
+        let mut files = MemoryLoader::new();
+        files.insert("/etc/nginx/nginx.conf", main.into_bytes());
+        files.insert(
+            "/etc/nginx/snippets/a.conf",
+            b"# from a\nproxy_read_timeout 5s;\nlocation /a/ { proxy_pass http://127.0.0.1:1; }\n"
+                .to_vec(),
+        );
+        let set = ConfigSet::load("/etc/nginx/nginx.conf", &files, &LoadOptions::default())
+            .expect("loads");
+        let model = Model::build(&set, V1_28);
+        let server = model.servers().next().expect("one server");
+        let block = model.block(server);
+        let names: Vec<String> = block
+            .nodes()
+            .map(|n| match n {
+                upkeep_syntax::Node::Directive(d) => d.name.text().into_owned(),
+                upkeep_syntax::Node::Comment(_) => "#".to_string(),
+            })
+            .collect();
+        let mut expected = vec!["listen".to_string()];
+        expected.extend((0..padding).map(|_| "add_header".to_string()));
+        expected.extend(
+            ["#", "proxy_read_timeout", "location", "proxy_read_timeout"].map(String::from),
+        );
+        assert_eq!(names, expected, "padding {padding}");
+        let timeouts: Vec<String> = block
+            .directives_named("proxy_read_timeout")
+            .map(|d| d.args[0].text().into_owned())
+            .collect();
+        assert_eq!(timeouts, ["5s", "9s"], "padding {padding}");
+        assert_eq!(
+            block
+                .last("proxy_read_timeout")
+                .map(|d| d.args[0].text().into_owned()),
+            Some("9s".to_string())
+        );
+        assert!(block.has("location") && !block.has("include"));
+        assert_eq!(block.children.len(), 1);
+        assert_eq!(model.block(block.children[0]).kind, BlockKind::Location);
+    }
+}
