@@ -65,14 +65,18 @@ impl BlockKind {
 #[derive(Debug)]
 pub struct ConfBlock<'a> {
     pub kind: BlockKind,
+    /// The enclosing block ([`ConfBlock::parent`]); `NO_PARENT` for the
+    /// root. Block numbers are kept in 32 bits, like the children's (a
+    /// large configuration has over a million blocks).
+    parent: u32,
     /// The block's own directive (`server`, `location /api/`); `None` for main.
     pub directive: Option<&'a Directive>,
-    pub parent: Option<BlockId>,
     /// The block's direct children with includes expanded, in order:
     /// directives (simple and block) and comments. See [`ConfBlock::nodes`].
     nodes: BlockNodes<'a>,
-    /// Child blocks the model understands (servers, locations, ifs…).
-    pub children: Vec<BlockId>,
+    /// Child blocks the model understands (servers, locations, ifs…): see
+    /// [`ConfBlock::children`].
+    children: Box<[u32]>,
     /// A short tag of each node's name (comments too, so that the tags
     /// line up with the nodes): resolving a value compares tags in one
     /// contiguous array instead of following every node to its name (the
@@ -181,7 +185,28 @@ impl<'a> Iterator for Named<'_, 'a> {
 /// Blocks with more direct children than this get a hash index of names.
 const INDEX_ABOVE: usize = 24;
 
+/// `parent` of the root block.
+const NO_PARENT: u32 = u32::MAX;
+
+fn block_number(id: BlockId) -> u32 {
+    u32::try_from(id)
+        .ok()
+        .filter(|&n| n != NO_PARENT)
+        .expect("fewer than 2^32 - 1 blocks")
+}
+
 impl<'a> ConfBlock<'a> {
+    /// The enclosing block; `None` for the root.
+    pub fn parent(&self) -> Option<BlockId> {
+        (self.parent != NO_PARENT).then_some(self.parent as BlockId)
+    }
+
+    /// Child blocks the model understands (servers, locations, ifs…), in
+    /// order.
+    pub fn children(&self) -> impl ExactSizeIterator<Item = BlockId> + '_ {
+        self.children.iter().map(|&c| c as BlockId)
+    }
+
     /// Direct children (includes expanded): directives, blocks included,
     /// and comments, in order.
     pub fn nodes(&self) -> impl Iterator<Item = &'a Node> + '_ {
@@ -201,20 +226,25 @@ impl<'a> ConfBlock<'a> {
         ConfBlock {
             kind,
             directive,
-            parent,
+            parent: parent.map_or(NO_PARENT, block_number),
             nodes: BlockNodes::Tree(&[]),
-            children: Vec::new(),
+            children: Box::default(),
             tags: Box::default(),
             by_name: None,
         }
     }
 
-    /// Sets the block's children once they are known, and indexes their
-    /// names: `tree` when the block includes nothing (the syntax tree's
+    /// Sets the block's children (nodes, and the child blocks the model
+    /// made of them) once they are known, and indexes their names: `tree` when the block includes nothing (the syntax tree's
     /// own list), otherwise the list with includes expanded.
     /// The lists are kept at their exact size: a large configuration has
     /// hundreds of thousands of blocks.
-    pub(crate) fn set_nodes(&mut self, tree: &'a [Node], expanded: Option<Vec<&'a Node>>) {
+    pub(crate) fn set_nodes(
+        &mut self,
+        tree: &'a [Node],
+        expanded: Option<Vec<&'a Node>>,
+        children: &[BlockId],
+    ) {
         self.nodes = match expanded {
             Some(nodes) => BlockNodes::Expanded(nodes.into_boxed_slice()),
             None => BlockNodes::Tree(tree),
@@ -226,7 +256,7 @@ impl<'a> ConfBlock<'a> {
                 Node::Comment(_) => NameTag::COMMENT,
             })
             .collect();
-        self.children.shrink_to_fit();
+        self.children = children.iter().map(|&c| block_number(c)).collect();
         if self.tags.len() > INDEX_ABOVE {
             let mut index: FxHashMap<&'a [u8], Vec<&'a Directive>> = FxHashMap::default();
             for d in self.directives() {
@@ -327,5 +357,17 @@ pub(crate) fn raw_word(w: &upkeep_syntax::Word) -> String {
         upkeep_syntax::QuoteStyle::Double => format!("\"{text}\""),
         upkeep_syntax::QuoteStyle::Single => format!("'{text}'"),
         upkeep_syntax::QuoteStyle::Bare => text.into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A large configuration has over a million blocks.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_block_of_the_model_is_80_bytes() {
+        assert_eq!(std::mem::size_of::<ConfBlock>(), 80);
     }
 }

@@ -36,7 +36,7 @@ pub use blocks::{BlockId, BlockKind, ConfBlock};
 pub use maps::{MapBlock, MapEntry, MapKey};
 pub use model::{MainSettings, Model};
 pub use resolve::{ArrayValue, Setting, Value};
-pub use routes::{PassTarget, Protocol, Route, RouteId, Wire};
+pub use routes::{DynamicTarget, PassTarget, Protocol, Route, RouteId, Wire};
 pub use source::{ConfigSource, SingleFile};
 pub use upstreams::{
     Pool, Upstream, UpstreamId, UpstreamServer, BALANCER_DIRECTIVES, LUA_BALANCERS,

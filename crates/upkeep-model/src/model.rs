@@ -102,6 +102,7 @@ impl<'a> Model<'a> {
             .any(|n| n.as_directive().is_some_and(|d| d.name_is("include")));
         let expanded = includes.then(|| self.source.expand_nodes(nodes));
         let kind = self.blocks[block].kind;
+        let mut children = Vec::new();
         let count = expanded.as_ref().map_or(nodes.len(), Vec::len);
         for i in 0..count {
             let node = match &expanded {
@@ -116,7 +117,7 @@ impl<'a> Model<'a> {
             let id = self.blocks.len();
             self.blocks
                 .push(ConfBlock::new(child_kind, Some(d), Some(block)));
-            self.blocks[block].children.push(id);
+            children.push(id);
             if child_kind == BlockKind::Http && self.http.is_none() {
                 self.http = Some(id);
             }
@@ -124,7 +125,7 @@ impl<'a> Model<'a> {
                 self.walk(&body.nodes, id);
             }
         }
-        self.blocks[block].set_nodes(nodes, expanded);
+        self.blocks[block].set_nodes(nodes, expanded, &children);
     }
 
     fn collect_main(&mut self) {
@@ -133,9 +134,7 @@ impl<'a> Model<'a> {
         self.main.worker_rlimit_nofile = main.last("worker_rlimit_nofile");
         self.main.worker_shutdown_timeout = main.last("worker_shutdown_timeout");
         let events = main
-            .children
-            .iter()
-            .copied()
+            .children()
             .find(|&c| self.blocks[c].kind == BlockKind::Events);
         self.main.events = events;
         self.main.worker_connections =
@@ -222,7 +221,7 @@ impl<'a> Model<'a> {
 
     /// The block and its ancestors, innermost first, up to the main context.
     pub fn ancestors(&self, block: BlockId) -> impl Iterator<Item = BlockId> + '_ {
-        std::iter::successors(Some(block), move |&b| self.blocks[b].parent)
+        std::iter::successors(Some(block), move |&b| self.blocks[b].parent())
     }
 
     /// The chain of http levels from `http` down to `block` (outermost first).

@@ -188,7 +188,7 @@ impl<'a> Model<'a> {
     /// The array lines `block`'s level would inherit if it had none of its
     /// own: the effective lines of its parent level.
     pub fn inherited_array(&self, block: BlockId, name: &str) -> ArrayValue<'a> {
-        match self.blocks[block].parent {
+        match self.blocks[block].parent() {
             Some(parent) if self.blocks[parent].kind.is_http_level() => self.array(parent, name),
             _ => ArrayValue {
                 level: None,

@@ -73,19 +73,25 @@ pub enum PassTarget {
     /// upstream, which never has an idle pool (behaviors.md §c).
     Direct { host: String, port: Option<u16> },
     /// The host part contains variables, resolved at run time. nginx uses an
-    /// `upstream{}` block when the evaluated host names one.
-    Dynamic {
-        /// The host part as written (`$backend`, `${svc}.internal`).
-        host: String,
-        /// Upstream blocks the variable can evaluate to (from `set` and `map`).
-        upstreams: Vec<UpstreamId>,
-        /// Values it can evaluate to that are not upstream blocks.
-        other_values: Vec<String>,
-        /// Whether every value of the variable is known (all from `set`/`map`
-        /// with literal values); `false` for request variables such as `$host`
-        /// or values computed elsewhere.
-        fully_known: bool,
-    },
+    /// `upstream{}` block when the evaluated host names one. Boxed: it is
+    /// the largest kind and the rarest, and a large configuration has
+    /// hundreds of thousands of routes.
+    Dynamic(Box<DynamicTarget>),
+}
+
+/// A pass target whose host part contains variables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DynamicTarget {
+    /// The host part as written (`$backend`, `${svc}.internal`).
+    pub host: String,
+    /// Upstream blocks the variable can evaluate to (from `set` and `map`).
+    pub upstreams: Vec<UpstreamId>,
+    /// Values it can evaluate to that are not upstream blocks.
+    pub other_values: Vec<String>,
+    /// Whether every value of the variable is known (all from `set`/`map`
+    /// with literal values); `false` for request variables such as `$host`
+    /// or values computed elsewhere.
+    pub fully_known: bool,
 }
 
 /// A location configuration that passes requests to a backend.
@@ -145,7 +151,7 @@ impl<'a> Route<'a> {
     pub fn upstreams(&self) -> Vec<UpstreamId> {
         match &self.target {
             PassTarget::Upstream(id) => vec![*id],
-            PassTarget::Dynamic { upstreams, .. } => upstreams.clone(),
+            PassTarget::Dynamic(target) => target.upstreams.clone(),
             PassTarget::Direct { .. } => Vec::new(),
         }
     }
@@ -228,12 +234,12 @@ fn dynamic_target(model: &Model<'_>, host_port: &str) -> PassTarget {
             }
         }
     }
-    PassTarget::Dynamic {
+    PassTarget::Dynamic(Box::new(DynamicTarget {
         host,
         upstreams,
         other_values,
         fully_known,
-    }
+    }))
 }
 
 /// `$name` or `${name}` alone → `name`.
@@ -311,6 +317,13 @@ impl Model<'_> {
 #[cfg(test)]
 mod uri_variable_tests {
     use super::strip_uri_variables;
+
+    /// A large configuration has hundreds of thousands of routes.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_route_is_80_bytes() {
+        assert_eq!(std::mem::size_of::<super::Route>(), 80);
+    }
 
     #[test]
     fn uri_variables_end_the_host() {

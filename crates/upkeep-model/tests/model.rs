@@ -147,7 +147,7 @@ fn array_inheritance_is_all_or_nothing() {
     // The `if` inherits the location's own list.
     let if_route = m.routes[3].block;
     let at_if = m.array(if_route, "proxy_set_header");
-    assert_eq!(at_if.level, Some(m.block(if_route).parent.unwrap()));
+    assert_eq!(at_if.level, Some(m.block(if_route).parent().unwrap()));
 }
 
 #[test]
@@ -347,7 +347,8 @@ fn a_block_with_an_include_reads_the_included_nodes_in_place() {
             Some("9s".to_string())
         );
         assert!(block.has("location") && !block.has("include"));
-        assert_eq!(block.children.len(), 1);
-        assert_eq!(model.block(block.children[0]).kind, BlockKind::Location);
+        let children: Vec<_> = block.children().collect();
+        assert_eq!(children.len(), 1);
+        assert_eq!(model.block(children[0]).kind, BlockKind::Location);
     }
 }

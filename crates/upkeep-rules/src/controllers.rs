@@ -79,7 +79,7 @@ pub fn recognize(model: &Model) -> Option<Recognized> {
         let Some(lua) = up.lua_balancer else { continue };
         let in_http = model
             .block(up.block)
-            .parent
+            .parent()
             .is_some_and(|p| model.block(p).kind == BlockKind::Http);
         if in_http {
             return Some(recognized(

@@ -154,7 +154,7 @@ pub fn carries_non_idempotent(ctx: &Ctx, r: RouteId) -> bool {
         return true;
     }
     let location = ctx.model.block(route.block);
-    for &child in &location.children {
+    for child in location.children() {
         let b = ctx.model.block(child);
         if b.kind != BlockKind::LimitExcept {
             continue;

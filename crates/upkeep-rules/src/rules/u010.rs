@@ -1,7 +1,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use upkeep_diag::{Applicability, Edit, Finding, Fix, Severity};
-use upkeep_model::{BlockId, BlockKind, PassTarget, Protocol, RouteId};
+use upkeep_model::{BlockId, BlockKind, DynamicTarget, PassTarget, Protocol, RouteId};
 use upkeep_syntax::{QuoteStyle, Span};
 
 use crate::context::Ctx;
@@ -113,13 +113,14 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                     .or_default()
                     .push(r);
             }
-            PassTarget::Dynamic { .. } if route.protocol != Protocol::Http => {}
-            PassTarget::Dynamic {
-                host,
-                upstreams,
-                other_values,
-                fully_known,
-            } => {
+            PassTarget::Dynamic(_) if route.protocol != Protocol::Http => {}
+            PassTarget::Dynamic(target) => {
+                let DynamicTarget {
+                    host,
+                    upstreams,
+                    other_values,
+                    fully_known,
+                } = &**target;
                 if !upstreams.is_empty() {
                     continue;
                 }
@@ -310,7 +311,7 @@ fn literal_fix(
         .find(|&b| ctx.model.block(b).kind == BlockKind::Server)?;
     let server_block = ctx.model.block(server);
     let server_dir = server_block.directive?;
-    let parent = server_block.parent?;
+    let parent = server_block.parent()?;
     if ctx.model.block(parent).kind != BlockKind::Http {
         return None;
     }

@@ -90,7 +90,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 }
                 (up.name.clone(), true)
             }
-            PassTarget::Dynamic { .. } => continue,
+            PassTarget::Dynamic(_) => continue,
         };
         if is_ip(&host) {
             continue;
