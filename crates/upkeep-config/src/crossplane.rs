@@ -296,7 +296,7 @@ impl Ctx<'_> {
                 w.string_lossy(&self.word_bytes(a));
             }
         }
-        if let Some(body) = d.block().and_then(|b| b.verbatim) {
+        if let Some(body) = d.block().and_then(|b| b.verbatim()) {
             w.string_lossy(self.file.slice(body));
         }
         w.end_array();
@@ -312,7 +312,7 @@ impl Ctx<'_> {
             w.end_array();
         }
         if let Some(block) = d.block() {
-            if block.verbatim.is_none() {
+            if block.verbatim().is_none() {
                 w.key("block");
                 self.write_nodes(w, &block.nodes);
             }

@@ -219,7 +219,7 @@ impl<'a> Out<'a> {
         }
         w.end_array();
         if let Some(b) = d.block() {
-            match b.verbatim {
+            match b.verbatim() {
                 Some(body) => {
                     w.key("lua");
                     w.string(&self.text(body));

@@ -181,7 +181,7 @@ fn bytes_outside_the_edits_stay_identical() {
             let http = tree.directives().next().unwrap();
             let up = http.children().next().unwrap();
             if !up.children().any(|d| d.name_is("keepalive")) {
-                let open = up.block().unwrap().open;
+                let open = up.block().unwrap().open();
                 findings.push(
                     upkeep_diag::Finding::new(
                         "T001",

@@ -293,7 +293,7 @@ fn walk<'a>(
         for d in dirs {
             f(d, chain);
             if let Some(block) = d.block() {
-                if block.verbatim.is_some() {
+                if block.verbatim().is_some() {
                     continue;
                 }
                 chain.push(d);

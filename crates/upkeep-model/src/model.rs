@@ -121,7 +121,7 @@ impl<'a> Model<'a> {
             if child_kind == BlockKind::Http && self.http.is_none() {
                 self.http = Some(id);
             }
-            if body.verbatim.is_none() {
+            if body.verbatim().is_none() {
                 self.walk(&body.nodes, id);
             }
         }

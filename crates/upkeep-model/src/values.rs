@@ -84,7 +84,7 @@ fn walk<'a>(
         let Node::Directive(d) = node else { continue };
         if let Some(body) = d.block() {
             if let Some(child) = classify(kind, d) {
-                if body.verbatim.is_none() {
+                if body.verbatim().is_none() {
                     if let Some(r) = walk(source, &body.nodes, child) {
                         return Some(r);
                     }

@@ -150,19 +150,19 @@ pub fn insert_in_block(
     match b.directive {
         Some(d) => {
             let body = d.block()?;
-            let file = ctx.file(body.open);
-            let open_line = file.line_col(body.open.start).line;
-            let close_line = file.line_col(body.close.start).line;
-            if open_line == close_line || !rest_of_line_is_trivia(file, body.open.end) {
+            let file = ctx.file(body.open());
+            let open_line = file.line_col(body.open().start).line;
+            let close_line = file.line_col(body.close().start).line;
+            if open_line == close_line || !rest_of_line_is_trivia(file, body.open().end) {
                 Some(Edit::insert(
-                    Span::new(body.open.file, body.open.end, body.open.end),
+                    Span::new(body.open().file, body.open().end, body.open().end),
                     format!(" {text} "),
                 ))
             } else {
-                let at = next_line_start(file, body.open.end)?;
+                let at = next_line_start(file, body.open().end)?;
                 let indent = format!("{}{}", indent_at(file, d.span().start), indent_unit(file));
                 Some(Edit::insert(
-                    Span::new(body.open.file, at, at),
+                    Span::new(body.open().file, at, at),
                     format!("{indent}{text}{}", eol(file)),
                 ))
             }

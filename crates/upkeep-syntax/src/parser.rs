@@ -119,12 +119,7 @@ impl Parser<'_> {
                         let close = scan_block(text, self.file, at as usize, self.lexer.buffer())?;
                         let close_span = self.span(close as u32, close as u32 + 1);
                         self.lexer.resume_at(close + 1);
-                        let block = Block {
-                            open: brace,
-                            nodes: Vec::new(),
-                            close: close_span,
-                            verbatim: Some(self.span(at + 1, close as u32)),
-                        };
+                        let block = Block::new(self.file, at, Vec::new(), close as u32, true);
                         nodes.push(Node::Directive(Directive::new(
                             name,
                             args,
@@ -165,12 +160,13 @@ impl Parser<'_> {
                             &[EXPECT_DIRECTIVE, "end of file"],
                         ));
                     };
-                    let block = Block {
-                        open: b.open,
-                        nodes: nodes.split_off(b.first_child),
-                        close: brace,
-                        verbatim: None,
-                    };
+                    let block = Block::new(
+                        self.file,
+                        b.open.start,
+                        nodes.split_off(b.first_child),
+                        at,
+                        false,
+                    );
                     let directive =
                         Directive::new(b.name, b.args, b.inner_comments, Some(block), brace.end);
                     nodes.push(Node::Directive(directive));

@@ -57,8 +57,8 @@ fn directive_tokens(d: &Directive, f: &mut impl FnMut(Span)) {
         f(semi);
     }
     if let Some(block) = d.block() {
-        f(block.open);
-        match block.verbatim {
+        f(block.open());
+        match block.verbatim() {
             Some(body) => f(body),
             None => {
                 for node in &block.nodes {
@@ -66,6 +66,6 @@ fn directive_tokens(d: &Directive, f: &mut impl FnMut(Span)) {
                 }
             }
         }
-        f(block.close);
+        f(block.close());
     }
 }

@@ -233,14 +233,47 @@ impl Directive {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Block {
+    pub nodes: Box<[Node]>,
+    /// The file, and the offsets of the `{` and the `}`: a large
+    /// configuration has over a million blocks, and three spans would
+    /// repeat the file three times.
+    file: FileId,
+    open: u32,
+    close: u32,
+    /// nginx hands the body over unparsed (`*_by_lua_block`).
+    verbatim: bool,
+}
+
+impl Block {
+    /// A block from the `{` at `open` to the `}` at `close` (offsets in
+    /// `file`) holding `nodes`; `verbatim` for a body nginx hands over
+    /// unparsed (`nodes` is then empty).
+    pub fn new(file: FileId, open: u32, nodes: Vec<Node>, close: u32, verbatim: bool) -> Block {
+        Block {
+            nodes: nodes.into_boxed_slice(),
+            file,
+            open,
+            close,
+            verbatim,
+        }
+    }
+
     /// The `{`.
-    pub open: Span,
-    pub nodes: Vec<Node>,
+    pub fn open(&self) -> Span {
+        Span::new(self.file, self.open, self.open + 1)
+    }
+
     /// The `}`.
-    pub close: Span,
+    pub fn close(&self) -> Span {
+        Span::new(self.file, self.close, self.close + 1)
+    }
+
     /// For blocks whose body nginx hands over unparsed (`*_by_lua_block`):
     /// the bytes between the braces. `nodes` is then empty.
-    pub verbatim: Option<Span>,
+    pub fn verbatim(&self) -> Option<Span> {
+        self.verbatim
+            .then(|| Span::new(self.file, self.open + 1, self.close))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -285,10 +318,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_word_is_24_bytes_and_a_directive_56() {
+    fn a_word_is_24_bytes_a_directive_56_and_a_block_32() {
         assert_eq!(std::mem::size_of::<Word>(), 24);
         assert_eq!(std::mem::size_of::<Directive>(), 56);
         assert_eq!(std::mem::size_of::<Node>(), 56);
+        assert_eq!(std::mem::size_of::<Block>(), 32);
+    }
+
+    #[test]
+    fn a_block_gives_its_braces_and_verbatim_body_as_spans() {
+        let f = FileId(3);
+        let parsed = Block::new(f, 10, Vec::new(), 20, false);
+        assert_eq!(parsed.open(), Span::new(f, 10, 11));
+        assert_eq!(parsed.close(), Span::new(f, 20, 21));
+        assert_eq!(parsed.verbatim(), None);
+        let verbatim = Block::new(f, 10, Vec::new(), 20, true);
+        assert_eq!(verbatim.verbatim(), Some(Span::new(f, 11, 20)));
     }
 
     #[test]

@@ -46,7 +46,7 @@ fn directive_shape(d: &Directive) -> String {
     }
     match &d.block() {
         None => s.push(';'),
-        Some(b) if b.verbatim.is_some() => s.push_str(" {verbatim}"),
+        Some(b) if b.verbatim().is_some() => s.push_str(" {verbatim}"),
         Some(b) => s.push_str(&format!(" {{{}}}", shape(&b.nodes))),
     }
     s
@@ -125,7 +125,7 @@ fn lua_block_bodies_are_verbatim() {
     let d = t.directives().next().unwrap();
     let b = d.block().unwrap();
     assert_eq!(
-        &text.as_bytes()[b.verbatim.unwrap().range()],
+        &text.as_bytes()[b.verbatim().unwrap().range()],
         body.as_bytes()
     );
     assert!(b.nodes.is_empty());

@@ -101,7 +101,7 @@ fn walk(
         let children: Vec<&Directive> = d.children().collect();
         let has = |name: &str| children.iter().any(|c| c.name_is(name));
         if let (true, Some(block)) = (d.name_is("upstream"), d.block()) {
-            let open = block.open;
+            let open = block.open();
             let at = Span::new(open.file, open.end, open.end);
             let indent = child_indent(src, &children);
             if toys.upstream && !has("keepalive") {
@@ -149,7 +149,7 @@ fn walk(
                 })
             });
             if let (Some(server), false) = (server, server_has) {
-                let open = server.block().unwrap().open;
+                let open = server.block().unwrap().open();
                 let at = Span::new(open.file, open.end, open.end);
                 let indent = child_indent(src, &server.children().collect::<Vec<_>>());
                 out.push(finding(

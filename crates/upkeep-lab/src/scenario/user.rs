@@ -488,11 +488,11 @@ impl<'a> Rewriter<'a> {
                 self.saw_http = true;
                 if let Some(b) = d.block() {
                     self.insert(
-                        b.open.end,
+                        b.open().end,
                         d.span().file,
                         format!("\n    @TEMP_PATHS@\n    {LOG_FORMAT}\n    {ACCESS_LOG}\n"),
                     );
-                    self.insert(b.close.start, d.span().file, "\n    @STATUS_SERVER@\n");
+                    self.insert(b.close().start, d.span().file, "\n    @STATUS_SERVER@\n");
                 }
                 self.block(d, Ctx::Http)
             }
@@ -568,7 +568,7 @@ impl<'a> Rewriter<'a> {
             "listen @LISTEN@;"
         };
         match listens.split_first() {
-            None => self.insert(b.open.end, d.span().file, format!("\n        {listen}")),
+            None => self.insert(b.open().end, d.span().file, format!("\n        {listen}")),
             Some((first, rest)) => {
                 self.edit(first.span(), listen);
                 for l in rest {
