@@ -64,7 +64,7 @@ fi
 # a multiple of the input size. Target: check at most 4x the input, fix at
 # most 6x (fix also holds the original and the fixed text, and diffs them).
 # Not met yet: see the figures measured in README.md ("Benchmarks"); the
-# syntax tree alone is about 3x the text. Peak RSS varies by a few percent
+# syntax tree alone is almost 3x the text. Peak RSS varies by a few percent
 # from run to run (the allocator's per-thread pages depend on how the rule
 # threads interleave).
 # MEMORY=0 skips this part; MEMORY_ONLY=1 skips the timing part.
