@@ -523,16 +523,11 @@ impl<'a> Rewriter<'a> {
     }
 
     fn include(&mut self, d: &Directive, ctx: Ctx) {
-        let files: Vec<FileId> = self
-            .set
-            .includes
-            .get(&d.span())
-            .cloned()
-            .unwrap_or_default();
-        self.include_path(d, &files);
-        for f in files {
-            let nodes = &self.set.tree(f).nodes;
-            self.walk(nodes, ctx);
+        let set = self.set;
+        let files = set.included(d);
+        self.include_path(d, files);
+        for &f in files {
+            self.walk(&set.tree(f).nodes, ctx);
         }
     }
 
@@ -592,16 +587,11 @@ impl<'a> Rewriter<'a> {
         for node in nodes {
             let Node::Directive(s) = node else { continue };
             if s.name_is("include") {
-                let files: Vec<FileId> = self
-                    .set
-                    .includes
-                    .get(&s.span())
-                    .cloned()
-                    .unwrap_or_default();
-                self.include_path(s, &files);
-                for f in files {
-                    let nodes = &self.set.tree(f).nodes;
-                    self.upstream_nodes(name, nodes);
+                let set = self.set;
+                let files = set.included(s);
+                self.include_path(s, files);
+                for &f in files {
+                    self.upstream_nodes(name, &set.tree(f).nodes);
                 }
                 continue;
             }
