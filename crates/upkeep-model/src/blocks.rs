@@ -235,7 +235,8 @@ impl<'a> ConfBlock<'a> {
     }
 
     /// Sets the block's children (nodes, and the child blocks the model
-    /// made of them) once they are known, and indexes their names: `tree` when the block includes nothing (the syntax tree's
+    /// made of them) once they are known, and indexes their names. The
+    /// nodes are `tree` when the block includes nothing (the syntax tree's
     /// own list), otherwise the list with includes expanded.
     /// The lists are kept at their exact size: a large configuration has
     /// hundreds of thousands of blocks.

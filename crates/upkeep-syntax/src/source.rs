@@ -139,7 +139,12 @@ impl SourceFile {
 
     /// The bytes of 1-based `line`, without its line terminator (`\n` or `\r\n`).
     pub fn line_bytes(&self, line: u32) -> &[u8] {
-        let start = self.line_start(line) as usize;
+        self.line_bytes_from(self.line_start(line), line)
+    }
+
+    /// [`SourceFile::line_bytes`] of `line`, whose start is known.
+    fn line_bytes_from(&self, start: u32, line: u32) -> &[u8] {
+        let start = start as usize;
         let end = self.line_start(line + 1) as usize;
         let mut s = &self.text[start.min(self.text.len())..end.min(self.text.len())];
         if let Some(rest) = s.strip_suffix(b"\n") {
@@ -175,9 +180,9 @@ impl SourceFile {
     pub fn line_col(&self, offset: u32) -> LineCol {
         let offset = offset.min(self.text.len() as u32);
         let line = self.line_of(offset);
-        let start = self.line_start(line) as usize;
-        let prefix = &self.text[start..offset as usize];
-        let col = match std::str::from_utf8(self.line_bytes(line)) {
+        let start = self.line_start(line);
+        let prefix = &self.text[start as usize..offset as usize];
+        let col = match std::str::from_utf8(self.line_bytes_from(start, line)) {
             Ok(_) => String::from_utf8_lossy(prefix).chars().count() as u32,
             Err(_) => prefix.len() as u32,
         };
