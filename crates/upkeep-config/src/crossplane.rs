@@ -273,7 +273,7 @@ impl Ctx<'_> {
     }
 
     fn write_directive(&self, w: &mut JsonWriter, d: &Directive) {
-        let line = self.line(d.name.span.start);
+        let line = self.line(d.name.span().start);
         w.begin_object();
         w.key("directive");
         w.string_lossy(&self.word_bytes(&d.name));
@@ -326,8 +326,8 @@ impl Ctx<'_> {
     /// The token as crossplane's lexer yields it: quotes removed, and in a
     /// quoted token a backslash before that same quote dropped.
     fn word_bytes<'w>(&'w self, word: &Word) -> Cow<'w, [u8]> {
-        let raw = self.file.slice(word.span);
-        let quote = match word.quote {
+        let raw = self.file.slice(word.span());
+        let quote = match word.quote() {
             QuoteStyle::Bare => return Cow::Borrowed(raw),
             QuoteStyle::Double => b'"',
             QuoteStyle::Single => b'\'',

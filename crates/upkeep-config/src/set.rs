@@ -431,7 +431,7 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 fn byte_order_mark_error(file: &SourceFile, tree: Option<&SyntaxTree>) -> LoadError {
     let first = tree
         .and_then(|t| t.nodes.iter().find_map(Node::as_directive))
-        .filter(|d| d.name.span.start == 0)
+        .filter(|d| d.name.span().start == 0)
         .and_then(|d| d.name.value().strip_prefix(UTF8_BOM))
         .map(|rest| String::from_utf8_lossy(rest).into_owned());
     let what = match first {

@@ -194,14 +194,14 @@ impl<'a> Out<'a> {
         w.key("value");
         w.string(&word.text());
         w.key("raw");
-        w.string(&self.text(word.span));
+        w.string(&self.text(word.span()));
         w.key("quote");
-        w.string(match word.quote {
+        w.string(match word.quote() {
             QuoteStyle::Bare => "bare",
             QuoteStyle::Single => "single",
             QuoteStyle::Double => "double",
         });
-        self.position(w, word.span);
+        self.position(w, word.span());
         w.end_object();
     }
 

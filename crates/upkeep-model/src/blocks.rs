@@ -354,7 +354,7 @@ impl<'a> ConfBlock<'a> {
 /// or is empty.
 pub(crate) fn raw_word(w: &upkeep_syntax::Word) -> String {
     let text = w.text();
-    match w.quote {
+    match w.quote() {
         upkeep_syntax::QuoteStyle::Double => format!("\"{text}\""),
         upkeep_syntax::QuoteStyle::Single => format!("'{text}'"),
         upkeep_syntax::QuoteStyle::Bare => text.into_owned(),

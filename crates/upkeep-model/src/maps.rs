@@ -30,7 +30,7 @@ impl MapEntry<'_> {
         self.directive
             .args
             .first()
-            .map(|w| w.span)
+            .map(|w| w.span())
             .unwrap_or(self.directive.span())
     }
 }

@@ -32,8 +32,8 @@ impl RefusedValue<'_> {
     /// The refused argument, or the refused directive's name.
     pub fn span(&self) -> Span {
         match self.arg {
-            Some(i) => self.directive.args[i].span,
-            None => self.directive.name.span,
+            Some(i) => self.directive.args[i].span(),
+            None => self.directive.name.span(),
         }
     }
 }

@@ -7,9 +7,10 @@
 
 use crate::lexer::{unescape, Lexer, Token};
 use crate::lua::{is_lua_block_directive, scan_block};
+use crate::tree::WordSources;
 use crate::{
-    Block, Comment, Directive, FileId, InnerComments, Node, QuoteStyle, SharedText, SourceFile,
-    Span, SyntaxError, SyntaxTree, Word,
+    Block, Comment, Directive, FileId, InnerComments, Node, QuoteStyle, SourceFile, Span,
+    SyntaxError, SyntaxTree, Word,
 };
 
 /// Deepest block nesting accepted. nginx itself has no limit, but no real
@@ -38,7 +39,7 @@ pub fn parse(file: &SourceFile) -> Result<SyntaxTree, SyntaxError> {
         words: Vec::new(),
         comments: Vec::new(),
         name_is_lua_block: false,
-        text: &file.text,
+        sources: WordSources::new(file.id, &file.text),
     }
     .run()
 }
@@ -52,8 +53,8 @@ struct Parser<'a> {
     comments: Vec<Comment>,
     /// The name of the directive being read ends in `_by_lua_block`.
     name_is_lua_block: bool,
-    /// The file's text, which the words share.
-    text: &'a SharedText,
+    /// What the file's words share (its text among it).
+    sources: WordSources,
 }
 
 impl Parser<'_> {
@@ -81,9 +82,9 @@ impl Parser<'_> {
                     // read from the file's text, unless escapes change it.
                     let quotes = u32::from(quote != QuoteStyle::Bare);
                     let word = if escapes || content != (raw.0 + quotes, raw.1 - quotes) {
-                        Word::with_value(unescape(bytes), span, quote)
+                        self.sources.word_with_value(unescape(bytes), span, quote)
                     } else {
-                        Word::in_text(self.text, span, quote)
+                        self.sources.word(span, quote)
                     };
                     if self.words.is_empty() {
                         self.name_is_lua_block = is_lua_block_directive(word.value());

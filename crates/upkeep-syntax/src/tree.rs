@@ -4,6 +4,7 @@
 
 use crate::{FileId, SharedText, Span};
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// How a word was written in the source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -16,54 +17,102 @@ pub enum QuoteStyle {
 /// One token that nginx passes to a directive handler: a directive name or an
 /// argument.
 ///
-/// A large configuration has millions of words, so a word is 24 bytes and
-/// holds no copy of its value: it shares its file's text and reads the
-/// value from there. Only a token with escapes (`"a\"b"`), whose value
-/// differs from its bytes, has a text of its own holding the value.
+/// A large configuration has millions of words, so a word is 16 bytes: its
+/// offsets in its file and one pointer to what it shares with the other
+/// words of that file written the same way (the file, its text, the quote
+/// style). It holds no copy of its value and reads it from the text. Only
+/// a token with escapes (`"a\"b"`), whose value differs from its bytes,
+/// points to a source of its own that holds the value.
 #[derive(Clone)]
 pub struct Word {
-    /// The raw token, quotes included.
-    pub span: Span,
-    pub quote: QuoteStyle,
-    /// `bytes` is the value itself, not the file's text.
-    own_value: bool,
-    bytes: SharedText,
+    source: Arc<WordSource>,
+    start: u32,
+    end: u32,
 }
 
-impl Word {
-    /// The word at `span` of `text` (the text of the span's file), whose
-    /// value is its bytes inside the quotes.
-    pub(crate) fn in_text(text: &SharedText, span: Span, quote: QuoteStyle) -> Word {
+/// What the words of one file written one way share: every bare word of a
+/// file points to one of these, every double-quoted one to another.
+#[derive(Debug)]
+pub(crate) struct WordSource {
+    file: FileId,
+    quote: QuoteStyle,
+    text: SharedText,
+    /// The resolved value of a token with escapes (then the source is its
+    /// own, not shared).
+    value: Option<Box<[u8]>>,
+}
+
+/// The three shared sources of one file's words, one per quote style.
+pub(crate) struct WordSources([Arc<WordSource>; 3]);
+
+impl WordSources {
+    pub(crate) fn new(file: FileId, text: &SharedText) -> WordSources {
+        let source = |quote| {
+            Arc::new(WordSource {
+                file,
+                quote,
+                text: SharedText::clone(text),
+                value: None,
+            })
+        };
+        WordSources([
+            source(QuoteStyle::Bare),
+            source(QuoteStyle::Single),
+            source(QuoteStyle::Double),
+        ])
+    }
+
+    /// The word at `span` of the file, written with `quote`, whose value
+    /// is its bytes inside the quotes.
+    pub(crate) fn word(&self, span: Span, quote: QuoteStyle) -> Word {
+        let source = &self.0[quote as usize];
+        debug_assert_eq!(source.file, span.file);
         Word {
-            span,
-            quote,
-            own_value: false,
-            bytes: SharedText::clone(text),
+            source: Arc::clone(source),
+            start: span.start,
+            end: span.end,
         }
     }
 
     /// A word whose value differs from its bytes (escapes resolved).
-    pub(crate) fn with_value(value: Vec<u8>, span: Span, quote: QuoteStyle) -> Word {
+    pub(crate) fn word_with_value(&self, value: Vec<u8>, span: Span, quote: QuoteStyle) -> Word {
+        let shared = &self.0[quote as usize];
         Word {
-            span,
-            quote,
-            own_value: true,
-            bytes: SharedText::new(value),
+            source: Arc::new(WordSource {
+                file: shared.file,
+                quote,
+                text: SharedText::clone(&shared.text),
+                value: Some(value.into_boxed_slice()),
+            }),
+            start: span.start,
+            end: span.end,
         }
+    }
+}
+
+impl Word {
+    /// The raw token, quotes included.
+    pub fn span(&self) -> Span {
+        Span::new(self.source.file, self.start, self.end)
+    }
+
+    /// How the token was written.
+    pub fn quote(&self) -> QuoteStyle {
+        self.source.quote
     }
 
     /// The value nginx's tokenizer hands to the directive: quotes removed
     /// and the escapes `\"`, `\'`, `\\`, `\t`, `\r`, `\n` resolved as
     /// `ngx_conf_read_token` resolves them.
     pub fn value(&self) -> &[u8] {
-        if self.own_value {
-            return &self.bytes;
+        if let Some(value) = &self.source.value {
+            return value;
         }
-        let quotes = match self.quote {
+        let quotes = match self.source.quote {
             QuoteStyle::Bare => 0,
             QuoteStyle::Single | QuoteStyle::Double => 1,
         };
-        &self.bytes[self.span.start as usize + quotes..self.span.end as usize - quotes]
+        &self.source.text[self.start as usize + quotes..self.end as usize - quotes]
     }
 
     /// The value as text; non-UTF-8 bytes become U+FFFD (for display and
@@ -89,7 +138,9 @@ impl Word {
 /// with the same value (whatever text each shares).
 impl PartialEq for Word {
     fn eq(&self, other: &Word) -> bool {
-        self.span == other.span && self.quote == other.quote && self.value() == other.value()
+        self.span() == other.span()
+            && self.quote() == other.quote()
+            && self.value() == other.value()
     }
 }
 
@@ -98,9 +149,9 @@ impl Eq for Word {}
 impl std::fmt::Debug for Word {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Word")
-            .field("span", &self.span)
+            .field("span", &self.span())
             .field("value", &self.value())
-            .field("quote", &self.quote)
+            .field("quote", &self.quote())
             .finish()
     }
 }
@@ -193,7 +244,7 @@ impl Directive {
 
     /// From the first byte of the name to the `;` or the closing `}` inclusive.
     pub fn span(&self) -> Span {
-        Span::new(self.name.span.file, self.name.span.start, self.end)
+        Span::new(self.name.span().file, self.name.span().start, self.end)
     }
 
     /// The block (`{ … }`) of a block directive.
@@ -210,7 +261,7 @@ impl Directive {
     pub fn semicolon(&self) -> Option<Span> {
         self.block()
             .is_none()
-            .then(|| Span::new(self.name.span.file, self.end - 1, self.end))
+            .then(|| Span::new(self.name.span().file, self.end - 1, self.end))
     }
 
     pub fn name_is(&self, s: &str) -> bool {
@@ -318,10 +369,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_word_is_24_bytes_a_directive_56_and_a_block_32() {
-        assert_eq!(std::mem::size_of::<Word>(), 24);
-        assert_eq!(std::mem::size_of::<Directive>(), 56);
-        assert_eq!(std::mem::size_of::<Node>(), 56);
+    fn a_word_is_16_bytes_a_directive_48_and_a_block_32() {
+        assert_eq!(std::mem::size_of::<Word>(), 16);
+        assert_eq!(std::mem::size_of::<Directive>(), 48);
+        assert_eq!(std::mem::size_of::<Node>(), 48);
         assert_eq!(std::mem::size_of::<Block>(), 32);
     }
 
@@ -340,10 +391,15 @@ mod tests {
     fn a_word_reads_its_value_inside_its_quotes_or_from_its_own_text() {
         let text: SharedText = SharedText::new(b"a 'bc' \"d\\\"e\";".to_vec());
         let f = FileId(0);
-        let bare = Word::in_text(&text, Span::new(f, 0, 1), QuoteStyle::Bare);
-        let single = Word::in_text(&text, Span::new(f, 2, 6), QuoteStyle::Single);
-        let escaped = Word::with_value(b"d\"e".to_vec(), Span::new(f, 7, 13), QuoteStyle::Double);
+        let sources = WordSources::new(f, &text);
+        let bare = sources.word(Span::new(f, 0, 1), QuoteStyle::Bare);
+        let single = sources.word(Span::new(f, 2, 6), QuoteStyle::Single);
+        let escaped =
+            sources.word_with_value(b"d\"e".to_vec(), Span::new(f, 7, 13), QuoteStyle::Double);
         assert_eq!(bare.value(), b"a");
+        assert_eq!(single.quote(), QuoteStyle::Single);
+        assert_eq!(escaped.quote(), QuoteStyle::Double);
+        assert_eq!(escaped.span(), Span::new(f, 7, 13));
         assert_eq!(single.value(), b"bc");
         assert_eq!(escaped.value(), b"d\"e");
         assert!(single.is("bc") && bare.is_keyword("A"));
@@ -351,7 +407,10 @@ mod tests {
         assert_ne!(single, bare);
         assert_eq!(
             format!("{bare:?}"),
-            format!("Word {{ span: {:?}, value: [97], quote: Bare }}", bare.span)
+            format!(
+                "Word {{ span: {:?}, value: [97], quote: Bare }}",
+                bare.span()
+            )
         );
     }
 

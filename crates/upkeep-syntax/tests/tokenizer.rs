@@ -63,8 +63,8 @@ fn quoted_strings_hold_punctuation_and_span_lines() {
     let t = parse_ok(b"a \"x;{}#\n y\" 'q\"r';\n");
     assert_eq!(shape(&t.nodes), "\"a\" \"x;{}#\\n y\" \"q\\\"r\";");
     let d = t.directives().next().unwrap();
-    assert_eq!(d.args[0].quote, QuoteStyle::Double);
-    assert_eq!(d.args[1].quote, QuoteStyle::Single);
+    assert_eq!(d.args[0].quote(), QuoteStyle::Double);
+    assert_eq!(d.args[1].quote(), QuoteStyle::Single);
 }
 
 #[test]

@@ -461,7 +461,7 @@ impl<'a> Rewriter<'a> {
             (Ctx::Main, "load_module") => {
                 if let (Some(arg), Some(prefix)) = (d.arg(0), &self.nginx_prefix) {
                     if !arg.text().starts_with('/') {
-                        self.edit(arg.span, format!("{prefix}{}", arg.text()));
+                        self.edit(arg.span(), format!("{prefix}{}", arg.text()));
                     }
                 }
             }
@@ -473,7 +473,7 @@ impl<'a> Rewriter<'a> {
                         && !text.starts_with("engine:")
                         && !text.contains('$')
                     {
-                        self.edit(arg.span, format!("{}{text}", self.set.prefix));
+                        self.edit(arg.span(), format!("{}{text}", self.set.prefix));
                     }
                 }
             }
@@ -661,7 +661,7 @@ impl<'a> Rewriter<'a> {
             let key = self.slot(d.span(), hostport, Some(hostport.to_string()));
             format!("@SERVER:{key}@")
         };
-        self.edit(url.span, format!("http://{target}{uri}"));
+        self.edit(url.span(), format!("http://{target}{uri}"));
     }
 
     fn into_files(self) -> Result<Vec<ConfigFile>, LabError> {

@@ -64,9 +64,9 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                     told / 1000,
                     a.text()
                 ))
-                .at(b.span)
+                .at(b.span())
                 .with_label("advertised")
-                .related(a.span, "what nginx keeps")
+                .related(a.span(), "what nginx keeps")
                 .help("advertise less than nginx keeps, or drop the second argument"),
             );
         }

@@ -349,22 +349,22 @@ fn literal_fix(
             None => host.to_string(),
         };
         let at = value.find(&host_port)?;
-        let offset = match word.quote {
+        let offset = match word.quote() {
             QuoteStyle::Bare => 0,
             QuoteStyle::Single | QuoteStyle::Double => 1,
         };
         // Escapes inside the word would shift offsets: only plain words.
-        if ctx.text(word.span).len() != value.len() + 2 * offset as usize {
+        if ctx.text(word.span()).len() != value.len() + 2 * offset as usize {
             return None;
         }
-        let start = word.span.start + offset + at as u32;
+        let start = word.span().start + offset + at as u32;
         let mut end = start + host_port.len() as u32;
         // `http://unix:/run/app.sock:/uri`: the `:` that ends the socket
         // path goes too.
         if host.starts_with("unix:") && value[at + host_port.len()..].starts_with(':') {
             end += 1;
         }
-        edit_list.push(Edit::replace(Span::new(word.span.file, start, end), name));
+        edit_list.push(Edit::replace(Span::new(word.span().file, start, end), name));
     }
     // What nginx sent before the rewrite: `Host: $proxy_host` (the host,
     // with the port unless it is the scheme's default; `localhost` for a

@@ -126,7 +126,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             let first = &d.args[0];
             (
                 vec![Edit::insert(
-                    Span::new(first.span.file, first.span.start, first.span.start),
+                    Span::new(first.span().file, first.span().start, first.span().start),
                     "error ",
                 )],
                 format!("add `error` to `{name}`"),
