@@ -198,24 +198,31 @@ impl std::fmt::Debug for InnerComments {
 
 /// A simple (`name args;`) or block (`name args { … }`) directive.
 ///
-/// Large configurations hold millions of these, so a directive is 56
+/// Large configurations hold millions of these, so a directive is 40
 /// bytes: its name and an exact-size argument list in place, and what most
-/// directives lack (a block, comments between their words) behind one
-/// pointer that is null for them.
+/// directives lack (a block, comments between their words, a `;` apart from
+/// the last word) behind one pointer that is null for them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Directive {
     pub name: Word,
     pub args: Box<[Word]>,
     extra: Option<Box<DirectiveExtra>>,
-    /// One past the `;` or the closing `}`: the directive's span runs from
-    /// its name's first byte to here, in its name's file.
-    end: u32,
 }
 
+/// What only some directives have. A block directive's span ends at its
+/// `}`; a simple directive's at its `;`, which is kept here only when it
+/// does not follow the last word at once (`name arg ;`, `name arg # c\n;`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct DirectiveExtra {
-    block: Option<Block>,
-    inner_comments: InnerComments,
+enum DirectiveExtra {
+    Block {
+        block: Block,
+        inner_comments: InnerComments,
+    },
+    Simple {
+        /// One past the `;`.
+        end: u32,
+        inner_comments: InnerComments,
+    },
 }
 
 impl Directive {
@@ -228,40 +235,62 @@ impl Directive {
         block: Option<Block>,
         end: u32,
     ) -> Directive {
-        let extra = (block.is_some() || !inner_comments.is_empty()).then(|| {
-            Box::new(DirectiveExtra {
-                block,
+        let last_word_end = args.last().unwrap_or(&name).span().end;
+        let extra = match block {
+            Some(block) => {
+                debug_assert_eq!(block.close + 1, end);
+                Some(Box::new(DirectiveExtra::Block {
+                    block,
+                    inner_comments,
+                }))
+            }
+            None if inner_comments.is_empty() && end == last_word_end + 1 => None,
+            None => Some(Box::new(DirectiveExtra::Simple {
+                end,
                 inner_comments,
-            })
-        });
-        Directive {
-            name,
-            args,
-            extra,
-            end,
+            })),
+        };
+        Directive { name, args, extra }
+    }
+
+    /// One past the `;` or the closing `}`.
+    fn end(&self) -> u32 {
+        match self.extra.as_deref() {
+            Some(DirectiveExtra::Block { block, .. }) => block.close + 1,
+            Some(DirectiveExtra::Simple { end, .. }) => *end,
+            None => self.args.last().unwrap_or(&self.name).span().end + 1,
         }
     }
 
     /// From the first byte of the name to the `;` or the closing `}` inclusive.
     pub fn span(&self) -> Span {
-        Span::new(self.name.span().file, self.name.span().start, self.end)
+        let name = self.name.span();
+        Span::new(name.file, name.start, self.end())
     }
 
     /// The block (`{ … }`) of a block directive.
     pub fn block(&self) -> Option<&Block> {
-        self.extra.as_ref().and_then(|e| e.block.as_ref())
+        match self.extra.as_deref() {
+            Some(DirectiveExtra::Block { block, .. }) => Some(block),
+            _ => None,
+        }
     }
 
     /// Comments that sit between the name and the terminator, in order.
     pub fn inner_comments(&self) -> &[Comment] {
-        self.extra.as_ref().map_or(&[], |e| &e.inner_comments[..])
+        match self.extra.as_deref() {
+            Some(DirectiveExtra::Block { inner_comments, .. })
+            | Some(DirectiveExtra::Simple { inner_comments, .. }) => inner_comments,
+            None => &[],
+        }
     }
 
     /// The `;` of a simple directive (the last byte of its span).
     pub fn semicolon(&self) -> Option<Span> {
+        let end = self.end();
         self.block()
             .is_none()
-            .then(|| Span::new(self.name.span().file, self.end - 1, self.end))
+            .then(|| Span::new(self.name.span().file, end - 1, end))
     }
 
     pub fn name_is(&self, s: &str) -> bool {
@@ -369,11 +398,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_word_is_16_bytes_a_directive_48_and_a_block_32() {
+    fn a_word_is_16_bytes_a_directive_40_and_a_block_32() {
         assert_eq!(std::mem::size_of::<Word>(), 16);
-        assert_eq!(std::mem::size_of::<Directive>(), 48);
-        assert_eq!(std::mem::size_of::<Node>(), 48);
+        assert_eq!(std::mem::size_of::<Directive>(), 40);
+        assert_eq!(std::mem::size_of::<Node>(), 40);
+        assert_eq!(std::mem::size_of::<DirectiveExtra>(), 40);
         assert_eq!(std::mem::size_of::<Block>(), 32);
+    }
+
+    #[test]
+    fn a_directive_ends_at_its_semicolon_wherever_that_is() {
+        let text = "a;\nb c;\nd e ;\nf 'g'\n\t;\nh i # why\n;\nj k { l; }\n";
+        let file = crate::SourceFile::new(FileId(0), "t.conf", text.as_bytes().to_vec());
+        let tree = crate::parse(&file).expect("parses");
+        let spans: Vec<&str> = tree
+            .directives()
+            .map(|d| std::str::from_utf8(file.slice(d.span())).unwrap())
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                "a;",
+                "b c;",
+                "d e ;",
+                "f 'g'\n\t;",
+                "h i # why\n;",
+                "j k { l; }"
+            ]
+        );
+        let semicolons: Vec<Option<u32>> = tree
+            .directives()
+            .map(|d| d.semicolon().map(|s| s.start))
+            .collect();
+        let expected: Vec<Option<u32>> = ["a;", "b c;", "d e ;", "f 'g'\n\t;", "h i # why\n;"]
+            .iter()
+            .map(|d| Some((text.find(d).unwrap() + d.len() - 1) as u32))
+            .chain([None])
+            .collect();
+        assert_eq!(semicolons, expected);
+        // Only the directives whose `;` is apart from their last word, or
+        // that have a block or a comment inside, carry the extra part.
+        let with_extra: Vec<bool> = tree.directives().map(|d| d.extra.is_some()).collect();
+        assert_eq!(with_extra, [false, false, true, true, true, true]);
     }
 
     #[test]
