@@ -1,7 +1,7 @@
 //! What a rule's check gets: the model, the options, resolved backend facts,
 //! and small helpers for messages.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use upkeep_diag::Finding;
 use upkeep_facts::{BackendFacts, NginxVersion};
 
@@ -26,10 +26,6 @@ pub struct Ctx<'m, 'a> {
     pub backends: Vec<Option<BackendFacts>>,
     pub comment_problems: Vec<CommentProblem>,
     keepalive_routes: Vec<RouteId>,
-    /// Per route, resolved on first use: several rules ask the same
-    /// questions of every route.
-    headers: Vec<OnceLock<ArrayValue<'a>>>,
-    http_version: Vec<OnceLock<Value<'a>>>,
     /// What rules took for granted without seeing it (a bare name in a
     /// snippet taken for an upstream defined elsewhere, an inherited open-file
     /// limit), reported with the findings. Rules run on several threads.
@@ -45,8 +41,6 @@ impl<'m, 'a> Ctx<'m, 'a> {
             backends: Vec::new(),
             comment_problems: Vec::new(),
             keepalive_routes: Vec::new(),
-            headers: vec![OnceLock::new(); model.routes.len()],
-            http_version: vec![OnceLock::new(); model.routes.len()],
             assumptions: Mutex::new(Vec::new()),
         };
         crate::backends::resolve(&mut ctx);
@@ -114,19 +108,20 @@ impl<'m, 'a> Ctx<'m, 'a> {
     }
 
     /// The effective `proxy_set_header` lines of route `r`.
-    pub fn headers(&self, r: RouteId) -> &ArrayValue<'a> {
-        self.headers[r].get_or_init(|| {
-            self.model
-                .array(self.model.route(r).block, "proxy_set_header")
-        })
+    ///
+    /// Resolved on each call, not kept per route: finding the level walks
+    /// a few blocks' name tags, while a table for every route held tens of
+    /// megabytes on large configurations.
+    pub fn headers(&self, r: RouteId) -> ArrayValue<'a> {
+        self.model
+            .array(self.model.route(r).block, "proxy_set_header")
     }
 
-    /// The effective `proxy_http_version` of route `r`.
+    /// The effective `proxy_http_version` of route `r` (resolved on each
+    /// call, as [`Ctx::headers`]).
     pub fn http_version(&self, r: RouteId) -> Value<'a> {
-        *self.http_version[r].get_or_init(|| {
-            self.model
-                .value(self.model.route(r).block, "proxy_http_version")
-        })
+        self.model
+            .value(self.model.route(r).block, "proxy_http_version")
     }
 
     /// The keepalive upstreams route `r` reaches.
