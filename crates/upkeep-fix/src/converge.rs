@@ -401,23 +401,32 @@ fn edited_paths(sources: &dyn SourceMap, fix: &Fix) -> Vec<String> {
     paths
 }
 
-/// Identifies "the same fix" across rounds, when positions have moved.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct FixKey {
-    rule: &'static str,
-    message: String,
-    description: String,
-    contents: Vec<String>,
-}
+/// Identifies "the same fix" across rounds, when positions have moved: the
+/// rule, the finding's message, the fix's description and the text of each
+/// edit. A large configuration has tens of thousands of fixes, and a copy of
+/// those texts per fix in the run's two key sets cost tens of megabytes, so
+/// the key is a 128-bit digest of them (two SipHash-1-3 values over the
+/// texts with different prefixes; a collision between two of a run's fixes
+/// is not a practical concern at that size).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct FixKey(u64, u64);
 
 impl FixKey {
     fn of(f: &Finding) -> FixKey {
+        use std::hash::{DefaultHasher, Hash, Hasher};
         let fix = fix_of(f);
-        FixKey {
-            rule: f.rule,
-            message: f.message.clone(),
-            description: fix.description.clone(),
-            contents: fix.edits.iter().map(|e| e.content.clone()).collect(),
-        }
+        let digest = |prefix: u8| {
+            let mut h = DefaultHasher::new();
+            prefix.hash(&mut h);
+            f.rule.hash(&mut h);
+            f.message.hash(&mut h);
+            fix.description.hash(&mut h);
+            fix.edits.len().hash(&mut h);
+            for edit in &fix.edits {
+                edit.content.hash(&mut h);
+            }
+            h.finish()
+        };
+        FixKey(digest(0), digest(1))
     }
 }
