@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 
 use upkeep_diag::{Applicability, Finding, Fix, Severity};
 use upkeep_model::{BlockId, Protocol, RouteId};
@@ -86,8 +85,11 @@ fn same_key(directive: &str, a: &str, b: &str) -> bool {
 }
 
 pub fn check(ctx: &Ctx) -> Vec<Finding> {
-    // The levels that reset a list, with the keepalive routes under them.
-    let mut levels: BTreeMap<(BlockId, &'static str), Vec<RouteId>> = BTreeMap::new();
+    // The levels that reset a list, with the keepalive routes under them:
+    // one (level, list, route) triple per route, sorted and read in runs of
+    // one level (a map holding a list per level cost tens of megabytes on
+    // configurations with hundreds of thousands of locations).
+    let mut levels: Vec<(BlockId, &'static str, RouteId)> = Vec::new();
     for r in ctx.keepalive_routes() {
         let route = ctx.model.route(r);
         let Some(directive) = list_directive(route.protocol) else {
@@ -99,11 +101,14 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             ctx.model.array(route.block, directive).level
         };
         if let Some(level) = level {
-            levels.entry((level, directive)).or_default().push(r);
+            levels.push((level, directive, r));
         }
     }
+    levels.sort_unstable();
     let mut out = Vec::new();
-    for ((level, directive), routes) in levels {
+    for run in levels.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+        let (level, directive, _) = run[0];
+        let routes = run.iter().map(|&(_, _, r)| r);
         let own = ctx.model.array(level, directive);
         let parent = ctx.model.inherited_array(level, directive);
         let mut lost: Vec<&upkeep_syntax::Directive> = Vec::new();
@@ -154,7 +159,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         for d in &lost {
             f = f.related(d.span(), format!("not inherited by {}", ctx.describe(level)));
         }
-        for &r in routes.iter().take(2) {
+        for r in routes.take(2) {
             let route = ctx.model.route(r);
             f = f.related(route.pass.span(), "keepalive route affected");
         }
