@@ -140,8 +140,6 @@ pub struct FixRun<S> {
     pub overlay: Overlay,
     pub applied: Vec<AppliedFix>,
     pub refused: Vec<RefusedFix>,
-    /// Findings of the first check.
-    pub initial_findings: Vec<Finding>,
     /// The check of the final text.
     pub last: Round<S>,
     pub rounds: usize,
@@ -170,12 +168,6 @@ pub fn fix<C: Checker>(
 ) -> Result<FixRun<C::Sources>, C::Error> {
     let mut overlay = Overlay::default();
     let mut round = checker.check(&overlay)?;
-    // The first round's findings are moved, not copied (a large
-    // configuration has hundreds of thousands): the loop reads them from
-    // here while `round` is the first round, and gives them back to it if
-    // it stays the last one.
-    let initial_findings = std::mem::take(&mut round.findings);
-    let mut first_round = true;
     let mut originals: BTreeMap<String, SharedText> = BTreeMap::new();
     let mut applied: Vec<AppliedFix> = Vec::new();
     let mut refused: Vec<RefusedFix> = Vec::new();
@@ -185,30 +177,24 @@ pub fn fix<C: Checker>(
     let mut history: Vec<FileChange> = Vec::new();
 
     let converged = loop {
-        let findings = if first_round {
-            &initial_findings
-        } else {
-            &round.findings
-        };
-        let mut candidates: Vec<&Finding> = findings
+        let mut candidates: Vec<Candidate> = round
+            .findings
             .iter()
             .filter(|f| f.fix.as_ref().is_some_and(|fix| selected(f, fix, options)))
-            .filter(|f| !refused_keys.contains(&FixKey::of(f)))
+            .map(Candidate::of)
+            .filter(|c| !refused_keys.contains(&c.key))
             .collect();
         // A fix whose finding survived its own application would only repeat
         // its text: refuse it instead of applying it again.
-        for f in candidates
-            .iter()
-            .filter(|f| applied_keys.contains(&FixKey::of(f)))
-        {
-            refused_keys.insert(FixKey::of(f));
+        for c in candidates.iter().filter(|c| applied_keys.contains(&c.key)) {
+            refused_keys.insert(c.key);
             refused.push(RefusedFix {
-                rule: f.rule,
-                description: fix_of(f).description.clone(),
+                rule: c.rule,
+                description: c.fix.description.clone(),
                 reason: "the finding is still reported after its fix was applied".into(),
             });
         }
-        candidates.retain(|f| !refused_keys.contains(&FixKey::of(f)));
+        candidates.retain(|c| !refused_keys.contains(&c.key));
         if candidates.is_empty() {
             break true;
         }
@@ -217,22 +203,26 @@ pub fn fix<C: Checker>(
         }
         rounds += 1;
         // Deterministic merge order: by rule, then by place.
-        candidates.sort_by_key(|f| (f.rule, f.primary.map(|s| (s.file, s.start))));
+        candidates.sort_by_key(|c| (c.rule, c.place));
 
-        let mut batch: Vec<&Finding> = candidates.clone();
+        // Whether this round's findings were released to check a candidate
+        // text: a large configuration has tens of thousands of them, and
+        // the fixes were taken out of them.
+        let mut released = false;
+        let mut batch: Vec<&Candidate> = candidates.iter().collect();
         let next = loop {
-            let fixes: Vec<&Fix> = batch.iter().map(|f| fix_of(f)).collect();
+            let fixes: Vec<&Fix> = batch.iter().map(|c| &c.fix).collect();
             let Applied {
                 changed,
                 mut edits,
                 outcomes,
             } = apply(&round.sources, &fixes);
-            for (f, outcome) in batch.iter().zip(&outcomes) {
+            for (c, outcome) in batch.iter().zip(&outcomes) {
                 if let Outcome::Invalid(why) = outcome {
-                    if refused_keys.insert(FixKey::of(f)) {
+                    if refused_keys.insert(c.key) {
                         refused.push(RefusedFix {
-                            rule: f.rule,
-                            description: fix_of(f).description.clone(),
+                            rule: c.rule,
+                            description: c.fix.description.clone(),
                             reason: why.clone(),
                         });
                     }
@@ -253,6 +243,10 @@ pub fn fix<C: Checker>(
                 let text = Arc::new(text);
                 candidate.insert_shared(src.path.clone(), Arc::clone(&text));
                 changes.push((file, text));
+            }
+            if !released {
+                drop(std::mem::take(&mut round.findings));
+                released = true;
             }
             match checker.check(&candidate) {
                 Ok(next_round) => {
@@ -278,14 +272,14 @@ pub fn fix<C: Checker>(
                             after,
                         });
                     }
-                    for (f, outcome) in batch.iter().zip(&outcomes) {
+                    for (c, outcome) in batch.iter().zip(&outcomes) {
                         if outcome.is_applied() {
-                            applied_keys.insert(FixKey::of(f));
+                            applied_keys.insert(c.key);
                             applied.push(AppliedFix {
-                                rule: f.rule,
-                                name: f.name,
-                                description: fix_of(f).description.clone(),
-                                files: edited_paths(&round.sources, fix_of(f)),
+                                rule: c.rule,
+                                name: c.name,
+                                description: c.fix.description.clone(),
+                                files: edited_paths(&round.sources, &c.fix),
                                 round: rounds,
                             });
                         }
@@ -313,25 +307,26 @@ pub fn fix<C: Checker>(
             Some((candidate, next_round)) => {
                 overlay = candidate;
                 round = next_round;
-                first_round = false;
             }
             // Nothing changed the text: the remaining fixes are refused,
             // overlapping or no-ops.
             None => {
-                break refused_keys.is_superset(&candidates.iter().map(|f| FixKey::of(f)).collect())
+                if released {
+                    // The findings of this round's text were released for
+                    // a candidate that did not load: check the text again
+                    // for the run's last findings.
+                    round = checker.check(&overlay)?;
+                }
+                break refused_keys.is_superset(&candidates.iter().map(|c| c.key).collect());
             }
         }
     };
 
-    if first_round {
-        round.findings = initial_findings.clone();
-    }
     Ok(FixRun {
         originals,
         overlay,
         applied,
         refused,
-        initial_findings,
         last: round,
         rounds,
         converged,
@@ -341,31 +336,31 @@ pub fn fix<C: Checker>(
 
 /// Grows a set of fixes one at a time, keeping each fix only if the config
 /// still loads with it.
-fn loadable_subset<'f, C: Checker>(
+fn loadable_subset<'c, C: Checker>(
     checker: &mut C,
     sources: &C::Sources,
     overlay: &Overlay,
-    batch: &[&'f Finding],
+    batch: &[&'c Candidate],
     refused: &mut Vec<RefusedFix>,
     refused_keys: &mut BTreeSet<FixKey>,
-) -> Vec<&'f Finding> {
-    let mut kept: Vec<&Finding> = Vec::new();
-    for f in batch {
+) -> Vec<&'c Candidate> {
+    let mut kept: Vec<&Candidate> = Vec::new();
+    for c in batch {
         let mut trial = kept.clone();
-        trial.push(f);
-        let fixes: Vec<&Fix> = trial.iter().map(|f| fix_of(f)).collect();
+        trial.push(c);
+        let fixes: Vec<&Fix> = trial.iter().map(|c| &c.fix).collect();
         let result = apply(sources, &fixes);
         let mut candidate = overlay.clone();
         for (file, text) in result.changed {
             candidate.insert(sources.source(file).path.clone(), text);
         }
         if checker.check(&candidate).is_ok() {
-            kept.push(f);
+            kept.push(c);
         } else {
-            refused_keys.insert(FixKey::of(f));
+            refused_keys.insert(c.key);
             refused.push(RefusedFix {
-                rule: f.rule,
-                description: fix_of(f).description.clone(),
+                rule: c.rule,
+                description: c.fix.description.clone(),
                 reason: "the configuration no longer loads after this fix".into(),
             });
         }
@@ -382,6 +377,30 @@ fn selected(f: &Finding, fix: &Fix, options: &FixOptions) -> bool {
         Some(rules) => rules
             .iter()
             .any(|r| r.eq_ignore_ascii_case(f.rule) || r == f.name),
+    }
+}
+
+/// A fix the loop may apply, copied out of its finding with what the loop
+/// needs of the finding, so that a round's findings can be released before
+/// the next round is checked.
+struct Candidate {
+    rule: &'static str,
+    name: &'static str,
+    key: FixKey,
+    /// Where the finding is, for the order fixes are merged in.
+    place: Option<(FileId, u32)>,
+    fix: Fix,
+}
+
+impl Candidate {
+    fn of(f: &Finding) -> Candidate {
+        Candidate {
+            rule: f.rule,
+            name: f.name,
+            key: FixKey::of(f),
+            place: f.primary.map(|s| (s.file, s.start)),
+            fix: fix_of(f).clone(),
+        }
     }
 }
 

@@ -160,7 +160,8 @@ fn fixing_the_output_again_changes_nothing() {
     let second = fix(&mut checker(again_files, toys), &FixOptions::default()).unwrap();
     assert_eq!(second.changes().count(), 0);
     assert!(second.applied.is_empty());
-    assert!(second.initial_findings.is_empty());
+    assert_eq!(second.rounds, 0);
+    assert!(second.last.findings.is_empty());
 }
 
 #[test]
@@ -234,6 +235,25 @@ fn a_fix_that_breaks_the_parse_is_refused_and_the_others_kept() {
     assert!(run.refused.iter().all(|r| r.rule == "T009"));
     assert_eq!(run.refused.len(), 2);
     assert!(run.refused[0].reason.contains("no longer loads"));
+}
+
+#[test]
+fn when_no_fix_loads_the_last_findings_are_those_of_the_original() {
+    // The loop releases a round's findings while it checks a candidate
+    // text; when every candidate is refused, the run must still end with
+    // the original's findings, fixes included.
+    let toys = Toys {
+        breaks_parse: true,
+        ..Toys::default()
+    };
+    let original = checker(UPSTREAMS, toys)(&Overlay::default()).unwrap();
+    assert_eq!(original.findings.len(), 2);
+    let run = fix(&mut checker(UPSTREAMS, toys), &FixOptions::default()).unwrap();
+    assert_eq!(run.changes().count(), 0);
+    assert_eq!(run.refused.len(), 2);
+    assert!(run.applied.is_empty());
+    assert_eq!(run.last.findings, original.findings);
+    assert!(run.last.findings.iter().all(|f| f.fix.is_some()));
 }
 
 #[test]
