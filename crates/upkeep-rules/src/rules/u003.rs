@@ -51,7 +51,8 @@ server {
 Add `proxy_set_header Connection "";` to the level whose `proxy_set_header`
 list the route uses (an empty value means "do not send"), or to the narrowest
 block covering the routes when no level sets any header; replace an explicit
-`close`. Remember that a level with any `proxy_set_header` inherits none from
+`close` with `""`, or delete the `close` line when its list already has a
+`Connection ""` line. Remember that a level with any `proxy_set_header` inherits none from
 above (U004).
 
 ## References
@@ -141,7 +142,27 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 format!("used by {}", ctx.describe(route.block)),
             );
         }
-        if let Some(edit) = edits::replace_arg(d, 1, "\"\"") {
+        // Another `Connection` line of the same list with an empty value
+        // already sends no header (nginx skips a header whose value is
+        // empty), so the `close` line goes rather than becoming a second
+        // such line. The level keeps that line, so what it inherits is
+        // unchanged.
+        let empty_sibling = level.is_some_and(|l| {
+            ctx.model
+                .array(l, "proxy_set_header")
+                .entries_for("Connection")
+                .iter()
+                .any(|e| !std::ptr::eq(*e, d) && e.args.get(1).is_some_and(|v| v.value().is_empty()))
+        });
+        if empty_sibling {
+            f = f
+                .help("delete this line: the `proxy_set_header Connection \"\";` of the same list already sends no Connection header")
+                .with_fix(Fix {
+                    applicability: Applicability::Safe,
+                    description: "delete the `Connection close` line (the list's empty `Connection` line remains)".into(),
+                    edits: vec![edits::delete_directive(ctx, d)],
+                });
+        } else if let Some(edit) = edits::replace_arg(d, 1, "\"\"") {
             f = f
                 .help("send no Connection header: `proxy_set_header Connection \"\";`")
                 .with_fix(Fix {
