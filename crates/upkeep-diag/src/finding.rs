@@ -38,7 +38,7 @@ pub struct Label {
 }
 
 /// Replace the bytes of `span` with `content`. An insertion is an empty span.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Edit {
     pub span: Span,
     pub content: String,

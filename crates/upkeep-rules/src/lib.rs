@@ -125,10 +125,7 @@ pub fn check<C: ConfigSource>(config: &C, opts: &CheckOptions) -> CheckReport {
         findings.clear();
     }
     dedupe(&ctx, &mut findings);
-    findings.sort_by_key(|f| {
-        let p = f.primary.unwrap_or_default();
-        (p.file, p.start, p.end, f.rule)
-    });
+    sort_by_place(&mut findings);
 
     let mut assumptions = Vec::new();
     if opts.version_source == VersionSource::Assumed {
@@ -176,11 +173,19 @@ const PARALLEL_ABOVE_BLOCKS: usize = 2_000;
 /// read-only model.
 fn run_checks(ctx: &Ctx, checks: &[registry::CheckFn]) -> Vec<Finding> {
     let parallel = ctx.model.blocks.len() > PARALLEL_ABOVE_BLOCKS;
-    let per_rule = upkeep_diag::parallel::map_ordered(checks, parallel, |check| check(ctx));
-    // One exact-size list: a large config has tens of thousands of
-    // findings, and growing the list by doubling would leave up to half of
-    // it unused for the rest of the run.
-    let mut all = Vec::with_capacity(per_rule.iter().map(Vec::len).sum());
+    let mut per_rule = upkeep_diag::parallel::map_ordered(checks, parallel, |check| check(ctx));
+    // A large config has tens of thousands of findings, most often from one
+    // rule: that rule's list becomes the whole list, and the others' are
+    // moved around it in registry order, instead of all of them being
+    // copied into a new list while the old ones still stand.
+    let total: usize = per_rule.iter().map(Vec::len).sum();
+    let Some(largest) = (0..per_rule.len()).max_by_key(|&i| per_rule[i].len()) else {
+        return Vec::new();
+    };
+    let mut all = std::mem::take(&mut per_rule[largest]);
+    all.reserve_exact(total - all.len());
+    let before: Vec<Finding> = per_rule.drain(..largest).flatten().collect();
+    all.splice(0..0, before);
     all.extend(per_rule.into_iter().flatten());
     all
 }
@@ -210,26 +215,69 @@ fn dedupe(ctx: &Ctx, findings: &mut Vec<Finding>) {
     drop(seen);
     let mut keep = keep.into_iter();
     findings.retain(|_| keep.next().unwrap_or(true));
-    let mut fixes_seen: std::collections::BTreeMap<Vec<upkeep_diag::Edit>, String> =
-        std::collections::BTreeMap::new();
-    for f in findings.iter_mut() {
-        let Some(fix) = &f.fix else { continue };
-        if let Some(first) = fixes_seen.get(&fix.edits) {
-            let note = format!("the fix offered at {first} covers this too");
+    // The same way for fixes: keyed by a hash of the edits, and a fix is
+    // dropped only when its edits equal those of the first one seen under
+    // that key (which keeps its fix).
+    let mut fixes_seen: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    for i in 0..findings.len() {
+        let Some(fix) = &findings[i].fix else {
+            continue;
+        };
+        let first = *fixes_seen.entry(hash_of(&fix.edits)).or_insert(i);
+        let same = first != i
+            && findings[first]
+                .fix
+                .as_ref()
+                .is_some_and(|g| g.edits == fix.edits);
+        if same {
+            let here = findings[first]
+                .primary
+                .map(|p| ctx.place(p))
+                .unwrap_or_default();
+            let f = &mut findings[i];
             f.fix = None;
-            f.notes.push(note);
-        } else {
-            let here = f.primary.map(|p| ctx.place(p)).unwrap_or_default();
-            fixes_seen.insert(fix.edits.clone(), here);
+            f.notes
+                .push(format!("the fix offered at {here} covers this too"));
         }
     }
 }
 
-/// A hash of `text` that is the same for equal texts within one run.
-fn hash_of(text: &str) -> u64 {
+/// Sorts findings by place (file, start, end), then rule, keeping the order
+/// they came in among equals. A stable sort of the findings themselves
+/// takes a buffer of half of them (megabytes on a large configuration);
+/// sorting their keys and then moving each finding once into its place
+/// takes a few bytes per finding.
+fn sort_by_place(findings: &mut [Finding]) {
+    let mut order: Vec<(u32, u32, u32, &'static str, usize)> = findings
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let p = f.primary.unwrap_or_default();
+            (p.file.0, p.start, p.end, f.rule, i)
+        })
+        .collect();
+    // Unstable is enough: the index makes every key distinct.
+    order.sort_unstable();
+    // `from[k]`: the index of the finding that belongs at `k`. Each cycle
+    // of the permutation is followed once, swapping along it.
+    let mut from: Vec<usize> = order.into_iter().map(|(.., i)| i).collect();
+    for start in 0..from.len() {
+        let mut k = start;
+        while from[k] != start {
+            let next = from[k];
+            findings.swap(k, next);
+            from[k] = k;
+            k = next;
+        }
+        from[k] = k;
+    }
+}
+
+/// A hash of `value` that is the same for equal values within one run.
+fn hash_of<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
     use std::hash::BuildHasher;
     std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-        .hash_one(text)
+        .hash_one(value)
 }
 
 /// The severity a rule's findings get after overrides.
@@ -238,4 +286,53 @@ pub fn effective_severity(opts: &CheckOptions, info: &RuleInfo) -> Severity {
         .get(info.id)
         .copied()
         .unwrap_or(info.severity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use upkeep_syntax::{FileId, Span};
+
+    /// Findings at a few places with repeated places and rules, tagged in
+    /// their message with the order they came in.
+    fn findings(places: &[(u32, u32, &'static str)]) -> Vec<Finding> {
+        places
+            .iter()
+            .enumerate()
+            .map(|(i, &(file, start, rule))| {
+                let mut f = Finding::new(rule, "t", Severity::Info, format!("{i}"));
+                if file > 0 {
+                    f = f.at(Span::new(FileId(file - 1), start, start + 1));
+                }
+                f
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sorting_by_place_keeps_the_order_of_equals_as_a_stable_sort_does() {
+        // A fixed pseudo-random sequence with many ties (3 files x 5
+        // places x 3 rules, 400 findings, some with no place).
+        let mut state: u32 = 7;
+        let mut next = |n: u32| {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (state >> 16) % n
+        };
+        let rules = ["U001", "U003", "U007"];
+        let places: Vec<(u32, u32, &'static str)> = (0..400)
+            .map(|_| (next(4), next(5) * 10, rules[next(3) as usize]))
+            .collect();
+        let mut expected = findings(&places);
+        expected.sort_by_key(|f| {
+            let p = f.primary.unwrap_or_default();
+            (p.file, p.start, p.end, f.rule)
+        });
+        let mut sorted = findings(&places);
+        sort_by_place(&mut sorted);
+        let messages = |v: &[Finding]| v.iter().map(|f| f.message.clone()).collect::<Vec<_>>();
+        assert_eq!(messages(&sorted), messages(&expected));
+        let mut empty: Vec<Finding> = Vec::new();
+        sort_by_place(&mut empty);
+        assert!(empty.is_empty());
+    }
 }
