@@ -207,7 +207,7 @@ pub fn fix<C: Checker>(
 
         // Whether this round's findings were released to check a candidate
         // text: a large configuration has tens of thousands of them, and
-        // the fixes were taken out of them.
+        // the candidates hold copies of the fixes they need.
         let mut released = false;
         let mut batch: Vec<&Candidate> = candidates.iter().collect();
         let next = loop {

@@ -71,12 +71,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
         if d.block().is_none() {
             return d.span();
         }
-        let end = d
-            .args
-            .last()
-            .map(|a| a.span().end)
-            .unwrap_or(d.name.span().end);
-        Span::new(d.span().file, d.name.span().start, end)
+        Span::new(d.span().file, d.name.span().start, d.last_word().span().end)
     }
 
     /// `location /api/`, `server example.com`…

@@ -235,8 +235,13 @@ impl Directive {
         block: Option<Block>,
         end: u32,
     ) -> Directive {
-        let last_word_end = args.last().unwrap_or(&name).span().end;
-        let extra = match block {
+        let mut directive = Directive {
+            name,
+            args,
+            extra: None,
+        };
+        let last_word_end = directive.last_word().span().end;
+        directive.extra = match block {
             Some(block) => {
                 debug_assert_eq!(block.close + 1, end);
                 Some(Box::new(DirectiveExtra::Block {
@@ -250,7 +255,13 @@ impl Directive {
                 inner_comments,
             })),
         };
-        Directive { name, args, extra }
+        directive
+    }
+
+    /// The last argument, or the name when there is none: where the head
+    /// of the directive ends.
+    pub fn last_word(&self) -> &Word {
+        self.args.last().unwrap_or(&self.name)
     }
 
     /// One past the `;` or the closing `}`.
@@ -258,7 +269,7 @@ impl Directive {
         match self.extra.as_deref() {
             Some(DirectiveExtra::Block { block, .. }) => block.close + 1,
             Some(DirectiveExtra::Simple { end, .. }) => *end,
-            None => self.args.last().unwrap_or(&self.name).span().end + 1,
+            None => self.last_word().span().end + 1,
         }
     }
 

@@ -52,8 +52,8 @@ Add `proxy_set_header Connection "";` to the level whose `proxy_set_header`
 list the route uses (an empty value means "do not send"), or to the narrowest
 block covering the routes when no level sets any header; replace an explicit
 `close` with `""`, or delete the `close` line when its list already has a
-`Connection ""` line. Remember that a level with any `proxy_set_header` inherits none from
-above (U004).
+`Connection ""` line. Remember that a level with any `proxy_set_header`
+inherits none from above (U004).
 
 ## References
 - https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_set_header, https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive ("For HTTP, the proxy_http_version directive should be set to 1.1 and the Connection header field should be cleared")
@@ -61,9 +61,15 @@ above (U004).
 "#,
 };
 
-/// A `Connection close` entry, the level holding its list, and the routes it
+/// A `Connection close` entry, the level holding its list, whether another
+/// `Connection` line of that list has an empty value, and the routes it
 /// reaches.
-type ExplicitClose<'a> = (&'a upkeep_syntax::Directive, Option<BlockId>, Vec<RouteId>);
+type ExplicitClose<'a> = (
+    &'a upkeep_syntax::Directive,
+    Option<BlockId>,
+    bool,
+    Vec<RouteId>,
+);
 
 pub fn check(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -104,7 +110,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             // nginx sends every entry's line, so one `close` is enough,
             // wherever it stands among the others.
             Some(_) => {
-                for d in connection {
+                for &d in &connection {
                     let Some(value) = d.args.get(1) else { continue };
                     if value.value().contains(&b'$') {
                         continue; // a variable: U005 evaluates maps
@@ -112,8 +118,14 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                     if value.text().to_ascii_lowercase().contains("close") {
                         explicit
                             .entry((d.span().file.0, d.span().start))
-                            .or_insert((d, list.level, Vec::new()))
-                            .2
+                            .or_insert_with(|| {
+                                let empty_sibling = connection.iter().any(|e| {
+                                    !std::ptr::eq(*e, d)
+                                        && e.args.get(1).is_some_and(|v| v.value().is_empty())
+                                });
+                                (d, list.level, empty_sibling, Vec::new())
+                            })
+                            .3
                             .push(r);
                     }
                 }
@@ -121,7 +133,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         }
     }
 
-    for (d, level, routes) in explicit.into_values() {
+    for (d, level, empty_sibling, routes) in explicit.into_values() {
         // Naming the level keeps the same line at two levels two distinct
         // findings for the fix loop (a copy made by U004's fix is not the
         // original coming back).
@@ -147,13 +159,6 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         // empty), so the `close` line goes rather than becoming a second
         // such line. The level keeps that line, so what it inherits is
         // unchanged.
-        let empty_sibling = level.is_some_and(|l| {
-            ctx.model
-                .array(l, "proxy_set_header")
-                .entries_for("Connection")
-                .iter()
-                .any(|e| !std::ptr::eq(*e, d) && e.args.get(1).is_some_and(|v| v.value().is_empty()))
-        });
         if empty_sibling {
             f = f
                 .help("delete this line: the `proxy_set_header Connection \"\";` of the same list already sends no Connection header")

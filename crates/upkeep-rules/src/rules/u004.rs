@@ -1,4 +1,3 @@
-
 use upkeep_diag::{Applicability, Finding, Fix, Severity};
 use upkeep_model::{BlockId, Protocol, RouteId};
 
