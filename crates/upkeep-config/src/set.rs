@@ -395,8 +395,8 @@ impl ConfigSet {
 }
 
 impl SourceMap for ConfigSet {
-    fn source(&self, id: FileId) -> &SourceFile {
-        self.file(id)
+    fn get(&self, id: FileId) -> Option<&SourceFile> {
+        self.files.get(id.0 as usize)
     }
 }
 

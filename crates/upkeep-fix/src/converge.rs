@@ -13,6 +13,7 @@
 //! history, instead of being copied into each of them.
 
 use crate::apply::{apply, Applied, Outcome};
+use crate::lineage::{Lineage, Step};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use upkeep_diag::{Applicability, Edit, Finding, Fix};
@@ -119,9 +120,8 @@ pub struct RefusedFix {
 }
 
 /// One file's change in one round: the text before, the edits, the text
-/// after. Kept so that tests (and curious users) can verify that nothing
-/// outside the edits changed. The texts are shared with the run's
-/// originals, overlay and other changes, not copies.
+/// after. Rebuilt on request ([`FixRun::history`]) so that tests (and
+/// curious users) can verify that nothing outside the edits changed.
 #[derive(Clone, Debug)]
 pub struct FileChange {
     pub round: usize,
@@ -145,8 +145,8 @@ pub struct FixRun<S> {
     pub rounds: usize,
     /// No selected fixable finding is left (apart from refused fixes).
     pub converged: bool,
-    /// Every file change of every round, in order.
-    pub history: Vec<FileChange>,
+    /// How each changed file got from its original text to its final one.
+    lineages: BTreeMap<String, Lineage>,
 }
 
 impl<S> FixRun<S> {
@@ -157,24 +157,56 @@ impl<S> FixRun<S> {
             (old.as_slice() != new).then_some((path, old.as_slice(), new))
         })
     }
+
+    /// Every file change of every round, by round, each file's texts
+    /// rebuilt from its final one. An error names a file whose rebuilt
+    /// original is not the text that was read (which [`fix`] has already
+    /// ruled out).
+    pub fn history(&self) -> Result<Vec<FileChange>, String> {
+        let mut history = Vec::new();
+        for (path, lineage) in &self.lineages {
+            let newest = self
+                .overlay
+                .get(path)
+                .ok_or_else(|| format!("{path}: changed, but its final text is not kept"))?;
+            let texts = lineage
+                .texts(newest)
+                .ok_or_else(|| format!("{path}: its original text could not be rebuilt"))?;
+            let texts: Vec<SharedText> = texts.into_iter().map(Arc::new).collect();
+            for (i, step) in lineage.steps.iter().enumerate() {
+                history.push(FileChange {
+                    round: step.round,
+                    path: path.clone(),
+                    before: Arc::clone(&texts[i]),
+                    edits: step.edits.clone(),
+                    after: Arc::clone(&texts[i + 1]),
+                });
+            }
+        }
+        history.sort_by_key(|c| c.round);
+        Ok(history)
+    }
 }
 
 /// Runs the loop. An error from the first check (the input itself does not
 /// load) is returned as is; errors after a fix mean the fix broke the config,
 /// and that fix is refused.
+///
+/// While a candidate text is checked, the texts it was made from are not
+/// held: only the edits that undo it are (see [`crate::lineage`]), so the
+/// run's peak is one check of one copy of the configuration.
 pub fn fix<C: Checker>(
     checker: &mut C,
     options: &FixOptions,
 ) -> Result<FixRun<C::Sources>, C::Error> {
     let mut overlay = Overlay::default();
     let mut round = checker.check(&overlay)?;
-    let mut originals: BTreeMap<String, SharedText> = BTreeMap::new();
+    let mut lineages: BTreeMap<String, Lineage> = BTreeMap::new();
     let mut applied: Vec<AppliedFix> = Vec::new();
     let mut refused: Vec<RefusedFix> = Vec::new();
     let mut refused_keys: BTreeSet<FixKey> = BTreeSet::new();
     let mut applied_keys: BTreeSet<FixKey> = BTreeSet::new();
     let mut rounds = 0;
-    let mut history: Vec<FileChange> = Vec::new();
 
     let converged = loop {
         let mut candidates: Vec<Candidate> = round
@@ -205,12 +237,9 @@ pub fn fix<C: Checker>(
         // Deterministic merge order: by rule, then by place.
         candidates.sort_by_key(|c| (c.rule, c.place));
 
-        // Whether this round's findings were released to check a candidate
-        // text: a large configuration has tens of thousands of them, and
-        // the candidates hold copies of the fixes they need.
-        let mut released = false;
         let mut batch: Vec<&Candidate> = candidates.iter().collect();
-        let next = loop {
+        // Whether a candidate loaded and became the text the loop goes on with.
+        let advanced = loop {
             let fixes: Vec<&Fix> = batch.iter().map(|c| &c.fix).collect();
             let Applied {
                 changed,
@@ -229,64 +258,80 @@ pub fn fix<C: Checker>(
                 }
             }
             if changed.is_empty() {
-                break None;
+                break false;
             }
-            // The candidate overlay shares its texts with the overlay; each
-            // new text is moved in, once.
+            // The candidate overlay shares its unchanged texts with the
+            // overlay; each new text is moved in, once. Each changed file
+            // gets the step that undoes this change.
             let mut candidate = overlay.clone();
-            let mut changes: Vec<(FileId, SharedText)> = Vec::with_capacity(changed.len());
+            let mut steps: Vec<(FileId, String, Step)> = Vec::with_capacity(changed.len());
             for (file, text) in changed {
                 let src = round.sources.source(file);
-                originals
+                lineages
                     .entry(src.path.clone())
-                    .or_insert_with(|| Arc::clone(&src.text));
-                let text = Arc::new(text);
-                candidate.insert_shared(src.path.clone(), Arc::clone(&text));
-                changes.push((file, text));
+                    .or_insert_with(|| Lineage::new(&src.text));
+                let step = Step::new(rounds, &src.text, edits.remove(&file).unwrap_or_default());
+                candidate.insert_shared(src.path.clone(), Arc::new(text));
+                steps.push((file, src.path.clone(), step));
             }
-            if !released {
-                drop(std::mem::take(&mut round.findings));
-                released = true;
-            }
+            let edited: Vec<Vec<String>> = batch
+                .iter()
+                .map(|c| edited_paths(&round.sources, &c.fix))
+                .collect();
+            // Release this round while the candidate is checked: its
+            // findings (the candidates hold copies of the fixes they need)
+            // and its texts, which the steps can rebuild.
+            drop(round);
+            drop(std::mem::take(&mut overlay));
             match checker.check(&candidate) {
                 Ok(next_round) => {
-                    for (file, after) in changes {
-                        let path = &round.sources.source(file).path;
-                        // The text this round was loaded from: the overlay's
-                        // when the file changed in an earlier round, the
-                        // original otherwise.
-                        let before = overlay
-                            .get_shared(path)
-                            .or_else(|| originals.get(path))
-                            .map(Arc::clone)
-                            .expect("the original of a changed file is recorded");
-                        debug_assert_eq!(
-                            before.as_slice(),
-                            round.sources.source(file).text.as_slice()
-                        );
-                        history.push(FileChange {
-                            round: rounds,
-                            path: path.clone(),
-                            before,
-                            edits: edits.remove(&file).unwrap_or_default(),
-                            after,
-                        });
+                    for (_, path, step) in steps {
+                        lineages
+                            .get_mut(&path)
+                            .expect("a lineage is made for every changed file")
+                            .steps
+                            .push(step);
                     }
-                    for (c, outcome) in batch.iter().zip(&outcomes) {
+                    for ((c, outcome), files) in batch.iter().zip(&outcomes).zip(edited) {
                         if outcome.is_applied() {
                             applied_keys.insert(c.key);
                             applied.push(AppliedFix {
                                 rule: c.rule,
                                 name: c.name,
                                 description: c.fix.description.clone(),
-                                files: edited_paths(&round.sources, &c.fix),
+                                files,
                                 round: rounds,
                             });
                         }
                     }
-                    break Some((candidate, next_round));
+                    overlay = candidate;
+                    round = next_round;
+                    break true;
                 }
                 Err(_) => {
+                    // Back to the texts the candidate was made from, loaded
+                    // again: the fixes' places point into them.
+                    overlay = undo_candidate(&candidate, &steps, &lineages);
+                    // Files this candidate was the first to change start
+                    // afresh when they change again.
+                    lineages.retain(|_, lineage| !lineage.steps.is_empty());
+                    round = checker.check(&overlay)?;
+                    let moved = not_as_before(&round.sources, &candidate, &steps);
+                    drop(candidate);
+                    if let Some(path) = moved {
+                        // A file read from disk changed during the run: the
+                        // fixes' places no longer fit it.
+                        for c in &batch {
+                            if refused_keys.insert(c.key) {
+                                refused.push(RefusedFix {
+                                    rule: c.rule,
+                                    description: c.fix.description.clone(),
+                                    reason: format!("{path} changed while it was being fixed"),
+                                });
+                            }
+                        }
+                        break false;
+                    }
                     // Find the fixes the config still loads with, one at a
                     // time, and refuse the others.
                     batch = loadable_subset(
@@ -298,29 +343,54 @@ pub fn fix<C: Checker>(
                         &mut refused_keys,
                     );
                     if batch.is_empty() {
-                        break None;
+                        break false;
                     }
                 }
             }
         };
-        match next {
-            Some((candidate, next_round)) => {
-                overlay = candidate;
-                round = next_round;
-            }
+        if !advanced {
             // Nothing changed the text: the remaining fixes are refused,
-            // overlapping or no-ops.
-            None => {
-                if released {
-                    // The findings of this round's text were released for
-                    // a candidate that did not load: check the text again
-                    // for the run's last findings.
-                    round = checker.check(&overlay)?;
-                }
-                break refused_keys.is_superset(&candidates.iter().map(|c| c.key).collect());
-            }
+            // overlapping or no-ops. `round` is the check of the text as it
+            // stands (loaded again if a candidate was tried).
+            break refused_keys.is_superset(&candidates.iter().map(|c| c.key).collect());
         }
     };
+
+    lineages.retain(|_, lineage| !lineage.steps.is_empty());
+    let mut originals: BTreeMap<String, SharedText> = BTreeMap::new();
+    for (path, lineage) in &lineages {
+        let original = overlay
+            .get(path)
+            .and_then(|newest| lineage.original(newest));
+        match original {
+            Some(text) => {
+                originals.insert(path.clone(), Arc::new(text));
+            }
+            None => {
+                // Never expected: the steps do not lead back to the text
+                // that was read. Nothing is offered rather than a diff
+                // against a text that is not on disk.
+                let reason = format!(
+                    "internal error: the original text of {path} could not be rebuilt from the fixed one; no fix is offered"
+                );
+                refused.extend(applied.into_iter().map(|a| RefusedFix {
+                    rule: a.rule,
+                    description: a.description,
+                    reason: reason.clone(),
+                }));
+                return Ok(FixRun {
+                    originals: BTreeMap::new(),
+                    overlay: Overlay::default(),
+                    applied: Vec::new(),
+                    refused,
+                    last: checker.check(&Overlay::default())?,
+                    rounds,
+                    converged: false,
+                    lineages: BTreeMap::new(),
+                });
+            }
+        }
+    }
 
     Ok(FixRun {
         originals,
@@ -330,7 +400,49 @@ pub fn fix<C: Checker>(
         last: round,
         rounds,
         converged,
-        history,
+        lineages,
+    })
+}
+
+/// The overlay `candidate` was made from: each text the candidate changed
+/// is rebuilt by undoing its step, or left to the loader again when the
+/// loop had not changed that file before.
+fn undo_candidate(
+    candidate: &Overlay,
+    steps: &[(FileId, String, Step)],
+    lineages: &BTreeMap<String, Lineage>,
+) -> Overlay {
+    let mut overlay = candidate.clone();
+    for (_, path, step) in steps {
+        let changed_before = lineages.get(path).is_some_and(|l| !l.steps.is_empty());
+        if changed_before {
+            let newest = candidate
+                .get(path)
+                .expect("the candidate holds every text it changed");
+            overlay.insert(path.clone(), step.undo(newest));
+        } else {
+            overlay.files.remove(path);
+        }
+    }
+    overlay
+}
+
+/// The first file `candidate` changed that `sources` (the texts it was
+/// made from, loaded again) does not hold as it was: a file read from disk
+/// again can have changed since, or another file can now have its number.
+fn not_as_before(
+    sources: &dyn SourceMap,
+    candidate: &Overlay,
+    steps: &[(FileId, String, Step)],
+) -> Option<String> {
+    steps.iter().find_map(|(file, path, step)| {
+        let before = candidate.get(path).map(|newest| step.undo(newest));
+        match sources.get(*file) {
+            Some(src) if src.path == *path && Some(src.text.as_slice()) == before.as_deref() => {
+                None
+            }
+            _ => Some(path.clone()),
+        }
     })
 }
 

@@ -15,6 +15,7 @@
 pub mod apply;
 pub mod converge;
 pub mod diff;
+mod lineage;
 pub mod verify;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod write;

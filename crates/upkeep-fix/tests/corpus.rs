@@ -114,10 +114,15 @@ fn corpus_round_trip(version: &str, opts: &CheckOptions) {
         for a in &first.applied {
             *applied.entry(a.rule).or_default() += 1;
         }
-        for change in &first.history {
-            if let Err(e) = upkeep_fix::verify::only_edits_changed(change) {
-                failures.push(format!("{main}: {e}"));
+        match first.history() {
+            Ok(history) => {
+                for change in &history {
+                    if let Err(e) = upkeep_fix::verify::only_edits_changed(change) {
+                        failures.push(format!("{main}: {e}"));
+                    }
+                }
             }
+            Err(e) => failures.push(format!("{main}: {e}")),
         }
         if !first.converged {
             failures.push(format!(

@@ -19,11 +19,12 @@ const TWO_LOCATIONS: &[(&str, &str)] = &[(
 
 /// Every round's change is exactly its edits, and the rounds chain up.
 fn assert_history(run: &upkeep_fix::FixRun<Files>) {
-    for c in &run.history {
+    let history = run.history().unwrap();
+    for c in &history {
         upkeep_fix::verify::only_edits_changed(c).unwrap();
     }
     for (path, old, new) in run.changes() {
-        let steps: Vec<_> = run.history.iter().filter(|c| c.path == path).collect();
+        let steps: Vec<_> = history.iter().filter(|c| c.path == path).collect();
         assert_eq!(steps.first().unwrap().before.as_slice(), old);
         assert_eq!(steps.last().unwrap().after.as_slice(), new);
         for w in steps.windows(2) {
@@ -254,6 +255,90 @@ fn when_no_fix_loads_the_last_findings_are_those_of_the_original() {
     assert!(run.applied.is_empty());
     assert_eq!(run.last.findings, original.findings);
     assert!(run.last.findings.iter().all(|f| f.fix.is_some()));
+}
+
+#[test]
+fn a_fix_that_breaks_the_parse_in_a_later_round_goes_back_to_that_rounds_text() {
+    // The loop keeps only the newest text while it checks a candidate, and
+    // rebuilds the text the candidate was made from when the candidate
+    // does not load. Here the breaking fixes only appear in round 2, on a
+    // text round 1 already changed.
+    let upstream_only = Toys {
+        upstream: true,
+        ..Toys::default()
+    };
+    let clean = fix(
+        &mut checker(UPSTREAMS, upstream_only),
+        &FixOptions::default(),
+    )
+    .unwrap();
+    let after_round_one = final_texts(&clean)["nginx.conf"].clone();
+    assert!(after_round_one.contains("keepalive 32;"));
+
+    let mut breaks_later = |overlay: &Overlay| {
+        let fixed_once = overlay
+            .get("nginx.conf")
+            .is_some_and(|t| String::from_utf8_lossy(t).contains("keepalive 32;"));
+        let toys = Toys {
+            upstream: true,
+            breaks_parse: fixed_once,
+            ..Toys::default()
+        };
+        common::check(UPSTREAMS, overlay, toys)
+    };
+    let run = fix(&mut breaks_later, &FixOptions::default()).unwrap();
+    assert_eq!(run.rounds, 2);
+    assert_eq!(final_texts(&run)["nginx.conf"], after_round_one);
+    assert_eq!(run.applied.len(), clean.applied.len());
+    assert!(run.applied.iter().all(|a| a.round == 1));
+    assert_eq!(run.refused.len(), 2);
+    assert!(run
+        .refused
+        .iter()
+        .all(|r| r.rule == "T009" && r.reason.contains("no longer loads")));
+    assert_history(&run);
+    assert_eq!(run.history().unwrap().len(), 1);
+    // The last findings are those of the round-1 text, loaded again.
+    let expected = breaks_later(&run.overlay).unwrap();
+    assert_eq!(run.last.findings, expected.findings);
+}
+
+#[test]
+fn a_file_that_changes_on_disk_during_the_run_gets_no_fix_made_for_its_old_text() {
+    // When a candidate does not load, the text it was made from is loaded
+    // again to try the fixes one by one. If the file changed on disk in the
+    // meantime, the fixes' places no longer fit it: all are refused.
+    const EDITED: &[(&str, &str)] = &[(
+        "nginx.conf",
+        "# edited by someone else\nhttp {\n  upstream app {\n    server 127.0.0.1:8080;\n  }\n\n  # two blocks, odd   spacing kept\n  upstream   api{server 127.0.0.1:9090;}\n}\n",
+    )];
+    let toys = Toys {
+        upstream: true,
+        breaks_parse: true,
+        ..Toys::default()
+    };
+    let mut calls = 0;
+    let mut disk_changes = |overlay: &Overlay| {
+        calls += 1;
+        let files = if calls == 1 { UPSTREAMS } else { EDITED };
+        common::check(files, overlay, toys)
+    };
+    let run = fix(&mut disk_changes, &FixOptions::default()).unwrap();
+    assert_eq!(run.changes().count(), 0);
+    assert!(run.applied.is_empty());
+    // Every fix of the batch (the two identical T009 fixes are one).
+    let rules: Vec<&str> = run.refused.iter().map(|r| r.rule).collect();
+    assert_eq!(rules, ["T001", "T001", "T002", "T002", "T009"]);
+    assert!(run
+        .refused
+        .iter()
+        .all(|r| r.reason == "nginx.conf changed while it was being fixed"));
+    assert!(run.history().unwrap().is_empty());
+    // The last check is of the file as it now is.
+    assert_eq!(
+        run.last.sources.0[0].text.as_slice(),
+        EDITED[0].1.as_bytes()
+    );
 }
 
 #[test]

@@ -202,18 +202,27 @@ fn count_line_feeds(bytes: &[u8]) -> u32 {
 /// configuration, or a single file in a test. Renderers take this.
 /// `Sync` so that renderers can read the files from several threads.
 pub trait SourceMap: Sync {
-    fn source(&self, id: FileId) -> &SourceFile;
+    /// The file behind `id`, if the map has one: a `FileId` from another
+    /// load of the configuration (which may have read more or fewer files)
+    /// is not trusted to be in range.
+    fn get(&self, id: FileId) -> Option<&SourceFile>;
+
+    /// The file behind `id`, which must come from this map.
+    fn source(&self, id: FileId) -> &SourceFile {
+        self.get(id)
+            .unwrap_or_else(|| panic!("file {} is not in this source map", id.0))
+    }
 }
 
 impl SourceMap for SourceFile {
-    fn source(&self, _id: FileId) -> &SourceFile {
-        self
+    fn get(&self, _id: FileId) -> Option<&SourceFile> {
+        Some(self)
     }
 }
 
 impl SourceMap for [SourceFile] {
-    fn source(&self, id: FileId) -> &SourceFile {
-        &self[id.0 as usize]
+    fn get(&self, id: FileId) -> Option<&SourceFile> {
+        <[SourceFile]>::get(self, id.0 as usize)
     }
 }
 

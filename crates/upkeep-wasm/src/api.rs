@@ -342,8 +342,8 @@ fn shift_hunks(diff: &str, lines: u32) -> String {
 struct RoundFiles(Vec<SourceFile>);
 
 impl SourceMap for RoundFiles {
-    fn source(&self, id: upkeep_syntax::FileId) -> &SourceFile {
-        &self.0[id.0 as usize]
+    fn get(&self, id: upkeep_syntax::FileId) -> Option<&SourceFile> {
+        self.0.get(id.0 as usize)
     }
 }
 

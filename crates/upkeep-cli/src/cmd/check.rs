@@ -546,8 +546,8 @@ pub struct Combined {
 }
 
 impl SourceMap for Combined {
-    fn source(&self, id: FileId) -> &SourceFile {
-        &self.files[id.0 as usize]
+    fn get(&self, id: FileId) -> Option<&SourceFile> {
+        self.files.get(id.0 as usize)
     }
 }
 

@@ -317,8 +317,8 @@ fn run_fix_from(
 pub struct RoundFiles(pub Vec<upkeep_syntax::SourceFile>);
 
 impl upkeep_syntax::SourceMap for RoundFiles {
-    fn source(&self, id: upkeep_syntax::FileId) -> &upkeep_syntax::SourceFile {
-        &self.0[id.0 as usize]
+    fn get(&self, id: upkeep_syntax::FileId) -> Option<&upkeep_syntax::SourceFile> {
+        self.0.get(id.0 as usize)
     }
 }
 
@@ -511,11 +511,16 @@ pub fn write_transaction(
         return Ok(WriteOutcome::NothingToWrite);
     }
     // Belt and braces: every byte outside the fixes' edits must be as read.
-    for change in &run.history {
+    let history = match run.history() {
+        Ok(history) => history,
+        Err(e) => bail!("internal error, nothing was written: {e}"),
+    };
+    for change in &history {
         if let Err(e) = upkeep_fix::verify::only_edits_changed(change) {
             bail!("internal error, nothing was written: {e}");
         }
     }
+    drop(history);
     if let Some((backup, include)) = backup_loaded_by_include(&loaded.set, &plan) {
         return Ok(WriteOutcome::Refused(format!(
             "the backup {} would be loaded by nginx through {}; nothing was written \

@@ -9,8 +9,8 @@ use upkeep_syntax::{FileId, SourceFile, SourceMap, Span};
 pub struct Files(pub Vec<SourceFile>);
 
 impl SourceMap for Files {
-    fn source(&self, id: FileId) -> &SourceFile {
-        &self.0[id.0 as usize]
+    fn get(&self, id: FileId) -> Option<&SourceFile> {
+        self.0.get(id.0 as usize)
     }
 }
 

@@ -32,8 +32,8 @@ impl<L: Loader> Loader for Layered<'_, L> {
 pub struct Files(pub Vec<SourceFile>);
 
 impl SourceMap for Files {
-    fn source(&self, id: FileId) -> &SourceFile {
-        &self.0[id.0 as usize]
+    fn get(&self, id: FileId) -> Option<&SourceFile> {
+        self.0.get(id.0 as usize)
     }
 }
 
