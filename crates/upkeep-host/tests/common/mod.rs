@@ -44,7 +44,7 @@ pub struct Backend {
 
 impl Backend {
     pub fn start(mode: Mode) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = listen_on_a_port_without_time_wait();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicU64::new(0));
@@ -134,6 +134,41 @@ fn read_head(r: &mut impl BufRead) -> Option<usize> {
                 len = v.trim().parse().unwrap_or(0);
             }
         }
+    }
+}
+
+/// A listener on 127.0.0.1 at a port the kernel picks, bound without
+/// `SO_REUSEADDR` (which `TcpListener::bind` sets): the kernel then skips
+/// ports that a TIME_WAIT socket of an earlier test still holds. With the
+/// option it may hand out such a port, and that old socket would be counted
+/// as one of this backend's when the tests count its TIME_WAIT sockets.
+fn listen_on_a_port_without_time_wait() -> TcpListener {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor this function owns until
+    // it hands it to the TcpListener (closed on every error path).
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let bound = libc::bind(
+            fd,
+            std::ptr::addr_of!(addr).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        ) == 0
+            && libc::listen(fd, 128) == 0;
+        if !bound {
+            let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            panic!("listening on 127.0.0.1: {e}");
+        }
+        TcpListener::from_raw_fd(fd)
     }
 }
 
