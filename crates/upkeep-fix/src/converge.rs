@@ -152,9 +152,16 @@ pub struct FixRun<S> {
 impl<S> FixRun<S> {
     /// `(path, before, after)` for every file whose text changed.
     pub fn changes(&self) -> impl Iterator<Item = (&str, &[u8], &[u8])> {
-        self.overlay.iter().filter_map(|(path, new)| {
+        self.shared_changes()
+            .map(|(path, old, new)| (path, old.as_slice(), new.as_slice()))
+    }
+
+    /// [`FixRun::changes`] with the texts shared, for a caller that keeps
+    /// them (`--write` plans its transaction with them, without copies).
+    pub fn shared_changes(&self) -> impl Iterator<Item = (&str, &SharedText, &SharedText)> {
+        self.overlay.files.iter().filter_map(|(path, new)| {
             let old = self.originals.get(path)?;
-            (old.as_slice() != new).then_some((path, old.as_slice(), new))
+            (old != new).then_some((path.as_str(), old, new))
         })
     }
 

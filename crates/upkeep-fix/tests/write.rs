@@ -15,8 +15,8 @@ use upkeep_fix::write::{
 fn planned(path: &Path, original: impl Into<Vec<u8>>, new: impl Into<Vec<u8>>) -> PlannedWrite {
     PlannedWrite {
         path: path.to_path_buf(),
-        original: original.into(),
-        new: new.into(),
+        original: original.into().into(),
+        new: new.into().into(),
     }
 }
 

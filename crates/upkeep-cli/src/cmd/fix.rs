@@ -167,11 +167,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let main = loaded.main_path().to_string();
         let base = loaded.base_dir();
-        // Only --write looks at this load again (for the includes that could
-        // load a backup). Without it, the loaded configuration becomes the
-        // fix loop's first round instead of being loaded a second time, so
-        // that one syntax tree and one copy of each text are alive at once.
-        let first_round = (!args.write).then(|| take_config(&mut loaded.set));
+        // --write keeps what it needs of this load (the includes that could
+        // load a backup); the loaded configuration becomes the fix loop's
+        // first round instead of being loaded a second time, so that one
+        // syntax tree and one copy of each text are alive at once.
+        let write_target = args.write.then(|| WriteTarget::of(&loaded));
+        let first_round = Some(take_config(&mut loaded.set));
         let mut run = match run_fix_from(&main, &loaded, first_round, &load_opts, &opts, &fix_opts)
         {
             Ok(run) => run,
@@ -194,8 +195,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         // The last round's texts are not needed for the diff (the originals
         // and the overlay are): freed before it.
         run.last.sources = RoundFiles(Vec::new());
-        if args.write {
-            match write(&args, &loaded, &run, &base)? {
+        if let Some(target) = &write_target {
+            match write(&args, target, &run, &base)? {
                 code if code != ExitCode::SUCCESS => return Ok(code),
                 _ => {}
             }
@@ -439,12 +440,12 @@ fn plural(n: usize) -> &'static str {
 /// `--write`: one transaction over every changed file, validated by nginx.
 fn write(
     args: &Args,
-    loaded: &Loaded,
+    target: &WriteTarget,
     run: &FixRun<RoundFiles>,
     base: &str,
 ) -> anyhow::Result<ExitCode> {
     let signals = Signals::install()?;
-    let outcome = write_transaction(loaded, run, args.no_nginx_test, &|| signals.caught())?;
+    let outcome = write_transaction(target, run, args.no_nginx_test, &|| signals.caught())?;
     match outcome {
         WriteOutcome::NothingToWrite => {
             if !args.quiet {
@@ -494,17 +495,17 @@ pub enum WriteOutcome {
 /// `upkeep fix --write` and the MCP server's `fix` with `write` both write
 /// through here.
 pub fn write_transaction(
-    loaded: &Loaded,
+    target: &WriteTarget,
     run: &FixRun<RoundFiles>,
     no_nginx_test: bool,
     interrupted: &dyn Fn() -> Option<i32>,
 ) -> anyhow::Result<WriteOutcome> {
     let plan: Vec<PlannedWrite> = run
-        .changes()
+        .shared_changes()
         .map(|(path, old, new)| PlannedWrite {
             path: PathBuf::from(path),
-            original: old.to_vec(),
-            new: new.to_vec(),
+            original: upkeep_fix::SharedText::clone(old),
+            new: upkeep_fix::SharedText::clone(new),
         })
         .collect();
     if plan.is_empty() {
@@ -521,7 +522,7 @@ pub fn write_transaction(
         }
     }
     drop(history);
-    if let Some((backup, include)) = backup_loaded_by_include(&loaded.set, &plan) {
+    if let Some((backup, include)) = backup_loaded_by_include(target, &plan) {
         return Ok(WriteOutcome::Refused(format!(
             "the backup {} would be loaded by nginx through {}; nothing was written \
              (move the file out of the included directory, or use `upkeep fix` without --write and apply the diff)",
@@ -529,7 +530,7 @@ pub fn write_transaction(
             terminal_safe_line(&include)
         )));
     }
-    let main = PathBuf::from(loaded.main_path());
+    let main = target.main.clone();
     let nginx = if no_nginx_test {
         None
     } else {
@@ -862,23 +863,21 @@ fn shown_once<'a>(
 /// sits next to the real file (a sites-enabled symlink's backup is in
 /// sites-available), so that is the path judged. Returns the backup path and
 /// the include directive's place.
-fn backup_loaded_by_include(set: &ConfigSet, plan: &[PlannedWrite]) -> Option<(String, String)> {
-    let mut includes = Vec::new();
-    for (i, tree) in set.trees.iter().enumerate() {
-        collect_includes(&tree.nodes, &mut |d| includes.push((i, d.clone())));
-    }
+fn backup_loaded_by_include(
+    target: &WriteTarget,
+    plan: &[PlannedWrite],
+) -> Option<(String, String)> {
     for p in plan {
         let Ok(real) = std::fs::canonicalize(&p.path) else {
             continue;
         };
         let backup = format!("{}{BACKUP_SUFFIX}", real.display());
-        for (file, d) in &includes {
-            let Some(arg) = d.arg(0) else { continue };
-            let arg = arg.text();
+        for include in &target.includes {
+            let arg = &include.arg;
             let pattern = if arg.starts_with('/') {
                 arg.to_string()
             } else {
-                format!("{}{arg}", set.prefix)
+                format!("{}{arg}", target.prefix)
             };
             // The pattern as written, and with its directory resolved as
             // nginx's glob resolves it (through symlinks).
@@ -892,16 +891,54 @@ fn backup_loaded_by_include(set: &ConfigSet, plan: &[PlannedWrite]) -> Option<(S
                 .iter()
                 .any(|pat| upkeep_config::glob::path_matches(pat, &backup))
             {
-                let src = &set.files[*file];
-                let at = src.line_col(d.span().start);
-                return Some((
-                    backup,
-                    format!("`include {arg}` at {}:{}:{}", src.path, at.line, at.col),
-                ));
+                return Some((backup, format!("`include {arg}` at {}", include.place)));
             }
         }
     }
     None
+}
+
+/// What `--write` needs of the loaded configuration: its main file, and the
+/// `include` lines that could load a backup. Taken before the fix loop, so
+/// that the loaded syntax trees and texts become the loop's first round
+/// instead of being held through it (they are several times the size of
+/// the configuration).
+pub struct WriteTarget {
+    main: PathBuf,
+    /// nginx's prefix, which relative include paths start from.
+    prefix: String,
+    includes: Vec<IncludeLine>,
+}
+
+/// An `include` directive with an argument.
+struct IncludeLine {
+    /// The argument, as nginx reads it.
+    arg: String,
+    /// `path:line:col` of the directive.
+    place: String,
+}
+
+impl WriteTarget {
+    pub fn of(loaded: &Loaded) -> WriteTarget {
+        let set = &loaded.set;
+        let mut includes = Vec::new();
+        for (file, tree) in set.files.iter().zip(&set.trees) {
+            collect_includes(&tree.nodes, &mut |d| {
+                if let Some(arg) = d.arg(0) {
+                    let at = file.line_col(d.span().start);
+                    includes.push(IncludeLine {
+                        arg: arg.text().into_owned(),
+                        place: format!("{}:{}:{}", file.path, at.line, at.col),
+                    });
+                }
+            });
+        }
+        WriteTarget {
+            main: PathBuf::from(loaded.main_path()),
+            prefix: set.prefix.clone(),
+            includes,
+        }
+    }
 }
 
 fn collect_includes(nodes: &[upkeep_syntax::Node], f: &mut dyn FnMut(&upkeep_syntax::Directive)) {

@@ -45,6 +45,7 @@ use journal::{Journal, JournalFile};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use upkeep_syntax::SharedText;
 
 pub use journal::JOURNAL_NAME;
 pub use nginx_t::{nginx_test, nginx_test_until, NginxTestError};
@@ -53,13 +54,14 @@ pub use recover::{pending, recover, stray_copies, Pending, PendingFile, PendingS
 /// Suffix of the backup kept next to each written file.
 pub const BACKUP_SUFFIX: &str = ".upkeep.bak";
 
-/// One file to replace.
+/// One file to replace. The texts are shared with the fix run that made
+/// them, not copied: a configuration can be hundreds of megabytes.
 #[derive(Clone, Debug)]
 pub struct PlannedWrite {
     pub path: PathBuf,
     /// The text the fixes were computed from (what was read).
-    pub original: Vec<u8>,
-    pub new: Vec<u8>,
+    pub original: SharedText,
+    pub new: SharedText,
 }
 
 /// What was written.
@@ -325,8 +327,8 @@ struct Entry {
     /// The path the file was planned under.
     shown: PathBuf,
     real: PathBuf,
-    original: Vec<u8>,
-    new: Vec<u8>,
+    original: SharedText,
+    new: SharedText,
     meta: FileMeta,
     backup: PathBuf,
     new_copy: PathBuf,
@@ -375,7 +377,7 @@ fn inspect(
             path: real.clone(),
             reason: format!("cannot be written safely: {e}"),
         })?;
-        if now != p.original {
+        if now != *p.original {
             return Err(WriteError::ChangedSinceRead { path: real.clone() });
         }
         if let Some(first) = entries.iter().find(|e| e.meta.same_file(&meta)) {
@@ -417,8 +419,8 @@ fn inspect(
         entries.push(Entry {
             shown: p.path.clone(),
             real: real.clone(),
-            original: p.original.clone(),
-            new: p.new.clone(),
+            original: SharedText::clone(&p.original),
+            new: SharedText::clone(&p.new),
             meta,
             backup,
             new_copy: copy("new"),
@@ -527,7 +529,7 @@ impl Tx {
             }
             let (now, meta) =
                 files::read_regular(&e.real).map_err(|err| io_err(&e.real, "read", err))?;
-            if now != e.original || !meta.same_file(&e.meta) {
+            if now != *e.original || !meta.same_file(&e.meta) {
                 return Err(WriteError::ChangedSinceRead {
                     path: e.real.clone(),
                 });
@@ -620,7 +622,7 @@ impl Tx {
                 continue;
             };
             let ours = committed == Committed::PartlyInPlace
-                || files::read_regular(&e.real).is_ok_and(|(now, _)| now == e.new);
+                || files::read_regular(&e.real).is_ok_and(|(now, _)| now == *e.new);
             let restored = if ours {
                 restore(e, committed)
             } else {

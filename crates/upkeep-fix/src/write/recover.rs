@@ -207,8 +207,8 @@ pub fn recover(
         entries.push(Entry {
             shown,
             real: f.real.clone(),
-            original,
-            new,
+            original: original.into(),
+            new: new.into(),
             meta,
             backup: with_backup_suffix(&f.real),
             new_copy: f.new_copy.clone(),
@@ -338,8 +338,8 @@ mod tests {
                 fs::write(dir.join(name), old).unwrap();
                 PlannedWrite {
                     path: dir.join(name),
-                    original: old.as_bytes().to_vec(),
-                    new: new.as_bytes().to_vec(),
+                    original: old.as_bytes().to_vec().into(),
+                    new: new.as_bytes().to_vec().into(),
                 }
             })
             .collect()

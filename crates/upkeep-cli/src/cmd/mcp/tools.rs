@@ -270,10 +270,9 @@ fn fix(p: FixParams, shared: &Shared) -> ToolResult {
         _ => None,
     };
     let opts = check::check_options(&input, main_dir.as_deref()).map_err(|e| error_text(&e))?;
-    if !p.write {
-        // Only a write looks at this load's syntax trees again.
-        loaded.set.trees = Vec::new();
-    }
+    // A write keeps what it needs of this load's syntax trees.
+    let write_target = p.write.then(|| fix::WriteTarget::of(&loaded));
+    loaded.set.trees = Vec::new();
     let fix_opts = upkeep_fix::FixOptions {
         rules: (!p.rules.is_empty()).then(|| p.rules.clone()),
         unsafe_fixes: p.unsafe_fixes,
@@ -314,15 +313,15 @@ fn fix(p: FixParams, shared: &Shared) -> ToolResult {
         "written": Value::Null,
         "warnings": warnings,
     });
-    if p.write {
-        out["written"] = write(&loaded, &run, p.no_nginx_test, &base, shared)?;
+    if let Some(target) = &write_target {
+        out["written"] = write(target, &run, p.no_nginx_test, &base, shared)?;
     }
     Ok(out)
 }
 
 /// `fix` with `write`: the transaction of `upkeep fix --write`.
 fn write(
-    loaded: &check::Loaded,
+    target: &fix::WriteTarget,
     run: &upkeep_fix::FixRun<fix::RoundFiles>,
     no_nginx_test: bool,
     base: &str,
@@ -341,7 +340,7 @@ fn write(
     if shared.signals.caught().is_some() {
         return Err("interrupted; nothing was written".into());
     }
-    let outcome = fix::write_transaction(loaded, run, no_nginx_test, &|| shared.signals.caught())
+    let outcome = fix::write_transaction(target, run, no_nginx_test, &|| shared.signals.caught())
         .map_err(|e| error_text(&e))?;
     match outcome {
         fix::WriteOutcome::NothingToWrite => Ok(json!({ "files": [], "validated_by": null })),
