@@ -174,12 +174,16 @@ impl<S> FixRun<S> {
         for (path, lineage) in &self.lineages {
             let newest = self
                 .overlay
-                .get(path)
+                .get_shared(path)
                 .ok_or_else(|| format!("{path}: changed, but its final text is not kept"))?;
-            let texts = lineage
-                .texts(newest)
+            let before = lineage
+                .texts_before(newest)
                 .ok_or_else(|| format!("{path}: its original text could not be rebuilt"))?;
-            let texts: Vec<SharedText> = texts.into_iter().map(Arc::new).collect();
+            let texts: Vec<SharedText> = before
+                .into_iter()
+                .map(Arc::new)
+                .chain([Arc::clone(newest)])
+                .collect();
             for (i, step) in lineage.steps.iter().enumerate() {
                 history.push(FileChange {
                     round: step.round,

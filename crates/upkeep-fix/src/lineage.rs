@@ -112,26 +112,28 @@ impl Lineage {
         }
     }
 
-    /// Every text of the file from the original to `newest`, oldest first
-    /// (one more than there are steps). `None` when the rebuilt original is
-    /// not the text that was read.
-    pub(crate) fn texts(&self, newest: &[u8]) -> Option<Vec<Vec<u8>>> {
-        let mut texts = vec![newest.to_vec()];
+    /// The text before each step, oldest (the original) first, rebuilt
+    /// from `newest`. `None` when the rebuilt original is not the text that
+    /// was read.
+    pub(crate) fn texts_before(&self, newest: &[u8]) -> Option<Vec<Vec<u8>>> {
+        let mut texts: Vec<Vec<u8>> = Vec::with_capacity(self.steps.len());
         for step in self.steps.iter().rev() {
-            let before = step.undo(texts.last().expect("starts with the newest text"));
+            let before = step.undo(texts.last().map_or(newest, Vec::as_slice));
             texts.push(before);
         }
         texts.reverse();
-        (Digest::of(&texts[0]) == self.original).then_some(texts)
+        let original = texts.first().map_or(newest, Vec::as_slice);
+        (Digest::of(original) == self.original).then_some(texts)
     }
 
-    /// The original text, rebuilt from `newest`; `None` when it is not the
-    /// text that was read.
+    /// The original text, rebuilt from `newest` (one earlier text held at
+    /// a time); `None` when it is not the text that was read.
     pub(crate) fn original(&self, newest: &[u8]) -> Option<Vec<u8>> {
-        let mut text = newest.to_vec();
+        let mut text: Option<Vec<u8>> = None;
         for step in self.steps.iter().rev() {
-            text = step.undo(&text);
+            text = Some(step.undo(text.as_deref().unwrap_or(newest)));
         }
+        let text = text.unwrap_or_else(|| newest.to_vec());
         (Digest::of(&text) == self.original).then_some(text)
     }
 }
@@ -185,13 +187,13 @@ mod tests {
         lineage.steps.push(Step::new(2, &one, second));
         assert_eq!(two, b"x;\na;\nbb;\n");
         assert_eq!(lineage.original(&two), Some(original.clone()));
-        assert_eq!(lineage.texts(&two), Some(vec![original, one, two.clone()]));
+        assert_eq!(lineage.texts_before(&two), Some(vec![original, one]));
         // A newest text that is not the one the steps made (here a byte
         // outside every edit differs) does not give the original back, and
         // is refused rather than trusted.
         let mut wrong = two;
         wrong[3] = b'y';
         assert_eq!(lineage.original(&wrong), None);
-        assert_eq!(lineage.texts(&wrong), None);
+        assert_eq!(lineage.texts_before(&wrong), None);
     }
 }
