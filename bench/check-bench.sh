@@ -63,8 +63,9 @@ fi
 # `check` (human and JSON output), `fix` (diff only) and `fix --write`
 # (without `nginx -t`, on a fresh copy of the file each run) with GNU time,
 # as a multiple of the input size. Target: check at most 4x the input, fix
-# at most 6x (fix also holds the original and the fixed text, and diffs or
-# writes them). See the figures measured in README.md ("Benchmarks"). Peak
+# at most 6x (fix checks each fixed text as check does, then holds the
+# original and the fixed text to diff or write them). See the figures
+# measured in README.md ("Benchmarks"). Peak
 # RSS varies from run to run (the allocator's per-thread pages depend on
 # how the rule threads interleave; up to a tenth for `fix`), so each
 # command runs MEMORY_RUNS times (3 by default) and the lowest and highest
