@@ -261,13 +261,18 @@ fn controller_changes(findings: &[upkeep_diag::Finding]) -> Option<String> {
 }
 
 /// The fix loop over `loaded`, reloading through an overlay each round.
+/// The loaded configuration is checked as the first round, not loaded
+/// again: it is moved out, and `loaded` keeps no files afterwards (take
+/// its paths and a [`WriteTarget`] first).
 pub fn run_fix(
-    loaded: &Loaded,
+    loaded: &mut Loaded,
     load_opts: &upkeep_config::LoadOptions,
     opts: &upkeep_rules::CheckOptions,
     fix_opts: &FixOptions,
 ) -> Result<FixRun<RoundFiles>, LoadError> {
-    run_fix_from(loaded.main_path(), loaded, None, load_opts, opts, fix_opts)
+    let main = loaded.main_path().to_string();
+    let first_round = take_config(&mut loaded.set);
+    run_fix_from(&main, loaded, Some(first_round), load_opts, opts, fix_opts)
 }
 
 /// Moves the loaded configuration out of `set`, leaving an empty one.

@@ -270,17 +270,17 @@ fn fix(p: FixParams, shared: &Shared) -> ToolResult {
         _ => None,
     };
     let opts = check::check_options(&input, main_dir.as_deref()).map_err(|e| error_text(&e))?;
-    // A write keeps what it needs of this load's syntax trees.
+    // A write keeps what it needs of this load's syntax trees; the load
+    // itself becomes the fix loop's first round.
     let write_target = p.write.then(|| fix::WriteTarget::of(&loaded));
-    loaded.set.trees = Vec::new();
+    let base = loaded.base_dir();
     let fix_opts = upkeep_fix::FixOptions {
         rules: (!p.rules.is_empty()).then(|| p.rules.clone()),
         unsafe_fixes: p.unsafe_fixes,
         ..upkeep_fix::FixOptions::default()
     };
-    let run = fix::run_fix(&loaded, &load_opts, &opts, &fix_opts)
+    let run = fix::run_fix(&mut loaded, &load_opts, &opts, &fix_opts)
         .map_err(|e| e.render().trim_end().to_string())?;
-    let base = loaded.base_dir();
     let shown = |p: &str| display_path(p, Some(&base));
     let needs_unsafe = run
         .last
