@@ -9,8 +9,10 @@
 //! the text), which also bounds the loop.
 //!
 //! A configuration can be hundreds of megabytes, so each text is held once
-//! and shared ([`SharedText`]) between the overlay, the originals and the
-//! history, instead of being copied into each of them.
+//! and shared ([`SharedText`]) between the overlay, the candidate and the
+//! loaded files, instead of being copied into each of them; and while a
+//! candidate is checked, the texts it was made from are kept only as the
+//! edits that undo it ([`crate::lineage`]).
 
 use crate::apply::{apply, Applied, Outcome};
 use crate::lineage::{Lineage, Step};
@@ -327,7 +329,7 @@ pub fn fix<C: Checker>(
                     // afresh when they change again.
                     lineages.retain(|_, lineage| !lineage.steps.is_empty());
                     round = checker.check(&overlay)?;
-                    let moved = not_as_before(&round.sources, &candidate, &steps);
+                    let moved = not_as_before(&round.sources, &overlay, &candidate, &steps);
                     drop(candidate);
                     if let Some(path) = moved {
                         // A file read from disk changed during the run: the
@@ -439,15 +441,21 @@ fn undo_candidate(
 }
 
 /// The first file `candidate` changed that `sources` (the texts it was
-/// made from, loaded again) does not hold as it was: a file read from disk
-/// again can have changed since, or another file can now have its number.
+/// made from, loaded again through `overlay`) does not hold as it was: a
+/// file read from disk again can have changed since, or another file can
+/// now have its number. A text `overlay` holds was rebuilt already (by
+/// [`undo_candidate`]); only the others are rebuilt here.
 fn not_as_before(
     sources: &dyn SourceMap,
+    overlay: &Overlay,
     candidate: &Overlay,
     steps: &[(FileId, String, Step)],
 ) -> Option<String> {
     steps.iter().find_map(|(file, path, step)| {
-        let before = candidate.get(path).map(|newest| step.undo(newest));
+        let before: Option<std::borrow::Cow<[u8]>> = match overlay.get(path) {
+            Some(text) => Some(text.into()),
+            None => candidate.get(path).map(|newest| step.undo(newest).into()),
+        };
         match sources.get(*file) {
             Some(src) if src.path == *path && Some(src.text.as_slice()) == before.as_deref() => {
                 None

@@ -165,16 +165,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if args.paths.is_empty() {
             check::add_host_backends(&loaded.set, &mut opts);
         }
-        let main = loaded.main_path().to_string();
         let base = loaded.base_dir();
         // --write keeps what it needs of this load (the includes that could
         // load a backup); the loaded configuration becomes the fix loop's
         // first round instead of being loaded a second time, so that one
         // syntax tree and one copy of each text are alive at once.
         let write_target = args.write.then(|| WriteTarget::of(&loaded));
-        let first_round = Some(take_config(&mut loaded.set));
-        let mut run = match run_fix_from(&main, &loaded, first_round, &load_opts, &opts, &fix_opts)
-        {
+        let mut run = match run_fix(&mut loaded, &load_opts, &opts, &fix_opts) {
             Ok(run) => run,
             Err(e) => {
                 check::print_load_error(&e);
@@ -271,40 +268,12 @@ pub fn run_fix(
     fix_opts: &FixOptions,
 ) -> Result<FixRun<RoundFiles>, LoadError> {
     let main = loaded.main_path().to_string();
-    let first_round = take_config(&mut loaded.set);
-    run_fix_from(&main, loaded, Some(first_round), load_opts, opts, fix_opts)
-}
-
-/// Moves the loaded configuration out of `set`, leaving an empty one.
-fn take_config(set: &mut ConfigSet) -> ConfigSet {
-    let empty = ConfigSet {
-        files: Vec::new(),
-        trees: Vec::new(),
-        main: set.main,
-        prefix: set.prefix.clone(),
-        context: set.context,
-        warnings: Vec::new(),
-        includes: Default::default(),
-    };
-    std::mem::replace(set, empty)
-}
-
-/// The fix loop over the configuration whose main file is `main`,
-/// reloading through an overlay each round. `first_round`, if given, is the
-/// configuration as already loaded, checked as is in the first round.
-fn run_fix_from(
-    main: &str,
-    loaded: &Loaded,
-    mut first_round: Option<ConfigSet>,
-    load_opts: &upkeep_config::LoadOptions,
-    opts: &upkeep_rules::CheckOptions,
-    fix_opts: &FixOptions,
-) -> Result<FixRun<RoundFiles>, LoadError> {
+    let mut first_round = Some(take_config(&mut loaded.set));
     let mut checker = |overlay: &Overlay| -> Result<Round<RoundFiles>, LoadError> {
         let set = match (first_round.take(), &loaded.memory) {
             (Some(set), _) if overlay.is_empty() => set,
-            (_, Some(memory)) => reload(main, memory, overlay, load_opts)?,
-            (_, None) => reload(main, &FsLoader, overlay, load_opts)?,
+            (_, Some(memory)) => reload(&main, memory, overlay, load_opts)?,
+            (_, None) => reload(&main, &FsLoader, overlay, load_opts)?,
         };
         let report = upkeep_rules::check(&set, opts);
         // The syntax trees are freed here, before the next round loads its
@@ -319,6 +288,20 @@ fn run_fix_from(
         })
     };
     upkeep_fix::fix(&mut checker, fix_opts)
+}
+
+/// Moves the loaded configuration out of `set`, leaving an empty one.
+fn take_config(set: &mut ConfigSet) -> ConfigSet {
+    let empty = ConfigSet {
+        files: Vec::new(),
+        trees: Vec::new(),
+        main: set.main,
+        prefix: set.prefix.clone(),
+        context: set.context,
+        warnings: Vec::new(),
+        includes: Default::default(),
+    };
+    std::mem::replace(set, empty)
 }
 
 /// What the fix loop keeps of a round's configuration: the files, which
