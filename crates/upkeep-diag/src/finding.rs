@@ -203,18 +203,25 @@ impl Finding {
         self
     }
 
-    pub fn with_fix(mut self, fix: Fix) -> Self {
+    pub fn with_fix(mut self, mut fix: Fix) -> Self {
+        fix.description = exact(fix.description);
         self.fix = Some(fix);
         self
     }
 }
 
 /// `s` without spare capacity. A rule's text is built with `format!`,
-/// which leaves room to grow; a finding keeps its text until the report is
-/// printed, and a large configuration has tens of thousands of findings.
-fn exact(mut s: String) -> String {
-    s.shrink_to_fit();
-    s
+/// which leaves room to grow (up to as much again as the text); a finding
+/// keeps its text until the report is printed, and a large configuration
+/// has tens of thousands of findings. The text is copied rather than
+/// shrunk in place: mimalloc keeps a block that would still be at least
+/// half used, so `shrink_to_fit` frees nothing there.
+fn exact(s: String) -> String {
+    if s.capacity() == s.len() {
+        s
+    } else {
+        s.as_str().to_owned()
+    }
 }
 
 /// How many distinct group texts a thread remembers for sharing. Group

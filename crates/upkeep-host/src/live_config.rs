@@ -115,7 +115,7 @@ impl LiveConfig {
                 for addr in self.resolve(&server.host, port, &server.address) {
                     let b = by_addr.entry(addr).or_insert_with(|| Backend {
                         addr,
-                        written: server.address.clone(),
+                        written: server.address.to_string(),
                         upstreams: Vec::new(),
                         pooled: true,
                         pool_size: 0,

@@ -62,58 +62,47 @@ impl BlockKind {
 }
 
 /// One block after include expansion.
+///
+/// A large configuration has over a million blocks, so a block is 48
+/// bytes: what every block has is kept inline, and the two lists (child
+/// blocks and name tags) share one allocation; what only a few blocks need
+/// (a list of nodes with includes expanded, a name index) is boxed apart.
 #[derive(Debug)]
 pub struct ConfBlock<'a> {
     pub kind: BlockKind,
     /// The enclosing block ([`ConfBlock::parent`]); `NO_PARENT` for the
-    /// root. Block numbers are kept in 32 bits, like the children's (a
-    /// large configuration has over a million blocks).
+    /// root. Block numbers are kept in 32 bits (a large configuration has
+    /// over a million blocks).
     parent: u32,
+    /// How many entries at the start of `lists` are child blocks.
+    child_count: u32,
     /// The block's own directive (`server`, `location /api/`); `None` for main.
     pub directive: Option<&'a Directive>,
-    /// The block's direct children with includes expanded, in order:
-    /// directives (simple and block) and comments. See [`ConfBlock::nodes`].
-    nodes: BlockNodes<'a>,
-    /// Child blocks the model understands (servers, locations, ifs…): see
-    /// [`ConfBlock::children`].
-    children: Box<[u32]>,
-    /// A short tag of each node's name (comments too, so that the tags
-    /// line up with the nodes): resolving a value compares tags in one
-    /// contiguous array instead of following every node to its name (the
-    /// rules ask tens of thousands of such questions on a large config).
-    tags: Box<[NameTag]>,
+    /// The child blocks the model understands (servers, locations, ifs…),
+    /// see [`ConfBlock::children`]; then a short tag of each node's name
+    /// (comments too, so that the tags line up with the nodes): resolving a
+    /// value compares tags in one contiguous array instead of following
+    /// every node to its name (the rules ask tens of thousands of such
+    /// questions on a large config).
+    lists: Box<[u32]>,
+    /// `None` for almost every block: see [`BlockExtra`].
+    extra: Option<Box<BlockExtra<'a>>>,
+}
+
+/// What only some blocks have.
+#[derive(Debug, Default)]
+struct BlockExtra<'a> {
+    /// The block's direct children with includes expanded, in order. Only a
+    /// block with an `include`, and the root (which has no directive to
+    /// find its list through), need one; the others read the syntax
+    /// tree's own list through their directive.
+    expanded: Option<Box<[&'a Node]>>,
     /// For blocks with many children (`http` can hold thousands of servers
     /// and upstreams): the directives by name, each list in document order.
     /// A hash lookup (a fast non-cryptographic hash: the keys are directive
     /// names), because almost every question asked of `http` is about a
-    /// directive it does not have. `None` for small blocks, which are
-    /// almost all of them: boxed, so that it costs them one pointer.
-    by_name: Option<Box<FxHashMap<&'a [u8], Vec<&'a Directive>>>>,
-}
-
-/// The children of a block. Most blocks include nothing, and their
-/// children are the syntax tree's own list, borrowed; only a block with an
-/// `include` needs a list of its own, of references.
-#[derive(Debug)]
-enum BlockNodes<'a> {
-    Tree(&'a [Node]),
-    Expanded(Box<[&'a Node]>),
-}
-
-impl<'a> BlockNodes<'a> {
-    fn len(&self) -> usize {
-        match self {
-            BlockNodes::Tree(nodes) => nodes.len(),
-            BlockNodes::Expanded(nodes) => nodes.len(),
-        }
-    }
-
-    fn get(&self, i: usize) -> &'a Node {
-        match self {
-            BlockNodes::Tree(nodes) => &nodes[i],
-            BlockNodes::Expanded(nodes) => nodes[i],
-        }
-    }
+    /// directive it does not have.
+    by_name: Option<FxHashMap<&'a [u8], Vec<&'a Directive>>>,
 }
 
 /// A cheap fingerprint of a directive name: its length and three of its
@@ -169,7 +158,7 @@ impl<'a> Iterator for Named<'_, 'a> {
                 tag,
                 name,
             } => {
-                while *next < block.tags.len() {
+                while *next < block.node_count() {
                     let i = *next;
                     *next += 1;
                     if let Some(d) = block.named_at(i, *tag, name) {
@@ -204,13 +193,40 @@ impl<'a> ConfBlock<'a> {
     /// Child blocks the model understands (servers, locations, ifs…), in
     /// order.
     pub fn children(&self) -> impl ExactSizeIterator<Item = BlockId> + '_ {
-        self.children.iter().map(|&c| c as BlockId)
+        self.lists[..self.child_count as usize]
+            .iter()
+            .map(|&c| c as BlockId)
+    }
+
+    /// The name tag of each node.
+    fn tags(&self) -> &[u32] {
+        &self.lists[self.child_count as usize..]
+    }
+
+    /// How many direct children (nodes) the block has.
+    fn node_count(&self) -> usize {
+        self.lists.len() - self.child_count as usize
+    }
+
+    /// Node `i` of the block's direct children.
+    fn node(&self, i: usize) -> &'a Node {
+        match self.extra.as_deref().and_then(|e| e.expanded.as_deref()) {
+            Some(list) => list[i],
+            None => &self.tree_nodes()[i],
+        }
+    }
+
+    /// The syntax tree's list of the block's children.
+    fn tree_nodes(&self) -> &'a [Node] {
+        self.directive
+            .and_then(Directive::block)
+            .map_or(&[], |b| &b.nodes)
     }
 
     /// Direct children (includes expanded): directives, blocks included,
     /// and comments, in order.
     pub fn nodes(&self) -> impl Iterator<Item = &'a Node> + '_ {
-        (0..self.nodes.len()).map(|i| self.nodes.get(i))
+        (0..self.node_count()).map(|i| self.node(i))
     }
 
     /// Direct child directives (includes expanded), blocks included.
@@ -225,19 +241,20 @@ impl<'a> ConfBlock<'a> {
     ) -> ConfBlock<'a> {
         ConfBlock {
             kind,
-            directive,
             parent: parent.map_or(NO_PARENT, block_number),
-            nodes: BlockNodes::Tree(&[]),
-            children: Box::default(),
-            tags: Box::default(),
-            by_name: None,
+            child_count: 0,
+            directive,
+            lists: Box::default(),
+            extra: None,
         }
     }
 
     /// Sets the block's children (nodes, and the child blocks the model
     /// made of them) once they are known, and indexes their names. The
     /// nodes are `tree` when the block includes nothing (the syntax tree's
-    /// own list), otherwise the list with includes expanded.
+    /// own list, which must be its directive's block), otherwise the list
+    /// with includes expanded. The root keeps its list of references
+    /// either way: it has no directive to read the tree's list through.
     /// The lists are kept at their exact size: a large configuration has
     /// hundreds of thousands of blocks.
     pub(crate) fn set_nodes(
@@ -246,34 +263,55 @@ impl<'a> ConfBlock<'a> {
         expanded: Option<Vec<&'a Node>>,
         children: &[BlockId],
     ) {
-        self.nodes = match expanded {
-            Some(nodes) => BlockNodes::Expanded(nodes.into_boxed_slice()),
-            None => BlockNodes::Tree(tree),
+        let expanded = match expanded {
+            Some(nodes) => Some(nodes),
+            None if self.directive.is_none() => Some(tree.iter().collect()),
+            None => {
+                debug_assert!(std::ptr::eq(self.tree_nodes(), tree));
+                None
+            }
         };
-        self.tags = self
-            .nodes()
-            .map(|n| match n {
-                Node::Directive(d) => NameTag::of(d.name.value()),
-                Node::Comment(_) => NameTag::COMMENT,
+        self.extra = expanded.map(|nodes| {
+            Box::new(BlockExtra {
+                expanded: Some(nodes.into_boxed_slice()),
+                by_name: None,
             })
+        });
+        let node_count = match self.extra.as_deref().and_then(|e| e.expanded.as_deref()) {
+            Some(list) => list.len(),
+            None => tree.len(),
+        };
+        let tags = (0..node_count).map(|i| match self.node(i) {
+            Node::Directive(d) => NameTag::of(d.name.value()).0,
+            Node::Comment(_) => NameTag::COMMENT.0,
+        });
+        let lists = children
+            .iter()
+            .map(|&c| block_number(c))
+            .chain(tags)
             .collect();
-        self.children = children.iter().map(|&c| block_number(c)).collect();
-        if self.tags.len() > INDEX_ABOVE {
+        self.lists = lists;
+        self.child_count = u32::try_from(children.len()).expect("fewer than 2^32 child blocks");
+        if self.node_count() > INDEX_ABOVE {
             let mut index: FxHashMap<&'a [u8], Vec<&'a Directive>> = FxHashMap::default();
             for d in self.directives() {
                 index.entry(d.name.value()).or_default().push(d);
             }
-            self.by_name = Some(Box::new(index));
+            self.extra.get_or_insert_with(Box::default).by_name = Some(index);
         }
+    }
+
+    /// The name index, for blocks with many children.
+    fn by_name(&self) -> Option<&FxHashMap<&'a [u8], Vec<&'a Directive>>> {
+        self.extra.as_deref().and_then(|e| e.by_name.as_ref())
     }
 
     /// The directive at node `i` if its name is `name` (with tag `tag`).
     fn named_at(&self, i: usize, tag: NameTag, name: &[u8]) -> Option<&'a Directive> {
-        if self.tags[i] != tag {
+        if self.tags()[i] != tag.0 {
             return None;
         }
-        self.nodes
-            .get(i)
+        self.node(i)
             .as_directive()
             .filter(|d| d.name.value() == name)
     }
@@ -281,7 +319,7 @@ impl<'a> ConfBlock<'a> {
     /// Direct child directives named `name`, in order.
     pub fn directives_named<'s>(&'s self, name: &'s str) -> Named<'s, 'a> {
         let key = name.as_bytes();
-        match &self.by_name {
+        match self.by_name() {
             Some(index) => Named(NamedIter::Indexed(
                 index.get(key).map_or(&[][..], Vec::as_slice).iter(),
             )),
@@ -298,11 +336,11 @@ impl<'a> ConfBlock<'a> {
     /// it does not, the last one wins).
     pub fn last(&self, name: &str) -> Option<&'a Directive> {
         let key = name.as_bytes();
-        match &self.by_name {
+        match self.by_name() {
             Some(index) => index.get(key).and_then(|list| list.last().copied()),
             None => {
                 let tag = NameTag::of(key);
-                (0..self.tags.len())
+                (0..self.node_count())
                     .rev()
                     .find_map(|i| self.named_at(i, tag, key))
             }
@@ -368,7 +406,7 @@ mod tests {
     /// A large configuration has over a million blocks.
     #[test]
     #[cfg(target_pointer_width = "64")]
-    fn a_block_of_the_model_is_80_bytes() {
-        assert_eq!(std::mem::size_of::<ConfBlock>(), 80);
+    fn a_block_of_the_model_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<ConfBlock>(), 48);
     }
 }

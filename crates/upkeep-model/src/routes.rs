@@ -194,7 +194,7 @@ pub fn split_host_port(s: &str) -> (String, Option<u16>) {
 }
 
 /// [`split_host_port`] without allocating.
-fn split_host_port_str(s: &str) -> (&str, Option<u16>) {
+pub(crate) fn split_host_port_str(s: &str) -> (&str, Option<u16>) {
     if s.starts_with("unix:") {
         return (s, None);
     }

@@ -5,7 +5,7 @@ use upkeep_facts::{landmarks, ngx_atoi, ngx_parse_time, NginxVersion};
 use upkeep_syntax::{Comment, Directive, Node};
 
 use crate::blocks::{BlockId, ConfBlock};
-use crate::routes::split_host_port;
+use crate::routes::{split_host_port, split_host_port_str};
 
 pub type UpstreamId = usize;
 
@@ -56,8 +56,10 @@ pub const OVERWRITING_BALANCERS: &[&str] = &[
 pub struct UpstreamServer<'a> {
     pub directive: &'a Directive,
     /// The address as written (`10.0.0.1:8080`, `unix:/run/app.sock`, `app`).
-    pub address: String,
-    pub host: String,
+    /// Both borrow the configuration's text unless the word had escapes:
+    /// a large configuration has hundreds of thousands of server lines.
+    pub address: Cow<'a, str>,
+    pub host: Cow<'a, str>,
     /// `None` when no port was given (nginx then uses 80).
     pub port: Option<u16>,
 }
@@ -166,8 +168,17 @@ impl<'a> Upstream<'a> {
             match d.name.value() {
                 b"server" => {
                     if let Some(addr) = d.args.first() {
-                        let address = addr.text().into_owned();
-                        let (host, port) = split_host_port(&address);
+                        let address = addr.text();
+                        let (host, port) = match &address {
+                            Cow::Borrowed(a) => {
+                                let (host, port) = split_host_port_str(a);
+                                (Cow::Borrowed(host), port)
+                            }
+                            Cow::Owned(a) => {
+                                let (host, port) = split_host_port(a);
+                                (Cow::Owned(host), port)
+                            }
+                        };
                         up.servers.push(UpstreamServer {
                             directive: d,
                             address,
@@ -189,6 +200,12 @@ impl<'a> Upstream<'a> {
                 _ => {}
             }
         }
+        // Exact sizes: a large configuration has tens of thousands of
+        // upstreams, each with a list of every directive it holds.
+        up.servers = exact(up.servers);
+        up.balancers = exact(up.balancers);
+        up.comments = exact(up.comments);
+        up.directives = exact(up.directives);
         up
     }
 
@@ -303,4 +320,16 @@ impl<'a> Upstream<'a> {
             .copied()
             .or_else(|| self.servers.last().map(|s| s.directive))
     }
+}
+
+/// `list` moved into an allocation of its exact size. `shrink_to_fit`
+/// would not do: mimalloc keeps a block that would still be at least half
+/// used, and the spare room of many small lists adds up.
+fn exact<T>(mut list: Vec<T>) -> Vec<T> {
+    if list.capacity() == list.len() {
+        return list;
+    }
+    let mut exact = Vec::with_capacity(list.len());
+    exact.append(&mut list);
+    exact
 }

@@ -44,7 +44,7 @@ pub(crate) fn resolve(ctx: &mut Ctx) {
         // Probe results are keyed by server address; take the most
         // constraining values over the upstream's servers.
         for server in &up.servers {
-            if let Some(probed) = ctx.opts.backends.get(&server.address) {
+            if let Some(probed) = ctx.opts.backends.get(&*server.address) {
                 facts = Some(merge_min(facts, probed));
             }
         }

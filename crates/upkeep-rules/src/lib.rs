@@ -173,7 +173,14 @@ const PARALLEL_ABOVE_BLOCKS: usize = 2_000;
 /// read-only model.
 fn run_checks(ctx: &Ctx, checks: &[registry::CheckFn]) -> Vec<Finding> {
     let parallel = ctx.model.blocks.len() > PARALLEL_ABOVE_BLOCKS;
-    let mut per_rule = upkeep_diag::parallel::map_ordered(checks, parallel, |check| check(ctx));
+    // Each rule's list is kept at its exact size as soon as the rule ends:
+    // a list that grew by doubling to hold tens of thousands of findings
+    // can be a third empty.
+    let mut per_rule = upkeep_diag::parallel::map_ordered(checks, parallel, |check| {
+        let mut findings = check(ctx);
+        findings.shrink_to_fit();
+        findings
+    });
     // A large config has tens of thousands of findings, most often from one
     // rule: that rule's list becomes the whole list, and the others' are
     // moved around it in registry order, instead of all of them being
@@ -194,18 +201,21 @@ fn run_checks(ctx: &Ctx, checks: &[registry::CheckFn]) -> Vec<Finding> {
 /// same finding at the same place) and keeps a fix shared by several
 /// findings on the first one only, so applying all fixes edits once.
 fn dedupe(ctx: &Ctx, findings: &mut Vec<Finding>) {
-    // Keyed by a hash of the message, not a copy of it (tens of thousands
-    // of findings on a large config). A finding is dropped only when its
-    // message equals the one first seen under its key; on a 64-bit hash
-    // collision between different messages both are kept.
-    let mut seen: std::collections::HashMap<(&str, Option<upkeep_syntax::Span>, u64), usize> =
+    // Keyed by a hash of the rule, the place and the message, not a copy
+    // of them (tens of thousands of findings on a large config). A finding
+    // is dropped only when all three equal those of the one first seen
+    // under its key; on a 64-bit hash collision both are kept.
+    let mut seen: std::collections::HashMap<u64, usize> =
         std::collections::HashMap::with_capacity(findings.len());
     let mut keep = vec![true; findings.len()];
     for (i, f) in findings.iter().enumerate() {
-        let key = (f.rule, f.primary, hash_of(&f.message));
+        let key = hash_of(&(f.rule, f.primary, &f.message));
         match seen.entry(key) {
             std::collections::hash_map::Entry::Occupied(first) => {
-                keep[i] = findings[*first.get()].message != f.message;
+                let first = &findings[*first.get()];
+                keep[i] = first.rule != f.rule
+                    || first.primary != f.primary
+                    || first.message != f.message;
             }
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(i);

@@ -377,6 +377,16 @@ enum LongState {
     Other,
 }
 
+/// Whether [`unescape`] changes `content`: some backslash is followed by
+/// a character it resolves. A regular expression (`location ~ \.php$`) has
+/// backslashes that nginx keeps, and its word reads its value from the
+/// file's text like any other.
+pub(crate) fn unescape_changes(content: &[u8]) -> bool {
+    content
+        .windows(2)
+        .any(|w| w[0] == b'\\' && matches!(w[1], b'"' | b'\'' | b'\\' | b't' | b'r' | b'n'))
+}
+
 /// The value nginx builds from a token's bytes: `\"`, `\'` and `\\` lose
 /// their backslash, `\t`, `\r`, `\n` become control characters, every other
 /// backslash stays.

@@ -5,7 +5,7 @@
 //! call stack. Depth is still capped at [`MAX_DEPTH`] because everything
 //! that later walks the tree (dropping it, too) is recursive.
 
-use crate::lexer::{unescape, Lexer, Token};
+use crate::lexer::{unescape, unescape_changes, Lexer, Token};
 use crate::lua::{is_lua_block_directive, scan_block};
 use crate::tree::WordSources;
 use crate::{
@@ -81,7 +81,8 @@ impl Parser<'_> {
                     // The value is the token's bytes inside its quotes,
                     // read from the file's text, unless escapes change it.
                     let quotes = u32::from(quote != QuoteStyle::Bare);
-                    let word = if escapes || content != (raw.0 + quotes, raw.1 - quotes) {
+                    let changed = escapes && unescape_changes(bytes);
+                    let word = if changed || content != (raw.0 + quotes, raw.1 - quotes) {
                         self.sources.word_with_value(unescape(bytes), span, quote)
                     } else {
                         self.sources.word(span, quote)

@@ -492,6 +492,62 @@ mod tests {
     }
 
     #[test]
+    fn a_backslash_nginx_keeps_does_not_give_a_word_a_value_of_its_own() {
+        let text = "location ~ \\.php$ { a \"x\\\"y\" 'p\\.q' b\\nc; }\n";
+        let file = crate::SourceFile::new(FileId(0), "t.conf", text.as_bytes().to_vec());
+        let tree = crate::parse(&file).expect("parses");
+        let location = tree.directives().next().expect("location");
+        let regex = &location.args[1];
+        assert_eq!(regex.value(), b"\\.php$");
+        assert!(regex.source.value.is_none());
+        assert!(Arc::ptr_eq(&regex.source, &location.name.source));
+        let inner = location.block().expect("block").nodes[0]
+            .as_directive()
+            .expect("a");
+        let values: Vec<&[u8]> = inner.args.iter().map(Word::value).collect();
+        assert_eq!(values, [&b"x\"y"[..], b"p\\.q", b"b\nc"]);
+        let own: Vec<bool> = inner
+            .args
+            .iter()
+            .map(|w| w.source.value.is_some())
+            .collect();
+        assert_eq!(own, [true, false, true]);
+    }
+
+    /// `unescape_changes` says exactly when `unescape` gives other bytes,
+    /// over every string of up to four bytes from the characters that
+    /// matter.
+    #[test]
+    fn unescape_changes_agrees_with_unescape() {
+        use crate::lexer::{unescape, unescape_changes};
+        let alphabet = b"\\\"'trnx.";
+        let mut inputs: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..4 {
+            let longer: Vec<Vec<u8>> = inputs
+                .iter()
+                .filter(|s| s.len() == inputs.last().map_or(0, Vec::len))
+                .flat_map(|s| {
+                    alphabet.iter().map(move |&c| {
+                        let mut t = s.clone();
+                        t.push(c);
+                        t
+                    })
+                })
+                .collect();
+            inputs.extend(longer);
+        }
+        assert_eq!(inputs.len(), 1 + 8 + 64 + 512 + 4096);
+        for input in &inputs {
+            assert_eq!(
+                unescape_changes(input),
+                unescape(input) != *input,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
     fn inner_comments_are_one_pointer_and_read_as_a_slice() {
         assert_eq!(std::mem::size_of::<InnerComments>(), 8);
         let none: InnerComments = std::iter::empty().collect();

@@ -309,7 +309,7 @@ pub fn targets(model: &Model<'_>) -> (Vec<Target>, Vec<String>) {
                         t.http |= http;
                     }
                     None => out.push(Target {
-                        written: server.address.clone(),
+                        written: server.address.to_string(),
                         endpoint,
                         upstreams: vec![up.name.clone()],
                         http,

@@ -175,7 +175,7 @@ fn sni_is_upstream_name(
         .with_label("SNI is the upstream's name")
         .related(ctx.head(up.directive), "the name sent");
     // One host name behind every server: that is the name to send.
-    let mut hosts: Vec<&str> = up.servers.iter().map(|s| s.host.as_str()).collect();
+    let mut hosts: Vec<&str> = up.servers.iter().map(|s| &*s.host).collect();
     hosts.sort_unstable();
     hosts.dedup();
     let headers = ctx.headers(r);
