@@ -58,23 +58,25 @@ pub(crate) fn render(
         Kind::Info => Level::INFO,
     };
 
-    // One window per file, in order of first appearance.
+    // Windows per file, files in order of first appearance. Annotations
+    // of one file that are far apart get a window each (see
+    // `clusters`): a window holds every line between its first and last.
     let mut files: Vec<FileId> = Vec::new();
     for a in &diag.annotations {
         if !files.contains(&a.span.file) {
             files.push(a.span.file);
         }
     }
-    let windows: Vec<(Window, String)> = files
+    let windows: Vec<(FileId, Window, Vec<usize>, String)> = files
         .iter()
-        .map(|&file| {
-            let spans = diag
-                .annotations
-                .iter()
-                .filter(|a| a.span.file == file)
-                .map(|a| a.span);
+        .flat_map(|&file| {
+            let src = sources.source(file);
             let name = terminal_safe_line(&name_of(file)).into_owned();
-            (Window::new(sources.source(file), spans), name)
+            clusters(diag, file, src)
+                .into_iter()
+                .map(move |(first, last, members)| {
+                    (file, Window::new(src, first, last), members, name.clone())
+                })
         })
         .collect();
 
@@ -94,18 +96,14 @@ pub(crate) fn render(
         .map(|(_, text)| terminal_safe_line(text))
         .collect();
     let mut group = Group::with_title(title);
-    for (file, (window, name)) in files.iter().zip(&windows) {
+    for (file, window, members, name) in &windows {
         let src = sources.source(*file);
         let mut snippet = Snippet::source(window.text.as_str())
             .line_start(window.first_line as usize)
             .path(name.as_str())
             .fold(true);
-        for (i, a) in diag
-            .annotations
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| a.span.file == *file)
-        {
+        for &i in members {
+            let a = &diag.annotations[i];
             let kind = if a.primary {
                 AnnotationKind::Primary
             } else {
@@ -132,6 +130,53 @@ pub(crate) fn render(
     renderer.render(&[group])
 }
 
+/// Annotations further apart than this many lines are shown in windows of
+/// their own. A window copies every line between its first and last (the
+/// renderer folds the unannotated ones into `...`), so one label at the top
+/// of a 200,000-line file and one at the bottom would copy and scan the
+/// whole file for each diagnostic.
+const MAX_GAP_LINES: u32 = 100;
+
+/// The windows that show the annotations of `file`: for each, its first
+/// and last line and the indexes of its annotations in document order of
+/// the diagnostic. The window of the file's first annotation (the primary
+/// one, when it is in this file) comes first; the others follow in line
+/// order.
+fn clusters(diag: &Diagnostic<'_>, file: FileId, src: &SourceFile) -> Vec<(u32, u32, Vec<usize>)> {
+    let mut lines: Vec<(u32, u32, usize)> = diag
+        .annotations
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.span.file == file)
+        .map(|(i, a)| {
+            let first = src.line_of(a.span.start);
+            (first, src.line_of(a.span.end).max(first), i)
+        })
+        .collect();
+    let Some(&(_, _, leading)) = lines.first() else {
+        return Vec::new();
+    };
+    lines.sort_unstable();
+    let mut out: Vec<(u32, u32, Vec<usize>)> = Vec::new();
+    for (first, last, i) in lines {
+        match out.last_mut() {
+            Some(c) if first <= c.1.saturating_add(MAX_GAP_LINES) => {
+                c.1 = c.1.max(last);
+                c.2.push(i);
+            }
+            _ => out.push((first, last, vec![i])),
+        }
+    }
+    for c in &mut out {
+        c.2.sort_unstable();
+    }
+    if let Some(at) = out.iter().position(|c| c.2.contains(&leading)) {
+        let lead = out.remove(at);
+        out.insert(0, lead);
+    }
+    out
+}
+
 /// The lines of one file that a diagnostic shows, as text.
 struct Window {
     first_line: u32,
@@ -141,17 +186,19 @@ struct Window {
 }
 
 impl Window {
-    fn new(src: &SourceFile, spans: impl Iterator<Item = Span>) -> Window {
-        let (mut first, mut last) = (u32::MAX, 0);
-        for span in spans {
-            first = first.min(src.line_col(span.start).line);
-            last = last.max(src.line_col(span.end).line);
-        }
+    /// Lines `first..=last` of `src`, read as one stretch of its text (a
+    /// lookup per line would scan the file's line index once per line).
+    fn new(src: &SourceFile, first: u32, last: u32) -> Window {
+        let from = src.line_start(first) as usize;
+        let to = (src.line_start(last + 1) as usize).min(src.text.len());
+        let stretch = &src.text[from.min(to)..to];
         let mut text = String::new();
         let mut line_starts = Vec::new();
+        let mut lines = stretch.split(|&b| b == b'\n');
         for line in first..=last {
             line_starts.push(text.len());
-            text.push_str(&lossy(src.line_bytes(line)));
+            let bytes = lines.next().unwrap_or_default();
+            text.push_str(&lossy(bytes.strip_suffix(b"\r").unwrap_or(bytes)));
             if line != last {
                 text.push('\n');
             }
@@ -199,4 +246,110 @@ impl Window {
 
 fn lossy(bytes: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &[u8]) -> SourceFile {
+        SourceFile::new(FileId(0), "t.conf", text.to_vec())
+    }
+
+    /// The span of the `n`th occurrence (from 0) of `needle` in `src`.
+    fn span_of(src: &SourceFile, needle: &str, n: usize) -> Span {
+        let text = std::str::from_utf8(&src.text).unwrap();
+        let at = text.match_indices(needle).nth(n).unwrap().0 as u32;
+        Span::new(FileId(0), at, at + needle.len() as u32)
+    }
+
+    fn diagnostic<'a>(annotations: Vec<Annotation<'a>>) -> Diagnostic<'a> {
+        Diagnostic {
+            kind: Kind::Warning,
+            code: Some("U007"),
+            title: "t",
+            annotations,
+            footers: Vec::new(),
+        }
+    }
+
+    /// A 200,000-line file with a label near the top and one near the
+    /// bottom: two windows of one line each, the primary one first, instead
+    /// of one window that copies every line in between.
+    #[test]
+    fn labels_far_apart_get_a_window_each() {
+        let mut text = b"upstream b {\n".to_vec();
+        text.extend(b"# filler\n".repeat(200_000));
+        text.extend(b"proxy_pass http://b;\nkeepalive 2;\n");
+        let src = file(&text);
+        let diag = diagnostic(vec![
+            Annotation {
+                span: span_of(&src, "keepalive 2;", 0),
+                label: "primary",
+                primary: true,
+            },
+            Annotation {
+                span: span_of(&src, "upstream b", 0),
+                label: "related",
+                primary: false,
+            },
+            Annotation {
+                span: span_of(&src, "proxy_pass http://b;", 0),
+                label: "near the primary",
+                primary: false,
+            },
+        ]);
+        let windows = clusters(&diag, FileId(0), &src);
+        assert_eq!(
+            windows,
+            [(200_002, 200_003, vec![0, 2]), (1, 1, vec![1])],
+            "the primary's window first"
+        );
+        let out = render(&diag, &src, &|_| "t.conf".into(), false);
+        assert!(out.contains("--> t.conf:200003:1"), "{out}");
+        assert!(out.contains("::: t.conf:1:1"), "{out}");
+        assert!(!out.contains("filler"), "{out}");
+    }
+
+    /// Labels close together stay in one window, shown as before.
+    #[test]
+    fn labels_close_together_share_a_window() {
+        let mut text = b"a 1;\n".to_vec();
+        text.extend(b"# filler\n".repeat(MAX_GAP_LINES as usize - 1));
+        text.extend(b"b 2;\n");
+        let src = file(&text);
+        let diag = diagnostic(vec![
+            Annotation {
+                span: span_of(&src, "b 2;", 0),
+                label: "primary",
+                primary: true,
+            },
+            Annotation {
+                span: span_of(&src, "a 1;", 0),
+                label: "related",
+                primary: false,
+            },
+        ]);
+        let last = MAX_GAP_LINES + 1;
+        assert_eq!(clusters(&diag, FileId(0), &src), [(1, last, vec![0, 1])]);
+        let out = render(&diag, &src, &|_| "t.conf".into(), false);
+        assert!(!out.contains(":::"), "{out}");
+    }
+
+    /// A window reads its lines as `SourceFile::line_bytes` gives them:
+    /// without `\r\n` or `\n`, invalid UTF-8 replaced, a last line without
+    /// a line feed.
+    #[test]
+    fn a_window_holds_the_lines_as_the_file_gives_them() {
+        let src = file(b"one\r\ntw\xffo\n\nfour");
+        let window = Window::new(&src, 1, 4);
+        let expected: Vec<String> = (1..=4)
+            .map(|line| String::from_utf8_lossy(src.line_bytes(line)).into_owned())
+            .collect();
+        assert_eq!(window.text, expected.join("\n"));
+        assert_eq!(window.line_starts.len(), 4);
+        let middle = Window::new(&src, 2, 3);
+        assert_eq!(middle.text, format!("{}\n", expected[1]));
+        assert_eq!(middle.first_line, 2);
+    }
 }
