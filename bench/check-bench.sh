@@ -60,7 +60,7 @@ fi
 
 # Peak memory on one 200 MB file (gen-large-config.py --scale 43
 # --single-file; MEMORY_SCALE=5 gives a 23 MB file, for a quick look):
-# `check` (human and JSON output), `fix` (diff only) and `fix --write`
+# `check` (human, JSON and SARIF output), `fix` (diff only) and `fix --write`
 # (without `nginx -t`, on a fresh copy of the file each run) with GNU time,
 # as a multiple of the input size. Target: check at most 4x the input, fix
 # at most 6x (fix checks each fixed text as check does, then holds the
@@ -78,10 +78,11 @@ if [ "${MEMORY:-1}" != 0 ]; then
     size=$(stat -c %s "$big")
     runs=${MEMORY_RUNS:-3}
     echo "peak RSS on one $((size / 1000000)) MB file ($runs runs each):"
-    for cmd in check check-json fix fix-write; do
+    for cmd in check check-json check-sarif fix fix-write; do
         input=$big
         case $cmd in
             check-json) run=(check --format json) ;;
+            check-sarif) run=(check --format sarif) ;;
             fix-write) run=(fix --write --no-nginx-test); input="$work/write/nginx.conf" ;;
             *) run=("$cmd") ;;
         esac

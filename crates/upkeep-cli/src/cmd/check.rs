@@ -717,8 +717,9 @@ impl Checked {
         String::from_utf8(text).expect("reports are UTF-8")
     }
 
-    /// [`Checked::render`] written to `sink`; JSON as it is serialized (the
-    /// report of a large configuration is a hundred megabytes or more).
+    /// [`Checked::render`] written to `sink` as it is rendered, in every
+    /// format: the report of a large configuration is a hundred megabytes
+    /// or more, and is never held whole.
     pub fn write(
         &self,
         format: Format,
@@ -745,24 +746,18 @@ impl Checked {
         out.assumptions = &self.report.assumptions;
         out.settings_files = &self.settings_files;
 
-        let text = match format {
-            Format::Human => {
-                if quiet {
-                    out.sorted_findings()
-                        .into_iter()
-                        .map(|f| human::render_finding(&out, f, HumanOptions { color }) + "\n\n")
-                        .collect()
-                } else {
-                    human::render(&out, HumanOptions { color })
-                }
+        let options = HumanOptions { color };
+        match format {
+            Format::Human if quiet => {
+                human::write_findings(&out, &out.sorted_findings(), options, sink)
             }
-            Format::Json => return json::write(&out, sink),
-            Format::Sarif => sarif::render(&out, &sarif_tool(), &sarif_rules()),
-            Format::Github => github::render(&out),
-            Format::Gitlab => gitlab::render(&out),
-            Format::Junit => junit::render(&out),
-        };
-        sink.write_all(text.as_bytes())
+            Format::Human => human::write(&out, options, sink),
+            Format::Json => json::write(&out, sink),
+            Format::Sarif => sarif::write(&out, &sarif_tool(), &sarif_rules(), sink),
+            Format::Github => github::write(&out, sink),
+            Format::Gitlab => gitlab::write(&out, sink),
+            Format::Junit => junit::write(&out, sink),
+        }
     }
 
     /// Whether a finding is at or above `fail_on` (exit status 1).

@@ -20,12 +20,18 @@ use super::Report;
 use crate::{Finding, Severity};
 
 pub fn render(report: &Report<'_>) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
+    write(report, &mut out).expect("writing into memory");
+    String::from_utf8(out).expect("annotations are UTF-8")
+}
+
+/// [`render`], one line written at a time.
+pub fn write(report: &Report<'_>, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     for f in report.sorted_findings() {
-        out.push_str(&annotation(report, f));
-        out.push('\n');
+        out.write_all(annotation(report, f).as_bytes())?;
+        out.write_all(b"\n")?;
     }
-    out
+    Ok(())
 }
 
 /// One `::level props::message` line.

@@ -16,22 +16,39 @@
 
 use super::Report;
 use crate::{Finding, Severity};
+use serde::ser::{Serialize, SerializeSeq, Serializer};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use upkeep_syntax::FileId;
 
 pub fn render(report: &Report<'_>) -> String {
-    let mut text = serde_json::to_string_pretty(&to_value(report)).expect("JSON values serialize");
-    text.push('\n');
-    text
+    let mut text = Vec::new();
+    write(report, &mut text).expect("plain data serializes into memory");
+    String::from_utf8(text).expect("serde_json writes UTF-8")
+}
+
+/// [`render`], written out as it is serialized: each issue is built,
+/// written and dropped in turn (the report of a large configuration is
+/// hundreds of megabytes).
+pub fn write(report: &Report<'_>, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &Issues(report))?;
+    out.write_all(b"\n")
 }
 
 pub fn to_value(report: &Report<'_>) -> Value {
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let issues: Vec<Value> = report
-        .sorted_findings()
-        .into_iter()
-        .map(|f| {
+    serde_json::to_value(Issues(report)).expect("plain data serializes")
+}
+
+/// The report: a list of issues, one per finding in place order.
+struct Issues<'r, 'a>(&'r Report<'a>);
+
+impl Serialize for Issues<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let report = self.0;
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let findings = report.sorted_findings();
+        let mut seq = s.serialize_seq(Some(findings.len()))?;
+        for f in findings {
             let base = match f.primary {
                 Some(span) => super::fingerprint(report, f, span),
                 None => format!("{}:{}", f.rule, f.message),
@@ -39,10 +56,10 @@ pub fn to_value(report: &Report<'_>) -> Value {
             let n = seen.entry(base.clone()).or_default();
             *n += 1;
             let fingerprint = if *n == 1 { base } else { format!("{base}-{n}") };
-            issue(report, f, fingerprint)
-        })
-        .collect();
-    Value::Array(issues)
+            seq.serialize_element(&issue(report, f, fingerprint))?;
+        }
+        seq.end()
+    }
 }
 
 fn issue(report: &Report<'_>, f: &Finding, fingerprint: String) -> Value {

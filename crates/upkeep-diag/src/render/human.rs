@@ -18,42 +18,69 @@ pub struct HumanOptions {
 /// Below this many findings, rendering stays on the calling thread.
 const PARALLEL_ABOVE_FINDINGS: usize = 200;
 
+/// How many findings are rendered (on all cores) before their text is
+/// written out: a large config's report is never held whole.
+const RENDER_CHUNK: usize = 2048;
+
 /// The whole report: every finding, the assumptions, the summary line.
 pub fn render(report: &Report<'_>, options: HumanOptions) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
+    write(report, options, &mut out).expect("writing into memory");
+    String::from_utf8(out).expect("rendered text is UTF-8")
+}
+
+/// [`render`], written to `out` as it is rendered.
+pub fn write(
+    report: &Report<'_>,
+    options: HumanOptions,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
     let (findings, groups) = split_groups(report.sorted_findings());
-    // annotate-snippets takes tens of microseconds per finding: a large
-    // config's thousands of findings are rendered on all cores.
-    let parallel = findings.len() > PARALLEL_ABOVE_FINDINGS;
-    for text in
-        crate::parallel::map_ordered(&findings, parallel, |f| render_finding(report, f, options))
-    {
-        out.push_str(&text);
-        out.push_str("\n\n");
-    }
+    write_findings(report, &findings, options, out)?;
     for group in &groups {
-        out.push_str(&render_group(report, group, options));
-        out.push_str("\n\n");
+        out.write_all(render_group(report, group, options).as_bytes())?;
+        out.write_all(b"\n\n")?;
     }
     for assumption in report.assumptions {
-        let _ = writeln!(
+        writeln!(
             out,
             "{}: {}",
             paint("note", bold(None), options),
             terminal_safe_line(assumption)
-        );
+        )?;
     }
     for file in report.settings_files {
-        let _ = writeln!(
+        writeln!(
             out,
             "{}: settings from {}",
             paint("note", bold(None), options),
             terminal_safe_line(file)
-        );
+        )?;
     }
-    out.push_str(&summary_line(report, options));
-    out.push('\n');
-    out
+    out.write_all(summary_line(report, options).as_bytes())?;
+    out.write_all(b"\n")
+}
+
+/// Each finding in full, followed by a blank line, in the order given.
+/// annotate-snippets takes tens of microseconds per finding: a large
+/// config's thousands of findings are rendered on all cores, a chunk at a
+/// time.
+pub fn write_findings(
+    report: &Report<'_>,
+    findings: &[&Finding],
+    options: HumanOptions,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let parallel = findings.len() > PARALLEL_ABOVE_FINDINGS;
+    for chunk in findings.chunks(RENDER_CHUNK) {
+        for text in
+            crate::parallel::map_ordered(chunk, parallel, |f| render_finding(report, f, options))
+        {
+            out.write_all(text.as_bytes())?;
+            out.write_all(b"\n\n")?;
+        }
+    }
+    Ok(())
 }
 
 /// Findings shown one by one, and the grouped ones (see [`Finding::group`])

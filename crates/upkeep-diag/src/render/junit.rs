@@ -12,6 +12,13 @@ use super::{Report, Summary};
 use crate::Finding;
 
 pub fn render(report: &Report<'_>) -> String {
+    let mut out = Vec::new();
+    write(report, &mut out).expect("writing into memory");
+    String::from_utf8(out).expect("the XML is UTF-8")
+}
+
+/// [`render`], one test case written at a time.
+pub fn write(report: &Report<'_>, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     let findings = report.sorted_findings();
     // Group by file, keeping the output order (files in load order).
     let mut suites: Vec<(String, Vec<&Finding>)> = Vec::new();
@@ -27,32 +34,32 @@ pub fn render(report: &Report<'_>) -> String {
     }
 
     let total = Summary::of(report.findings).total();
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.write_all(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")?;
     if total == 0 {
-        out.push_str("<testsuites name=\"upkeep\" tests=\"1\" failures=\"0\" errors=\"0\">\n");
-        out.push_str(
-            "  <testsuite name=\"upkeep\" tests=\"1\" failures=\"0\" errors=\"0\" skipped=\"0\">\n",
-        );
-        out.push_str("    <testcase name=\"no findings\" classname=\"upkeep\"/>\n");
-        out.push_str("  </testsuite>\n</testsuites>\n");
-        return out;
+        out.write_all(b"<testsuites name=\"upkeep\" tests=\"1\" failures=\"0\" errors=\"0\">\n")?;
+        out.write_all(
+            b"  <testsuite name=\"upkeep\" tests=\"1\" failures=\"0\" errors=\"0\" skipped=\"0\">\n",
+        )?;
+        out.write_all(b"    <testcase name=\"no findings\" classname=\"upkeep\"/>\n")?;
+        return out.write_all(b"  </testsuite>\n</testsuites>\n");
     }
-    out.push_str(&format!(
-        "<testsuites name=\"upkeep\" tests=\"{total}\" failures=\"{total}\" errors=\"0\">\n"
-    ));
+    writeln!(
+        out,
+        "<testsuites name=\"upkeep\" tests=\"{total}\" failures=\"{total}\" errors=\"0\">"
+    )?;
     for (name, list) in &suites {
-        out.push_str(&format!(
-            "  <testsuite name=\"{}\" tests=\"{n}\" failures=\"{n}\" errors=\"0\" skipped=\"0\">\n",
+        writeln!(
+            out,
+            "  <testsuite name=\"{}\" tests=\"{n}\" failures=\"{n}\" errors=\"0\" skipped=\"0\">",
             escape(name),
             n = list.len()
-        ));
+        )?;
         for f in list {
-            out.push_str(&testcase(report, name, f));
+            out.write_all(testcase(report, name, f).as_bytes())?;
         }
-        out.push_str("  </testsuite>\n");
+        out.write_all(b"  </testsuite>\n")?;
     }
-    out.push_str("</testsuites>\n");
-    out
+    out.write_all(b"</testsuites>\n")
 }
 
 fn testcase(report: &Report<'_>, suite: &str, f: &Finding) -> String {

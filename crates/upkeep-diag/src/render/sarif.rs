@@ -9,6 +9,7 @@
 
 use super::{display_path, Report};
 use crate::{Finding, Severity};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use upkeep_syntax::{FileId, Span};
@@ -39,65 +40,124 @@ pub const SCHEMA_URI: &str =
 const SRCROOT: &str = "%SRCROOT%";
 
 pub fn render(report: &Report<'_>, tool: &Tool, rules: &[RuleDescriptor]) -> String {
-    let mut text = serde_json::to_string_pretty(&to_value(report, tool, rules))
-        .expect("JSON values serialize");
-    text.push('\n');
-    text
+    let mut text = Vec::new();
+    write(report, tool, rules, &mut text).expect("plain data serializes into memory");
+    String::from_utf8(text).expect("serde_json writes UTF-8")
+}
+
+/// [`render`], written out as it is serialized: each result is built,
+/// written and dropped in turn. The SARIF of a large configuration is
+/// hundreds of megabytes, and as one JSON value tree it took twice the
+/// memory of the whole check.
+pub fn write(
+    report: &Report<'_>,
+    tool: &Tool,
+    rules: &[RuleDescriptor],
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let document = Document {
+        report,
+        tool,
+        rules,
+    };
+    serde_json::to_writer_pretty(&mut *out, &document)?;
+    out.write_all(b"\n")
 }
 
 pub fn to_value(report: &Report<'_>, tool: &Tool, rules: &[RuleDescriptor]) -> Value {
-    let mut driver = Map::new();
-    driver.insert("name".into(), tool.name.clone().into());
-    driver.insert("version".into(), tool.version.clone().into());
-    driver.insert("semanticVersion".into(), tool.version.clone().into());
-    if let Some(uri) = &tool.information_uri {
-        driver.insert("informationUri".into(), uri.clone().into());
-    }
-    driver.insert(
-        "rules".into(),
-        rules.iter().map(rule_descriptor).collect::<Vec<_>>().into(),
-    );
+    let document = Document {
+        report,
+        tool,
+        rules,
+    };
+    serde_json::to_value(&document).expect("plain data serializes")
+}
 
-    let index: BTreeMap<&str, usize> = rules
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.id.as_str(), i))
-        .collect();
-    let results: Vec<Value> = report
-        .sorted_findings()
-        .into_iter()
-        .map(|f| result(report, f, index.get(f.rule).copied()))
-        .collect();
+/// The SARIF log: `$schema`, `version` and one run. Keys are written in
+/// this order.
+struct Document<'r, 'a> {
+    report: &'r Report<'a>,
+    tool: &'r Tool,
+    rules: &'r [RuleDescriptor],
+}
 
-    let mut properties = Map::new();
-    if let Some(f) = report.flavor {
-        properties.insert("serverFlavor".into(), f.into());
+impl Serialize for Document<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(3))?;
+        map.serialize_entry("$schema", SCHEMA_URI)?;
+        map.serialize_entry("version", "2.1.0")?;
+        map.serialize_entry("runs", &[Run(self)])?;
+        map.end()
     }
-    if let Some(v) = report.nginx_version {
-        properties.insert("nginxVersion".into(), v.into());
-    }
-    if let Some(s) = report.version_source {
-        properties.insert("nginxVersionSource".into(), s.into());
-    }
-    if !report.assumptions.is_empty() {
-        properties.insert("assumptions".into(), report.assumptions.into());
-    }
-    // Always present, so that a reader can tell "no settings file" from an
-    // older upkeep that did not say.
-    properties.insert("settingsFiles".into(), report.settings_files.into());
+}
 
-    let mut run = Map::new();
-    run.insert("tool".into(), json!({ "driver": driver }));
-    run.insert("columnKind".into(), "unicodeCodePoints".into());
-    run.insert("results".into(), results.into());
-    if !properties.is_empty() {
-        run.insert("properties".into(), properties.into());
+struct Run<'d, 'r, 'a>(&'d Document<'r, 'a>);
+
+impl Serialize for Run<'_, '_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Document {
+            report,
+            tool,
+            rules,
+        } = self.0;
+        let mut driver = Map::new();
+        driver.insert("name".into(), tool.name.clone().into());
+        driver.insert("version".into(), tool.version.clone().into());
+        driver.insert("semanticVersion".into(), tool.version.clone().into());
+        if let Some(uri) = &tool.information_uri {
+            driver.insert("informationUri".into(), uri.clone().into());
+        }
+        driver.insert(
+            "rules".into(),
+            rules.iter().map(rule_descriptor).collect::<Vec<_>>().into(),
+        );
+
+        let mut properties = Map::new();
+        if let Some(f) = report.flavor {
+            properties.insert("serverFlavor".into(), f.into());
+        }
+        if let Some(v) = report.nginx_version {
+            properties.insert("nginxVersion".into(), v.into());
+        }
+        if let Some(s) = report.version_source {
+            properties.insert("nginxVersionSource".into(), s.into());
+        }
+        if !report.assumptions.is_empty() {
+            properties.insert("assumptions".into(), report.assumptions.into());
+        }
+        // Always present, so that a reader can tell "no settings file" from
+        // an older upkeep that did not say.
+        properties.insert("settingsFiles".into(), report.settings_files.into());
+
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("tool", &json!({ "driver": driver }))?;
+        map.serialize_entry("columnKind", "unicodeCodePoints")?;
+        map.serialize_entry("results", &Results(self.0))?;
+        if !properties.is_empty() {
+            map.serialize_entry("properties", &properties)?;
+        }
+        map.end()
     }
-    json!({
-        "$schema": SCHEMA_URI,
-        "version": "2.1.0",
-        "runs": [run],
-    })
+}
+
+/// `results`, one finding at a time.
+struct Results<'d, 'r, 'a>(&'d Document<'r, 'a>);
+
+impl Serialize for Results<'_, '_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Document { report, rules, .. } = self.0;
+        let index: BTreeMap<&str, usize> = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.as_str(), i))
+            .collect();
+        let findings = report.sorted_findings();
+        let mut seq = s.serialize_seq(Some(findings.len()))?;
+        for f in findings {
+            seq.serialize_element(&result(report, f, index.get(f.rule).copied()))?;
+        }
+        seq.end()
+    }
 }
 
 fn rule_descriptor(rule: &RuleDescriptor) -> Value {
