@@ -797,3 +797,73 @@ fn client_keepalive_findings_match_a_real_nginx() {
         }
     }
 }
+
+/// C001 and C002 at server level on a real nginx: a server's low
+/// `keepalive_requests` or `keepalive_timeout 0` that every location
+/// replaces, with a `location /`, applies to no request (nginx keeps the
+/// connection open, upkeep says nothing of it); without the location's own
+/// value nginx closes and upkeep reports it. A request answered by a
+/// server-level `if … return` gets the server's `keepalive_timeout 0`
+/// (nginx closes), while nginx 1.22 does not limit it by the server's
+/// `keepalive_requests`; upkeep reports both whenever the server answers
+/// anything itself, which is the safe side for the second. A server that
+/// speaks HTTP/2 keeps the finding (checked statically).
+#[test]
+fn server_level_client_keepalive_findings_match_a_real_nginx() {
+    let Some(bin) = upkeep_nginx::NginxBinary::find(None) else {
+        assert!(std::env::var_os("CI").is_none(), "CI must install nginx");
+        eprintln!("no nginx binary; skipping");
+        return;
+    };
+    let version = NginxVersion::parse(&bin.version().unwrap()).unwrap();
+    let port = upkeep_nginx::free_port().unwrap();
+    let scratch = upkeep_nginx::Prefix::new().unwrap();
+    let temp = scratch.http_temp_paths();
+    let config = |server_lines: &str, location_line: &str, listen_params: &str| {
+        format!(
+            "events {{}}\nhttp {{\naccess_log off;\n{temp}\nserver {{\n\
+             listen 127.0.0.1:{port}{listen_params};\n{server_lines}\n\
+             location / {{ {location_line} return 200 ok; }}\n}}\n}}\n"
+        )
+    };
+    let reported = |text: &str, rule: &str| {
+        check_text(&scratch, text, version)
+            .findings
+            .iter()
+            .any(|f| f.rule == rule)
+    };
+    // (low value, the location's own, rule, answered on /r when the
+    // server answers it itself)
+    for (low, own, rule, answered_by_server) in [
+        ("keepalive_timeout 0;", "keepalive_timeout 75s;", "C002", 1),
+        (
+            "keepalive_requests 1;",
+            "keepalive_requests 1000;",
+            "C001",
+            3,
+        ),
+    ] {
+        let redirect = format!("{low}\nif ($request_uri = /r) {{ return 200 r; }}");
+        // (server lines, location line, reported, answered on /, on /r)
+        let cases = [
+            (low.to_string(), own, false, 3, 3),
+            (redirect, own, true, 3, answered_by_server),
+            (low.to_string(), "", true, 1, 1),
+        ];
+        for (server_lines, location_line, expected, on_root, on_r) in cases {
+            let text = config(&server_lines, location_line, "");
+            assert_eq!(reported(&text, rule), expected, "{rule}\n{text}");
+            let prefix = upkeep_nginx::Prefix::new().unwrap();
+            let conf = prefix.write("conf/nginx.conf", &text).unwrap();
+            let mut nginx = upkeep_nginx::NginxInstance::start(&bin, &prefix, &conf).unwrap();
+            let answered = (
+                answered_on_one_connection(port, "/", 3),
+                answered_on_one_connection(port, "/r", 3),
+            );
+            nginx.stop().unwrap();
+            assert_eq!(answered, (on_root, on_r), "{text}");
+        }
+        let http2 = config(low, own, " http2");
+        assert!(reported(&http2, rule), "{rule}\n{http2}");
+    }
+}

@@ -79,21 +79,72 @@ impl<'m, 'a> Ctx<'m, 'a> {
         self.model.block(block).describe()
     }
 
-    /// Whether `block` is an `http` block whose servers (at least one) all
-    /// set `name` themselves: a scalar there then applies to no request,
-    /// since every request is handled in some server and a server's own
-    /// value replaces the inherited one (`ngx_conf_merge_*_value`).
-    pub fn overridden_by_every_server(&self, block: BlockId, name: &str) -> bool {
-        if self.model.block(block).kind != upkeep_model::BlockKind::Http {
-            return false;
+    /// Whether a client keep-alive scalar `name` (`keepalive_timeout`,
+    /// `keepalive_requests`) set in `block` applies to no request, because
+    /// every request is answered at a level below that sets its own (a
+    /// lower level's own value replaces the inherited one,
+    /// `ngx_conf_merge_*_value`):
+    /// - an `http` block whose servers (at least one) all set `name`: every
+    ///   request is handled in some server;
+    /// - a `server` block whose locations (named ones too) all set `name`,
+    ///   when every request reaches one of them: it has a `location /`
+    ///   (every request path starts with `/`), and no `if`, `return` or
+    ///   `rewrite` of its own, which answer in the server rewrite phase,
+    ///   before a location is chosen (a server-level `keepalive_timeout 0`
+    ///   then closes the connection). Only for HTTP/1.x: a server that
+    ///   speaks HTTP/2 or HTTP/3 (`listen … http2`, `listen … quic`,
+    ///   `http2 on`) keeps the finding, as nothing here shows which level
+    ///   those connections read their keep-alive settings from.
+    ///
+    /// `client_keepalive_findings_match_a_real_nginx` and
+    /// `server_level_client_keepalive_findings_match_a_real_nginx` check
+    /// these cases against a real nginx.
+    pub fn applies_to_no_request(&self, block: BlockId, name: &str) -> bool {
+        use upkeep_model::BlockKind;
+        let model = &self.model;
+        match model.block(block).kind {
+            BlockKind::Http => {
+                let mut servers = model
+                    .servers()
+                    .filter(|&s| model.ancestors(s).any(|a| a == block))
+                    .peekable();
+                servers.peek().is_some()
+                    && servers.all(|s| model.block(s).directives_named(name).next().is_some())
+            }
+            BlockKind::Server => {
+                let server = model.block(block);
+                let answers_before_a_location =
+                    ["if", "return", "rewrite"].iter().any(|n| server.has(n));
+                let newer_protocol = server.directives_named("listen").any(|l| {
+                    l.args
+                        .iter()
+                        .skip(1)
+                        .any(|a| a.is_keyword("http2") || a.is_keyword("quic"))
+                }) || std::iter::once(block)
+                    .chain(model.ancestors(block))
+                    .any(|b| model.block(b).has("http2"));
+                if answers_before_a_location || newer_protocol {
+                    return false;
+                }
+                let locations: Vec<BlockId> = server
+                    .children()
+                    .filter(|&c| {
+                        matches!(
+                            model.block(c).kind,
+                            BlockKind::Location | BlockKind::NamedLocation
+                        )
+                    })
+                    .collect();
+                let catch_all = locations.iter().any(|&c| {
+                    model.block(c).directive.is_some_and(|d| {
+                        let args: Vec<&[u8]> = d.args.iter().map(|a| a.value()).collect();
+                        matches!(args.as_slice(), [b"/"] | [b"^~", b"/"])
+                    })
+                });
+                catch_all && locations.iter().all(|&c| model.block(c).has(name))
+            }
+            _ => false,
         }
-        let mut servers = self
-            .model
-            .servers()
-            .filter(|&s| self.model.ancestors(s).any(|a| a == block))
-            .peekable();
-        servers.peek().is_some()
-            && servers.all(|s| self.model.block(s).directives_named(name).next().is_some())
     }
 
     /// Routes that can keep connections alive and reach an upstream with an

@@ -17,7 +17,10 @@ An effective client `keepalive_requests` (http, server or location level)
 below 1000, or below `--target-requests`: an explicit low value, or the
 implicit default of 100 on nginx older than 1.19.10. An http-level value
 that every server block replaces with its own is not reported: no request
-is served with it.
+is served with it. Nor is a server-level value that every
+location of the server replaces, when every request reaches a location (the
+server has a `location /` and answers nothing itself: no `if`, `return` or
+`rewrite` at server level) and the server speaks only HTTP/1.x.
 
 ## Why it breaks reuse
 After `keepalive_requests` requests on one client connection nginx answers
@@ -53,8 +56,8 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         if !block.kind.is_http_level() {
             continue;
         }
-        // An http-level value every server replaces affects no request.
-        if ctx.overridden_by_every_server(id, "keepalive_requests") {
+        // A value every lower level replaces affects no request.
+        if ctx.applies_to_no_request(id, "keepalive_requests") {
             continue;
         }
         for d in block.directives_named("keepalive_requests") {

@@ -14,7 +14,10 @@ pub const INFO: RuleInfo = RuleInfo {
     doc: r#"## What it finds
 `keepalive_timeout 0` in an http, server or location block that serves
 ordinary traffic. An http-level value that every server block replaces with
-its own is not reported: no request is served with it.
+its own is not reported: no request is served with it. Nor is a server-level value that every
+location of the server replaces, when every request reaches a location (the
+server has a `location /` and answers nothing itself: no `if`, `return` or
+`rewrite` at server level) and the server speaks only HTTP/1.x.
 
 ## Why it breaks reuse
 `keepalive_timeout 0` makes nginx clear `r->keepalive` for every request
@@ -46,8 +49,8 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         if !block.kind.is_http_level() {
             continue;
         }
-        // An http-level value every server replaces affects no request.
-        if ctx.overridden_by_every_server(id, "keepalive_timeout") {
+        // A value every lower level replaces affects no request.
+        if ctx.applies_to_no_request(id, "keepalive_timeout") {
             continue;
         }
         for d in block.directives_named("keepalive_timeout") {

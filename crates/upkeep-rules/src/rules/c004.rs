@@ -14,7 +14,10 @@ pub const INFO: RuleInfo = RuleInfo {
 `keepalive_timeout TIMEOUT HEADER_TIMEOUT;` where the second argument, sent
 to clients as `Keep-Alive: timeout=N`, is larger than the first, the time
 nginx really keeps an idle connection. An http-level value that every server
-block replaces with its own is not reported: no request is served with it.
+block replaces with its own is not reported: no request is served with it. Nor is a server-level value that every
+location of the server replaces, when every request reaches a location (the
+server has a `location /` and answers nothing itself: no `if`, `return` or
+`rewrite` at server level) and the server speaks only HTTP/1.x.
 
 ## Why it breaks reuse
 A client that honours the header keeps the connection for N seconds and
@@ -43,8 +46,8 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         if !block.kind.is_http_level() {
             continue;
         }
-        // An http-level value every server replaces affects no response.
-        if ctx.overridden_by_every_server(id, "keepalive_timeout") {
+        // A value every lower level replaces affects no request.
+        if ctx.applies_to_no_request(id, "keepalive_timeout") {
             continue;
         }
         for d in block.directives_named("keepalive_timeout") {
