@@ -711,10 +711,7 @@ impl Checked {
 
     /// The findings in one output format (`check --format`).
     pub fn render(&self, format: Format, color: bool, quiet: bool) -> String {
-        let mut text = Vec::new();
-        self.write(format, color, quiet, &mut text)
-            .expect("a report writes into memory");
-        String::from_utf8(text).expect("reports are UTF-8")
+        upkeep_diag::render::to_string(|out| self.write(format, color, quiet, out))
     }
 
     /// [`Checked::render`] written to `sink` as it is rendered, in every

@@ -20,9 +20,7 @@ use super::Report;
 use crate::{Finding, Severity};
 
 pub fn render(report: &Report<'_>) -> String {
-    let mut out = Vec::new();
-    write(report, &mut out).expect("writing into memory");
-    String::from_utf8(out).expect("annotations are UTF-8")
+    super::to_string(|out| write(report, out))
 }
 
 /// [`render`], one line written at a time.

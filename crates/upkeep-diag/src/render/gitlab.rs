@@ -22,9 +22,7 @@ use std::collections::HashMap;
 use upkeep_syntax::FileId;
 
 pub fn render(report: &Report<'_>) -> String {
-    let mut text = Vec::new();
-    write(report, &mut text).expect("plain data serializes into memory");
-    String::from_utf8(text).expect("serde_json writes UTF-8")
+    super::to_string(|out| write(report, out))
 }
 
 /// [`render`], written out as it is serialized: each issue is built,
@@ -33,10 +31,6 @@ pub fn render(report: &Report<'_>) -> String {
 pub fn write(report: &Report<'_>, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, &Issues(report))?;
     out.write_all(b"\n")
-}
-
-pub fn to_value(report: &Report<'_>) -> Value {
-    serde_json::to_value(Issues(report)).expect("plain data serializes")
 }
 
 /// The report: a list of issues, one per finding in place order.

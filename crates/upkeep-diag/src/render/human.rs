@@ -24,9 +24,7 @@ const RENDER_CHUNK: usize = 2048;
 
 /// The whole report: every finding, the assumptions, the summary line.
 pub fn render(report: &Report<'_>, options: HumanOptions) -> String {
-    let mut out = Vec::new();
-    write(report, options, &mut out).expect("writing into memory");
-    String::from_utf8(out).expect("rendered text is UTF-8")
+    super::to_string(|out| write(report, options, out))
 }
 
 /// [`render`], written to `out` as it is rendered.

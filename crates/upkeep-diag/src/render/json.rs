@@ -32,9 +32,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// from borrowed views of the findings: building a `serde_json::Value` tree
 /// first cost as much as running half of the rules on a 100k-line config.
 pub fn render(report: &Report<'_>) -> String {
-    let mut text = Vec::new();
-    write(report, &mut text).expect("plain data serializes into memory");
-    String::from_utf8(text).expect("serde_json writes UTF-8")
+    super::to_string(|out| write(report, out))
 }
 
 /// [`render`], written out as it is serialized: the report of a large

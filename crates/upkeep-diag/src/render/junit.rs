@@ -12,9 +12,7 @@ use super::{Report, Summary};
 use crate::Finding;
 
 pub fn render(report: &Report<'_>) -> String {
-    let mut out = Vec::new();
-    write(report, &mut out).expect("writing into memory");
-    String::from_utf8(out).expect("the XML is UTF-8")
+    super::to_string(|out| write(report, out))
 }
 
 /// [`render`], one test case written at a time.

@@ -119,6 +119,15 @@ pub(crate) fn fingerprint(report: &Report<'_>, f: &Finding, span: Span) -> Strin
     format!("{hash:016x}")
 }
 
+/// What a renderer's `write` writes, as a string. Every format is written
+/// to its sink as it is rendered; this is for callers that want the whole
+/// text (tests, the playground, small reports).
+pub fn to_string(write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>) -> String {
+    let mut text = Vec::new();
+    write(&mut text).expect("a report writes into memory");
+    String::from_utf8(text).expect("reports are UTF-8")
+}
+
 /// `path` relative to `base` when it lies inside it, else unchanged. Pure
 /// string work: both are expected in the same form (both absolute, or both as
 /// given on the command line). A leading `./` is dropped from the result.

@@ -40,9 +40,7 @@ pub const SCHEMA_URI: &str =
 const SRCROOT: &str = "%SRCROOT%";
 
 pub fn render(report: &Report<'_>, tool: &Tool, rules: &[RuleDescriptor]) -> String {
-    let mut text = Vec::new();
-    write(report, tool, rules, &mut text).expect("plain data serializes into memory");
-    String::from_utf8(text).expect("serde_json writes UTF-8")
+    super::to_string(|out| write(report, tool, rules, out))
 }
 
 /// [`render`], written out as it is serialized: each result is built,
@@ -62,15 +60,6 @@ pub fn write(
     };
     serde_json::to_writer_pretty(&mut *out, &document)?;
     out.write_all(b"\n")
-}
-
-pub fn to_value(report: &Report<'_>, tool: &Tool, rules: &[RuleDescriptor]) -> Value {
-    let document = Document {
-        report,
-        tool,
-        rules,
-    };
-    serde_json::to_value(&document).expect("plain data serializes")
 }
 
 /// The SARIF log: `$schema`, `version` and one run. Keys are written in
