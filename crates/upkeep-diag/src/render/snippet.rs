@@ -67,7 +67,7 @@ pub(crate) fn render(
             files.push(a.span.file);
         }
     }
-    let windows: Vec<(FileId, Window, Vec<usize>, String)> = files
+    let windows: Vec<(&SourceFile, Window, Vec<usize>, String)> = files
         .iter()
         .flat_map(|&file| {
             let src = sources.source(file);
@@ -75,7 +75,7 @@ pub(crate) fn render(
             clusters(diag, file, src)
                 .into_iter()
                 .map(move |(first, last, members)| {
-                    (file, Window::new(src, first, last), members, name.clone())
+                    (src, Window::new(src, first, last), members, name.clone())
                 })
         })
         .collect();
@@ -96,8 +96,7 @@ pub(crate) fn render(
         .map(|(_, text)| terminal_safe_line(text))
         .collect();
     let mut group = Group::with_title(title);
-    for (file, window, members, name) in &windows {
-        let src = sources.source(*file);
+    for (src, window, members, name) in &windows {
         let mut snippet = Snippet::source(window.text.as_str())
             .line_start(window.first_line as usize)
             .path(name.as_str())
@@ -186,19 +185,14 @@ struct Window {
 }
 
 impl Window {
-    /// Lines `first..=last` of `src`, read as one stretch of its text (a
-    /// lookup per line would scan the file's line index once per line).
+    /// Lines `first..=last` of `src` ([`SourceFile::lines`]: a lookup per
+    /// line would scan the file's line index once per line).
     fn new(src: &SourceFile, first: u32, last: u32) -> Window {
-        let from = src.line_start(first) as usize;
-        let to = (src.line_start(last + 1) as usize).min(src.text.len());
-        let stretch = &src.text[from.min(to)..to];
         let mut text = String::new();
         let mut line_starts = Vec::new();
-        let mut lines = stretch.split(|&b| b == b'\n');
-        for line in first..=last {
+        for (line, bytes) in (first..=last).zip(src.lines(first, last)) {
             line_starts.push(text.len());
-            let bytes = lines.next().unwrap_or_default();
-            text.push_str(&lossy(bytes.strip_suffix(b"\r").unwrap_or(bytes)));
+            text.push_str(&lossy(bytes));
             if line != last {
                 text.push('\n');
             }
@@ -256,11 +250,20 @@ mod tests {
         SourceFile::new(FileId(0), "t.conf", text.to_vec())
     }
 
-    /// The span of the `n`th occurrence (from 0) of `needle` in `src`.
-    fn span_of(src: &SourceFile, needle: &str, n: usize) -> Span {
+    /// An annotation on the first `needle` in `src`.
+    fn annotation<'a>(
+        src: &SourceFile,
+        needle: &str,
+        label: &'a str,
+        primary: bool,
+    ) -> Annotation<'a> {
         let text = std::str::from_utf8(&src.text).unwrap();
-        let at = text.match_indices(needle).nth(n).unwrap().0 as u32;
-        Span::new(FileId(0), at, at + needle.len() as u32)
+        let at = text.find(needle).unwrap() as u32;
+        Annotation {
+            span: Span::new(FileId(0), at, at + needle.len() as u32),
+            label,
+            primary,
+        }
     }
 
     fn diagnostic<'a>(annotations: Vec<Annotation<'a>>) -> Diagnostic<'a> {
@@ -283,21 +286,9 @@ mod tests {
         text.extend(b"proxy_pass http://b;\nkeepalive 2;\n");
         let src = file(&text);
         let diag = diagnostic(vec![
-            Annotation {
-                span: span_of(&src, "keepalive 2;", 0),
-                label: "primary",
-                primary: true,
-            },
-            Annotation {
-                span: span_of(&src, "upstream b", 0),
-                label: "related",
-                primary: false,
-            },
-            Annotation {
-                span: span_of(&src, "proxy_pass http://b;", 0),
-                label: "near the primary",
-                primary: false,
-            },
+            annotation(&src, "keepalive 2;", "primary", true),
+            annotation(&src, "upstream b", "related", false),
+            annotation(&src, "proxy_pass http://b;", "near the primary", false),
         ]);
         let windows = clusters(&diag, FileId(0), &src);
         assert_eq!(
@@ -319,16 +310,8 @@ mod tests {
         text.extend(b"b 2;\n");
         let src = file(&text);
         let diag = diagnostic(vec![
-            Annotation {
-                span: span_of(&src, "b 2;", 0),
-                label: "primary",
-                primary: true,
-            },
-            Annotation {
-                span: span_of(&src, "a 1;", 0),
-                label: "related",
-                primary: false,
-            },
+            annotation(&src, "b 2;", "primary", true),
+            annotation(&src, "a 1;", "related", false),
         ]);
         let last = MAX_GAP_LINES + 1;
         assert_eq!(clusters(&diag, FileId(0), &src), [(1, last, vec![0, 1])]);
