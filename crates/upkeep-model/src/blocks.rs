@@ -263,24 +263,15 @@ impl<'a> ConfBlock<'a> {
         expanded: Option<Vec<&'a Node>>,
         children: &[BlockId],
     ) {
-        let expanded = match expanded {
-            Some(nodes) => Some(nodes),
-            None if self.directive.is_none() => Some(tree.iter().collect()),
-            None => {
-                debug_assert!(std::ptr::eq(self.tree_nodes(), tree));
-                None
-            }
-        };
+        let expanded = expanded.or_else(|| self.directive.is_none().then(|| tree.iter().collect()));
+        debug_assert!(expanded.is_some() || std::ptr::eq(self.tree_nodes(), tree));
+        let node_count = expanded.as_ref().map_or(tree.len(), Vec::len);
         self.extra = expanded.map(|nodes| {
             Box::new(BlockExtra {
                 expanded: Some(nodes.into_boxed_slice()),
                 by_name: None,
             })
         });
-        let node_count = match self.extra.as_deref().and_then(|e| e.expanded.as_deref()) {
-            Some(list) => list.len(),
-            None => tree.len(),
-        };
         let tags = (0..node_count).map(|i| match self.node(i) {
             Node::Directive(d) => NameTag::of(d.name.value()).0,
             Node::Comment(_) => NameTag::COMMENT.0,

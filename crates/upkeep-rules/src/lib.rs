@@ -173,14 +173,7 @@ const PARALLEL_ABOVE_BLOCKS: usize = 2_000;
 /// read-only model.
 fn run_checks(ctx: &Ctx, checks: &[registry::CheckFn]) -> Vec<Finding> {
     let parallel = ctx.model.blocks.len() > PARALLEL_ABOVE_BLOCKS;
-    // Each rule's list is kept at its exact size as soon as the rule ends:
-    // a list that grew by doubling to hold tens of thousands of findings
-    // can be a third empty.
-    let mut per_rule = upkeep_diag::parallel::map_ordered(checks, parallel, |check| {
-        let mut findings = check(ctx);
-        findings.shrink_to_fit();
-        findings
-    });
+    let mut per_rule = upkeep_diag::parallel::map_ordered(checks, parallel, |check| check(ctx));
     // A large config has tens of thousands of findings, most often from one
     // rule: that rule's list becomes the whole list, and the others' are
     // moved around it in registry order, instead of all of them being
