@@ -779,21 +779,14 @@ fn client_keepalive_findings_match_a_real_nginx() {
                 "events {{}}\nhttp {{\naccess_log off;\n{temp}\n{http_line}\nserver {{\n\
                  listen 127.0.0.1:{port};\n{server_line}\nlocation / {{ return 200 ok; }}\n}}\n}}\n"
             );
-            let reported = check_text(&scratch, &text, version)
-                .findings
-                .iter()
-                .any(|f| f.rule == rule);
-            let prefix = upkeep_nginx::Prefix::new().unwrap();
-            let conf = prefix.write("conf/nginx.conf", &text).unwrap();
-            let mut nginx = upkeep_nginx::NginxInstance::start(&bin, &prefix, &conf).unwrap();
-            let answered = answered_on_one_connection(port, "/", 3);
-            nginx.stop().unwrap();
+            let reported = reports(&scratch, &text, version, rule);
+            let answered = answered_by_nginx(&bin, &text, port, &["/"]);
             assert_eq!(
                 reported, !server_sets_its_own,
                 "{rule} reported: {reported}\n{text}"
             );
             let expected = if server_sets_its_own { 3 } else { 1 };
-            assert_eq!(answered, expected, "{text}");
+            assert_eq!(answered, [expected], "{text}");
         }
     }
 }
@@ -826,12 +819,6 @@ fn server_level_client_keepalive_findings_match_a_real_nginx() {
              location / {{ {location_line} return 200 ok; }}\n}}\n}}\n"
         )
     };
-    let reported = |text: &str, rule: &str| {
-        check_text(&scratch, text, version)
-            .findings
-            .iter()
-            .any(|f| f.rule == rule)
-    };
     // (low value, the location's own, rule, answered on /r when the
     // server answers it itself)
     for (low, own, rule, answered_by_server) in [
@@ -852,18 +839,39 @@ fn server_level_client_keepalive_findings_match_a_real_nginx() {
         ];
         for (server_lines, location_line, expected, on_root, on_r) in cases {
             let text = config(&server_lines, location_line, "");
-            assert_eq!(reported(&text, rule), expected, "{rule}\n{text}");
-            let prefix = upkeep_nginx::Prefix::new().unwrap();
-            let conf = prefix.write("conf/nginx.conf", &text).unwrap();
-            let mut nginx = upkeep_nginx::NginxInstance::start(&bin, &prefix, &conf).unwrap();
-            let answered = (
-                answered_on_one_connection(port, "/", 3),
-                answered_on_one_connection(port, "/r", 3),
-            );
-            nginx.stop().unwrap();
-            assert_eq!(answered, (on_root, on_r), "{text}");
+            let reported = reports(&scratch, &text, version, rule);
+            assert_eq!(reported, expected, "{rule}\n{text}");
+            let answered = answered_by_nginx(&bin, &text, port, &["/", "/r"]);
+            assert_eq!(answered, [on_root, on_r], "{text}");
         }
         let http2 = config(low, own, " http2");
-        assert!(reported(&http2, rule), "{rule}\n{http2}");
+        assert!(reports(&scratch, &http2, version, rule), "{rule}\n{http2}");
     }
+}
+
+/// Whether upkeep reports `rule` on the one-file config `text`.
+fn reports(scratch: &upkeep_nginx::Prefix, text: &str, version: NginxVersion, rule: &str) -> bool {
+    check_text(scratch, text, version)
+        .findings
+        .iter()
+        .any(|f| f.rule == rule)
+}
+
+/// How many of 3 requests to each of `paths` a real nginx running `text`
+/// (listening on `port`) answers on one client connection.
+fn answered_by_nginx(
+    bin: &upkeep_nginx::NginxBinary,
+    text: &str,
+    port: u16,
+    paths: &[&str],
+) -> Vec<usize> {
+    let prefix = upkeep_nginx::Prefix::new().unwrap();
+    let conf = prefix.write("conf/nginx.conf", text).unwrap();
+    let mut nginx = upkeep_nginx::NginxInstance::start(bin, &prefix, &conf).unwrap();
+    let answered = paths
+        .iter()
+        .map(|path| answered_on_one_connection(port, path, 3))
+        .collect();
+    nginx.stop().unwrap();
+    answered
 }
