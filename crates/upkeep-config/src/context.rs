@@ -63,7 +63,7 @@ impl Context {
             .nodes
             .iter()
             .filter_map(Node::as_directive)
-            .map(|d| d.name.value())
+            .map(|d| d.name().value())
             .collect();
         let has = |n: &str| names.contains(&n.as_bytes());
         if [

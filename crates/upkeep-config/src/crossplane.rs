@@ -273,17 +273,17 @@ impl Ctx<'_> {
     }
 
     fn write_directive(&self, w: &mut JsonWriter, d: &Directive) {
-        let line = self.line(d.name.span().start);
+        let line = self.line(d.name().span().start);
         w.begin_object();
         w.key("directive");
-        w.string_lossy(&self.word_bytes(&d.name));
+        w.string_lossy(&self.word_bytes(d.name()));
         w.key("line");
         w.number(line);
         w.key("args");
         w.begin_array();
         if d.name_is("if") {
             let mut args: Vec<String> = d
-                .args
+                .args()
                 .iter()
                 .map(|a| String::from_utf8_lossy(&self.word_bytes(a)).into_owned())
                 .collect();
@@ -292,7 +292,7 @@ impl Ctx<'_> {
                 w.string(a);
             }
         } else {
-            for a in &d.args {
+            for a in &d.args() {
                 w.string_lossy(&self.word_bytes(a));
             }
         }
@@ -325,7 +325,7 @@ impl Ctx<'_> {
 
     /// The token as crossplane's lexer yields it: quotes removed, and in a
     /// quoted token a backslash before that same quote dropped.
-    fn word_bytes<'w>(&'w self, word: &Word) -> Cow<'w, [u8]> {
+    fn word_bytes<'w>(&'w self, word: Word<'_>) -> Cow<'w, [u8]> {
         let raw = self.file.slice(word.span());
         let quote = match word.quote() {
             QuoteStyle::Bare => return Cow::Borrowed(raw),

@@ -407,8 +407,10 @@ impl SourceMap for ConfigSet {
 /// arguments are left to the model to report; nginx refuses them.
 fn collect_includes(nodes: &[Node], words: bool, out: &mut Vec<(Span, String, bool)>) {
     for d in nodes.iter().filter_map(Node::as_directive) {
-        if d.name_is("include") && d.args.len() == 1 && d.block().is_none() {
-            out.push((d.span(), d.args[0].text().into_owned(), words));
+        if d.name_is("include") && d.args().len() == 1 && d.block().is_none() {
+            if let Some(file) = d.args().first() {
+                out.push((d.span(), file.text().into_owned(), words));
+            }
         }
         if let Some(b) = d.block() {
             let inner = WORD_LIST_BLOCKS.iter().any(|n| d.name_is(n));
@@ -431,8 +433,8 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 fn byte_order_mark_error(file: &SourceFile, tree: Option<&SyntaxTree>) -> LoadError {
     let first = tree
         .and_then(|t| t.nodes.iter().find_map(Node::as_directive))
-        .filter(|d| d.name.span().start == 0)
-        .and_then(|d| d.name.value().strip_prefix(UTF8_BOM))
+        .filter(|d| d.name().span().start == 0)
+        .and_then(|d| d.name().value().strip_prefix(UTF8_BOM))
         .map(|rest| String::from_utf8_lossy(rest).into_owned());
     let what = match first {
         Some(name) => format!("nginx fails with `unknown directive \"\\xEF\\xBB\\xBF{name}\"`"),

@@ -189,7 +189,7 @@ impl<'a> Out<'a> {
         w.end_object();
     }
 
-    fn word(&self, w: &mut JsonWriter, word: &Word) {
+    fn word(&self, w: &mut JsonWriter, word: Word<'_>) {
         w.begin_object();
         w.key("value");
         w.string(&word.text());
@@ -211,10 +211,10 @@ impl<'a> Out<'a> {
         w.string("directive");
         self.position(w, d.span());
         w.key("name");
-        self.word(w, &d.name);
+        self.word(w, d.name());
         w.key("args");
         w.begin_array();
-        for a in &d.args {
+        for a in &d.args() {
             self.word(w, a);
         }
         w.end_array();

@@ -6,8 +6,8 @@ fn names(set: &ConfigSet, dirs: &[&upkeep_syntax::Directive]) -> Vec<String> {
     let _ = set;
     dirs.iter()
         .map(|d| {
-            let mut s = d.name.text().into_owned();
-            for a in &d.args {
+            let mut s = d.name().text().into_owned();
+            for a in &d.args() {
                 s.push(' ');
                 s.push_str(&a.text());
             }

@@ -160,7 +160,7 @@ fn nginx_ends_a_word_at_whitespace_after_dollar_brace() {
     );
     let (_, tree) = parse_bytes("t", text.as_bytes());
     let d = tree.unwrap().nodes[0].as_directive().unwrap().clone();
-    assert_eq!(d.args.len(), 2);
+    assert_eq!(d.args().len(), 2);
 
     let prefix = Prefix::new().unwrap();
     let text = "load_module ${url ;\nevents {}\n";
@@ -169,7 +169,7 @@ fn nginx_ends_a_word_at_whitespace_after_dollar_brace() {
     assert!(output.contains("/${url\" failed"), "{output}");
     let (_, tree) = parse_bytes("t", text.as_bytes());
     let d = tree.unwrap().nodes[0].as_directive().unwrap().clone();
-    assert_eq!(d.args[0].value(), b"${url");
+    assert_eq!(d.arg(0).unwrap().value(), b"${url");
 }
 
 /// What nginx and upkeep say about one probe: accepted, or the error text.

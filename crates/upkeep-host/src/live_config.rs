@@ -178,7 +178,7 @@ impl LiveConfig {
     }
 
     fn visit(&mut self, config: &ConfigSet, d: &Directive, chain: &[&Directive]) {
-        match d.name.text().as_ref() {
+        match d.name().text().as_ref() {
             "error_log" => {
                 if let Some(path) = d.arg(0).map(|w| w.text().into_owned()) {
                     let special = path == "stderr"
@@ -205,13 +205,18 @@ impl LiveConfig {
                     self.access_logs.push(AccessLog { path, format_name });
                 }
             }
-            "log_format" if d.args.len() >= 2 => {
-                let text: String = d.args[1..]
+            "log_format" if d.args().len() >= 2 => {
+                let Some(name) = d.args().first() else {
+                    return;
+                };
+                let text: String = d
+                    .args()
+                    .after(1)
                     .iter()
                     .filter(|w| !w.value().starts_with(b"escape="))
                     .map(|w| w.text().into_owned())
                     .collect();
-                self.log_formats.insert(d.args[0].text().into_owned(), text);
+                self.log_formats.insert(name.text().into_owned(), text);
             }
             "stub_status" => {
                 if let Some(url) = status_url(config, chain) {
@@ -312,10 +317,11 @@ fn walk<'a>(
 /// request reaches that server even when it is not the default one.
 fn status_url(config: &ConfigSet, chain: &[&Directive]) -> Option<StatusUrl> {
     let location = chain.iter().rev().find(|d| d.name_is("location"))?;
-    let path = match location.args.len() {
-        1 => location.args[0].text().into_owned(),
-        2 if location.args[0].text() == "=" || location.args[0].text() == "^~" => {
-            location.args[1].text().into_owned()
+    let args = location.args();
+    let path = match (args.get(0), args.get(1), args.len()) {
+        (Some(path), None, 1) => path.text().into_owned(),
+        (Some(modifier), Some(path), 2) if modifier.is("=") || modifier.is("^~") => {
+            path.text().into_owned()
         }
         _ => return None, // a regex location has no single URL
     };
@@ -342,7 +348,7 @@ fn status_url(config: &ConfigSet, chain: &[&Directive]) -> Option<StatusUrl> {
         listens
             .iter()
             .filter(|l| {
-                !l.args
+                !l.args()
                     .iter()
                     .any(|a| a.text() == "ssl" || a.text() == "quic")
             })

@@ -273,7 +273,7 @@ impl<'a> ConfBlock<'a> {
             })
         });
         let tags = (0..node_count).map(|i| match self.node(i) {
-            Node::Directive(d) => NameTag::of(d.name.value()).0,
+            Node::Directive(d) => NameTag::of(d.name().value()).0,
             Node::Comment(_) => NameTag::COMMENT.0,
         });
         let lists = children
@@ -286,7 +286,7 @@ impl<'a> ConfBlock<'a> {
         if self.node_count() > INDEX_ABOVE {
             let mut index: FxHashMap<&'a [u8], Vec<&'a Directive>> = FxHashMap::default();
             for d in self.directives() {
-                index.entry(d.name.value()).or_default().push(d);
+                index.entry(d.name().value()).or_default().push(d);
             }
             self.extra.get_or_insert_with(Box::default).by_name = Some(index);
         }
@@ -304,7 +304,7 @@ impl<'a> ConfBlock<'a> {
         }
         self.node(i)
             .as_directive()
-            .filter(|d| d.name.value() == name)
+            .filter(|d| d.name().value() == name)
     }
 
     /// Direct child directives named `name`, in order.
@@ -352,15 +352,15 @@ impl<'a> ConfBlock<'a> {
                 kind => format!("top level ({kind:?} context)").to_lowercase(),
             };
         };
-        let name = d.name.text();
+        let name = d.name().text();
         match self.kind {
             BlockKind::Server => {
                 let server_name = self
                     .last("server_name")
-                    .and_then(|sn| sn.args.first().map(|a| a.text().into_owned()));
+                    .and_then(|sn| sn.args().first().map(|a| a.text().into_owned()));
                 match server_name {
                     Some(n) if !n.is_empty() => format!("server {n}"),
-                    _ => match self.last("listen").and_then(|l| l.args.first()) {
+                    _ => match self.last("listen").and_then(|l| l.args().first()) {
                         Some(l) => format!("server (listen {})", l.text()),
                         None => "server".to_string(),
                     },
@@ -368,7 +368,7 @@ impl<'a> ConfBlock<'a> {
             }
             BlockKind::Http | BlockKind::Events => name.into_owned(),
             _ => {
-                let args: Vec<String> = d.args.iter().map(raw_word).collect();
+                let args: Vec<String> = d.args().iter().map(raw_word).collect();
                 if args.is_empty() {
                     name.into_owned()
                 } else {
@@ -381,7 +381,7 @@ impl<'a> ConfBlock<'a> {
 
 /// A word as written, for messages: the value, quoted again if it was quoted
 /// or is empty.
-pub(crate) fn raw_word(w: &upkeep_syntax::Word) -> String {
+pub(crate) fn raw_word(w: upkeep_syntax::Word<'_>) -> String {
     let text = w.text();
     match w.quote() {
         upkeep_syntax::QuoteStyle::Double => format!("\"{text}\""),

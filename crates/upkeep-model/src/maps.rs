@@ -28,7 +28,7 @@ impl MapEntry<'_> {
     /// The span of the value word (what a fix rewrites).
     pub fn value_span(&self) -> Span {
         self.directive
-            .args
+            .args()
             .first()
             .map(|w| w.span())
             .unwrap_or(self.directive.span())
@@ -59,8 +59,8 @@ pub struct MapMatch<'a> {
 impl<'a> MapBlock<'a> {
     pub(crate) fn from_block(block: &ConfBlock<'a>) -> Option<MapBlock<'a>> {
         let d = block.directive?;
-        let source = d.args.first()?.text().into_owned();
-        let target = d.args.get(1)?.text().trim_start_matches('$').to_string();
+        let source = d.args().first()?.text().into_owned();
+        let target = d.args().get(1)?.text().trim_start_matches('$').to_string();
         let mut map = MapBlock {
             directive: d,
             source,
@@ -70,16 +70,16 @@ impl<'a> MapBlock<'a> {
             hostnames: false,
         };
         for line in block.directives() {
-            let key = line.name.text().into_owned();
-            if line.args.is_empty() {
+            let key = line.name().text().into_owned();
+            let Some(value) = line.args().first() else {
                 if key == "hostnames" {
                     map.hostnames = true;
                 }
                 // `volatile` and other parameters carry no value.
                 continue;
-            }
-            let value = line.args[0].text().into_owned();
-            if key == "default" && line.args.len() == 1 {
+            };
+            let value = value.text().into_owned();
+            if key == "default" && line.args().len() == 1 {
                 map.default = Some(MapEntry {
                     key: MapKey::Exact("default".into()),
                     value,

@@ -169,7 +169,7 @@ impl<'a> Model<'a> {
             }
             if block.kind.is_http_level() {
                 for d in block.directives_named("set") {
-                    if let Some(var) = d.args.first() {
+                    if let Some(var) = d.args().first() {
                         let name = var.text();
                         let name = name.trim_start_matches('$').to_string();
                         self.sets.entry(name).or_default().push(d);
@@ -266,7 +266,7 @@ impl<'a> Model<'a> {
 /// Lua blocks…). `stream{}` is skipped on purpose: its upstreams and
 /// `proxy_pass` are TCP, not HTTP.
 pub(crate) fn classify(parent: BlockKind, d: &Directive) -> Option<BlockKind> {
-    let name = d.name.value();
+    let name = d.name().value();
     match parent {
         BlockKind::Main => match name {
             b"http" => Some(BlockKind::Http),
@@ -286,7 +286,7 @@ pub(crate) fn classify(parent: BlockKind, d: &Directive) -> Option<BlockKind> {
         | BlockKind::LimitExcept => match name {
             b"location" => {
                 let named = d
-                    .args
+                    .args()
                     .first()
                     .is_some_and(|a| a.value().first() == Some(&b'@'));
                 Some(if named {

@@ -27,7 +27,7 @@ pub struct Setting<'a> {
 impl<'a> Setting<'a> {
     /// The first argument's value as text.
     pub fn arg(&self, i: usize) -> Option<String> {
-        self.directive.args.get(i).map(|w| w.text().into_owned())
+        self.directive.args().get(i).map(|w| w.text().into_owned())
     }
 
     /// Whether argument `i` is the keyword `keyword`, in any case, as
@@ -35,7 +35,7 @@ impl<'a> Setting<'a> {
     /// `ngx_conf_set_flag_slot`, `_enum_slot` and `_bitmask_slot`).
     pub fn arg_is(&self, i: usize, keyword: &str) -> bool {
         self.directive
-            .args
+            .args()
             .get(i)
             .is_some_and(|w| w.is_keyword(keyword))
     }
@@ -43,7 +43,7 @@ impl<'a> Setting<'a> {
     /// All arguments joined with spaces.
     pub fn args_text(&self) -> String {
         self.directive
-            .args
+            .args()
             .iter()
             .map(|w| w.text().into_owned())
             .collect::<Vec<_>>()
@@ -79,7 +79,7 @@ impl<'a> Value<'a> {
     /// reads keywords (see [`Setting::arg_is`]).
     pub fn is(&self, s: &str) -> bool {
         match self {
-            Value::Set(set) => set.directive.args.len() == 1 && set.arg_is(0, s),
+            Value::Set(set) => set.directive.args().len() == 1 && set.arg_is(0, s),
             Value::Default(d) => *d == s,
             Value::Absent => false,
         }
@@ -124,7 +124,7 @@ impl<'a> ArrayValue<'a> {
         self.entries
             .iter()
             .filter(|d| {
-                d.args
+                d.args()
                     .first()
                     .is_some_and(|a| a.value().eq_ignore_ascii_case(key.as_bytes()))
             })

@@ -22,7 +22,7 @@ pub enum Protocol {
 
 impl Protocol {
     pub fn of_directive(d: &Directive) -> Option<Protocol> {
-        match d.name.value() {
+        match d.name().value() {
             b"proxy_pass" => Some(Protocol::Http),
             b"fastcgi_pass" => Some(Protocol::FastCgi),
             b"grpc_pass" => Some(Protocol::Grpc),
@@ -110,7 +110,7 @@ pub struct Route<'a> {
 impl<'a> Route<'a> {
     pub(crate) fn new(model: &Model<'a>, block: BlockId, pass: &'a Directive) -> Option<Route<'a>> {
         let protocol = Protocol::of_directive(pass)?;
-        let url = pass.args.first()?.text();
+        let url = pass.args().first()?.text();
         let (scheme, rest) = match url.find("://") {
             Some(i) => (Some(url[..i].to_ascii_lowercase()), &url[i + 3..]),
             None => (None, &url[..]),
@@ -159,7 +159,7 @@ impl<'a> Route<'a> {
     /// The pass directive's argument as written.
     pub fn target_text(&self) -> String {
         self.pass
-            .args
+            .args()
             .first()
             .map(|a| a.text().into_owned())
             .unwrap_or_default()

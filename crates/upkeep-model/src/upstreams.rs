@@ -70,7 +70,7 @@ impl<'a> UpstreamServer<'a> {
     /// directive when asked (a large configuration has hundreds of
     /// thousands of server lines, and few questions are asked of them).
     pub fn param(&self, name: &str) -> Option<Option<Cow<'a, str>>> {
-        self.directive.args.iter().skip(1).find_map(|w| {
+        self.directive.args().iter().skip(1).find_map(|w| {
             let param = w.value();
             let (key, value) = match param.iter().position(|&b| b == b'=') {
                 Some(eq) => (&param[..eq], Some(&param[eq + 1..])),
@@ -138,7 +138,7 @@ impl<'a> Upstream<'a> {
     pub(crate) fn from_block(block: BlockId, conf: &ConfBlock<'a>) -> Upstream<'a> {
         let directive = conf.directive.expect("upstream blocks have a directive");
         let name = directive
-            .args
+            .args()
             .first()
             .map(|w| w.text().into_owned())
             .unwrap_or_default();
@@ -165,9 +165,9 @@ impl<'a> Upstream<'a> {
                 Node::Directive(d) => d,
             };
             up.directives.push(d);
-            match d.name.value() {
+            match d.name().value() {
                 b"server" => {
-                    if let Some(addr) = d.args.first() {
+                    if let Some(addr) = d.args().first() {
                         let address = addr.text();
                         let (host, port) = match &address {
                             Cow::Borrowed(a) => {
@@ -215,7 +215,7 @@ impl<'a> Upstream<'a> {
             Some(d) => {
                 // The count as nginx reads it (ngx_atoi): a word or a number
                 // it cannot hold is not `keepalive 0`.
-                let n = d.args.first().and_then(|w| ngx_atoi(&w.text()));
+                let n = d.args().first().and_then(|w| ngx_atoi(&w.text()));
                 match n {
                     Some(0) => Pool::Disabled { directive: d },
                     Some(size) => Pool::Explicit { size, directive: d },
@@ -247,7 +247,7 @@ impl<'a> Upstream<'a> {
             .position(|d| d.name_is("keepalive"))?;
         self.directives[first_ka..]
             .iter()
-            .find(|d| OVERWRITING_BALANCERS.contains(&d.name.text().as_ref()))
+            .find(|d| OVERWRITING_BALANCERS.contains(&d.name().text().as_ref()))
             .copied()
     }
 
@@ -260,9 +260,11 @@ impl<'a> Upstream<'a> {
     /// cache-matches-address-only).
     pub fn pool_shared_across_locations(&self, version: NginxVersion) -> bool {
         match self.pool(version) {
-            Pool::Explicit { directive, .. } => {
-                !directive.args[1..].iter().any(|a| a.value() == b"local")
-            }
+            Pool::Explicit { directive, .. } => !directive
+                .args()
+                .after(1)
+                .iter()
+                .any(|a| a.value() == b"local"),
             Pool::Implicit { .. } | Pool::Disabled { .. } | Pool::None | Pool::Refused { .. } => {
                 false
             }
@@ -287,7 +289,7 @@ impl<'a> Upstream<'a> {
         }
         match self.keepalive_timeout {
             Some(d) => d
-                .args
+                .args()
                 .first()
                 .and_then(|w| ngx_parse_time(&w.text(), false)),
             None => Some(60_000),
@@ -303,7 +305,7 @@ impl<'a> Upstream<'a> {
             return None;
         }
         match self.keepalive_requests {
-            Some(d) => d.args.first().and_then(|w| ngx_atoi(&w.text())),
+            Some(d) => d.args().first().and_then(|w| ngx_atoi(&w.text())),
             None => Some(if version >= landmarks::KEEPALIVE_REQUESTS_1000 {
                 1000
             } else {

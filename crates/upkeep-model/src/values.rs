@@ -31,10 +31,9 @@ pub struct RefusedValue<'a> {
 impl RefusedValue<'_> {
     /// The refused argument, or the refused directive's name.
     pub fn span(&self) -> Span {
-        match self.arg {
-            Some(i) => self.directive.args[i].span(),
-            None => self.directive.name.span(),
-        }
+        // `arg` indexes the refused directive's arguments.
+        let word = self.arg.and_then(|i| self.directive.arg(i));
+        word.unwrap_or_else(|| self.directive.name()).span()
     }
 }
 
@@ -94,16 +93,16 @@ fn walk<'a>(
         }
         let Some(context) = context else { continue };
         let once =
-            value_kind(context, &d.name.text()).is_some_and(|k| k != ValueKind::UpstreamServer);
+            value_kind(context, &d.name().text()).is_some_and(|k| k != ValueKind::UpstreamServer);
         if once {
-            if seen.contains(&d.name.value()) {
+            if seen.contains(&d.name().value()) {
                 return Some(RefusedValue {
                     directive: d,
                     arg: None,
-                    message: format!("\"{}\" directive is duplicate", d.name.text()),
+                    message: format!("\"{}\" directive is duplicate", d.name().text()),
                 });
             }
-            seen.push(d.name.value());
+            seen.push(d.name().value());
         }
         if let Some(r) = refused(context, d) {
             return Some(r);
@@ -113,17 +112,17 @@ fn walk<'a>(
 }
 
 fn refused(context: ValueContext, d: &Directive) -> Option<RefusedValue<'_>> {
-    let name = d.name.text();
+    let name = d.name().text();
     let kind = value_kind(context, &name)?;
     let (least, most) = arity(kind);
-    if d.args.len() < least || d.args.len() > most {
+    if d.args().len() < least || d.args().len() > most {
         return Some(RefusedValue {
             directive: d,
             arg: None,
             message: format!("invalid number of arguments in \"{name}\" directive"),
         });
     }
-    let args: Vec<std::borrow::Cow<'_, str>> = d.args.iter().map(|w| w.text()).collect();
+    let args: Vec<std::borrow::Cow<'_, str>> = d.args().iter().map(|w| w.text()).collect();
     let args: Vec<&str> = args.iter().map(|a| a.as_ref()).collect();
     let r = refusal(kind, &name, &args)?;
     Some(RefusedValue {

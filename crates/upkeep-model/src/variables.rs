@@ -34,7 +34,7 @@ impl<'a> Model<'a> {
         if let Some(sets) = self.sets.get(var) {
             defined = true;
             for d in sets {
-                match d.args.get(1) {
+                match d.args().get(1) {
                     Some(w) if !w.value().contains(&b'$') => out.values.push(w.text().into_owned()),
                     _ => out.complete = false,
                 }

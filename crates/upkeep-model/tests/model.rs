@@ -207,8 +207,14 @@ fn maps_evaluate_for_ordinary_and_upgrade_requests() {
 fn main_settings() {
     let src = load(CONF);
     let m = Model::build(&src, V1_28);
-    assert_eq!(m.main.worker_connections.unwrap().args[0].text(), "1024");
-    assert_eq!(m.main.worker_processes.unwrap().args[0].text(), "auto");
+    assert_eq!(
+        m.main.worker_connections.unwrap().arg(0).unwrap().text(),
+        "1024"
+    );
+    assert_eq!(
+        m.main.worker_processes.unwrap().arg(0).unwrap().text(),
+        "auto"
+    );
     assert!(m.main.worker_rlimit_nofile.is_none());
 }
 
@@ -218,7 +224,7 @@ fn misordered_balancer_loses_the_pool_before_1_29_7() {
     let m = Model::build(&src, V1_28);
     let u = m.upstream(0);
     assert_eq!(
-        u.balancer_after_keepalive(V1_28).unwrap().name.text(),
+        u.balancer_after_keepalive(V1_28).unwrap().name().text(),
         "ip_hash"
     );
     assert!(!u.pool_works(V1_28));
@@ -325,7 +331,7 @@ fn a_block_with_an_include_reads_the_included_nodes_in_place() {
         let names: Vec<String> = block
             .nodes()
             .map(|n| match n {
-                upkeep_syntax::Node::Directive(d) => d.name.text().into_owned(),
+                upkeep_syntax::Node::Directive(d) => d.name().text().into_owned(),
                 upkeep_syntax::Node::Comment(_) => "#".to_string(),
             })
             .collect();
@@ -337,13 +343,13 @@ fn a_block_with_an_include_reads_the_included_nodes_in_place() {
         assert_eq!(names, expected, "padding {padding}");
         let timeouts: Vec<String> = block
             .directives_named("proxy_read_timeout")
-            .map(|d| d.args[0].text().into_owned())
+            .map(|d| d.arg(0).unwrap().text().into_owned())
             .collect();
         assert_eq!(timeouts, ["5s", "9s"], "padding {padding}");
         assert_eq!(
             block
                 .last("proxy_read_timeout")
-                .map(|d| d.args[0].text().into_owned()),
+                .map(|d| d.arg(0).unwrap().text().into_owned()),
             Some("9s".to_string())
         );
         assert!(block.has("location") && !block.has("include"));

@@ -101,7 +101,7 @@ impl Plan {
                 _ => match up.balancer_after_keepalive(version) {
                     Some(b) => format!(
                         "`{}` after `keepalive` replaces the pool on nginx before 1.29.7 (U006)",
-                        b.name.text()
+                        b.name().text()
                     ),
                     None => String::new(),
                 },
@@ -130,7 +130,7 @@ impl Plan {
                 notes: Vec::new(),
             };
             if !routes.is_empty() && http_routes.is_empty() {
-                let via = routes[0].pass.name.text().into_owned();
+                let via = routes[0].pass.name().text().into_owned();
                 planned.not_probed = Some(format!(
                     "reached only through `{via}`: the probe speaks HTTP/1.x"
                 ));

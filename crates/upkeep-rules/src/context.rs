@@ -71,7 +71,11 @@ impl<'m, 'a> Ctx<'m, 'a> {
         if d.block().is_none() {
             return d.span();
         }
-        Span::new(d.span().file, d.name.span().start, d.last_word().span().end)
+        Span::new(
+            d.span().file,
+            d.name().span().start,
+            d.last_word().span().end,
+        )
     }
 
     /// `location /api/`, `server example.com`…
@@ -116,7 +120,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
                 let answers_before_a_location =
                     ["if", "return", "rewrite"].iter().any(|n| server.has(n));
                 let newer_protocol = server.directives_named("listen").any(|l| {
-                    l.args
+                    l.args()
                         .iter()
                         .skip(1)
                         .any(|a| a.is_keyword("http2") || a.is_keyword("quic"))
@@ -137,7 +141,7 @@ impl<'m, 'a> Ctx<'m, 'a> {
                     .collect();
                 let catch_all = locations.iter().any(|&c| {
                     model.block(c).directive.is_some_and(|d| {
-                        let args: Vec<&[u8]> = d.args.iter().map(|a| a.value()).collect();
+                        let args: Vec<&[u8]> = d.args().iter().map(|a| a.value()).collect();
                         matches!(args.as_slice(), [b"/"] | [b"^~", b"/"])
                     })
                 });

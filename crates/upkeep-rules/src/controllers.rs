@@ -57,7 +57,7 @@ fn directives<'m, 'a>(
 }
 
 fn first_arg(d: &Directive) -> String {
-    d.args
+    d.args()
         .first()
         .map(|a| a.text().into_owned())
         .unwrap_or_default()
@@ -86,7 +86,7 @@ pub fn recognize(model: &Model) -> Option<Recognized> {
                 Controller::IngressNginx,
                 format!(
                     "`upstream upstream_balancer` with `{}` at {}",
-                    lua.name.text(),
+                    lua.name().text(),
                     place(lua.span())
                 ),
             ));
@@ -143,7 +143,7 @@ pub fn internal_servers(model: &Model, recognized: &Recognized) -> Vec<Span> {
             Controller::IngressNginx => directives(model, server).any(|d| {
                 d.name_is("set")
                     && first_arg(d) == "$proxy_upstream_name"
-                    && d.args.get(1).is_some_and(|v| v.text() == "internal")
+                    && d.args().get(1).is_some_and(|v| v.text() == "internal")
             }),
             // The F5 controllers write every user route as a proxied
             // location: a server with none is one of theirs (fallbacks on
@@ -167,7 +167,7 @@ pub fn ingress_nginx_backends(model: &Model, blocks: impl Iterator<Item = BlockI
             directives(model, b)
                 .filter(|d| d.name_is("set") && first_arg(d) == "$proxy_upstream_name")
                 .last()
-                .and_then(|d| d.args.get(1).map(|v| v.text().into_owned()))
+                .and_then(|d| d.args().get(1).map(|v| v.text().into_owned()))
         });
         if let Some(n) = name.filter(|n| !n.is_empty() && n != "-" && n != "internal") {
             if !names.contains(&n) {

@@ -198,13 +198,13 @@ pub fn delete_directive(ctx: &Ctx, d: &Directive) -> Edit {
 
 /// Replaces all arguments of `d` with `args` (written as given).
 pub fn replace_args(d: &Directive, args: &str) -> Edit {
-    match (d.args.first(), d.args.last()) {
+    match (d.args().first(), d.args().last()) {
         (Some(first), Some(last)) => Edit::replace(
             Span::new(d.span().file, first.span().start, last.span().end),
             args,
         ),
         _ => Edit::insert(
-            Span::new(d.span().file, d.name.span().end, d.name.span().end),
+            Span::new(d.span().file, d.name().span().end, d.name().span().end),
             format!(" {args}"),
         ),
     }
@@ -212,7 +212,7 @@ pub fn replace_args(d: &Directive, args: &str) -> Edit {
 
 /// Replaces one argument word.
 pub fn replace_arg(d: &Directive, index: usize, value: &str) -> Option<Edit> {
-    d.args.get(index).map(|w| Edit::replace(w.span(), value))
+    d.args().get(index).map(|w| Edit::replace(w.span(), value))
 }
 
 /// The http level where a directive with contexts "http, server, location"

@@ -160,13 +160,13 @@ pub fn carries_non_idempotent(ctx: &Ctx, r: RouteId) -> bool {
             continue;
         }
         let Some(d) = b.directive else { continue };
-        let allowed_non_idempotent = d.args.iter().any(|a| {
+        let allowed_non_idempotent = d.args().iter().any(|a| {
             let m = a.text().to_ascii_uppercase();
             matches!(m.as_str(), "POST" | "PATCH" | "LOCK")
         });
         let denies_others = b
             .directives()
-            .any(|d| d.name_is("deny") && d.args.first().is_some_and(|a| a.is("all")));
+            .any(|d| d.name_is("deny") && d.args().first().is_some_and(|a| a.is("all")));
         if !allowed_non_idempotent && denies_others {
             return false;
         }
@@ -196,7 +196,7 @@ pub fn worker_processes(ctx: &Ctx) -> Option<u64> {
     }
     match ctx.model.main.worker_processes {
         None => Some(1),
-        Some(d) => match d.args.first().map(|a| a.text().into_owned()).as_deref() {
+        Some(d) => match d.args().first().map(|a| a.text().into_owned()).as_deref() {
             Some("auto") => ctx.opts.cpus.map(u64::from),
             Some(n) => n.parse().ok(),
             None => None,

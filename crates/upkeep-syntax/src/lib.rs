@@ -25,4 +25,6 @@ pub use lua::is_lua_block_directive;
 pub use parser::{parse, MAX_DEPTH};
 pub use print::{for_each_token, print};
 pub use source::{FileId, LineCol, SharedText, SourceFile, SourceMap, Span};
-pub use tree::{Block, Comment, Directive, InnerComments, Node, QuoteStyle, SyntaxTree, Word};
+pub use tree::{
+    Args, ArgsIter, Block, Comment, Directive, InnerComments, Node, QuoteStyle, SyntaxTree, Word,
+};

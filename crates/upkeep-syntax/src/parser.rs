@@ -7,11 +7,12 @@
 
 use crate::lexer::{unescape, unescape_changes, Lexer, Token};
 use crate::lua::{is_lua_block_directive, scan_block};
-use crate::tree::WordSources;
+use crate::tree::{RawWord, WordSource, MAX_WORD_LEN};
 use crate::{
     Block, Comment, Directive, FileId, InnerComments, Node, QuoteStyle, SourceFile, Span,
-    SyntaxError, SyntaxTree, Word,
+    SyntaxError, SyntaxTree,
 };
+use std::sync::Arc;
 
 /// Deepest block nesting accepted. nginx itself has no limit, but no real
 /// configuration comes near this (http > server > location > nested
@@ -22,8 +23,9 @@ const EXPECT_DIRECTIVE: &str = "a directive name";
 
 /// A block directive whose `{` has been read and whose `}` has not.
 struct OpenBlock {
-    name: Word,
-    args: Box<[Word]>,
+    source: Arc<WordSource>,
+    name: RawWord,
+    args: Box<[RawWord]>,
     inner_comments: InnerComments,
     open: Span,
     /// Where this block's children start in the parser's node stack.
@@ -37,9 +39,10 @@ pub fn parse(file: &SourceFile) -> Result<SyntaxTree, SyntaxError> {
         lexer: Lexer::new(&file.text, file.id),
         file: file.id,
         words: Vec::new(),
+        values: Vec::new(),
         comments: Vec::new(),
         name_is_lua_block: false,
-        sources: WordSources::new(file.id, &file.text),
+        shared: WordSource::shared(file.id, &file.text),
     }
     .run()
 }
@@ -48,13 +51,17 @@ struct Parser<'a> {
     lexer: Lexer<'a>,
     file: FileId,
     /// The words of the directive being read (name first).
-    words: Vec<Word>,
+    words: Vec<RawWord>,
+    /// The values of its words whose value is not their bytes (escapes
+    /// resolved), by offset.
+    values: Vec<(u32, Box<[u8]>)>,
     /// Comments met between its name and its terminator.
     comments: Vec<Comment>,
     /// The name of the directive being read ends in `_by_lua_block`.
     name_is_lua_block: bool,
-    /// What the file's words share (its text among it).
-    sources: WordSources,
+    /// What the words of the file's directives without escapes read
+    /// their values from (its text).
+    shared: Arc<WordSource>,
 }
 
 impl Parser<'_> {
@@ -76,21 +83,34 @@ impl Parser<'_> {
                     quote,
                     escapes,
                 } => {
-                    let span = self.span(raw.0, raw.1);
+                    if raw.1 - raw.0 > MAX_WORD_LEN {
+                        // The lexer ends every token within nginx's 4 KiB
+                        // buffer; a longer one would not fit a stored word.
+                        return Err(SyntaxError::new(
+                            self.span(raw.0, raw.1),
+                            "too long parameter",
+                            &[],
+                        ));
+                    }
                     let bytes = &self.lexer.text()[content.0 as usize..content.1 as usize];
                     // The value is the token's bytes inside its quotes,
                     // read from the file's text, unless escapes change it.
                     let quotes = u32::from(quote != QuoteStyle::Bare);
                     let changed = escapes && unescape_changes(bytes);
-                    let word = if changed || content != (raw.0 + quotes, raw.1 - quotes) {
-                        self.sources.word_with_value(unescape(bytes), span, quote)
-                    } else {
-                        self.sources.word(span, quote)
-                    };
+                    let own_value = changed || content != (raw.0 + quotes, raw.1 - quotes);
                     if self.words.is_empty() {
-                        self.name_is_lua_block = is_lua_block_directive(word.value());
+                        self.name_is_lua_block = if own_value {
+                            is_lua_block_directive(&unescape(bytes))
+                        } else {
+                            is_lua_block_directive(bytes)
+                        };
                     }
-                    self.words.push(word);
+                    if own_value {
+                        let value = unescape(bytes).into_boxed_slice();
+                        self.values.push((raw.0, value));
+                    }
+                    self.words
+                        .push(RawWord::new(raw.0, raw.1, quote, own_value));
                 }
                 Token::Comment(start, end) => {
                     let comment = Comment {
@@ -104,18 +124,22 @@ impl Parser<'_> {
                 }
                 Token::Semicolon(at) => {
                     let semicolon = self.span(at, at + 1);
-                    let (name, args, inner_comments) = self.take_directive(semicolon)?;
+                    let (source, inner_comments) = self.take_directive(semicolon)?;
                     nodes.push(Node::Directive(Directive::new(
-                        name,
-                        args,
+                        source,
+                        self.words[0],
+                        &self.words[1..],
                         inner_comments,
                         None,
                         semicolon.end,
                     )));
+                    self.words.clear();
                 }
                 Token::BlockOpen(at) => {
                     let brace = self.span(at, at + 1);
-                    let (name, args, inner_comments) = self.take_directive(brace)?;
+                    let (source, inner_comments) = self.take_directive(brace)?;
+                    let name = self.words[0];
+                    let args: Box<[RawWord]> = self.words.drain(..).skip(1).collect();
                     if self.name_is_lua_block {
                         let text = self.lexer.text();
                         let close = scan_block(text, self.file, at as usize, self.lexer.buffer())?;
@@ -123,8 +147,9 @@ impl Parser<'_> {
                         self.lexer.resume_at(close + 1);
                         let block = Block::new(self.file, at, Vec::new(), close as u32, true);
                         nodes.push(Node::Directive(Directive::new(
+                            source,
                             name,
-                            args,
+                            &args,
                             inner_comments,
                             Some(block),
                             close_span.end,
@@ -139,6 +164,7 @@ impl Parser<'_> {
                         ));
                     }
                     open.push(OpenBlock {
+                        source,
                         name,
                         args,
                         inner_comments,
@@ -169,8 +195,14 @@ impl Parser<'_> {
                         at,
                         false,
                     );
-                    let directive =
-                        Directive::new(b.name, b.args, b.inner_comments, Some(block), brace.end);
+                    let directive = Directive::new(
+                        b.source,
+                        b.name,
+                        &b.args,
+                        b.inner_comments,
+                        Some(block),
+                        brace.end,
+                    );
                     nodes.push(Node::Directive(directive));
                 }
                 Token::Eof => {
@@ -197,12 +229,13 @@ impl Parser<'_> {
         }
     }
 
-    /// The directive read so far, now that its terminator `at` has come.
-    #[allow(clippy::type_complexity)]
+    /// The source and the inner comments of the directive read so far,
+    /// now that its terminator `at` has come; its words stay in
+    /// `self.words` (name first) for the caller to store.
     fn take_directive(
         &mut self,
         at: Span,
-    ) -> Result<(Word, Box<[Word]>, InnerComments), SyntaxError> {
+    ) -> Result<(Arc<WordSource>, InnerComments), SyntaxError> {
         if self.words.is_empty() {
             let c = if at.len() == 1 && self.lexer.text()[at.start as usize] == b'{' {
                 "{"
@@ -215,10 +248,12 @@ impl Parser<'_> {
                 &[EXPECT_DIRECTIVE],
             ));
         }
-        // An exact-size argument list; the word buffer keeps its capacity.
-        let args: Box<[Word]> = self.words.drain(1..).collect();
-        let name = self.words.pop().expect("checked non-empty");
+        let source = if self.values.is_empty() {
+            Arc::clone(&self.shared)
+        } else {
+            self.shared.with_values(std::mem::take(&mut self.values))
+        };
         let comments: InnerComments = self.comments.drain(..).collect();
-        Ok((name, args, comments))
+        Ok((source, comments))
     }
 }

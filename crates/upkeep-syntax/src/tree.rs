@@ -4,6 +4,7 @@
 
 use crate::{FileId, SharedText, Span};
 use std::borrow::Cow;
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 /// How a word was written in the source.
@@ -14,139 +15,184 @@ pub enum QuoteStyle {
     Double,
 }
 
-/// One token that nginx passes to a directive handler: a directive name or an
-/// argument.
+/// One token that nginx passes to a directive handler (a directive name or
+/// an argument), as read from its directive: a view of 16 bytes, copied
+/// freely, that borrows the directive's text.
 ///
-/// A large configuration has millions of words, so a word is 16 bytes: its
-/// offsets in its file and one pointer to what it shares with the other
-/// words of that file written the same way (the file, its text, the quote
-/// style). It holds no copy of its value and reads it from the text. Only
-/// a token with escapes (`"a\"b"`), whose value differs from its bytes,
-/// points to a source of its own that holds the value.
-#[derive(Clone)]
-pub struct Word {
-    source: Arc<WordSource>,
-    start: u32,
-    end: u32,
+/// The tree itself stores a word in 8 bytes (`RawWord`: its offset and a
+/// few bits), because a large configuration has millions of them; the file
+/// and its text are the directive's, stored once for all its words.
+#[derive(Clone, Copy)]
+pub struct Word<'a> {
+    source: &'a WordSource,
+    raw: RawWord,
 }
 
-/// What the words of one file written one way share: every bare word of a
-/// file points to one of these, every double-quoted one to another.
+/// How a directive stores one of its words: the offset of the token in the
+/// file and `meta`, which packs the token's length, its quote style, whether
+/// its value is held apart (escapes resolved), and for the name only, how
+/// many arguments the directive has.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawWord {
+    start: u32,
+    meta: u32,
+}
+
+/// The lexer reports any token that is still open 4096 bytes after it
+/// started (nginx's `NGX_CONF_BUFFER`), so 13 bits always hold a token's
+/// length; the parser still refuses a longer one rather than cut it.
+const LEN_BITS: u32 = 13;
+pub(crate) const MAX_WORD_LEN: u32 = (1 << LEN_BITS) - 1;
+const QUOTE_SHIFT: u32 = LEN_BITS;
+const OWN_VALUE: u32 = 1 << (LEN_BITS + 2);
+/// The name's `meta` keeps the argument count in its top bits. A directive
+/// with this many arguments or more keeps the count in front of its
+/// arguments instead (a header word whose `start` is the count).
+const COUNT_SHIFT: u32 = LEN_BITS + 3;
+const COUNT_LONG: u32 = u32::MAX >> COUNT_SHIFT;
+
+impl RawWord {
+    /// The token at `start..end` written with `quote`; `own_value` when
+    /// its value is not its bytes inside the quotes (held by the source).
+    pub(crate) fn new(start: u32, end: u32, quote: QuoteStyle, own_value: bool) -> RawWord {
+        debug_assert!(end - start <= MAX_WORD_LEN);
+        let quote = match quote {
+            QuoteStyle::Bare => 0,
+            QuoteStyle::Single => 1,
+            QuoteStyle::Double => 2,
+        };
+        RawWord {
+            start,
+            meta: (end - start) | (quote << QUOTE_SHIFT) | if own_value { OWN_VALUE } else { 0 },
+        }
+    }
+
+    fn end(self) -> u32 {
+        self.start + (self.meta & MAX_WORD_LEN)
+    }
+
+    fn quote(self) -> QuoteStyle {
+        match (self.meta >> QUOTE_SHIFT) & 3 {
+            0 => QuoteStyle::Bare,
+            1 => QuoteStyle::Single,
+            _ => QuoteStyle::Double,
+        }
+    }
+
+    fn own_value(self) -> bool {
+        self.meta & OWN_VALUE != 0
+    }
+
+    /// The argument count kept in a name's top bits ([`COUNT_LONG`] when
+    /// the count is in the header word instead).
+    fn count_field(self) -> u32 {
+        self.meta >> COUNT_SHIFT
+    }
+
+    fn with_count_field(self, count: u32) -> RawWord {
+        debug_assert!(count <= COUNT_LONG);
+        RawWord {
+            start: self.start,
+            meta: (self.meta & !(COUNT_LONG << COUNT_SHIFT)) | (count << COUNT_SHIFT),
+        }
+    }
+}
+
+/// What the words of a directive read their values from: the file and its
+/// text, shared by every directive of the file, and for a directive with
+/// escapes (`"a\"b"`), whose value differs from its bytes, a source of its
+/// own that also holds those values.
 #[derive(Debug)]
 pub(crate) struct WordSource {
     file: FileId,
-    quote: QuoteStyle,
     text: SharedText,
-    /// The resolved value of a token with escapes (then the source is its
-    /// own, not shared).
-    value: Option<Box<[u8]>>,
+    /// The values of the words whose value is not their bytes, by the
+    /// offset of the word, in order (empty in the file's shared source).
+    values: Box<[(u32, Box<[u8]>)]>,
 }
 
-/// The three shared sources of one file's words, one per quote style.
-pub(crate) struct WordSources([Arc<WordSource>; 3]);
-
-impl WordSources {
-    pub(crate) fn new(file: FileId, text: &SharedText) -> WordSources {
-        let source = |quote| {
-            Arc::new(WordSource {
-                file,
-                quote,
-                text: SharedText::clone(text),
-                value: None,
-            })
-        };
-        WordSources([
-            source(QuoteStyle::Bare),
-            source(QuoteStyle::Single),
-            source(QuoteStyle::Double),
-        ])
+impl WordSource {
+    /// The source every directive of `file` without escapes shares.
+    pub(crate) fn shared(file: FileId, text: &SharedText) -> Arc<WordSource> {
+        Arc::new(WordSource {
+            file,
+            text: SharedText::clone(text),
+            values: Box::new([]),
+        })
     }
 
-    /// The word at `span` of the file, written with `quote`, whose value
-    /// is its bytes inside the quotes.
-    pub(crate) fn word(&self, span: Span, quote: QuoteStyle) -> Word {
-        let source = &self.0[quote as usize];
-        debug_assert_eq!(source.file, span.file);
-        Word {
-            source: Arc::clone(source),
-            start: span.start,
-            end: span.end,
-        }
-    }
-
-    /// A word whose value differs from its bytes (escapes resolved).
-    pub(crate) fn word_with_value(&self, value: Vec<u8>, span: Span, quote: QuoteStyle) -> Word {
-        let shared = &self.0[quote as usize];
-        Word {
-            source: Arc::new(WordSource {
-                file: shared.file,
-                quote,
-                text: SharedText::clone(&shared.text),
-                value: Some(value.into_boxed_slice()),
-            }),
-            start: span.start,
-            end: span.end,
-        }
+    /// A source of its own for a directive of the same file whose words
+    /// at the given offsets have values other than their bytes.
+    pub(crate) fn with_values(&self, values: Vec<(u32, Box<[u8]>)>) -> Arc<WordSource> {
+        debug_assert!(values.windows(2).all(|w| w[0].0 < w[1].0));
+        Arc::new(WordSource {
+            file: self.file,
+            text: SharedText::clone(&self.text),
+            values: values.into_boxed_slice(),
+        })
     }
 }
 
-impl Word {
+impl<'a> Word<'a> {
     /// The raw token, quotes included.
-    pub fn span(&self) -> Span {
-        Span::new(self.source.file, self.start, self.end)
+    pub fn span(self) -> Span {
+        Span::new(self.source.file, self.raw.start, self.raw.end())
     }
 
     /// How the token was written.
-    pub fn quote(&self) -> QuoteStyle {
-        self.source.quote
+    pub fn quote(self) -> QuoteStyle {
+        self.raw.quote()
     }
 
     /// The value nginx's tokenizer hands to the directive: quotes removed
     /// and the escapes `\"`, `\'`, `\\`, `\t`, `\r`, `\n` resolved as
     /// `ngx_conf_read_token` resolves them.
-    pub fn value(&self) -> &[u8] {
-        if let Some(value) = &self.source.value {
-            return value;
+    pub fn value(self) -> &'a [u8] {
+        if self.raw.own_value() {
+            let values = &self.source.values;
+            if let Ok(i) = values.binary_search_by_key(&self.raw.start, |(at, _)| *at) {
+                return &values[i].1;
+            }
         }
-        let quotes = match self.source.quote {
+        let quotes = match self.raw.quote() {
             QuoteStyle::Bare => 0,
             QuoteStyle::Single | QuoteStyle::Double => 1,
         };
-        &self.source.text[self.start as usize + quotes..self.end as usize - quotes]
+        &self.source.text[self.raw.start as usize + quotes..self.raw.end() as usize - quotes]
     }
 
     /// The value as text; non-UTF-8 bytes become U+FFFD (for display and
     /// matching only; the source bytes are untouched).
-    pub fn text(&self) -> Cow<'_, str> {
+    pub fn text(self) -> Cow<'a, str> {
         String::from_utf8_lossy(self.value())
     }
 
     /// The value is exactly `s` (directive names are case-sensitive in
     /// nginx: `ngx_conf_handler` compares them with `ngx_strcmp`).
-    pub fn is(&self, s: &str) -> bool {
+    pub fn is(self, s: &str) -> bool {
         self.value() == s.as_bytes()
     }
 
     /// The value is the keyword `s` in any case (`on`, `OFF`, `Error`):
     /// nginx reads the keywords of its arguments with `ngx_strcasecmp`.
-    pub fn is_keyword(&self, s: &str) -> bool {
+    pub fn is_keyword(self, s: &str) -> bool {
         self.value().eq_ignore_ascii_case(s.as_bytes())
     }
 }
 
 /// Two words are equal when they are the same token at the same place
-/// with the same value (whatever text each shares).
-impl PartialEq for Word {
-    fn eq(&self, other: &Word) -> bool {
+/// with the same value.
+impl PartialEq for Word<'_> {
+    fn eq(&self, other: &Word<'_>) -> bool {
         self.span() == other.span()
             && self.quote() == other.quote()
             && self.value() == other.value()
     }
 }
 
-impl Eq for Word {}
+impl Eq for Word<'_> {}
 
-impl std::fmt::Debug for Word {
+impl std::fmt::Debug for Word<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Word")
             .field("span", &self.span())
@@ -155,6 +201,119 @@ impl std::fmt::Debug for Word {
             .finish()
     }
 }
+
+/// The arguments of a directive, read as words: a view that is copied
+/// freely and indexed with [`Args::get`].
+#[derive(Clone, Copy)]
+pub struct Args<'a> {
+    source: &'a WordSource,
+    words: &'a [RawWord],
+}
+
+impl<'a> Args<'a> {
+    pub fn len(self) -> usize {
+        self.words.len()
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.words.is_empty()
+    }
+
+    pub fn get(self, i: usize) -> Option<Word<'a>> {
+        let raw = *self.words.get(i)?;
+        Some(Word {
+            source: self.source,
+            raw,
+        })
+    }
+
+    pub fn first(self) -> Option<Word<'a>> {
+        self.get(0)
+    }
+
+    pub fn last(self) -> Option<Word<'a>> {
+        self.get(self.words.len().checked_sub(1)?)
+    }
+
+    /// The arguments from the `n`th on (none when there are fewer).
+    pub fn after(self, n: usize) -> Args<'a> {
+        Args {
+            source: self.source,
+            words: self.words.get(n..).unwrap_or(&[]),
+        }
+    }
+
+    pub fn iter(self) -> ArgsIter<'a> {
+        ArgsIter {
+            source: self.source,
+            words: self.words.iter(),
+        }
+    }
+}
+
+impl<'a> IntoIterator for Args<'a> {
+    type Item = Word<'a>;
+    type IntoIter = ArgsIter<'a>;
+    fn into_iter(self) -> ArgsIter<'a> {
+        self.iter()
+    }
+}
+
+impl<'a> IntoIterator for &Args<'a> {
+    type Item = Word<'a>;
+    type IntoIter = ArgsIter<'a>;
+    fn into_iter(self) -> ArgsIter<'a> {
+        self.iter()
+    }
+}
+
+impl PartialEq for Args<'_> {
+    fn eq(&self, other: &Args<'_>) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Args<'_> {}
+
+impl std::fmt::Debug for Args<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// The words of [`Args`], in order.
+#[derive(Clone)]
+pub struct ArgsIter<'a> {
+    source: &'a WordSource,
+    words: std::slice::Iter<'a, RawWord>,
+}
+
+impl<'a> Iterator for ArgsIter<'a> {
+    type Item = Word<'a>;
+    fn next(&mut self) -> Option<Word<'a>> {
+        let raw = *self.words.next()?;
+        Some(Word {
+            source: self.source,
+            raw,
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.words.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for ArgsIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let raw = *self.words.next_back()?;
+        Some(Word {
+            source: self.source,
+            raw,
+        })
+    }
+}
+
+impl ExactSizeIterator for ArgsIter<'_> {}
 
 /// A `#` comment, from the `#` to the end of its line (terminator excluded).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -198,16 +357,26 @@ impl std::fmt::Debug for InnerComments {
 
 /// A simple (`name args;`) or block (`name args { … }`) directive.
 ///
-/// Large configurations hold millions of these, so a directive is 40
-/// bytes: its name and an exact-size argument list in place, and what most
-/// directives lack (a block, comments between their words, a `;` apart from
-/// the last word) behind one pointer that is null for them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Large configurations hold millions of these, so a directive is 32
+/// bytes: the source its words read from, its name, one pointer to its
+/// exact-size argument list (the count is in the name's spare bits), and
+/// what most directives lack (a block, comments between their words, a `;`
+/// apart from the last word) behind one pointer that is null for them.
 pub struct Directive {
-    pub name: Word,
-    pub args: Box<[Word]>,
+    source: Arc<WordSource>,
+    name: RawWord,
+    /// The arguments, `Box<[RawWord]>` without its length (see
+    /// [`Directive::stored_len`]); `None` when there are none.
+    args: Option<NonNull<RawWord>>,
     extra: Option<Box<DirectiveExtra>>,
 }
+
+// SAFETY: `args` is the only pointer to an allocation the directive owns,
+// as a `Box<[RawWord]>` would be, and `RawWord` is plain data: sending or
+// sharing a directive is as safe as sending or sharing that box.
+unsafe impl Send for Directive {}
+// SAFETY: as above; nothing is mutated through `&Directive`.
+unsafe impl Sync for Directive {}
 
 /// What only some directives have. A block directive's span ends at its
 /// `}`; a simple directive's at its `;`, which is kept here only when it
@@ -226,18 +395,34 @@ enum DirectiveExtra {
 }
 
 impl Directive {
-    /// A directive whose span ends at `end` (exclusive): one past its `;`,
-    /// or past the `}` of its block.
-    pub fn new(
-        name: Word,
-        args: Box<[Word]>,
+    /// A directive of the file `source` reads, whose span ends at `end`
+    /// (exclusive): one past its `;`, or past the `}` of its block.
+    pub(crate) fn new(
+        source: Arc<WordSource>,
+        name: RawWord,
+        args: &[RawWord],
         inner_comments: InnerComments,
         block: Option<Block>,
         end: u32,
     ) -> Directive {
+        let count = args.len();
+        let (name, stored): (RawWord, Box<[RawWord]>) = match u32::try_from(count) {
+            Ok(c) if c < COUNT_LONG => (name.with_count_field(c), args.into()),
+            // The count does not fit in the name's bits: a header word
+            // in front of the arguments holds it.
+            _ => {
+                let header = RawWord {
+                    start: u32::try_from(count).unwrap_or(u32::MAX),
+                    meta: 0,
+                };
+                let stored = std::iter::once(header).chain(args.iter().copied());
+                (name.with_count_field(COUNT_LONG), stored.collect())
+            }
+        };
         let mut directive = Directive {
+            source,
             name,
-            args,
+            args: into_raw(stored),
             extra: None,
         };
         let last_word_end = directive.last_word().span().end;
@@ -258,10 +443,57 @@ impl Directive {
         directive
     }
 
+    /// How many words the argument allocation holds: the arguments, and
+    /// the header word in front of them when the count is kept there.
+    fn stored_len(&self) -> usize {
+        match (self.name.count_field(), self.args) {
+            (_, None) => 0,
+            (COUNT_LONG, Some(header)) => {
+                // SAFETY: a list whose count is COUNT_LONG or more was
+                // stored with the header word first (`Directive::new`).
+                let count = unsafe { header.as_ptr().read() }.start;
+                count as usize + 1
+            }
+            (count, Some(_)) => count as usize,
+        }
+    }
+
+    /// The stored words, the header word included when there is one.
+    fn stored(&self) -> &[RawWord] {
+        match self.args {
+            None => &[],
+            // SAFETY: `args` points to the `stored_len()` words of a
+            // boxed slice this directive owns (`into_raw`), alive as long
+            // as the directive.
+            Some(words) => unsafe { std::slice::from_raw_parts(words.as_ptr(), self.stored_len()) },
+        }
+    }
+
+    /// The name (`proxy_pass`, `location`, `}` is not one).
+    pub fn name(&self) -> Word<'_> {
+        Word {
+            source: &self.source,
+            raw: self.name,
+        }
+    }
+
+    /// The arguments, in order.
+    pub fn args(&self) -> Args<'_> {
+        let stored = self.stored();
+        let words = match self.name.count_field() {
+            COUNT_LONG => stored.get(1..).unwrap_or(&[]),
+            _ => stored,
+        };
+        Args {
+            source: &self.source,
+            words,
+        }
+    }
+
     /// The last argument, or the name when there is none: where the head
     /// of the directive ends.
-    pub fn last_word(&self) -> &Word {
-        self.args.last().unwrap_or(&self.name)
+    pub fn last_word(&self) -> Word<'_> {
+        self.args().last().unwrap_or_else(|| self.name())
     }
 
     /// One past the `;` or the closing `}`.
@@ -275,8 +507,7 @@ impl Directive {
 
     /// From the first byte of the name to the `;` or the closing `}` inclusive.
     pub fn span(&self) -> Span {
-        let name = self.name.span();
-        Span::new(name.file, name.start, self.end())
+        Span::new(self.source.file, self.name.start, self.end())
     }
 
     /// The block (`{ … }`) of a block directive.
@@ -301,15 +532,15 @@ impl Directive {
         let end = self.end();
         self.block()
             .is_none()
-            .then(|| Span::new(self.name.span().file, end - 1, end))
+            .then(|| Span::new(self.source.file, end - 1, end))
     }
 
     pub fn name_is(&self, s: &str) -> bool {
-        self.name.is(s)
+        self.name().is(s)
     }
 
-    pub fn arg(&self, i: usize) -> Option<&Word> {
-        self.args.get(i)
+    pub fn arg(&self, i: usize) -> Option<Word<'_>> {
+        self.args().get(i)
     }
 
     /// Child directives of the block (empty for simple directives and for
@@ -319,6 +550,57 @@ impl Directive {
             .into_iter()
             .flat_map(|b| b.nodes.iter())
             .filter_map(Node::as_directive)
+    }
+}
+
+/// The pointer to a boxed slice's first word, the box given up (`None`
+/// for an empty slice, which owns no allocation to give back).
+fn into_raw(words: Box<[RawWord]>) -> Option<NonNull<RawWord>> {
+    if words.is_empty() {
+        return None;
+    }
+    NonNull::new(Box::into_raw(words).cast::<RawWord>())
+}
+
+impl Drop for Directive {
+    fn drop(&mut self) {
+        if let Some(words) = self.args {
+            let len = self.stored_len();
+            // SAFETY: `words` and `len` are the pointer and length of the
+            // boxed slice `into_raw` gave up; nothing else frees it.
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(words.as_ptr(), len)) });
+        }
+    }
+}
+
+impl Clone for Directive {
+    fn clone(&self) -> Directive {
+        Directive {
+            source: Arc::clone(&self.source),
+            name: self.name,
+            args: into_raw(self.stored().into()),
+            extra: self.extra.clone(),
+        }
+    }
+}
+
+/// Two directives are equal when their words are (place, quotes and
+/// value) and so is the rest (block, comments, terminator).
+impl PartialEq for Directive {
+    fn eq(&self, other: &Directive) -> bool {
+        self.name() == other.name() && self.args() == other.args() && self.extra == other.extra
+    }
+}
+
+impl Eq for Directive {}
+
+impl std::fmt::Debug for Directive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directive")
+            .field("name", &self.name())
+            .field("args", &self.args())
+            .field("extra", &self.extra)
+            .finish()
     }
 }
 
@@ -409,12 +691,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_word_is_16_bytes_a_directive_40_and_a_block_32() {
-        assert_eq!(std::mem::size_of::<Word>(), 16);
-        assert_eq!(std::mem::size_of::<Directive>(), 40);
-        assert_eq!(std::mem::size_of::<Node>(), 40);
+    fn a_stored_word_is_8_bytes_a_directive_32_and_a_block_32() {
+        assert_eq!(std::mem::size_of::<RawWord>(), 8);
+        assert_eq!(std::mem::size_of::<Directive>(), 32);
+        assert_eq!(std::mem::size_of::<Node>(), 32);
         assert_eq!(std::mem::size_of::<DirectiveExtra>(), 40);
         assert_eq!(std::mem::size_of::<Block>(), 32);
+        assert_eq!(std::mem::size_of::<Word<'_>>(), 16);
     }
 
     #[test]
@@ -466,21 +749,21 @@ mod tests {
 
     #[test]
     fn a_word_reads_its_value_inside_its_quotes_or_from_its_own_text() {
-        let text: SharedText = SharedText::new(b"a 'bc' \"d\\\"e\";".to_vec());
-        let f = FileId(0);
-        let sources = WordSources::new(f, &text);
-        let bare = sources.word(Span::new(f, 0, 1), QuoteStyle::Bare);
-        let single = sources.word(Span::new(f, 2, 6), QuoteStyle::Single);
-        let escaped =
-            sources.word_with_value(b"d\"e".to_vec(), Span::new(f, 7, 13), QuoteStyle::Double);
+        let text = "a 'bc' \"d\\\"e\";";
+        let file = crate::SourceFile::new(FileId(0), "t.conf", text.as_bytes().to_vec());
+        let tree = crate::parse(&file).expect("parses");
+        let d = tree.directives().next().expect("a");
+        let bare = d.name();
+        let single = d.arg(0).expect("'bc'");
+        let escaped = d.arg(1).expect("\"d\\\"e\"");
         assert_eq!(bare.value(), b"a");
         assert_eq!(single.quote(), QuoteStyle::Single);
         assert_eq!(escaped.quote(), QuoteStyle::Double);
-        assert_eq!(escaped.span(), Span::new(f, 7, 13));
+        assert_eq!(escaped.span(), Span::new(FileId(0), 7, 13));
         assert_eq!(single.value(), b"bc");
         assert_eq!(escaped.value(), b"d\"e");
         assert!(single.is("bc") && bare.is_keyword("A"));
-        assert_eq!(single.clone(), single);
+        assert_eq!(single, d.args().first().expect("first"));
         assert_ne!(single, bare);
         assert_eq!(
             format!("{bare:?}"),
@@ -497,21 +780,71 @@ mod tests {
         let file = crate::SourceFile::new(FileId(0), "t.conf", text.as_bytes().to_vec());
         let tree = crate::parse(&file).expect("parses");
         let location = tree.directives().next().expect("location");
-        let regex = &location.args[1];
+        let regex = location.arg(1).expect("regex");
         assert_eq!(regex.value(), b"\\.php$");
-        assert!(regex.source.value.is_none());
-        assert!(Arc::ptr_eq(&regex.source, &location.name.source));
+        assert!(!regex.raw.own_value());
+        // No word of the location has a value of its own, so it reads
+        // from the file's shared source.
+        assert!(location.source.values.is_empty());
         let inner = location.block().expect("block").nodes[0]
             .as_directive()
             .expect("a");
-        let values: Vec<&[u8]> = inner.args.iter().map(Word::value).collect();
+        let values: Vec<&[u8]> = inner.args().iter().map(Word::value).collect();
         assert_eq!(values, [&b"x\"y"[..], b"p\\.q", b"b\nc"]);
-        let own: Vec<bool> = inner
-            .args
-            .iter()
-            .map(|w| w.source.value.is_some())
-            .collect();
+        let own: Vec<bool> = inner.args().iter().map(|w| w.raw.own_value()).collect();
         assert_eq!(own, [true, false, true]);
+        assert_eq!(inner.source.values.len(), 2);
+        assert!(!Arc::ptr_eq(&inner.source, &location.source));
+    }
+
+    /// The argument count lives in the name's spare bits up to
+    /// `COUNT_LONG`, and in a header word in front of the arguments from
+    /// there on; either way the directive reads, clones, compares and
+    /// drops its arguments whole.
+    #[test]
+    fn a_directive_keeps_any_number_of_arguments() {
+        for count in [
+            0usize,
+            1,
+            2,
+            COUNT_LONG as usize - 1,
+            COUNT_LONG as usize,
+            70_000,
+        ] {
+            let mut text = String::from("server_name");
+            for i in 0..count {
+                text.push_str(&format!(" n{i}"));
+            }
+            text.push_str(" \"e\\\"q\";\nx;\n");
+            let file = crate::SourceFile::new(FileId(0), "t.conf", text.as_bytes().to_vec());
+            let tree = crate::parse(&file).expect("parses");
+            let d = tree.directives().next().expect("server_name");
+            let args = d.args();
+            assert_eq!(args.len(), count + 1, "{count}");
+            assert!(d.name().is("server_name"));
+            if count > 0 {
+                assert_eq!(args.first().map(Word::value), Some(&b"n0"[..]));
+                let before_last = format!("n{}", count - 1);
+                assert_eq!(
+                    args.get(count - 1).map(Word::text),
+                    Some(before_last.into())
+                );
+            }
+            assert_eq!(args.last().map(Word::value), Some(&b"e\"q"[..]));
+            assert_eq!(args.iter().len(), count + 1);
+            assert_eq!(args.iter().rev().count(), count + 1);
+            assert_eq!(args.after(count).len(), 1);
+            assert_eq!(args.after(count + 5).len(), 0);
+            assert_eq!(d.span().end as usize, text.find(";\nx").unwrap() + 1);
+            let copy = d.clone();
+            assert_eq!(copy, *d);
+            assert_eq!(copy.args().len(), count + 1);
+            drop(copy);
+            assert_eq!(
+                tree.directives().nth(1).map(|x| x.name().is("x")),
+                Some(true)
+            );
+        }
     }
 
     /// `unescape_changes` says exactly when `unescape` gives other bytes,

@@ -179,8 +179,8 @@ fn same(gens: &[Gen], nodes: &[Node]) {
     let dirs: Vec<&Directive> = nodes.iter().filter_map(Node::as_directive).collect();
     assert_eq!(gens.len(), dirs.len());
     for (g, d) in gens.iter().zip(dirs) {
-        assert_eq!(d.name.value(), g.name.as_bytes());
-        let values: Vec<&[u8]> = d.args.iter().map(|a| a.value()).collect();
+        assert_eq!(d.name().value(), g.name.as_bytes());
+        let values: Vec<&[u8]> = d.args().iter().map(|a| a.value()).collect();
         let expected: Vec<&[u8]> = g.args.iter().map(|(_, v)| v.as_slice()).collect();
         assert_eq!(values, expected);
         assert_eq!(d.inner_comments().len(), usize::from(g.comment.is_some()));

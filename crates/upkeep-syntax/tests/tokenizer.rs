@@ -40,8 +40,8 @@ fn shape(nodes: &[Node]) -> String {
 }
 
 fn directive_shape(d: &Directive) -> String {
-    let mut s = format!("{:?}", d.name.text());
-    for a in &d.args {
+    let mut s = format!("{:?}", d.name().text());
+    for a in &d.args() {
         s.push_str(&format!(" {:?}", a.text()));
     }
     match &d.block() {
@@ -63,17 +63,17 @@ fn quoted_strings_hold_punctuation_and_span_lines() {
     let t = parse_ok(b"a \"x;{}#\n y\" 'q\"r';\n");
     assert_eq!(shape(&t.nodes), "\"a\" \"x;{}#\\n y\" \"q\\\"r\";");
     let d = t.directives().next().unwrap();
-    assert_eq!(d.args[0].quote(), QuoteStyle::Double);
-    assert_eq!(d.args[1].quote(), QuoteStyle::Single);
+    assert_eq!(d.arg(0).unwrap().quote(), QuoteStyle::Double);
+    assert_eq!(d.arg(1).unwrap().quote(), QuoteStyle::Single);
 }
 
 #[test]
 fn escapes_resolve_like_nginx() {
     let t = parse_ok(br#"a "\"\'\\\t\r\n\x" b\;c \$;"#);
     let d = t.directives().next().unwrap();
-    assert_eq!(d.args[0].value(), b"\"'\\\t\r\n\\x");
-    assert_eq!(d.args[1].value(), b"b\\;c");
-    assert_eq!(d.args[2].value(), b"\\$");
+    assert_eq!(d.arg(0).unwrap().value(), b"\"'\\\t\r\n\\x");
+    assert_eq!(d.arg(1).unwrap().value(), b"b\\;c");
+    assert_eq!(d.arg(2).unwrap().value(), b"\\$");
 }
 
 #[test]
@@ -108,7 +108,7 @@ fn crlf_tabs_and_non_utf8_survive() {
     let text = b"a\t\"\xff\xfe\";\r\n# c\xe9\r\nb \xc3(;\r\n";
     let t = parse_ok(text);
     let d = t.directives().next().unwrap();
-    assert_eq!(d.args[0].value(), b"\xff\xfe");
+    assert_eq!(d.arg(0).unwrap().value(), b"\xff\xfe");
     // The comment span stops before the CR.
     match &t.nodes[1] {
         Node::Comment(c) => assert_eq!(&text[c.span.range()], b"# c\xe9"),

@@ -518,13 +518,15 @@ fn log_format_from_config(conf: &std::path::Path, name: Option<&str>) -> anyhow:
         used: &mut Vec<String>,
     ) {
         for d in dirs {
-            if d.name_is("log_format") && d.args.len() >= 2 {
-                let text: String = d.args[1..]
+            if let (true, Some(name), 2..) = (d.name_is("log_format"), d.arg(0), d.args().len()) {
+                let text: String = d
+                    .args()
+                    .after(1)
                     .iter()
                     .filter(|w| !w.value().starts_with(b"escape="))
                     .map(|w| w.text().into_owned())
                     .collect();
-                formats.push((d.args[0].text().into_owned(), text));
+                formats.push((name.text().into_owned(), text));
             }
             if d.name_is("access_log") {
                 if let Some(f) = d.arg(1).filter(|w| !w.value().contains(&b'=')) {

@@ -447,7 +447,7 @@ impl<'a> Rewriter<'a> {
     }
 
     fn directive(&mut self, d: &Directive, ctx: Ctx) {
-        let name = d.name.text().to_string();
+        let name = d.name().text().to_string();
         if name == "include" {
             self.include(d, ctx);
             return;
@@ -601,7 +601,9 @@ impl<'a> Rewriter<'a> {
             let Some(addr) = s.arg(0) else { continue };
             let key = self.slot(s.span(), name, Some(addr.text().to_string()));
             // Parameters a plain loopback server cannot take are dropped.
-            let params: Vec<String> = s.args[1..]
+            let params: Vec<String> = s
+                .args()
+                .after(1)
                 .iter()
                 .map(|w| w.text().to_string())
                 .filter(|p| {
@@ -731,7 +733,7 @@ fn survey(
     servers: &mut Vec<ServerInfo>,
 ) {
     for d in set.expand(nodes) {
-        match (ctx, d.name.text().as_ref()) {
+        match (ctx, d.name().text().as_ref()) {
             (Ctx::Main, "http") => {
                 if let Some(b) = d.block() {
                     survey(set, &b.nodes, Ctx::Http, upstreams, servers)
@@ -748,7 +750,7 @@ fn survey(
                     .expand(&b.nodes)
                     .into_iter()
                     .filter(|c| c.name_is("server_name"))
-                    .flat_map(|c| c.args.iter().map(|w| w.text().to_string()))
+                    .flat_map(|c| c.args().iter().map(|w| w.text().to_string()))
                     .collect();
                 servers.push(ServerInfo {
                     span: d.span(),
@@ -775,9 +777,10 @@ fn proxied_prefix(set: &ConfigSet, nodes: &[Node]) -> Option<String> {
             return None;
         }
         let b = d.block()?;
-        let path = match &d.args[..] {
-            [p] => p.text().to_string(),
-            [m, p] if m.is("^~") => p.text().to_string(),
+        let args = d.args();
+        let path = match (args.get(0), args.get(1), args.len()) {
+            (Some(p), None, 1) => p.text().to_string(),
+            (Some(m), Some(p), 2) if m.is("^~") => p.text().to_string(),
             _ => return None,
         };
         (path.starts_with('/') && proxies(set, &b.nodes)).then_some(path)

@@ -61,7 +61,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             continue;
         }
         for d in block.directives_named("keepalive_requests") {
-            let Some(n) = d.args.first().and_then(|a| a.text().parse::<u64>().ok()) else {
+            let Some(n) = d.args().first().and_then(|a| a.text().parse::<u64>().ok()) else {
                 continue;
             };
             if n >= target {
@@ -126,7 +126,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
     let target_block = level.or_else(|| edits::covering_level(ctx, &servers));
     if let Some(edit) = target_block.and_then(|b| {
         edits::insert_in_block(ctx, b, &format!("keepalive_requests {target};"), |d| {
-            d.name.value().starts_with(b"keepalive")
+            d.name().value().starts_with(b"keepalive")
         })
     }) {
         f = f.with_fix(Fix {

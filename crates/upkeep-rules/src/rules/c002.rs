@@ -54,7 +54,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             continue;
         }
         for d in block.directives_named("keepalive_timeout") {
-            let Some(first) = d.args.first() else {
+            let Some(first) = d.args().first() else {
                 continue;
             };
             if parse_duration(&first.text()) != Ok(0) {

@@ -130,7 +130,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         let level = edits::covering_level(ctx, &defaulted);
         let edit = level.and_then(|l| {
             edits::insert_in_block(ctx, l, &format!("keepalive_timeout {wanted};"), |d| {
-                d.name.value().starts_with(b"keepalive")
+                d.name().value().starts_with(b"keepalive")
             })
         });
         for &b in &defaulted {

@@ -51,7 +51,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             continue;
         }
         for d in block.directives_named("keepalive_timeout") {
-            let (Some(a), Some(b)) = (d.args.first(), d.args.get(1)) else {
+            let (Some(a), Some(b)) = (d.args().first(), d.args().get(1)) else {
                 continue;
             };
             let (Ok(real), Ok(told)) = (parse_duration(&a.text()), parse_duration(&b.text()))

@@ -67,9 +67,9 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         return inherited_limit(ctx, wc);
     };
     let (Some(conns), Some(limit)) = (
-        wc.args.first().and_then(|a| a.text().parse::<u64>().ok()),
+        wc.args().first().and_then(|a| a.text().parse::<u64>().ok()),
         nofile
-            .args
+            .args()
             .first()
             .and_then(|a| a.text().parse::<u64>().ok()),
     ) else {
@@ -108,7 +108,7 @@ fn wanted_nofile(conns: u64) -> (u64, &'static str) {
 /// No `worker_rlimit_nofile`: nginx runs with the limit it inherits. Judged
 /// against systemd's default soft limit, stated as an assumption.
 fn inherited_limit(ctx: &Ctx, wc: &upkeep_syntax::Directive) -> Vec<Finding> {
-    let Some(conns) = wc.args.first().and_then(|a| a.text().parse::<u64>().ok()) else {
+    let Some(conns) = wc.args().first().and_then(|a| a.text().parse::<u64>().ok()) else {
         return Vec::new();
     };
     let limit = INHERITED_SOFT_NOFILE;

@@ -51,7 +51,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
     }
     let wc = ctx.model.main.worker_connections;
     let conns: u64 = match wc {
-        Some(d) => match d.args.first().and_then(|a| a.text().parse().ok()) {
+        Some(d) => match d.args().first().and_then(|a| a.text().parse().ok()) {
             Some(n) => n,
             None => return Vec::new(),
         },

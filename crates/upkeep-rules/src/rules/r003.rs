@@ -102,11 +102,14 @@ fn longest_request_timeout(ctx: &Ctx) -> Option<(u64, String)> {
     }
     for block in &ctx.model.blocks {
         for d in block.directives() {
-            let name = d.name.text();
-            if !REQUEST_TIMEOUTS.contains(&name.as_ref()) || d.args.len() != 1 {
+            let name = d.name().text();
+            let (Some(value), 1) = (d.args().first(), d.args().len()) else {
+                continue;
+            };
+            if !REQUEST_TIMEOUTS.contains(&name.as_ref()) {
                 continue;
             }
-            if let Ok(ms) = parse_duration(&d.args[0].text()) {
+            if let Ok(ms) = parse_duration(&value.text()) {
                 consider(ms, format!("`{}` at {}", ctx.text(d.span()), ctx.place(d.span())));
             }
         }

@@ -80,7 +80,7 @@ fn low_value_route(ctx: &Ctx, r: upkeep_model::RouteId) -> Option<&'static str> 
         let connection = ctx.headers(r).entries_for("Connection");
         if !connection.is_empty()
             && connection.iter().all(|c| {
-                c.args
+                c.args()
                     .get(1)
                     .is_some_and(|v| v.text().eq_ignore_ascii_case("upgrade"))
             })
@@ -89,7 +89,7 @@ fn low_value_route(ctx: &Ctx, r: upkeep_model::RouteId) -> Option<&'static str> 
         }
     }
     let location = ctx.model.block(route.block).directive?;
-    let path = location.args.last()?.text().to_ascii_lowercase();
+    let path = location.args().last()?.text().to_ascii_lowercase();
     path.contains("metrics").then_some("a metrics scrape")
 }
 

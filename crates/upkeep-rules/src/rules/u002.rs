@@ -71,7 +71,7 @@ fn asks_for_keep_alive(ctx: &Ctx, r: RouteId) -> bool {
         .headers(r)
         .entries_for("Connection")
         .iter()
-        .filter_map(|d| d.args.get(1))
+        .filter_map(|d| d.args().get(1))
         .filter(|v| !v.value().is_empty())
         .map(|v| v.text().to_ascii_lowercase())
         .collect();
@@ -136,7 +136,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         return out;
     }
     let fix = edits::SharedInsert::covering_routes(ctx, &defaulted, "proxy_http_version 1.1;", |d| {
-        d.name.value().starts_with(b"proxy_")
+        d.name().value().starts_with(b"proxy_")
     });
     for &r in &defaulted {
         let route = ctx.model.route(r);

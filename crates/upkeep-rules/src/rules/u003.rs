@@ -111,7 +111,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             // wherever it stands among the others.
             Some(_) => {
                 for &d in &connection {
-                    let Some(value) = d.args.get(1) else { continue };
+                    let Some(value) = d.args().get(1) else { continue };
                     if value.value().contains(&b'$') {
                         continue; // a variable: U005 evaluates maps
                     }
@@ -121,7 +121,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                             .or_insert_with(|| {
                                 let empty_sibling = connection.iter().any(|e| {
                                     !std::ptr::eq(*e, d)
-                                        && e.args.get(1).is_some_and(|v| v.value().is_empty())
+                                        && e.args().get(1).is_some_and(|v| v.value().is_empty())
                                 });
                                 (d, list.level, empty_sibling, Vec::new())
                             })
@@ -187,7 +187,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             if prefer_headers {
                 d.name_is("proxy_set_header")
             } else {
-                d.name.value().starts_with(b"proxy_")
+                d.name().value().starts_with(b"proxy_")
             }
         };
         const ENTRY: &str = "proxy_set_header Connection \"\";";

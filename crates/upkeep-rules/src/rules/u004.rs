@@ -112,13 +112,14 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         let parent = ctx.model.inherited_array(level, directive);
         let mut lost: Vec<&upkeep_syntax::Directive> = Vec::new();
         for d in &parent.entries {
-            let Some(name) = d.args.first() else { continue };
+            let Some(name) = d.args().first() else { continue };
             let name = name.text();
             let already = lost
                 .iter()
-                .any(|l| same_key(directive, &l.args[0].text(), &name));
+                .filter_map(|l| l.args().first())
+                .any(|l| same_key(directive, &l.text(), &name));
             let kept = own.entries.iter().any(|o| {
-                o.args
+                o.args()
                     .first()
                     .is_some_and(|k| same_key(directive, &k.text(), &name))
             });
@@ -132,7 +133,11 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         let Some(parent_level) = parent.level else {
             continue;
         };
-        let names: Vec<String> = lost.iter().map(|d| d.args[0].text().into_owned()).collect();
+        let names: Vec<String> = lost
+            .iter()
+            .filter_map(|d| d.args().first())
+            .map(|w| w.text().into_owned())
+            .collect();
         let connection_lost = directive == "proxy_set_header"
             && names.iter().any(|n| n.eq_ignore_ascii_case("connection"));
         let what = if directive == "fastcgi_param" {

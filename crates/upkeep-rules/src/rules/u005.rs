@@ -71,7 +71,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         // nginx sends every `Connection` line: the one set from a variable
         // counts even when another line follows it.
         for header in list.entries_for("Connection") {
-        let Some(value) = header.args.get(1) else {
+        let Some(value) = header.args().get(1) else {
             continue;
         };
         let value_text = value.text();

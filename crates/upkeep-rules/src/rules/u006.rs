@@ -62,7 +62,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         let mut f = INFO
             .finding(format!(
                 "`{}` comes after `keepalive` in upstream `{}`: it replaces the keep-alive module's initialisation and the idle pool is silently lost (nginx -t only warns \"load balancing method redefined\")",
-                balancer.name.text(),
+                balancer.name().text(),
                 up.name
             ))
             .at(keepalive.span())
@@ -76,7 +76,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             .directives
             .iter()
             .rev()
-            .find(|d| OVERWRITING_BALANCERS.contains(&d.name.text().as_ref()))
+            .find(|d| OVERWRITING_BALANCERS.contains(&d.name().text().as_ref()))
             .copied()
             .unwrap_or(balancer);
         // Moving is only safe when both lines are in the same file.
@@ -84,7 +84,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             let text = ctx.text(keepalive.span());
             f = f.with_fix(Fix {
                 applicability: Applicability::Safe,
-                description: format!("move `{text}` after `{}`", last_balancer.name.text()),
+                description: format!("move `{text}` after `{}`", last_balancer.name().text()),
                 edits: vec![
                     edits::delete_directive(ctx, keepalive),
                     edits::insert_after(ctx, last_balancer, &text),

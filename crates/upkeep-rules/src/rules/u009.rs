@@ -51,7 +51,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
     }
     let workers: Option<u64> = match ctx.model.main.worker_processes {
         None => Some(1),
-        Some(d) => match d.args.first().map(|a| a.text().into_owned()).as_deref() {
+        Some(d) => match d.args().first().map(|a| a.text().into_owned()).as_deref() {
             Some("auto") => ctx.opts.cpus.map(u64::from),
             Some(n) => n.parse().ok(),
             None => None,

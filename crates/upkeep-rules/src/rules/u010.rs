@@ -98,8 +98,8 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 if !full_config && is_bare_name(host) && port.is_none() {
                     ctx.assume(format!(
                         "snippet: `{} {}` is taken to name an upstream block defined in another file; if no file defines `upstream {host}`, nginx resolves `{host}` as a host name and keeps no idle connections for it (U010)",
-                        route.pass.name.text(),
-                        route.pass.args.first().map(|a| a.text()).unwrap_or_default()
+                        route.pass.name().text(),
+                        route.pass.args().first().map(|a| a.text()).unwrap_or_default()
                     ));
                     continue;
                 }
@@ -185,7 +185,7 @@ fn other_protocol_finding(
         Some(p) => format!("{host}:{p}"),
         None => host.to_string(),
     };
-    let directive = route.pass.name.text();
+    let directive = route.pass.name().text();
     let (cost, help) = match protocol {
         Protocol::Grpc => (
             "every gRPC call opens a new HTTP/2 connection to it",
@@ -342,7 +342,7 @@ fn literal_fix(
     )];
     for &r in routes {
         let route = ctx.model.route(r);
-        let word = route.pass.args.first()?;
+        let word = route.pass.args().first()?;
         let value = word.text();
         let host_port = match port {
             Some(p) => format!("{host}:{p}"),
@@ -408,7 +408,7 @@ fn literal_fix(
                     ctx,
                     level,
                     "proxy_ssl_server_name on;",
-                    |d| d.name.value().starts_with(b"proxy_"),
+                    |d| d.name().value().starts_with(b"proxy_"),
                 )?);
             }
             kept.push(format!("TLS name `{host}`"));

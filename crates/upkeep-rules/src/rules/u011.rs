@@ -117,7 +117,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         let writable = ctx.available("fastcgi_keep_conn", false);
         let fix = if writable {
             edits::SharedInsert::covering_routes(ctx, &defaulted, "fastcgi_keep_conn on;", |d| {
-                d.name.value().starts_with(b"fastcgi_") && !d.name_is("fastcgi_param")
+                d.name().value().starts_with(b"fastcgi_") && !d.name_is("fastcgi_param")
             })
         } else {
             None

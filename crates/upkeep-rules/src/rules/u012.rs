@@ -66,7 +66,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         // nginx joins every line of the level into one set
         // (`ngx_conf_set_bitmask_slot`), and `off` among them wins.
         let lines: Vec<&Directive> = ctx.model.block(s.block).directives_named(name).collect();
-        let has = |k: &str| lines.iter().any(|d| d.args.iter().any(|a| a.is_keyword(k)));
+        let has = |k: &str| lines.iter().any(|d| d.args().iter().any(|a| a.is_keyword(k)));
         let (has_error, off) = (has("error"), has("off"));
         if has_error && !off {
             continue;
@@ -74,7 +74,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
         // The line to point at: the first `off`, else the last line.
         let primary = lines
             .iter()
-            .find(|d| d.args.iter().any(|a| a.is_keyword("off")))
+            .find(|d| d.args().iter().any(|a| a.is_keyword("off")))
             .copied()
             .unwrap_or(s.directive);
         by_directive
@@ -85,8 +85,8 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
     }
     let mut out = Vec::new();
     for (d, level, routes) in by_directive.into_values() {
-        let name = d.name.text().into_owned();
-        let off = d.args.iter().any(|a| a.is_keyword("off"));
+        let name = d.name().text().into_owned();
+        let off = d.args().iter().any(|a| a.is_keyword("off"));
         let joined = ctx.model.block(level).directives_named(&name).count() > 1;
         // The message names the level: the same line at two levels (a
         // location's `off` hiding the server's) must stay two findings, or
@@ -118,17 +118,25 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 .model
                 .block(level)
                 .directives_named(&name)
-                .filter(|l| l.args.iter().any(|a| a.is_keyword("off")))
+                .filter(|l| l.args().iter().any(|a| a.is_keyword("off")))
                 .map(|l| edits::replace_args(l, "error timeout"))
                 .collect();
             (off_lines, format!("use `{name} error timeout;` (the default)"))
         } else {
-            let first = &d.args[0];
+            // Before the first argument; after the name of a line
+            // without any (which nginx refuses, but the edit stays exact).
+            let edit = match d.args().first() {
+                Some(first) => {
+                    let at = first.span();
+                    Edit::insert(Span::new(at.file, at.start, at.start), "error ")
+                }
+                None => {
+                    let at = d.name().span();
+                    Edit::insert(Span::new(at.file, at.end, at.end), " error")
+                }
+            };
             (
-                vec![Edit::insert(
-                    Span::new(first.span().file, first.span().start, first.span().start),
-                    "error ",
-                )],
+                vec![edit],
                 format!("add `error` to `{name}`"),
             )
         };

@@ -123,7 +123,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
                 Some(s) => Some(edits::replace_args(s.directive, "on")),
                 None => edits::writable_level(ctx, route.block).and_then(|level| {
                     edits::insert_in_block(ctx, level, &format!("{directive} on;"), |d| {
-                        d.name.value().starts_with(route.protocol.prefix().as_bytes())
+                        d.name().value().starts_with(route.protocol.prefix().as_bytes())
                     })
                 }),
             }
@@ -216,7 +216,7 @@ fn sni_is_upstream_name(
     lines.push(format!("proxy_ssl_name {host};"));
     description.push_str(&format!(" `proxy_ssl_name {host};`"));
     if let Some(edit) = edits::insert_lines_in_block(ctx, level, &lines, |d| {
-        d.name.value().starts_with(b"proxy_")
+        d.name().value().starts_with(b"proxy_")
     }) {
         f = f.with_fix(Fix {
             applicability: Applicability::Unsafe,

@@ -54,7 +54,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             let f = INFO
                 .finding(format!(
                     "`{}` does nothing: upstream `{}` has no idle connection pool",
-                    d.name.text(),
+                    d.name().text(),
                     up.name
                 ))
                 .at(d.span())

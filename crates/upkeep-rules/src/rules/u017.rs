@@ -71,7 +71,7 @@ pub fn check(ctx: &Ctx) -> Vec<Finding> {
             continue;
         }
         for d in block.directives_named("proxy_http_version") {
-            let Some(arg) = d.args.first() else { continue };
+            let Some(arg) = d.args().first() else { continue };
             if arg.value().contains(&b'$') {
                 continue;
             }
