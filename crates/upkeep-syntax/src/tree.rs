@@ -32,7 +32,7 @@ pub struct Word<'a> {
 /// file and `meta`, which packs the token's length, its quote style, whether
 /// its value is held apart (escapes resolved), and for the name only, how
 /// many arguments the directive has.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RawWord {
     start: u32,
     meta: u32,
@@ -45,11 +45,14 @@ const LEN_BITS: u32 = 13;
 pub(crate) const MAX_WORD_LEN: u32 = (1 << LEN_BITS) - 1;
 const QUOTE_SHIFT: u32 = LEN_BITS;
 const OWN_VALUE: u32 = 1 << (LEN_BITS + 2);
-/// The name's `meta` keeps the argument count in its top bits. A directive
-/// with this many arguments or more keeps the count in front of its
-/// arguments instead (a header word whose `start` is the count).
-const COUNT_SHIFT: u32 = LEN_BITS + 3;
-const COUNT_LONG: u32 = u32::MAX >> COUNT_SHIFT;
+/// The name's `meta` says where the directive keeps its arguments and the
+/// rest (see [`Rest`]): whether it has a [`Tail`], and if not, how many
+/// arguments it has, below [`COUNT_LIMIT`].
+const TAIL: u32 = 1 << (LEN_BITS + 3);
+const COUNT_SHIFT: u32 = LEN_BITS + 4;
+/// A directive without a tail has fewer arguments than this; one with
+/// more keeps them in a tail.
+const COUNT_LIMIT: u32 = u32::MAX >> COUNT_SHIFT;
 
 impl RawWord {
     /// The token at `start..end` written with `quote`; `own_value` when
@@ -83,17 +86,29 @@ impl RawWord {
         self.meta & OWN_VALUE != 0
     }
 
-    /// The argument count kept in a name's top bits ([`COUNT_LONG`] when
-    /// the count is in the header word instead).
-    fn count_field(self) -> u32 {
+    /// The argument count of a directive without a tail.
+    fn count(self) -> u32 {
         self.meta >> COUNT_SHIFT
     }
 
-    fn with_count_field(self, count: u32) -> RawWord {
-        debug_assert!(count <= COUNT_LONG);
+    fn has_tail(self) -> bool {
+        self.meta & TAIL != 0
+    }
+
+    /// The name of a directive without a tail, with `count` arguments.
+    fn with_count(self, count: u32) -> RawWord {
+        debug_assert!(count < COUNT_LIMIT);
         RawWord {
             start: self.start,
-            meta: (self.meta & !(COUNT_LONG << COUNT_SHIFT)) | (count << COUNT_SHIFT),
+            meta: (self.meta & !TAIL & !(u32::MAX << COUNT_SHIFT)) | (count << COUNT_SHIFT),
+        }
+    }
+
+    /// The name of a directive with a tail.
+    fn with_tail(self) -> RawWord {
+        RawWord {
+            start: self.start,
+            meta: (self.meta & !(u32::MAX << COUNT_SHIFT)) | TAIL,
         }
     }
 }
@@ -357,23 +372,51 @@ impl std::fmt::Debug for InnerComments {
 
 /// A simple (`name args;`) or block (`name args { … }`) directive.
 ///
-/// Large configurations hold millions of these, so a directive is 32
-/// bytes: the source its words read from, its name, one pointer to its
-/// exact-size argument list (the count is in the name's spare bits), and
-/// what most directives lack (a block, comments between their words, a `;`
-/// apart from the last word) behind one pointer that is null for them.
+/// Large configurations hold millions of these, so a directive is 24
+/// bytes: the source its words read from, its name, and one word that
+/// holds the rest in the form most directives need (see [`Rest`]).
 pub struct Directive {
     source: Arc<WordSource>,
+    /// The name; its spare bits say which form `rest` has.
     name: RawWord,
-    /// The arguments, `Box<[RawWord]>` without its length (see
-    /// [`Directive::stored_len`]); `None` when there are none.
-    args: Option<NonNull<RawWord>>,
-    extra: Option<Box<DirectiveExtra>>,
+    rest: Rest,
 }
 
-// SAFETY: `args` is the only pointer to an allocation the directive owns,
-// as a `Box<[RawWord]>` would be, and `RawWord` is plain data: sending or
-// sharing a directive is as safe as sending or sharing that box.
+/// The arguments and the rest of a directive, in one of three forms,
+/// told apart by the name's bits:
+/// - no tail, one argument: the argument itself (`one`);
+/// - no tail, none or two and more: a pointer to an exact-size list of
+///   them (`many`, `Box<[RawWord]>` without its length, which is the
+///   name's count; unused when the count is 0);
+/// - a tail (`tail`, `Box<Tail>`): for a block directive, a directive
+///   with comments between its words or a `;` apart from its last word,
+///   and one with [`COUNT_LIMIT`] arguments or more.
+#[derive(Clone, Copy)]
+union Rest {
+    one: RawWord,
+    many: NonNull<RawWord>,
+    tail: NonNull<Tail>,
+}
+
+/// What only some directives have, with their arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Tail {
+    extra: DirectiveExtra,
+    args: Box<[RawWord]>,
+}
+
+/// Which form a directive's [`Rest`] has (read from its name's bits).
+enum Form {
+    None,
+    One,
+    Many(usize),
+    Tail,
+}
+
+// SAFETY: `rest` is the only pointer to an allocation the directive owns,
+// as a `Box<[RawWord]>` or a `Box<Tail>` would be, and what it points to
+// is plain data or owned: sending or sharing a directive is as safe as
+// sending or sharing those boxes.
 unsafe impl Send for Directive {}
 // SAFETY: as above; nothing is mutated through `&Directive`.
 unsafe impl Sync for Directive {}
@@ -405,71 +448,94 @@ impl Directive {
         block: Option<Block>,
         end: u32,
     ) -> Directive {
-        let count = args.len();
-        let (name, stored): (RawWord, Box<[RawWord]>) = match u32::try_from(count) {
-            Ok(c) if c < COUNT_LONG => (name.with_count_field(c), args.into()),
-            // The count does not fit in the name's bits: a header word
-            // in front of the arguments holds it.
-            _ => {
-                let header = RawWord {
-                    start: u32::try_from(count).unwrap_or(u32::MAX),
-                    meta: 0,
-                };
-                let stored = std::iter::once(header).chain(args.iter().copied());
-                (name.with_count_field(COUNT_LONG), stored.collect())
-            }
-        };
-        let mut directive = Directive {
-            source,
-            name,
-            args: into_raw(stored),
-            extra: None,
-        };
-        let last_word_end = directive.last_word().span().end;
-        directive.extra = match block {
+        let last_word_end = args.last().map_or(name, |w| *w).end();
+        let extra = match block {
             Some(block) => {
                 debug_assert_eq!(block.close + 1, end);
-                Some(Box::new(DirectiveExtra::Block {
+                Some(DirectiveExtra::Block {
                     block,
                     inner_comments,
-                }))
+                })
             }
             None if inner_comments.is_empty() && end == last_word_end + 1 => None,
-            None => Some(Box::new(DirectiveExtra::Simple {
+            None => Some(DirectiveExtra::Simple {
                 end,
                 inner_comments,
-            })),
+            }),
         };
-        directive
-    }
-
-    /// How many words the argument allocation holds: the arguments, and
-    /// the header word in front of them when the count is kept there.
-    fn stored_len(&self) -> usize {
-        match (self.name.count_field(), self.args) {
-            (_, None) => 0,
-            (COUNT_LONG, Some(header)) => {
-                // SAFETY: a list whose count is COUNT_LONG or more was
-                // stored with the header word first (`Directive::new`).
-                let count = unsafe { header.as_ptr().read() }.start;
-                count as usize + 1
+        let count = u32::try_from(args.len()).ok().filter(|&c| c < COUNT_LIMIT);
+        let (name, rest) = match (extra, count, args) {
+            (None, Some(1), [one]) => (name.with_count(1), Rest { one: *one }),
+            (None, Some(0), _) => (
+                name.with_count(0),
+                Rest {
+                    many: NonNull::dangling(),
+                },
+            ),
+            (None, Some(count), _) => {
+                let list: Box<[RawWord]> = args.into();
+                let many = NonNull::from(Box::leak(list)).cast::<RawWord>();
+                (name.with_count(count), Rest { many })
             }
-            (count, Some(_)) => count as usize,
+            (extra, _, _) => {
+                // A long list without anything else still needs the tail
+                // for its length: its extra then only repeats its end.
+                let extra = extra.unwrap_or(DirectiveExtra::Simple {
+                    end,
+                    inner_comments: InnerComments::default(),
+                });
+                let tail = Box::new(Tail {
+                    extra,
+                    args: args.into(),
+                });
+                (
+                    name.with_tail(),
+                    Rest {
+                        tail: NonNull::from(Box::leak(tail)),
+                    },
+                )
+            }
+        };
+        Directive { source, name, rest }
+    }
+
+    fn form(&self) -> Form {
+        if self.name.has_tail() {
+            return Form::Tail;
+        }
+        match self.name.count() {
+            0 => Form::None,
+            1 => Form::One,
+            n => Form::Many(n as usize),
         }
     }
 
-    /// The stored words, the header word included when there is one.
-    fn stored(&self) -> &[RawWord] {
-        match self.args {
-            None => &[],
-            // SAFETY: `args` points to the `stored_len()` words of a
-            // boxed slice this directive owns (`into_raw`), alive as long
-            // as the directive.
-            Some(words) => unsafe { std::slice::from_raw_parts(words.as_ptr(), self.stored_len()) },
+    fn tail(&self) -> Option<&Tail> {
+        match self.form() {
+            // SAFETY: the name says `rest` is the pointer of a `Box<Tail>`
+            // this directive owns (`Directive::new`), alive as long as it.
+            Form::Tail => Some(unsafe { self.rest.tail.as_ref() }),
+            _ => None,
         }
     }
 
-    /// The name (`proxy_pass`, `location`, `}` is not one).
+    fn extra(&self) -> Option<&DirectiveExtra> {
+        self.tail().map(|t| &t.extra)
+    }
+
+    fn raw_args(&self) -> &[RawWord] {
+        match self.form() {
+            Form::None => &[],
+            // SAFETY: the name says `rest` holds the only argument.
+            Form::One => std::slice::from_ref(unsafe { &self.rest.one }),
+            // SAFETY: the name says `rest` points to the `n` words of a
+            // boxed slice this directive owns, alive as long as it.
+            Form::Many(n) => unsafe { std::slice::from_raw_parts(self.rest.many.as_ptr(), n) },
+            Form::Tail => self.tail().map_or(&[], |t| &t.args),
+        }
+    }
+
+    /// The name (`proxy_pass`, `location`).
     pub fn name(&self) -> Word<'_> {
         Word {
             source: &self.source,
@@ -479,14 +545,9 @@ impl Directive {
 
     /// The arguments, in order.
     pub fn args(&self) -> Args<'_> {
-        let stored = self.stored();
-        let words = match self.name.count_field() {
-            COUNT_LONG => stored.get(1..).unwrap_or(&[]),
-            _ => stored,
-        };
         Args {
             source: &self.source,
-            words,
+            words: self.raw_args(),
         }
     }
 
@@ -498,7 +559,7 @@ impl Directive {
 
     /// One past the `;` or the closing `}`.
     fn end(&self) -> u32 {
-        match self.extra.as_deref() {
+        match self.extra() {
             Some(DirectiveExtra::Block { block, .. }) => block.close + 1,
             Some(DirectiveExtra::Simple { end, .. }) => *end,
             None => self.last_word().span().end + 1,
@@ -512,7 +573,7 @@ impl Directive {
 
     /// The block (`{ … }`) of a block directive.
     pub fn block(&self) -> Option<&Block> {
-        match self.extra.as_deref() {
+        match self.extra() {
             Some(DirectiveExtra::Block { block, .. }) => Some(block),
             _ => None,
         }
@@ -520,7 +581,7 @@ impl Directive {
 
     /// Comments that sit between the name and the terminator, in order.
     pub fn inner_comments(&self) -> &[Comment] {
-        match self.extra.as_deref() {
+        match self.extra() {
             Some(DirectiveExtra::Block { inner_comments, .. })
             | Some(DirectiveExtra::Simple { inner_comments, .. }) => inner_comments,
             None => &[],
@@ -553,33 +614,51 @@ impl Directive {
     }
 }
 
-/// The pointer to a boxed slice's first word, the box given up (`None`
-/// for an empty slice, which owns no allocation to give back).
-fn into_raw(words: Box<[RawWord]>) -> Option<NonNull<RawWord>> {
-    if words.is_empty() {
-        return None;
-    }
-    NonNull::new(Box::into_raw(words).cast::<RawWord>())
-}
-
 impl Drop for Directive {
     fn drop(&mut self) {
-        if let Some(words) = self.args {
-            let len = self.stored_len();
-            // SAFETY: `words` and `len` are the pointer and length of the
-            // boxed slice `into_raw` gave up; nothing else frees it.
-            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(words.as_ptr(), len)) });
+        match self.form() {
+            Form::None | Form::One => {}
+            Form::Many(n) => {
+                let list = std::ptr::slice_from_raw_parts_mut(self.rest.many_ptr(), n);
+                // SAFETY: `list` is the boxed slice `new` gave up (pointer
+                // and length); nothing else frees it.
+                drop(unsafe { Box::from_raw(list) });
+            }
+            // SAFETY: the `Box<Tail>` `new` gave up; nothing else frees it.
+            Form::Tail => drop(unsafe { Box::from_raw(self.rest.tail.as_ptr()) }),
         }
+    }
+}
+
+impl Rest {
+    fn many_ptr(&self) -> *mut RawWord {
+        // SAFETY: reading the pointer only; the caller knows the form.
+        unsafe { self.many.as_ptr() }
     }
 }
 
 impl Clone for Directive {
     fn clone(&self) -> Directive {
+        let rest = match self.form() {
+            Form::None | Form::One => self.rest,
+            Form::Many(_) => {
+                let list: Box<[RawWord]> = self.raw_args().into();
+                Rest {
+                    many: NonNull::from(Box::leak(list)).cast::<RawWord>(),
+                }
+            }
+            Form::Tail => {
+                // SAFETY: the form says `rest` is this directive's tail.
+                let tail = Box::new(unsafe { self.rest.tail.as_ref() }.clone());
+                Rest {
+                    tail: NonNull::from(Box::leak(tail)),
+                }
+            }
+        };
         Directive {
             source: Arc::clone(&self.source),
             name: self.name,
-            args: into_raw(self.stored().into()),
-            extra: self.extra.clone(),
+            rest,
         }
     }
 }
@@ -588,7 +667,7 @@ impl Clone for Directive {
 /// value) and so is the rest (block, comments, terminator).
 impl PartialEq for Directive {
     fn eq(&self, other: &Directive) -> bool {
-        self.name() == other.name() && self.args() == other.args() && self.extra == other.extra
+        self.name() == other.name() && self.args() == other.args() && self.extra() == other.extra()
     }
 }
 
@@ -599,7 +678,7 @@ impl std::fmt::Debug for Directive {
         f.debug_struct("Directive")
             .field("name", &self.name())
             .field("args", &self.args())
-            .field("extra", &self.extra)
+            .field("extra", &self.extra())
             .finish()
     }
 }
@@ -691,11 +770,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_stored_word_is_8_bytes_a_directive_32_and_a_block_32() {
+    fn a_stored_word_is_8_bytes_a_directive_24_and_a_block_32() {
         assert_eq!(std::mem::size_of::<RawWord>(), 8);
-        assert_eq!(std::mem::size_of::<Directive>(), 32);
-        assert_eq!(std::mem::size_of::<Node>(), 32);
+        assert_eq!(std::mem::size_of::<Rest>(), 8);
+        assert_eq!(std::mem::size_of::<Directive>(), 24);
+        assert_eq!(std::mem::size_of::<Node>(), 24);
         assert_eq!(std::mem::size_of::<DirectiveExtra>(), 40);
+        assert_eq!(std::mem::size_of::<Tail>(), 56);
         assert_eq!(std::mem::size_of::<Block>(), 32);
         assert_eq!(std::mem::size_of::<Word<'_>>(), 16);
     }
@@ -732,7 +813,7 @@ mod tests {
         assert_eq!(semicolons, expected);
         // Only the directives whose `;` is apart from their last word, or
         // that have a block or a comment inside, carry the extra part.
-        let with_extra: Vec<bool> = tree.directives().map(|d| d.extra.is_some()).collect();
+        let with_extra: Vec<bool> = tree.directives().map(|d| d.extra().is_some()).collect();
         assert_eq!(with_extra, [false, false, true, true, true, true]);
     }
 
@@ -797,53 +878,57 @@ mod tests {
         assert!(!Arc::ptr_eq(&inner.source, &location.source));
     }
 
-    /// The argument count lives in the name's spare bits up to
-    /// `COUNT_LONG`, and in a header word in front of the arguments from
-    /// there on; either way the directive reads, clones, compares and
-    /// drops its arguments whole.
+    /// Each form of a directive's rest (none, one argument in place, a
+    /// list, a tail; the tail for a block, for a `;` apart from the last
+    /// word and for `COUNT_LIMIT` arguments or more) reads, clones,
+    /// compares and drops its arguments whole.
     #[test]
     fn a_directive_keeps_any_number_of_arguments() {
-        for count in [
-            0usize,
-            1,
-            2,
-            COUNT_LONG as usize - 1,
-            COUNT_LONG as usize,
-            70_000,
-        ] {
-            let mut text = String::from("server_name");
-            for i in 0..count {
-                text.push_str(&format!(" n{i}"));
+        let limit = COUNT_LIMIT as usize;
+        let counts = [0usize, 1, 2, 3, limit - 2, limit - 1, limit, 70_000];
+        // Under Miri (which checks the unsafe code of the forms) the long
+        // lists would take hours; the forms are the same with a few.
+        let counts = if cfg!(miri) {
+            &counts[..4]
+        } else {
+            &counts[..]
+        };
+        for &count in counts {
+            // A plain `;`, a `;` apart (a tail), a block (a tail).
+            for ending in [";", " ;", " { y; }"] {
+                let mut text = String::from("server_name");
+                for i in 0..count {
+                    text.push_str(&format!(" n{i}"));
+                }
+                text.push_str(ending);
+                text.push_str("\nx \"e\\\"q\";\n");
+                let file = crate::SourceFile::new(FileId(0), "t.conf", text.as_bytes().to_vec());
+                let tree = crate::parse(&file).expect("parses");
+                let d = tree.directives().next().expect("server_name");
+                let args = d.args();
+                assert_eq!(args.len(), count, "{count} {ending}");
+                assert!(d.name().is("server_name"));
+                let values: Vec<String> = args.iter().map(|w| w.text().into_owned()).collect();
+                let expected: Vec<String> = (0..count).map(|i| format!("n{i}")).collect();
+                assert_eq!(values, expected);
+                assert_eq!(args.iter().rev().count(), count);
+                assert_eq!(args.after(1).len(), count.saturating_sub(1));
+                assert_eq!(args.after(count + 5).len(), 0);
+                let head_end = d.last_word().span().end as usize;
+                assert_eq!(head_end, text.find(ending).unwrap());
+                let end = text.find("\nx").unwrap();
+                assert_eq!(d.span().end as usize, end);
+                assert_eq!(d.block().is_some(), ending.contains('{'));
+                assert_eq!(d.name.has_tail(), ending != ";" || count >= limit);
+                let copy = d.clone();
+                assert_eq!(copy, *d);
+                assert_eq!(copy.args().len(), count);
+                assert_eq!(copy.span(), d.span());
+                drop(copy);
+                let x = tree.directives().nth(1).expect("x");
+                assert_eq!(x.arg(0).map(Word::value), Some(&b"e\"q"[..]));
+                assert!(x.source.values.len() == 1 && d.source.values.is_empty());
             }
-            text.push_str(" \"e\\\"q\";\nx;\n");
-            let file = crate::SourceFile::new(FileId(0), "t.conf", text.as_bytes().to_vec());
-            let tree = crate::parse(&file).expect("parses");
-            let d = tree.directives().next().expect("server_name");
-            let args = d.args();
-            assert_eq!(args.len(), count + 1, "{count}");
-            assert!(d.name().is("server_name"));
-            if count > 0 {
-                assert_eq!(args.first().map(Word::value), Some(&b"n0"[..]));
-                let before_last = format!("n{}", count - 1);
-                assert_eq!(
-                    args.get(count - 1).map(Word::text),
-                    Some(before_last.into())
-                );
-            }
-            assert_eq!(args.last().map(Word::value), Some(&b"e\"q"[..]));
-            assert_eq!(args.iter().len(), count + 1);
-            assert_eq!(args.iter().rev().count(), count + 1);
-            assert_eq!(args.after(count).len(), 1);
-            assert_eq!(args.after(count + 5).len(), 0);
-            assert_eq!(d.span().end as usize, text.find(";\nx").unwrap() + 1);
-            let copy = d.clone();
-            assert_eq!(copy, *d);
-            assert_eq!(copy.args().len(), count + 1);
-            drop(copy);
-            assert_eq!(
-                tree.directives().nth(1).map(|x| x.name().is("x")),
-                Some(true)
-            );
         }
     }
 
