@@ -63,10 +63,10 @@ impl BlockKind {
 
 /// One block after include expansion.
 ///
-/// A large configuration has over a million blocks, so a block is 48
-/// bytes: what every block has is kept inline, and the two lists (child
-/// blocks and name tags) share one allocation; what only a few blocks need
-/// (a list of nodes with includes expanded, a name index) is boxed apart.
+/// A large configuration has over a million blocks, so a block is 40
+/// bytes: what every block has is kept inline (its child blocks in an
+/// exact-size list, none for most), and what only a few blocks need (a
+/// list of nodes with includes expanded, a name index) is boxed apart.
 #[derive(Debug)]
 pub struct ConfBlock<'a> {
     pub kind: BlockKind,
@@ -74,17 +74,11 @@ pub struct ConfBlock<'a> {
     /// root. Block numbers are kept in 32 bits (a large configuration has
     /// over a million blocks).
     parent: u32,
-    /// How many entries at the start of `lists` are child blocks.
-    child_count: u32,
     /// The block's own directive (`server`, `location /api/`); `None` for main.
     pub directive: Option<&'a Directive>,
     /// The child blocks the model understands (servers, locations, ifs…),
-    /// see [`ConfBlock::children`]; then a short tag of each node's name
-    /// (comments too, so that the tags line up with the nodes): resolving a
-    /// value compares tags in one contiguous array instead of following
-    /// every node to its name (the rules ask tens of thousands of such
-    /// questions on a large config).
-    lists: Box<[u32]>,
+    /// see [`ConfBlock::children`].
+    children: Box<[u32]>,
     /// `None` for almost every block: see [`BlockExtra`].
     extra: Option<Box<BlockExtra<'a>>>,
 }
@@ -105,34 +99,6 @@ struct BlockExtra<'a> {
     by_name: Option<FxHashMap<&'a [u8], Vec<&'a Directive>>>,
 }
 
-/// A cheap fingerprint of a directive name: its length and three of its
-/// bytes. Equal names have equal tags; a collision only costs one name
-/// comparison.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct NameTag(u32);
-
-impl NameTag {
-    /// The tag of a comment node. A name could have the same tag (255
-    /// bytes long, three of them 0xff); the node is still checked to be a
-    /// directive before it is taken for one.
-    const COMMENT: NameTag = NameTag(u32::MAX);
-
-    fn of(name: &[u8]) -> NameTag {
-        match name {
-            [] => NameTag(0),
-            [first, ..] => {
-                let len = name.len();
-                NameTag(
-                    (len as u32 & 0xff)
-                        | (u32::from(*first) << 8)
-                        | (u32::from(name[len / 2]) << 16)
-                        | (u32::from(name[len - 1]) << 24),
-                )
-            }
-        }
-    }
-}
-
 /// The directives of a block with a given name, in document order.
 pub struct Named<'s, 'a>(NamedIter<'s, 'a>);
 
@@ -141,7 +107,6 @@ enum NamedIter<'s, 'a> {
     Scan {
         block: &'s ConfBlock<'a>,
         next: usize,
-        tag: NameTag,
         name: &'s [u8],
     },
 }
@@ -152,16 +117,11 @@ impl<'a> Iterator for Named<'_, 'a> {
     fn next(&mut self) -> Option<&'a Directive> {
         match &mut self.0 {
             NamedIter::Indexed(it) => it.next().copied(),
-            NamedIter::Scan {
-                block,
-                next,
-                tag,
-                name,
-            } => {
+            NamedIter::Scan { block, next, name } => {
                 while *next < block.node_count() {
                     let i = *next;
                     *next += 1;
-                    if let Some(d) = block.named_at(i, *tag, name) {
+                    if let Some(d) = block.named_at(i, name) {
                         return Some(d);
                     }
                 }
@@ -193,19 +153,15 @@ impl<'a> ConfBlock<'a> {
     /// Child blocks the model understands (servers, locations, ifs…), in
     /// order.
     pub fn children(&self) -> impl ExactSizeIterator<Item = BlockId> + '_ {
-        self.lists[..self.child_count as usize]
-            .iter()
-            .map(|&c| c as BlockId)
-    }
-
-    /// The name tag of each node.
-    fn tags(&self) -> &[u32] {
-        &self.lists[self.child_count as usize..]
+        self.children.iter().map(|&c| c as BlockId)
     }
 
     /// How many direct children (nodes) the block has.
     fn node_count(&self) -> usize {
-        self.lists.len() - self.child_count as usize
+        match self.extra.as_deref().and_then(|e| e.expanded.as_deref()) {
+            Some(list) => list.len(),
+            None => self.tree_nodes().len(),
+        }
     }
 
     /// Node `i` of the block's direct children.
@@ -242,9 +198,8 @@ impl<'a> ConfBlock<'a> {
         ConfBlock {
             kind,
             parent: parent.map_or(NO_PARENT, block_number),
-            child_count: 0,
             directive,
-            lists: Box::default(),
+            children: Box::default(),
             extra: None,
         }
     }
@@ -265,24 +220,13 @@ impl<'a> ConfBlock<'a> {
     ) {
         let expanded = expanded.or_else(|| self.directive.is_none().then(|| tree.iter().collect()));
         debug_assert!(expanded.is_some() || std::ptr::eq(self.tree_nodes(), tree));
-        let node_count = expanded.as_ref().map_or(tree.len(), Vec::len);
         self.extra = expanded.map(|nodes| {
             Box::new(BlockExtra {
                 expanded: Some(nodes.into_boxed_slice()),
                 by_name: None,
             })
         });
-        let tags = (0..node_count).map(|i| match self.node(i) {
-            Node::Directive(d) => NameTag::of(d.name().value()).0,
-            Node::Comment(_) => NameTag::COMMENT.0,
-        });
-        let lists = children
-            .iter()
-            .map(|&c| block_number(c))
-            .chain(tags)
-            .collect();
-        self.lists = lists;
-        self.child_count = u32::try_from(children.len()).expect("fewer than 2^32 child blocks");
+        self.children = children.iter().map(|&c| block_number(c)).collect();
         if self.node_count() > INDEX_ABOVE {
             let mut index: FxHashMap<&'a [u8], Vec<&'a Directive>> = FxHashMap::default();
             for d in self.directives() {
@@ -297,14 +241,13 @@ impl<'a> ConfBlock<'a> {
         self.extra.as_deref().and_then(|e| e.by_name.as_ref())
     }
 
-    /// The directive at node `i` if its name is `name` (with tag `tag`).
-    fn named_at(&self, i: usize, tag: NameTag, name: &[u8]) -> Option<&'a Directive> {
-        if self.tags()[i] != tag.0 {
-            return None;
-        }
+    /// The directive at node `i` if its name is `name`. The length test
+    /// reads only the node (the rules ask tens of thousands of such
+    /// questions on a large config); the text is read when it passes.
+    fn named_at(&self, i: usize, name: &[u8]) -> Option<&'a Directive> {
         self.node(i)
             .as_directive()
-            .filter(|d| d.name().value() == name)
+            .filter(|d| d.may_be_named(name) && d.name().value() == name)
     }
 
     /// Direct child directives named `name`, in order.
@@ -317,7 +260,6 @@ impl<'a> ConfBlock<'a> {
             None => Named(NamedIter::Scan {
                 block: self,
                 next: 0,
-                tag: NameTag::of(key),
                 name: key,
             }),
         }
@@ -329,12 +271,9 @@ impl<'a> ConfBlock<'a> {
         let key = name.as_bytes();
         match self.by_name() {
             Some(index) => index.get(key).and_then(|list| list.last().copied()),
-            None => {
-                let tag = NameTag::of(key);
-                (0..self.node_count())
-                    .rev()
-                    .find_map(|i| self.named_at(i, tag, key))
-            }
+            None => (0..self.node_count())
+                .rev()
+                .find_map(|i| self.named_at(i, key)),
         }
     }
 
@@ -397,7 +336,7 @@ mod tests {
     /// A large configuration has over a million blocks.
     #[test]
     #[cfg(target_pointer_width = "64")]
-    fn a_block_of_the_model_is_48_bytes() {
-        assert_eq!(std::mem::size_of::<ConfBlock>(), 48);
+    fn a_block_of_the_model_is_40_bytes() {
+        assert_eq!(std::mem::size_of::<ConfBlock>(), 40);
     }
 }

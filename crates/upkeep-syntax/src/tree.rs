@@ -597,7 +597,16 @@ impl Directive {
     }
 
     pub fn name_is(&self, s: &str) -> bool {
-        self.name().is(s)
+        self.may_be_named(s.as_bytes()) && self.name().is(s)
+    }
+
+    /// `false` when the directive's own bits show that its name is not
+    /// `name` (a bare name without escapes whose length differs), without
+    /// reading the text; `true` when it may be. A cheap first test for
+    /// scanning many directives for one name.
+    pub fn may_be_named(&self, name: &[u8]) -> bool {
+        let plain = self.name.quote() == QuoteStyle::Bare && !self.name.own_value();
+        !plain || (self.name.meta & MAX_WORD_LEN) as usize == name.len()
     }
 
     pub fn arg(&self, i: usize) -> Option<Word<'_>> {
