@@ -160,8 +160,8 @@ impl<'m, 'a> Ctx<'m, 'a> {
     /// The effective `proxy_set_header` lines of route `r`.
     ///
     /// Resolved on each call, not kept per route: finding the level walks
-    /// a few blocks' name tags, while a table for every route held tens of
-    /// megabytes on large configurations.
+    /// the directives of a few blocks, while a table for every route held
+    /// tens of megabytes on large configurations.
     pub fn headers(&self, r: RouteId) -> ArrayValue<'a> {
         self.model
             .array(self.model.route(r).block, "proxy_set_header")
