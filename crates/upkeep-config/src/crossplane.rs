@@ -292,7 +292,7 @@ impl Ctx<'_> {
                 w.string(a);
             }
         } else {
-            for a in &d.args() {
+            for a in d.args() {
                 w.string_lossy(&self.word_bytes(a));
             }
         }

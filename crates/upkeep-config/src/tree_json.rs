@@ -214,7 +214,7 @@ impl<'a> Out<'a> {
         self.word(w, d.name());
         w.key("args");
         w.begin_array();
-        for a in &d.args() {
+        for a in d.args() {
             self.word(w, a);
         }
         w.end_array();

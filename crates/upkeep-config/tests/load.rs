@@ -7,7 +7,7 @@ fn names(set: &ConfigSet, dirs: &[&upkeep_syntax::Directive]) -> Vec<String> {
     dirs.iter()
         .map(|d| {
             let mut s = d.name().text().into_owned();
-            for a in &d.args() {
+            for a in d.args() {
                 s.push(' ');
                 s.push_str(&a.text());
             }

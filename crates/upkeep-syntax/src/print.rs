@@ -44,7 +44,7 @@ fn directive_tokens(d: &Directive, f: &mut impl FnMut(Span)) {
     f(d.name().span());
     // Arguments and the comments between them, merged by position.
     let mut comments = d.inner_comments().iter().peekable();
-    for arg in &d.args() {
+    for arg in d.args() {
         while let Some(c) = comments.next_if(|c| c.span.start < arg.span().start) {
             f(c.span);
         }

@@ -41,7 +41,7 @@ fn shape(nodes: &[Node]) -> String {
 
 fn directive_shape(d: &Directive) -> String {
     let mut s = format!("{:?}", d.name().text());
-    for a in &d.args() {
+    for a in d.args() {
         s.push_str(&format!(" {:?}", a.text()));
     }
     match &d.block() {
