@@ -95,7 +95,6 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    small_pages_only();
     let utc_offset = local_utc_offset();
     let window = time_window(&args, utc_offset)?;
     let mut file_args = args.files.clone();
@@ -186,23 +185,6 @@ pub fn analyze_inputs(
     let analysis = analyze(inputs, &opts, joiner);
     drop(bar);
     Ok(analysis)
-}
-
-/// Streaming a log needs a few megabytes whatever its size. The allocator
-/// asks for transparent huge pages, which would make each new piece of the
-/// heap cost 2 MiB of resident memory: peak RSS would then grow in 2 MiB
-/// steps with the number of minutes a log covers. Ordinary pages keep it
-/// close to what is really used: 11.4 MB of peak RSS for the 2 GiB log of
-/// bench/logs-bench.sh (203 minutes, 10,000 per-minute rows) against
-/// 10.9 MB for its 100 MiB log, instead of 17.5 against 13.2. It made no
-/// measurable difference to the time.
-fn small_pages_only() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: PR_SET_THP_DISABLE only sets a flag of this process; no
-    // pointers are passed.
-    unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-    }
 }
 
 fn emit(analysis: &Analysis, format: Format) -> anyhow::Result<ExitCode> {
