@@ -79,13 +79,13 @@ enum Command {
 /// 10.3 MB of RSS instead of 12.3 MB; `check` on the 204 MB file of
 /// bench/check-bench.sh at 724 to 732 MiB instead of 743 to 746 MiB;
 /// streaming the 2 GiB log of bench/logs-bench.sh at 11.4 MB instead of
-/// 17.5 MB. No measurable difference to the time. The flag is inherited by the
-/// processes upkeep starts (`nginx -t`, lab's nginx), which do not rely on
-/// huge pages either.
+/// 17.5 MB. No measurable difference to the time. The flag is inherited
+/// by the processes upkeep starts (`nginx -t`, lab's nginx), which do not
+/// rely on huge pages either.
 fn small_pages_only() {
     #[cfg(target_os = "linux")]
-    // SAFETY: PR_SET_THP_DISABLE only sets a flag of this process; no
-    // pointers are passed.
+    // SAFETY: PR_SET_THP_DISABLE only sets a flag of this process (and of
+    // the processes it starts); no pointers are passed.
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
